@@ -1,0 +1,20 @@
+//! ThreadDB protocol core: every format the system puts on disk or on the wire, and the
+//! sans-IO replication engine.
+//!
+//! This crate does no I/O: no sockets, no clocks, no OS randomness. Time is passed in by the
+//! caller; randomness comes from an RNG the caller seeds (see [`rng`]).
+//!
+//! Formats are specified in `spec/formats.md` at the repository root and pinned by the test
+//! vectors in `spec/vectors/`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod addr;
+pub mod identity;
+pub mod id;
+pub mod key;
+pub mod log_id;
+pub mod multibase_str;
+pub mod rng;
+pub mod store;
