@@ -18,3 +18,6 @@ pub mod log_id;
 pub mod multibase_str;
 pub mod rng;
 pub mod store;
+pub mod counter;
+pub mod record;
+pub mod engine;

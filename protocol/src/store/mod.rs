@@ -1,1 +1,568 @@
-//! (being written)
+//! The storage interface: one synchronous, ordered key-value store with read and write
+//! transactions, modelled on LMDB.
+//!
+//! The replication engine and the document reducer write through the *same* [`WriteTxn`], so a
+//! record, its log head and the state it produces commit together or not at all. Two backends
+//! implement [`Store`]: [`memory::MemoryStore`] here (tests, simulator) and `LmdbStore` in the
+//! daemon crate. Both pass the suite in [`conformance`]. The full contract is written down in
+//! `spec/storage.md`; the short version:
+//!
+//! * keys are compared as unsigned bytes; keys are 1..=[`MAX_KEY_LEN`] bytes, values
+//!   0..=[`MAX_VALUE_LEN`] bytes, anything else is rejected with an error (never truncated);
+//! * a [`ReadTxn`] from [`Store::read`] sees one consistent committed snapshot;
+//! * at most one [`WriteTxn`] exists at a time; it sees its own pending writes, and either
+//!   [`WriteTxn::commit`] makes all of them visible (and durable, per backend) at once, or
+//!   dropping it discards all of them;
+//! * after an error from a write transaction the caller must drop it (the backends may refuse
+//!   every later call on it), except for rejected arguments ([`StoreError::is_invalid_input`]),
+//!   which are detected before anything happens.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::ops::{Bound, ControlFlow};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::thread::{self, ThreadId};
+
+use sha2::{Digest, Sha256};
+
+pub mod conformance;
+pub mod memory;
+
+/// Longest key accepted, in bytes. This is LMDB's default compile-time limit; the memory store
+/// enforces it too so that code tested in the simulator also runs on disk.
+pub const MAX_KEY_LEN: usize = 511;
+
+/// Largest value accepted, in bytes (1 GiB). Far above anything the engine stores; it exists
+/// so that a runaway value fails loudly instead of exhausting memory or the map.
+pub const MAX_VALUE_LEN: usize = 1 << 30;
+
+/// Why a storage operation failed. Messages say what happened and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The key is empty or longer than [`MAX_KEY_LEN`]; a caller bug, nothing was changed.
+    #[error("invalid key of {len} bytes: keys must be 1..={max} bytes", max = MAX_KEY_LEN)]
+    InvalidKey {
+        /// Length of the rejected key.
+        len: usize,
+    },
+    /// The value is longer than [`MAX_VALUE_LEN`]; a caller bug, nothing was changed.
+    #[error("value of {len} bytes is too large: the limit is {max} bytes", max = MAX_VALUE_LEN)]
+    ValueTooLarge {
+        /// Length of the rejected value.
+        len: usize,
+    },
+    /// The store has no room left (LMDB map full, disk full). The transaction must be dropped;
+    /// raise the map size or free disk space, then retry.
+    #[error("storage is full: {0}")]
+    Full(String),
+    /// The operation cannot proceed now (a second write transaction on the same thread, a store
+    /// already open elsewhere in this process). Finish or drop the other user first.
+    #[error("storage is busy: {0}")]
+    Busy(String),
+    /// Stored bytes do not have the expected form; the store needs repair or restoring.
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+    /// Any other backend failure (I/O error, LMDB error), with what was being done.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    /// A failure injected on purpose by [`memory::FaultyStore`] (tests only).
+    #[error("injected storage fault on {op:?} call #{call}")]
+    Injected {
+        /// The kind of operation that failed.
+        op: memory::FaultOp,
+        /// Which call of that kind failed (1-based, counted since the store was created).
+        call: u64,
+    },
+}
+
+impl StoreError {
+    /// Whether the error is a rejected argument ([`InvalidKey`](Self::InvalidKey),
+    /// [`ValueTooLarge`](Self::ValueTooLarge)). Those are detected before anything happens and
+    /// leave the transaction usable; after any other error a write transaction must be dropped.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, StoreError::InvalidKey { .. } | StoreError::ValueTooLarge { .. })
+    }
+}
+
+/// Which way a scan walks the key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Ascending byte order.
+    Forward,
+    /// Descending byte order.
+    Reverse,
+}
+
+/// A range of keys for [`ReadTxn::scan`]: a start and an end [`Bound`] in byte order.
+///
+/// Bounds may be any byte strings (empty, longer than [`MAX_KEY_LEN`], inverted); a range that
+/// contains no valid key simply scans nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange<'a> {
+    start: Bound<Cow<'a, [u8]>>,
+    end: Bound<Cow<'a, [u8]>>,
+}
+
+fn borrow_bound<'b>(b: &'b Bound<Cow<'_, [u8]>>) -> Bound<&'b [u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_ref()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn cow_bound(b: Bound<&[u8]>) -> Bound<Cow<'_, [u8]>> {
+    b.map(Cow::Borrowed)
+}
+
+impl<'a> KeyRange<'a> {
+    /// A range with arbitrary bounds.
+    pub fn new(start: Bound<&'a [u8]>, end: Bound<&'a [u8]>) -> Self {
+        KeyRange { start: cow_bound(start), end: cow_bound(end) }
+    }
+
+    /// Every key.
+    pub fn all() -> Self {
+        KeyRange { start: Bound::Unbounded, end: Bound::Unbounded }
+    }
+
+    /// Every key that starts with `prefix` (every key if `prefix` is empty).
+    pub fn prefix(prefix: &'a [u8]) -> Self {
+        let end = match prefix_successor(prefix) {
+            Some(next) => Bound::Excluded(Cow::Owned(next)),
+            None => Bound::Unbounded,
+        };
+        KeyRange { start: Bound::Included(Cow::Borrowed(prefix)), end }
+    }
+
+    /// Every key `>= key`.
+    pub fn starting_at(key: &'a [u8]) -> Self {
+        Self::new(Bound::Included(key), Bound::Unbounded)
+    }
+
+    /// Every key `> key`.
+    pub fn after(key: &'a [u8]) -> Self {
+        Self::new(Bound::Excluded(key), Bound::Unbounded)
+    }
+
+    /// Every key `< key`.
+    pub fn before(key: &'a [u8]) -> Self {
+        Self::new(Bound::Unbounded, Bound::Excluded(key))
+    }
+
+    /// Every key in the half-open interval `[start, end)`.
+    pub fn between(start: &'a [u8], end: &'a [u8]) -> Self {
+        Self::new(Bound::Included(start), Bound::Excluded(end))
+    }
+
+    /// The start bound.
+    pub fn start(&self) -> Bound<&[u8]> {
+        borrow_bound(&self.start)
+    }
+
+    /// The end bound.
+    pub fn end(&self) -> Bound<&[u8]> {
+        borrow_bound(&self.end)
+    }
+
+    /// Whether `key` lies inside the bounds (byte order).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let above = match self.start() {
+            Bound::Included(s) => key >= s,
+            Bound::Excluded(s) => key > s,
+            Bound::Unbounded => true,
+        };
+        let below = match self.end() {
+            Bound::Included(e) => key <= e,
+            Bound::Excluded(e) => key < e,
+            Bound::Unbounded => true,
+        };
+        above && below
+    }
+
+    /// Bounds rewritten so that they only mention valid keys (1..=[`MAX_KEY_LEN`] bytes) and
+    /// are never inverted, selecting exactly the same valid keys; `None` when no valid key can
+    /// be in the range. Backends call this before handing bounds to an ordered map or cursor,
+    /// which may reject empty or overlong bounds or panic on inverted ones.
+    pub fn normalized(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+        // A valid key never equals an overlong bound `k`; it compares to `k` exactly as it
+        // compares to `k[..MAX_KEY_LEN]`, except that it is smaller when equal to that prefix.
+        let start = match self.start() {
+            Bound::Included([]) | Bound::Excluded([]) | Bound::Unbounded => Bound::Unbounded,
+            Bound::Included(k) | Bound::Excluded(k) if k.len() > MAX_KEY_LEN => {
+                Bound::Excluded(&k[..MAX_KEY_LEN])
+            }
+            b => b,
+        };
+        let end = match self.end() {
+            Bound::Included([]) | Bound::Excluded([]) => return None,
+            Bound::Included(k) | Bound::Excluded(k) if k.len() > MAX_KEY_LEN => {
+                Bound::Included(&k[..MAX_KEY_LEN])
+            }
+            b => b,
+        };
+        let (s, s_incl) = match start {
+            Bound::Included(s) => (s, true),
+            Bound::Excluded(s) => (s, false),
+            Bound::Unbounded => return Some((start, end)),
+        };
+        let (e, e_incl) = match end {
+            Bound::Included(e) => (e, true),
+            Bound::Excluded(e) => (e, false),
+            Bound::Unbounded => return Some((start, end)),
+        };
+        if s > e || (s == e && !(s_incl && e_incl)) {
+            return None;
+        }
+        Some((start, end))
+    }
+}
+
+/// The smallest byte string greater than every string that starts with `prefix`, or `None` if
+/// there is none (`prefix` is empty or all `0xff`). Used to turn a prefix into a range end.
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xff)?;
+    let mut next = prefix[..=last].to_vec();
+    next[last] += 1;
+    Some(next)
+}
+
+/// Checks a key against the contract ([`StoreError::InvalidKey`]). Backends call this first.
+pub fn check_key(key: &[u8]) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(StoreError::InvalidKey { len: key.len() });
+    }
+    Ok(())
+}
+
+/// Checks a value against the contract ([`StoreError::ValueTooLarge`]). Backends call this first.
+pub fn check_value(value: &[u8]) -> Result<(), StoreError> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(StoreError::ValueTooLarge { len: value.len() });
+    }
+    Ok(())
+}
+
+/// A key-value store with LMDB's transaction model. Handles are typically cheap to clone and
+/// shared by everything that works on one repository.
+pub trait Store {
+    /// A read transaction borrowed from this store.
+    type Read<'a>: ReadTxn
+    where
+        Self: 'a;
+    /// A write transaction borrowed from this store.
+    type Write<'a>: WriteTxn
+    where
+        Self: 'a;
+
+    /// Opens a read transaction on the latest committed state; it keeps seeing that snapshot,
+    /// whatever commits later. Keep read transactions short: LMDB cannot reuse pages a reader
+    /// may still see.
+    fn read(&self) -> Result<Self::Read<'_>, StoreError>;
+
+    /// Opens the single write transaction. Blocks while another thread holds one; returns
+    /// [`StoreError::Busy`] if the calling thread already holds one (waiting would deadlock).
+    /// Write transactions must be finished on the thread that opened them.
+    fn write(&self) -> Result<Self::Write<'_>, StoreError>;
+}
+
+/// Reading operations, shared by read and write transactions. Object safe, so that the engine
+/// can hand `&mut dyn WriteTxn` (or `&dyn ReadTxn`) to application hooks.
+pub trait ReadTxn {
+    /// The value stored under `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Calls `visit` with each key-value pair in `range`, in key byte order (`dir`), until the
+    /// range is exhausted or `visit` returns [`ControlFlow::Break`].
+    fn scan(
+        &self,
+        range: KeyRange<'_>,
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Writing operations. Reads through a write transaction see its own pending writes.
+pub trait WriteTxn: ReadTxn {
+    /// Stores `value` under `key`, replacing any previous value.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+
+    /// Removes `key`; returns whether it existed (as seen by this transaction).
+    fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError>;
+
+    /// Makes every write of this transaction visible to later transactions, atomically. On
+    /// error nothing of the transaction is visible. Dropping a transaction without committing
+    /// aborts it and leaves no trace.
+    fn commit(self) -> Result<(), StoreError>
+    where
+        Self: Sized;
+}
+
+/// Collects up to `limit` pairs of `range`, in `dir` order.
+pub fn scan_collect<T: ReadTxn + ?Sized>(
+    txn: &T,
+    range: KeyRange<'_>,
+    dir: Direction,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    txn.scan(range, dir, &mut |k, v| {
+        out.push((k.to_vec(), v.to_vec()));
+        if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    })?;
+    Ok(out)
+}
+
+/// Collects up to `limit` pairs whose key starts with `prefix`, in ascending key order.
+pub fn scan_prefix_collect<T: ReadTxn + ?Sized>(
+    txn: &T,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    scan_collect(txn, KeyRange::prefix(prefix), Direction::Forward, limit)
+}
+
+/// A deterministic digest of everything `txn` sees: SHA2-256 over every pair in ascending key
+/// order, each encoded as `len(key) u64 BE ‖ key ‖ len(value) u64 BE ‖ value`. Equal digests
+/// mean equal contents, whichever backend or history produced them.
+pub fn content_digest<T: ReadTxn + ?Sized>(txn: &T) -> Result<[u8; 32], StoreError> {
+    let mut hasher = Sha256::new();
+    txn.scan(KeyRange::all(), Direction::Forward, &mut |k, v| {
+        hasher.update((k.len() as u64).to_be_bytes());
+        hasher.update(k);
+        hasher.update((v.len() as u64).to_be_bytes());
+        hasher.update(v);
+        ControlFlow::Continue(())
+    })?;
+    Ok(hasher.finalize().into())
+}
+
+/// Admits one writer at a time within a process, and turns the self-deadlock of opening a
+/// second write transaction on the same thread into [`StoreError::Busy`]. Shared by backends.
+#[derive(Debug, Default)]
+pub struct WriterGate {
+    owner: Mutex<Option<ThreadId>>,
+    released: Condvar,
+}
+
+/// Proof of holding a [`WriterGate`]; dropping it lets the next writer in. Not `Send`: the
+/// writer must finish on the thread that entered.
+#[derive(Debug)]
+pub struct WriterTicket<'a> {
+    gate: &'a WriterGate,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl WriterGate {
+    /// A gate with no writer inside.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits until no other thread is writing, then admits the caller.
+    pub fn enter(&self) -> Result<WriterTicket<'_>, StoreError> {
+        let me = thread::current().id();
+        // The guarded state is a plain Option that is never left half-updated, so a poisoned
+        // lock (a panic elsewhere while holding it) is safe to keep using.
+        let mut owner = self.owner.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match *owner {
+                None => {
+                    *owner = Some(me);
+                    return Ok(WriterTicket { gate: self, _not_send: PhantomData });
+                }
+                Some(holder) if holder == me => {
+                    return Err(StoreError::Busy(
+                        "this thread already holds the write transaction; commit or drop it \
+                         before opening another"
+                            .into(),
+                    ));
+                }
+                Some(_) => {
+                    owner = self.released.wait(owner).unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WriterTicket<'_> {
+    fn drop(&mut self) {
+        *self.gate.owner.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.gate.released.notify_one();
+    }
+}
+
+/// Order-preserving composite keys: encodings whose byte order equals the order of the tuples
+/// they encode, so that range and prefix scans over a key space follow the tuple order.
+///
+/// Each key starts with a key-space tag byte, followed by fields:
+/// * `u8`, `u32`, `u64`: fixed width, big-endian;
+/// * `fixed`: raw bytes; only order-preserving if every key has the same length at that position
+///   (hashes, fixed-size ids);
+/// * `bytes` / `str`: variable length, self-delimiting: every `0x00` is written as `0x00 0xff`
+///   and the field ends with `0x00 0x01`. A shorter string sorts before its extensions and no
+///   encoded field is a prefix of another, so a prefix scan on `tag ‖ bytes(a)` only finds `a`.
+pub mod key {
+    use super::StoreError;
+
+    /// Builds a composite key field by field (see the [module docs](self)).
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct KeyBuf {
+        buf: Vec<u8>,
+    }
+
+    impl KeyBuf {
+        /// A key in key space `tag`.
+        pub fn new(tag: u8) -> Self {
+            KeyBuf { buf: vec![tag] }
+        }
+
+        /// A key continuing an already-encoded prefix.
+        pub fn with_prefix(prefix: &[u8]) -> Self {
+            KeyBuf { buf: prefix.to_vec() }
+        }
+
+        /// Appends one byte.
+        pub fn u8(mut self, v: u8) -> Self {
+            self.buf.push(v);
+            self
+        }
+
+        /// Appends a big-endian `u32`.
+        pub fn u32(mut self, v: u32) -> Self {
+            self.buf.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+
+        /// Appends a big-endian `u64`.
+        pub fn u64(mut self, v: u64) -> Self {
+            self.buf.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+
+        /// Appends raw bytes of a fixed-length field.
+        pub fn fixed(mut self, v: &[u8]) -> Self {
+            self.buf.extend_from_slice(v);
+            self
+        }
+
+        /// Appends a variable-length byte string, escaped and terminated.
+        pub fn bytes(mut self, v: &[u8]) -> Self {
+            for &b in v {
+                self.buf.push(b);
+                if b == 0 {
+                    self.buf.push(0xff);
+                }
+            }
+            self.buf.extend_from_slice(&[0x00, 0x01]);
+            self
+        }
+
+        /// Appends a UTF-8 string, encoded like [`bytes`](Self::bytes).
+        pub fn str(self, v: &str) -> Self {
+            self.bytes(v.as_bytes())
+        }
+
+        /// The key so far.
+        pub fn as_bytes(&self) -> &[u8] {
+            &self.buf
+        }
+
+        /// The finished key.
+        pub fn into_vec(self) -> Vec<u8> {
+            self.buf
+        }
+    }
+
+    /// Reads back the fields of a key built with [`KeyBuf`], in the same order. Keys come from
+    /// storage, so a malformed one is reported as [`StoreError::Corrupt`].
+    #[derive(Debug, Clone)]
+    pub struct KeyReader<'a> {
+        rest: &'a [u8],
+    }
+
+    fn corrupt(what: &str) -> StoreError {
+        StoreError::Corrupt(format!("malformed key: {what}"))
+    }
+
+    impl<'a> KeyReader<'a> {
+        /// A reader positioned at the start of `key` (its tag byte).
+        pub fn new(key: &'a [u8]) -> Self {
+            KeyReader { rest: key }
+        }
+
+        /// Reads `n` raw bytes.
+        pub fn fixed(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+            if self.rest.len() < n {
+                return Err(corrupt("truncated field"));
+            }
+            let (head, tail) = self.rest.split_at(n);
+            self.rest = tail;
+            Ok(head)
+        }
+
+        /// Reads one byte.
+        pub fn u8(&mut self) -> Result<u8, StoreError> {
+            Ok(self.fixed(1)?[0])
+        }
+
+        /// Reads a big-endian `u32`.
+        pub fn u32(&mut self) -> Result<u32, StoreError> {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(self.fixed(4)?);
+            Ok(u32::from_be_bytes(b))
+        }
+
+        /// Reads a big-endian `u64`.
+        pub fn u64(&mut self) -> Result<u64, StoreError> {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(self.fixed(8)?);
+            Ok(u64::from_be_bytes(b))
+        }
+
+        /// Reads an escaped, terminated byte string.
+        pub fn bytes(&mut self) -> Result<Vec<u8>, StoreError> {
+            let mut out = Vec::new();
+            let mut i = 0;
+            loop {
+                match self.rest.get(i..i + 2) {
+                    Some([0x00, 0x01]) => break,
+                    Some([0x00, 0xff]) => {
+                        out.push(0);
+                        i += 2;
+                    }
+                    Some([0x00, _]) => return Err(corrupt("bad escape in byte string")),
+                    _ => match self.rest.get(i) {
+                        Some(&b) if b != 0 => {
+                            out.push(b);
+                            i += 1;
+                        }
+                        _ => return Err(corrupt("unterminated byte string")),
+                    },
+                }
+            }
+            self.rest = &self.rest[i + 2..];
+            Ok(out)
+        }
+
+        /// Reads a string written with [`KeyBuf::str`].
+        pub fn str(&mut self) -> Result<String, StoreError> {
+            String::from_utf8(self.bytes()?).map_err(|_| corrupt("string field is not UTF-8"))
+        }
+
+        /// The bytes not read yet.
+        pub fn rest(&self) -> &'a [u8] {
+            self.rest
+        }
+
+        /// Succeeds only if every byte was read.
+        pub fn finish(self) -> Result<(), StoreError> {
+            if self.rest.is_empty() { Ok(()) } else { Err(corrupt("trailing bytes")) }
+        }
+    }
+}

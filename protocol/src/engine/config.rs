@@ -1,0 +1,48 @@
+//! Tunables of the engine: timers and the limits on what a peer can make us hold.
+
+/// Engine settings. [`Config::default`] suits a daemon; tests shorten the timers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Anti-entropy interval right after a thread changed, in milliseconds.
+    pub sync_interval_min_ms: u64,
+    /// Longest anti-entropy interval of a quiet thread, in milliseconds. The interval doubles
+    /// after every quiet round up to this value, so an idle thread costs one digest (about 100
+    /// bytes) per peer per this period.
+    pub sync_interval_max_ms: u64,
+    /// Timer jitter, as a percentage of the interval (0..=50), spreading digests of many threads.
+    pub jitter_percent: u64,
+    /// Largest number of records in one page or push.
+    pub page_max_records: u32,
+    /// Largest number of record bytes in one page (a page always carries at least one record).
+    pub page_max_bytes: usize,
+    /// How long a pull may stay unanswered before another peer may be asked, in milliseconds.
+    pub pull_timeout_ms: u64,
+    /// Largest message accepted from a peer, in bytes.
+    pub max_message_len: usize,
+    /// Largest number of logs a thread may have; records of further logs are refused.
+    pub max_logs_per_thread: usize,
+    /// Largest number of peers remembered per thread.
+    pub max_peers_per_thread: usize,
+    /// Largest number of threads a host holds; invitations beyond it are refused.
+    pub max_threads: usize,
+    /// Whether invitations to replicate a thread (service key only) are accepted.
+    pub accept_invites: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sync_interval_min_ms: 1_000,
+            sync_interval_max_ms: 60_000,
+            jitter_percent: 20,
+            page_max_records: 512,
+            page_max_bytes: 4 << 20,
+            pull_timeout_ms: 10_000,
+            max_message_len: 8 << 20,
+            max_logs_per_thread: 4096,
+            max_peers_per_thread: 64,
+            max_threads: 100_000,
+            accept_invites: true,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Where the engine keeps its state in the store. Every key starts with a one-byte tag; the
+//! engine owns tags `0x01..=0x0f`, applications (the reducer) use tags from `0x20` on.
+//! `spec/engine.md` lists the same layout for other implementations and tools.
+
+use crate::counter::LogCounter;
+use crate::id::ThreadId;
+use crate::log_id::LogId;
+use crate::store::key::KeyBuf;
+use cid::Cid;
+
+/// Host metadata: `01 ‖ str(name)`.
+pub const TAG_HOST: u8 = 0x01;
+/// Thread row: `02 ‖ bytes(thread)` → [`super::state::ThreadRow`].
+pub const TAG_THREAD: u8 = 0x02;
+/// Log row: `03 ‖ bytes(thread) ‖ log(38)` → [`super::state::LogRow`].
+pub const TAG_LOG: u8 = 0x03;
+/// Record: `04 ‖ bytes(thread) ‖ log(38) ‖ u64(counter)` → encoded record bundle.
+pub const TAG_RECORD: u8 = 0x04;
+/// Record by CID: `05 ‖ cid bytes` → `bytes(thread) ‖ log(38) ‖ u64(counter)`.
+pub const TAG_CID: u8 = 0x05;
+/// Application verdicts: `06 ‖ bytes(thread) ‖ log(38) ‖ u64(counter)` → rejection reason.
+pub const TAG_REJECTED: u8 = 0x06;
+/// Identity to log: `07 ‖ bytes(thread) ‖ identity(36)` → log id bytes.
+pub const TAG_IDENTITY_LOG: u8 = 0x07;
+/// First tag applications may use.
+pub const FIRST_APP_TAG: u8 = 0x20;
+
+/// Key of the host's identity key.
+pub fn host_identity() -> Vec<u8> {
+    KeyBuf::new(TAG_HOST).str("identity").into_vec()
+}
+
+/// Key of a thread row.
+pub fn thread(id: &ThreadId) -> Vec<u8> {
+    KeyBuf::new(TAG_THREAD).bytes(id.as_bytes()).into_vec()
+}
+
+/// Prefix of every key of `tag` that belongs to one thread.
+pub fn thread_prefix(tag: u8, id: &ThreadId) -> Vec<u8> {
+    KeyBuf::new(tag).bytes(id.as_bytes()).into_vec()
+}
+
+/// Key of a log row.
+pub fn log(thread: &ThreadId, log: &LogId) -> Vec<u8> {
+    KeyBuf::new(TAG_LOG)
+        .bytes(thread.as_bytes())
+        .fixed(log.as_bytes())
+        .into_vec()
+}
+
+/// Key of a stored record.
+pub fn record(thread: &ThreadId, log: &LogId, counter: LogCounter) -> Vec<u8> {
+    KeyBuf::new(TAG_RECORD)
+        .bytes(thread.as_bytes())
+        .fixed(log.as_bytes())
+        .u64(counter.get())
+        .into_vec()
+}
+
+/// Key of a rejection verdict.
+pub fn rejected(thread: &ThreadId, log: &LogId, counter: LogCounter) -> Vec<u8> {
+    KeyBuf::new(TAG_REJECTED)
+        .bytes(thread.as_bytes())
+        .fixed(log.as_bytes())
+        .u64(counter.get())
+        .into_vec()
+}
+
+/// Key of the CID index entry of a record.
+pub fn cid(cid: &Cid) -> Vec<u8> {
+    KeyBuf::new(TAG_CID).fixed(&cid.to_bytes()).into_vec()
+}
+
+/// Value of a CID index entry: where the record lives.
+pub fn cid_target(thread: &ThreadId, log: &LogId, counter: LogCounter) -> Vec<u8> {
+    KeyBuf::with_prefix(&[])
+        .bytes(thread.as_bytes())
+        .fixed(log.as_bytes())
+        .u64(counter.get())
+        .into_vec()
+}
+
+/// Key of the identity → log mapping.
+pub fn identity_log(thread: &ThreadId, identity: &[u8; 36]) -> Vec<u8> {
+    KeyBuf::new(TAG_IDENTITY_LOG)
+        .bytes(thread.as_bytes())
+        .fixed(identity)
+        .into_vec()
+}

@@ -1,0 +1,255 @@
+//! The sans-IO replication engine: a [`Host`] owns every thread, log, head and key it knows and
+//! speaks the peer protocol, but does no I/O.
+//!
+//! The driver feeds it inputs, each with the current time: messages from peers
+//! ([`Host::handle_message`]), timer expiries ([`Host::handle_timeout`]), connection news
+//! ([`Host::handle_connected`]) and commands (create a thread, write a record, ...). After every
+//! input the driver drains [`Host::poll_output`] (messages to send, events) and re-arms its timer
+//! with [`Host::poll_timeout`]. All randomness comes from the seeded RNG the host owns, so the
+//! same seed and the same inputs give the same outputs.
+//!
+//! Storage goes through the [`Store`] interface. A record is stored, its log head advanced and
+//! the application hook run in one write transaction: all of it commits, or none of it does.
+
+mod commands;
+pub mod config;
+pub mod error;
+mod ingest;
+pub mod loopback;
+pub mod layout;
+pub mod message;
+pub mod output;
+pub mod state;
+mod sync;
+
+pub use commands::{LogInfo, NewThread, ThreadInfo};
+pub use config::Config;
+pub use error::EngineError;
+pub use output::{Event, Misbehaviour, Output};
+
+use crate::id::ThreadId;
+use crate::identity::PrivateKey;
+use crate::log_id::LogId;
+use crate::record::OpenedRecord;
+use crate::rng::ProtocolRng;
+use crate::store::{ReadTxn, Store, WriteTxn};
+use state::ThreadState;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A host's identity on the network: the libp2p peer id of its Ed25519 key (same form as a
+/// log id).
+pub type PeerId = LogId;
+
+/// Engine time in milliseconds since an epoch the driver picks (monotonic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time(pub u64);
+
+impl Time {
+    /// Milliseconds since the driver's epoch.
+    pub fn as_millis(self) -> u64 {
+        self.0
+    }
+    /// This time plus `ms` milliseconds.
+    pub fn plus(self, ms: u64) -> Time {
+        Time(self.0.saturating_add(ms))
+    }
+}
+
+/// What the application hook decided about a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The record's events took effect.
+    Accept,
+    /// The record is kept (it is validly signed) but has no effect; the reason is recorded.
+    Reject(String),
+}
+
+/// The application fed with every record a read-key holder accepts, in log order, inside the
+/// write transaction that stores the record. Keep all state in the transaction: if `apply`
+/// returns an error, or a later step fails, the transaction is dropped and
+/// [`Application::rolled_back`] is called.
+pub trait Application {
+    /// Applies one opened record through `txn`.
+    fn apply(&mut self, txn: &mut dyn WriteTxn, record: &OpenedRecord) -> Result<Verdict, String>;
+
+    /// The transaction of the last `apply` calls was dropped; forget any cached effects.
+    fn rolled_back(&mut self) {}
+}
+
+/// An application that accepts every record and keeps nothing (replication only).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AcceptAll;
+
+impl Application for AcceptAll {
+    fn apply(&mut self, _: &mut dyn WriteTxn, _: &OpenedRecord) -> Result<Verdict, String> {
+        Ok(Verdict::Accept)
+    }
+}
+
+/// An outstanding pull of one log from one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PendingPull {
+    peer: PeerId,
+    from: u64,
+    expires: Time,
+}
+
+/// The replication engine of one host. See the [module docs](self).
+pub struct Host<S: Store, A: Application> {
+    config: Config,
+    store: S,
+    app: A,
+    rng: ProtocolRng,
+    identity: PrivateKey,
+    peer_id: PeerId,
+    threads: BTreeMap<ThreadId, ThreadState>,
+    schedule: BTreeSet<(Time, ThreadId)>,
+    pulls: BTreeMap<(ThreadId, LogId), PendingPull>,
+    outputs: VecDeque<Output>,
+}
+
+impl<S: Store, A: Application> Host<S, A> {
+    /// Opens a host on `store`, loading every thread it holds. A store without a host identity
+    /// gets one drawn from `rng` (or `identity`, when given), and keeps it.
+    pub fn open(
+        config: Config,
+        store: S,
+        app: A,
+        mut rng: ProtocolRng,
+        identity: Option<PrivateKey>,
+        now: Time,
+    ) -> Result<Self, EngineError> {
+        let (identity, threads) = {
+            let mut txn = store.write()?;
+            let identity = match txn.get(&layout::host_identity())? {
+                Some(bytes) => PrivateKey::from_protobuf(&bytes).map_err(|e| {
+                    crate::store::StoreError::Corrupt(format!("host identity: {e}"))
+                })?,
+                None => {
+                    let key = identity.unwrap_or_else(|| PrivateKey::generate(&mut rng));
+                    txn.put(&layout::host_identity(), &key.to_protobuf())?;
+                    key
+                }
+            };
+            let first = now.plus(config.sync_interval_min_ms).as_millis();
+            let threads = state::load_threads(&txn, first, config.sync_interval_min_ms)?;
+            txn.commit()?;
+            (identity, threads)
+        };
+        let peer_id = identity.public().peer_id();
+        let mut host = Host {
+            config,
+            store,
+            app,
+            rng,
+            identity,
+            peer_id,
+            threads: BTreeMap::new(),
+            schedule: BTreeSet::new(),
+            pulls: BTreeMap::new(),
+            outputs: VecDeque::new(),
+        };
+        for (id, mut t) in threads {
+            t.sync.deadline = host.jittered(now, t.sync.interval).as_millis();
+            host.schedule.insert((Time(t.sync.deadline), id.clone()));
+            host.threads.insert(id, t);
+        }
+        Ok(host)
+    }
+
+    /// This host's peer id.
+    pub fn peer_id(&self) -> &PeerId {
+        &self.peer_id
+    }
+
+    /// This host's identity key (the default author of records written without a token).
+    pub fn identity(&self) -> &PrivateKey {
+        &self.identity
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The application hook.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The application hook, mutably (for reads that need it; writes go through records).
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
+    /// Ids of every thread this host holds, in byte order.
+    pub fn thread_ids(&self) -> Vec<ThreadId> {
+        self.threads.keys().cloned().collect()
+    }
+
+    /// The next output to act on, if any. Drain until `None` after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Host::handle_timeout`] should next be called, if anything is scheduled.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.schedule.first().map(|(t, _)| *t)
+    }
+
+    /// The anti-entropy digest of a thread (what peers compare).
+    pub fn digest(&self, thread: &ThreadId) -> Option<[u8; 32]> {
+        self.threads.get(thread).map(|t| t.digest())
+    }
+
+    /// A time `interval` ± jitter after `now`.
+    fn jittered(&mut self, now: Time, interval: u64) -> Time {
+        use rand_core::Rng;
+        let j = self.config.jitter_percent.min(50);
+        if j == 0 || interval == 0 {
+            return now.plus(interval);
+        }
+        let spread = interval * 2 * j / 100;
+        let offset = if spread == 0 {
+            0
+        } else {
+            self.rng.next_u64() % (spread + 1)
+        };
+        now.plus(interval - interval * j / 100 + offset)
+    }
+
+    /// Marks a thread active: its next digest round comes soon and back-off restarts.
+    fn touch(&mut self, thread: &ThreadId, now: Time) {
+        let min = self.config.sync_interval_min_ms;
+        let soon = self.jittered(now, min);
+        if let Some(t) = self.threads.get_mut(thread) {
+            t.sync.interval = min;
+            if soon.as_millis() < t.sync.deadline {
+                self.schedule.remove(&(Time(t.sync.deadline), thread.clone()));
+                t.sync.deadline = soon.as_millis();
+                self.schedule.insert((soon, thread.clone()));
+            }
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn misbehaved(&mut self, peer: &PeerId, reason: Misbehaviour) {
+        self.emit(Event::PeerMisbehaved {
+            peer: peer.clone(),
+            reason,
+        });
+    }
+}
+
+/// A read transaction's view as a trait object, for helpers shared by read and write paths.
+fn as_read<T: ReadTxn>(txn: &T) -> &dyn ReadTxn {
+    txn
+}

@@ -1,0 +1,126 @@
+//! What the engine asks its driver to do, and what it tells the application.
+
+use super::PeerId;
+use crate::counter::LogCounter;
+use crate::id::ThreadId;
+use crate::log_id::LogId;
+use crate::record::VerifiedRecord;
+
+/// One output of the engine, drained with [`super::Host::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send these bytes to a peer (one message of the peer protocol). The driver connects to
+    /// the peer if it is not connected; it may drop the message if that fails (sync repairs it).
+    Transmit {
+        /// Destination host.
+        to: PeerId,
+        /// The encoded message.
+        bytes: Vec<u8>,
+    },
+    /// Something the application may want to know.
+    Event(Event),
+}
+
+/// Application-level news from the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A record was stored and its log head advanced (written here or received).
+    RecordAdded {
+        /// Its thread.
+        thread: ThreadId,
+        /// Whether this host wrote it.
+        local: bool,
+        /// The record.
+        record: Box<VerifiedRecord>,
+    },
+    /// The application hook refused a validly signed record; it is stored but has no effect.
+    RecordRejected {
+        /// Its thread.
+        thread: ThreadId,
+        /// Its log.
+        log: LogId,
+        /// Its counter.
+        counter: LogCounter,
+        /// The hook's reason.
+        reason: String,
+    },
+    /// Storing or applying a record failed; nothing of it was kept and it will be retried.
+    ApplyFailed {
+        /// Its thread.
+        thread: ThreadId,
+        /// Its log.
+        log: LogId,
+        /// Its counter.
+        counter: LogCounter,
+        /// What went wrong.
+        error: String,
+    },
+    /// A peer sent something invalid or hostile; it was refused and changed nothing.
+    PeerMisbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        reason: Misbehaviour,
+    },
+    /// A thread was created here because a peer invited this host to replicate it.
+    ThreadAdopted {
+        /// The thread.
+        thread: ThreadId,
+        /// The inviting peer.
+        by: PeerId,
+    },
+}
+
+/// The ways a peer can misbehave; each names what was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Misbehaviour {
+    /// The bytes were not a valid message.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    /// A message about a thread this host does not hold.
+    #[error("message about unknown thread {0}")]
+    UnknownThread(String),
+    /// The membership proof did not verify with the thread's service key.
+    #[error("wrong membership proof for thread {0}")]
+    BadProof(String),
+    /// A record failed verification.
+    #[error("invalid record for log {log} of thread {thread}: {error}")]
+    BadRecord {
+        /// Thread id string.
+        thread: String,
+        /// Log id string.
+        log: String,
+        /// Why.
+        error: String,
+    },
+    /// Two different records were offered for the same position of a log, or a record whose
+    /// `prev` is not the log's head: the log key signed a fork.
+    #[error("forked log {log} of thread {thread} at counter {counter}")]
+    Fork {
+        /// Thread id string.
+        thread: String,
+        /// Log id string.
+        log: String,
+        /// Position of the conflict.
+        counter: u64,
+    },
+    /// A log's Lamport clock did not increase.
+    #[error("log {log} of thread {thread}: clock does not increase at counter {counter}")]
+    ClockRegression {
+        /// Thread id string.
+        thread: String,
+        /// Log id string.
+        log: String,
+        /// Position of the record.
+        counter: u64,
+    },
+    /// More logs than a thread may have.
+    #[error("thread {0} already has the maximum number of logs")]
+    TooManyLogs(String),
+    /// A page that does not answer an outstanding pull, or starts elsewhere.
+    #[error("unrequested or misplaced page for thread {0}")]
+    UnexpectedPage(String),
+    /// An invitation for a thread held with another key, or refused by configuration.
+    #[error("refused invitation for thread {0}: {1}")]
+    RefusedInvite(String, &'static str),
+}

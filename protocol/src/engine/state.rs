@@ -1,0 +1,229 @@
+//! The engine's picture of its threads and logs: rows as stored, and the in-memory cache the
+//! engine rebuilds from them when it opens.
+
+use super::PeerId;
+use super::layout;
+use crate::counter::{LamportClock, LogHeight};
+use crate::id::ThreadId;
+use crate::identity::PrivateKey;
+use crate::key::ThreadKey;
+use crate::log_id::LogId;
+use crate::record::wire;
+use crate::store::{Direction, KeyRange, ReadTxn, StoreError};
+use cid::Cid;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+
+/// A thread as stored: `{"c": clock, "k": key bytes, "p": [peer ids]}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadRow {
+    /// Highest Lamport clock of any record stored in the thread.
+    #[serde(rename = "c")]
+    pub clock: u64,
+    /// Thread key bytes (32: service only, 64: service and read).
+    #[serde(rename = "k", with = "serde_bytes")]
+    pub key: Vec<u8>,
+    /// Hosts known to hold the thread.
+    #[serde(rename = "p")]
+    pub peers: Vec<serde_bytes::ByteBuf>,
+}
+
+/// A log as stored: `{"c": head cid|null, "h": height, "l": head clock, "s": private key|null}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogRow {
+    /// CID of the head record.
+    #[serde(rename = "c")]
+    pub head: Option<Cid>,
+    /// Counter of the head record, 0 for an empty log.
+    #[serde(rename = "h")]
+    pub height: u64,
+    /// Lamport clock of the head record.
+    #[serde(rename = "l")]
+    pub head_clock: u64,
+    /// The log's private key (libp2p protobuf) when this host writes to it.
+    #[serde(rename = "s", with = "serde_bytes")]
+    pub secret: Option<Vec<u8>>,
+}
+
+/// One log as the engine keeps it in memory.
+#[derive(Clone, Debug)]
+pub struct LogState {
+    /// Present when this host owns (writes) the log.
+    pub key: Option<PrivateKey>,
+    /// Counter of the head.
+    pub height: LogHeight,
+    /// CID of the head.
+    pub head: Option<Cid>,
+    /// Lamport clock of the head.
+    pub head_clock: LamportClock,
+}
+
+impl LogState {
+    /// An empty log.
+    pub fn empty(key: Option<PrivateKey>) -> Self {
+        LogState {
+            key,
+            height: LogHeight(0),
+            head: None,
+            head_clock: LamportClock(0),
+        }
+    }
+
+    /// The row this state is stored as.
+    pub fn row(&self) -> LogRow {
+        LogRow {
+            head: self.head,
+            height: self.height.0,
+            head_clock: self.head_clock.0,
+            secret: self.key.as_ref().map(|k| k.to_protobuf()),
+        }
+    }
+}
+
+/// When a thread next sends digests, and how far its quiet back-off has grown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncTimer {
+    /// Next expiry, in engine milliseconds.
+    pub deadline: u64,
+    /// Current interval before jitter.
+    pub interval: u64,
+}
+
+/// One thread as the engine keeps it in memory.
+#[derive(Clone, Debug)]
+pub struct ThreadState {
+    /// Its key (service key, and read key when this host can read).
+    pub key: ThreadKey,
+    /// Its logs, by id.
+    pub logs: BTreeMap<LogId, LogState>,
+    /// Which log each identity writes to (only owned logs).
+    pub identities: BTreeMap<[u8; 36], LogId>,
+    /// Hosts that hold the thread.
+    pub peers: BTreeSet<PeerId>,
+    /// Highest Lamport clock seen in the thread.
+    pub clock: LamportClock,
+    /// Anti-entropy timer.
+    pub sync: SyncTimer,
+}
+
+impl ThreadState {
+    /// The row this thread is stored as.
+    pub fn row(&self) -> ThreadRow {
+        ThreadRow {
+            clock: self.clock.0,
+            key: self.key.to_bytes(),
+            peers: self
+                .peers
+                .iter()
+                .map(|p| serde_bytes::ByteBuf::from(p.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+
+    /// The anti-entropy digest: sha2-256 over `log ‖ u64be(height) ‖ head cid` of every
+    /// non-empty log in log-id byte order.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for (id, log) in &self.logs {
+            if let Some(head) = log.head {
+                h.update(id.as_bytes());
+                h.update(log.height.0.to_be_bytes());
+                h.update(head.to_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Loads every thread and log row from the store.
+pub fn load_threads(
+    txn: &dyn ReadTxn,
+    first_deadline: u64,
+    interval: u64,
+) -> Result<BTreeMap<ThreadId, ThreadState>, StoreError> {
+    let mut threads = BTreeMap::new();
+    let mut rows = Vec::new();
+    txn.scan(
+        KeyRange::prefix(&[layout::TAG_THREAD]),
+        Direction::Forward,
+        &mut |k, v| {
+            rows.push((k.to_vec(), v.to_vec()));
+            ControlFlow::Continue(())
+        },
+    )?;
+    for (k, v) in rows {
+        let mut r = crate::store::key::KeyReader::new(&k[1..]);
+        let id = ThreadId::from_bytes(&r.bytes()?).map_err(|e| corrupt("thread key", e))?;
+        let row: ThreadRow = wire::decode_plain(&v).map_err(|e| corrupt("thread row", e))?;
+        let key = ThreadKey::from_bytes(&row.key).map_err(|e| corrupt("thread key bytes", e))?;
+        let mut peers = BTreeSet::new();
+        for p in &row.peers {
+            peers.insert(PeerId::from_bytes(p).map_err(|e| corrupt("peer id", e))?);
+        }
+        let mut state = ThreadState {
+            key,
+            logs: BTreeMap::new(),
+            identities: BTreeMap::new(),
+            peers,
+            clock: LamportClock(row.clock),
+            sync: SyncTimer {
+                deadline: first_deadline,
+                interval,
+            },
+        };
+        load_logs(txn, &id, &mut state)?;
+        threads.insert(id, state);
+    }
+    Ok(threads)
+}
+
+fn load_logs(txn: &dyn ReadTxn, id: &ThreadId, state: &mut ThreadState) -> Result<(), StoreError> {
+    let prefix = layout::thread_prefix(layout::TAG_LOG, id);
+    let mut rows = Vec::new();
+    txn.scan(KeyRange::prefix(&prefix), Direction::Forward, &mut |k, v| {
+        rows.push((k[prefix.len()..].to_vec(), v.to_vec()));
+        ControlFlow::Continue(())
+    })?;
+    for (log_bytes, v) in rows {
+        let log = LogId::from_bytes(&log_bytes).map_err(|e| corrupt("log id", e))?;
+        let row: LogRow = wire::decode_plain(&v).map_err(|e| corrupt("log row", e))?;
+        let key = match row.secret {
+            Some(bytes) => {
+                Some(PrivateKey::from_protobuf(&bytes).map_err(|e| corrupt("log key", e))?)
+            }
+            None => None,
+        };
+        state.logs.insert(
+            log,
+            LogState {
+                key,
+                height: LogHeight(row.height),
+                head: row.head,
+                head_clock: LamportClock(row.head_clock),
+            },
+        );
+    }
+    let prefix = layout::thread_prefix(layout::TAG_IDENTITY_LOG, id);
+    let mut rows = Vec::new();
+    txn.scan(KeyRange::prefix(&prefix), Direction::Forward, &mut |k, v| {
+        rows.push((k[prefix.len()..].to_vec(), v.to_vec()));
+        ControlFlow::Continue(())
+    })?;
+    for (identity, log) in rows {
+        let identity: [u8; 36] = identity
+            .as_slice()
+            .try_into()
+            .map_err(|e| corrupt("identity key", e))?;
+        let log = LogId::from_bytes(&log).map_err(|e| corrupt("identity log", e))?;
+        state.identities.insert(identity, log);
+    }
+    Ok(())
+}

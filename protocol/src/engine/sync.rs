@@ -1,0 +1,386 @@
+//! The peer protocol in motion: handling messages, anti-entropy timers and pulls.
+
+use super::message::{self, LogHeightEntry, Payload};
+use super::output::{Event, Misbehaviour};
+use super::state::{SyncTimer, ThreadState};
+use super::{Application, Host, PeerId, PendingPull, Time, as_read, commands};
+use crate::counter::{LamportClock, LogCounter};
+use crate::id::ThreadId;
+use crate::key::ThreadKey;
+use crate::log_id::LogId;
+use crate::store::{Store, WriteTxn};
+use std::collections::{BTreeMap, BTreeSet};
+
+impl<S: Store, A: Application> Host<S, A> {
+    /// Handles one message from `from`. Invalid or hostile input is refused, reported as
+    /// [`Event::PeerMisbehaved`] and changes nothing.
+    pub fn handle_message(&mut self, now: Time, from: &PeerId, bytes: &[u8]) {
+        let (frame, payload) = match message::decode(bytes, self.config.max_message_len) {
+            Ok(m) => m,
+            Err(e) => return self.misbehaved(from, Misbehaviour::InvalidMessage(e.to_string())),
+        };
+        let Some(id) = message::thread_of(payload.thread_bytes()) else {
+            return self.misbehaved(
+                from,
+                Misbehaviour::InvalidMessage("invalid thread id".into()),
+            );
+        };
+        if let Payload::Invite { service_key, .. } = &payload {
+            return self.on_invite(now, from, &id, service_key, &frame);
+        }
+        let Some(t) = self.threads.get(&id) else {
+            return self.misbehaved(from, Misbehaviour::UnknownThread(id.to_string()));
+        };
+        let key = t.key.service();
+        if !message::proof_is_valid(key, from, &self.peer_id, &frame.payload, &frame.proof) {
+            return self.misbehaved(from, Misbehaviour::BadProof(id.to_string()));
+        }
+        // A peer that proves membership is a host of the thread.
+        let _ = self.add_peer(&id, from);
+        match payload {
+            Payload::Digest { digest, .. } => self.on_digest(now, from, &id, &digest),
+            Payload::Heights {
+                logs, peers, reply, ..
+            } => self.on_heights(now, from, &id, logs, peers, reply),
+            Payload::Pull {
+                log, from: at, max, ..
+            } => self.on_pull(from, &id, &log, at, max),
+            Payload::Page {
+                log,
+                from: at,
+                records,
+                height,
+                ..
+            } => self.on_page(now, from, &id, &log, at, &records, height),
+            Payload::Push { log, records, .. } => self.on_push(now, from, &id, &log, &records),
+            Payload::Invite { .. } => {}
+        }
+    }
+
+    /// Runs every timer due at `now`: digest rounds of threads whose interval ran out, and
+    /// expiry of unanswered pulls.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.pulls.retain(|_, p| p.expires > now);
+        while let Some((at, id)) = self.schedule.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.schedule.remove(&(at, id.clone()));
+            let Some(t) = self.threads.get(&id) else {
+                continue;
+            };
+            let peers: Vec<PeerId> = t.peers.iter().cloned().collect();
+            let digest = t.digest();
+            let interval = (t.sync.interval.saturating_mul(2))
+                .clamp(self.config.sync_interval_min_ms, self.config.sync_interval_max_ms);
+            for p in &peers {
+                self.send(
+                    &id,
+                    p,
+                    &Payload::Digest {
+                        thread: id.to_vec(),
+                        digest: digest.to_vec(),
+                    },
+                );
+            }
+            let next = self.jittered(now, interval);
+            if let Some(t) = self.threads.get_mut(&id) {
+                t.sync = SyncTimer {
+                    deadline: next.as_millis(),
+                    interval,
+                };
+            }
+            self.schedule.insert((next, id));
+        }
+    }
+
+    /// A connection to `peer` came up: reconcile every thread shared with it right away.
+    pub fn handle_connected(&mut self, _now: Time, peer: &PeerId) {
+        let shared: Vec<(ThreadId, [u8; 32])> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.peers.contains(peer))
+            .map(|(id, t)| (id.clone(), t.digest()))
+            .collect();
+        for (id, digest) in shared {
+            self.send(
+                &id,
+                peer,
+                &Payload::Digest {
+                    thread: id.to_vec(),
+                    digest: digest.to_vec(),
+                },
+            );
+        }
+    }
+
+    fn on_digest(&mut self, now: Time, from: &PeerId, id: &ThreadId, digest: &[u8]) {
+        let mine = self.threads.get(id).map(ThreadState::digest);
+        if mine.as_ref().map(|d| d.as_slice()) != Some(digest) {
+            self.send_heights(id, from, true);
+            self.touch(id, now);
+        }
+    }
+
+    fn on_heights(
+        &mut self,
+        now: Time,
+        from: &PeerId,
+        id: &ThreadId,
+        mut logs: Vec<LogHeightEntry>,
+        peers: Vec<serde_bytes::ByteBuf>,
+        reply: bool,
+    ) {
+        let max_logs = self.config.max_logs_per_thread;
+        if logs.len() > max_logs {
+            self.misbehaved(from, Misbehaviour::TooManyLogs(id.to_string()));
+            logs.truncate(max_logs);
+        }
+        let mut theirs = BTreeMap::new();
+        for entry in logs {
+            let Ok(log) = LogId::from_bytes(&entry.log) else {
+                self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+                continue;
+            };
+            theirs.insert(log, entry.height);
+        }
+        let Some(t) = self.threads.get(id) else {
+            return;
+        };
+        let mut wanted = Vec::new();
+        let mut ahead = false;
+        for (log, state) in &t.logs {
+            let h = theirs.get(log).copied().unwrap_or(0);
+            ahead |= state.height.0 > h;
+        }
+        for (log, h) in &theirs {
+            let ours = t.logs.get(log).map_or(0, |s| s.height.0);
+            if *h > ours {
+                wanted.push((log.clone(), ours + 1));
+            }
+        }
+        for (log, at) in wanted {
+            self.request_pull(now, id, &log, at, from);
+        }
+        for p in peers.iter().take(self.config.max_peers_per_thread) {
+            if let Ok(peer) = PeerId::from_bytes(p) {
+                let _ = self.add_peer(id, &peer);
+            }
+        }
+        if reply && ahead {
+            self.send_heights(id, from, false);
+        }
+    }
+
+    fn on_pull(&mut self, from: &PeerId, id: &ThreadId, log: &[u8], at: u64, max: u32) {
+        let (Ok(log), Some(start)) = (LogId::from_bytes(log), LogCounter::new(at)) else {
+            return self.misbehaved(
+                from,
+                Misbehaviour::InvalidMessage("pull of an invalid log or counter 0".into()),
+            );
+        };
+        let height = self
+            .threads
+            .get(id)
+            .and_then(|t| t.logs.get(&log))
+            .map_or(0, |s| s.height.0);
+        let max = max.clamp(1, self.config.page_max_records) as usize;
+        let records = match self.store.read() {
+            Ok(txn) => commands::read_page(
+                as_read(&txn),
+                id,
+                &log,
+                start,
+                max,
+                self.config.page_max_bytes,
+            )
+            .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let payload = Payload::Page {
+            thread: id.to_vec(),
+            log: log.as_bytes().to_vec(),
+            from: at,
+            records: records.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+            height,
+        };
+        self.send(id, from, &payload);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_page(
+        &mut self,
+        now: Time,
+        from: &PeerId,
+        id: &ThreadId,
+        log: &[u8],
+        at: u64,
+        records: &[serde_bytes::ByteBuf],
+        height: u64,
+    ) {
+        let Ok(log) = LogId::from_bytes(log) else {
+            return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+        };
+        let key = (id.clone(), log.clone());
+        let ours = |h: &Self| {
+            h.threads
+                .get(id)
+                .and_then(|t| t.logs.get(&log))
+                .map_or(0, |s| s.height.0)
+        };
+        if at == 0 || at > ours(self) + 1 {
+            self.pulls.remove(&key);
+            return self.misbehaved(from, Misbehaviour::UnexpectedPage(id.to_string()));
+        }
+        let result = self.ingest(now, from, id, &log, records, false);
+        let now_ours = ours(self);
+        self.pulls.remove(&key);
+        if !result.failed && result.applied > 0 && height > now_ours {
+            self.request_pull(now, id, &log, now_ours + 1, from);
+        }
+    }
+
+    fn on_push(
+        &mut self,
+        now: Time,
+        from: &PeerId,
+        id: &ThreadId,
+        log: &[u8],
+        records: &[serde_bytes::ByteBuf],
+    ) {
+        let Ok(log) = LogId::from_bytes(log) else {
+            return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+        };
+        let result = self.ingest(now, from, id, &log, records, true);
+        if let Some(at) = result.gap {
+            self.request_pull(now, id, &log, at, from);
+        }
+    }
+
+    fn on_invite(
+        &mut self,
+        now: Time,
+        from: &PeerId,
+        id: &ThreadId,
+        service_key: &[u8],
+        frame: &message::Frame,
+    ) {
+        let refuse = |why| Misbehaviour::RefusedInvite(id.to_string(), why);
+        let Ok(key) = ThreadKey::from_bytes(service_key) else {
+            return self.misbehaved(from, refuse("the key is not a 32-byte service key"));
+        };
+        if key.can_read()
+            || !message::proof_is_valid(
+                key.service(),
+                from,
+                &self.peer_id,
+                &frame.payload,
+                &frame.proof,
+            )
+        {
+            return self.misbehaved(from, refuse("the invitation is not well formed"));
+        }
+        if let Some(t) = self.threads.get(id) {
+            if t.key.service().as_bytes() != key.service().as_bytes() {
+                return self.misbehaved(from, refuse("the thread is held with another key"));
+            }
+            let _ = self.add_peer(id, from);
+            self.send_heights(id, from, true);
+            return;
+        }
+        if !self.config.accept_invites {
+            return self.misbehaved(from, refuse("this host does not accept invitations"));
+        }
+        if self.threads.len() >= self.config.max_threads {
+            return self.misbehaved(from, refuse("this host holds its maximum of threads"));
+        }
+        let mut peers = BTreeSet::new();
+        peers.insert(from.clone());
+        let mut thread = self.new_thread_state(now, key, peers);
+        thread.clock = LamportClock(0);
+        let stored = self.store.write().and_then(|mut txn| {
+            txn.put(
+                &super::layout::thread(id),
+                &crate::record::wire::encode(&thread.row()),
+            )?;
+            txn.commit()
+        });
+        if stored.is_err() {
+            return;
+        }
+        self.insert_thread(id.clone(), thread);
+        self.emit(Event::ThreadAdopted {
+            thread: id.clone(),
+            by: from.clone(),
+        });
+        self.send_heights(id, from, true);
+    }
+
+    /// Asks `peer` for records of a log from counter `at`, unless a pull of that log is
+    /// already outstanding.
+    fn request_pull(&mut self, now: Time, id: &ThreadId, log: &LogId, at: u64, peer: &PeerId) {
+        let key = (id.clone(), log.clone());
+        if let Some(p) = self.pulls.get(&key)
+            && p.expires > now
+        {
+            return;
+        }
+        self.pulls.insert(
+            key,
+            PendingPull {
+                peer: peer.clone(),
+                from: at,
+                expires: now.plus(self.config.pull_timeout_ms),
+            },
+        );
+        let payload = Payload::Pull {
+            thread: id.to_vec(),
+            log: log.as_bytes().to_vec(),
+            from: at,
+            max: self.config.page_max_records,
+        };
+        self.send(id, peer, &payload);
+    }
+
+    /// Sends this host's heights (and known peers) for a thread to `peer`.
+    pub(super) fn send_heights(&mut self, id: &ThreadId, peer: &PeerId, reply: bool) {
+        let Some(t) = self.threads.get(id) else {
+            return;
+        };
+        let logs = t
+            .logs
+            .iter()
+            .filter(|(_, s)| s.height.0 > 0)
+            .map(|(l, s)| LogHeightEntry {
+                height: s.height.0,
+                log: l.as_bytes().to_vec(),
+            })
+            .collect();
+        let peers = t
+            .peers
+            .iter()
+            .filter(|p| *p != peer)
+            .take(self.config.max_peers_per_thread)
+            .map(|p| serde_bytes::ByteBuf::from(p.as_bytes().to_vec()))
+            .collect();
+        let payload = Payload::Heights {
+            thread: id.to_vec(),
+            logs,
+            peers,
+            reply,
+        };
+        self.send(id, peer, &payload);
+    }
+
+    /// Encodes a payload for `peer` with this thread's membership proof and queues it.
+    pub(super) fn send(&mut self, id: &ThreadId, peer: &PeerId, payload: &Payload) {
+        let Some(t) = self.threads.get(id) else {
+            return;
+        };
+        let bytes = message::encode(t.key.service(), &self.peer_id, peer, payload);
+        self.outputs.push_back(super::Output::Transmit {
+            to: peer.clone(),
+            bytes,
+        });
+    }
+}

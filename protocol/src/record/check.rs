@@ -1,0 +1,155 @@
+//! Verifying a record with the service key alone, and opening it with the read key.
+
+use super::build::{check_position, signing_input};
+use super::error::{BlockKind, RecordError};
+use super::wire::{self, EventNode, HeaderNode, SignedRecordNode};
+use super::{
+    FORMAT_VERSION, MAX_BODY_BLOCK_LEN, MAX_META_BLOCK_LEN, OpenedRecord, RecordBundle,
+    VerifiedRecord, block_cid, seal,
+};
+use crate::counter::{LamportClock, LogCounter};
+use crate::id::ThreadId;
+use crate::identity::PublicKey;
+use crate::key::{ReadKey, ServiceKey};
+use crate::log_id::LogId;
+use ed25519_dalek::{Signature, VerifyingKey};
+
+/// A record whose blocks were checked, waiting only for its signature check.
+struct Checked {
+    record: VerifiedRecord,
+    message: Vec<u8>,
+}
+
+/// Verifies a record offered for `log` of `thread`, holding only the service key: the envelope
+/// opens, every block is canonical, within limits and matches its link, the position rules hold
+/// and the log key's signature verifies. Nothing is decrypted beyond the envelope.
+pub fn verify(
+    bundle: RecordBundle,
+    thread: &ThreadId,
+    log: &LogId,
+    service: &ServiceKey,
+) -> Result<VerifiedRecord, RecordError> {
+    let checked = check_blocks(bundle, thread, log, service)?;
+    let key = verifying_key(log)?;
+    let sig = Signature::from_bytes(checked.record.signature());
+    key.verify_strict(&checked.message, &sig)
+        .map_err(|_| bad_signature(log))?;
+    Ok(checked.record)
+}
+
+/// Decrypts the header with the read key and the body with the key the header holds.
+pub fn open(record: VerifiedRecord, read: &ReadKey) -> Result<OpenedRecord, RecordError> {
+    let bundle = record.bundle();
+    let header_node = seal::parse(BlockKind::Header, &bundle.header, MAX_META_BLOCK_LEN)?;
+    let header_plain = seal::open(BlockKind::Header, read.as_bytes(), &header_node)?;
+    let header: HeaderNode = wire::decode(BlockKind::Header, &header_plain, MAX_META_BLOCK_LEN)?;
+    if header.version != FORMAT_VERSION {
+        return Err(RecordError::UnsupportedVersion {
+            block: BlockKind::Header,
+            version: header.version,
+        });
+    }
+    let body_key: [u8; 32] =
+        header
+            .body_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| RecordError::Malformed {
+                block: BlockKind::Header,
+                what: "body key is not 32 bytes",
+            })?;
+    let body_node = seal::parse(BlockKind::Body, &bundle.body, MAX_BODY_BLOCK_LEN)?;
+    let body = seal::open(BlockKind::Body, &body_key, &body_node)?;
+    Ok(OpenedRecord {
+        record,
+        time: header.time,
+        body,
+    })
+}
+
+fn bad_signature(log: &LogId) -> RecordError {
+    RecordError::BadSignature {
+        log: log.to_string(),
+    }
+}
+
+fn verifying_key(log: &LogId) -> Result<VerifyingKey, RecordError> {
+    VerifyingKey::from_bytes(&log.public_key().to_raw()).map_err(|_| bad_signature(log))
+}
+
+fn check_blocks(
+    bundle: RecordBundle,
+    thread: &ThreadId,
+    log: &LogId,
+    service: &ServiceKey,
+) -> Result<Checked, RecordError> {
+    // Envelope: open with the service key and decode the signed map.
+    let envelope = seal::parse(BlockKind::Record, &bundle.record, MAX_META_BLOCK_LEN)?;
+    let plain = seal::open(BlockKind::Record, service.as_bytes(), &envelope)?;
+    let node: SignedRecordNode = wire::decode(BlockKind::Record, &plain, MAX_META_BLOCK_LEN)?;
+    if node.version != FORMAT_VERSION {
+        return Err(RecordError::UnsupportedVersion {
+            block: BlockKind::Record,
+            version: node.version,
+        });
+    }
+    if node.thread != thread.as_bytes() {
+        return Err(RecordError::WrongThread);
+    }
+    let malformed = |what| RecordError::Malformed {
+        block: BlockKind::Record,
+        what,
+    };
+    let author =
+        PublicKey::from_protobuf(&node.author).map_err(|_| malformed("author is not an Ed25519 public key"))?;
+    let counter = LogCounter::new(node.counter).ok_or(malformed("log counter is 0"))?;
+    let clock = LamportClock(node.clock);
+    check_position(counter, clock, node.prev.is_some())?;
+    let signature: [u8; 64] = node
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| malformed("signature is not 64 bytes"))?;
+
+    // Event: must be the block the envelope links, and link the header and body we hold.
+    if block_cid(&bundle.event) != node.event {
+        return Err(RecordError::LinkMismatch {
+            block: BlockKind::Event,
+        });
+    }
+    let event: EventNode = wire::decode(BlockKind::Event, &bundle.event, MAX_META_BLOCK_LEN)?;
+    if event.version != FORMAT_VERSION {
+        return Err(RecordError::UnsupportedVersion {
+            block: BlockKind::Event,
+            version: event.version,
+        });
+    }
+    seal::parse(BlockKind::Header, &bundle.header, MAX_META_BLOCK_LEN)?;
+    if block_cid(&bundle.header) != event.header {
+        return Err(RecordError::LinkMismatch {
+            block: BlockKind::Header,
+        });
+    }
+    seal::parse(BlockKind::Body, &bundle.body, MAX_BODY_BLOCK_LEN)?;
+    if block_cid(&bundle.body) != event.body {
+        return Err(RecordError::LinkMismatch {
+            block: BlockKind::Body,
+        });
+    }
+
+    let message = signing_input(&node.unsigned());
+    Ok(Checked {
+        record: VerifiedRecord {
+            cid: block_cid(&bundle.record),
+            thread: thread.clone(),
+            log: log.clone(),
+            author,
+            counter,
+            clock,
+            prev: node.prev,
+            signature,
+            bundle,
+        },
+        message,
+    })
+}

@@ -1,0 +1,327 @@
+use super::*;
+use crate::counter::{LamportClock, LogCounter};
+use crate::id::{ThreadId, Variant};
+use crate::identity::PrivateKey;
+use crate::key::{ServiceKey, ThreadKey};
+use crate::rng::{ProtocolRng, seeded};
+use proptest::prelude::*;
+
+struct Fixture {
+    rng: ProtocolRng,
+    thread: ThreadId,
+    key: ThreadKey,
+    log_key: PrivateKey,
+    author: PrivateKey,
+}
+
+fn fixture(seed: u64) -> Fixture {
+    let mut rng = seeded(seed);
+    let thread = ThreadId::random(Variant::Raw, &mut rng);
+    let key = ThreadKey::random(&mut rng, true);
+    let log_key = PrivateKey::generate(&mut rng);
+    let author = PrivateKey::generate(&mut rng);
+    Fixture {
+        rng,
+        thread,
+        key,
+        log_key,
+        author,
+    }
+}
+
+impl Fixture {
+    fn log(&self) -> LogId {
+        LogId::from_public_key(&self.log_key.public())
+    }
+
+    fn make(&mut self, counter: u64, prev: Option<Cid>, body: &[u8]) -> OpenedRecord {
+        let author = self.author.public();
+        let draft = RecordDraft {
+            thread: &self.thread,
+            author: &author,
+            prev,
+            counter: LogCounter::new(counter).unwrap(),
+            clock: LamportClock(counter + 3),
+            time: 1_600_000_000_000_000_000,
+            body,
+        };
+        create(&draft, &self.log_key, &self.key, &mut self.rng).unwrap()
+    }
+
+    fn verify(&self, bundle: RecordBundle) -> Result<VerifiedRecord, RecordError> {
+        verify(bundle, &self.thread, &self.log(), self.key.service())
+    }
+}
+
+#[test]
+fn create_verify_open_round_trip() {
+    let mut f = fixture(1);
+    let first = f.make(1, None, b"hello");
+    let second = f.make(2, Some(first.record().cid()), b"world");
+
+    let v = f.verify(second.record().bundle().clone()).unwrap();
+    assert_eq!(v, *second.record());
+    assert_eq!(v.counter(), LogCounter::new(2).unwrap());
+    assert_eq!(v.clock(), LamportClock(5));
+    assert_eq!(v.prev(), Some(first.record().cid()));
+    assert_eq!(v.author(), &f.author.public());
+    assert_eq!(v.log(), &f.log());
+
+    let opened = open(v, f.key.read().unwrap()).unwrap();
+    assert_eq!(opened.body(), b"world");
+    assert_eq!(opened.time(), 1_600_000_000_000_000_000);
+}
+
+#[test]
+fn bundle_encoding_round_trips() {
+    let mut f = fixture(2);
+    let r = f.make(1, None, b"x");
+    let bytes = r.record().bundle().encode();
+    assert_eq!(RecordBundle::decode(&bytes).unwrap(), *r.record().bundle());
+    assert_eq!(r.record().bundle().cid(), r.record().cid());
+}
+
+#[test]
+fn wrong_service_key_cannot_decrypt_envelope() {
+    let mut f = fixture(3);
+    let r = f.make(1, None, b"x");
+    let other = ServiceKey::from_bytes([7; 32]);
+    let err = verify(r.record().bundle().clone(), &f.thread, &f.log(), &other).unwrap_err();
+    assert_eq!(
+        err,
+        RecordError::CannotDecrypt {
+            block: BlockKind::Record
+        }
+    );
+    assert!(err.to_string().contains("cannot decrypt"));
+}
+
+#[test]
+fn wrong_read_key_cannot_decrypt_header() {
+    let mut f = fixture(4);
+    let r = f.make(1, None, b"x");
+    let other = ThreadKey::random(&mut f.rng, true);
+    let err = open(r.into_record(), other.read().unwrap()).unwrap_err();
+    assert_eq!(
+        err,
+        RecordError::CannotDecrypt {
+            block: BlockKind::Header
+        }
+    );
+}
+
+#[test]
+fn record_signed_by_another_key_fails() {
+    let mut f = fixture(5);
+    let r = f.make(1, None, b"x");
+    let stranger = LogId::from_public_key(&PrivateKey::generate(&mut f.rng).public());
+    let err = verify(
+        r.record().bundle().clone(),
+        &f.thread,
+        &stranger,
+        f.key.service(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, RecordError::BadSignature { .. }), "{err}");
+}
+
+#[test]
+fn record_offered_for_another_thread_fails() {
+    let mut f = fixture(6);
+    let r = f.make(1, None, b"x");
+    let other = ThreadId::random(Variant::Raw, &mut f.rng);
+    let err = verify(r.record().bundle().clone(), &other, &f.log(), f.key.service()).unwrap_err();
+    assert_eq!(err, RecordError::WrongThread);
+}
+
+#[test]
+fn blocks_swapped_between_records_fail() {
+    let mut f = fixture(7);
+    let a = f.make(1, None, b"a").into_record().into_bundle();
+    let b = f.make(1, None, b"b").into_record().into_bundle();
+    for (which, expected) in [
+        ("event", BlockKind::Event),
+        ("header", BlockKind::Header),
+        ("body", BlockKind::Body),
+    ] {
+        let mut mixed = a.clone();
+        match which {
+            "event" => mixed.event = b.event.clone(),
+            "header" => mixed.header = b.header.clone(),
+            _ => mixed.body = b.body.clone(),
+        }
+        assert_eq!(
+            f.verify(mixed).unwrap_err(),
+            RecordError::LinkMismatch { block: expected }
+        );
+    }
+}
+
+#[test]
+fn every_single_byte_change_is_detected() {
+    let mut f = fixture(8);
+    let first = f.make(1, None, b"first");
+    let r = f.make(2, Some(first.record().cid()), b"some body bytes");
+    let bundle = r.record().bundle().clone();
+    for block in 0..4 {
+        let len = match block {
+            0 => bundle.record.len(),
+            1 => bundle.event.len(),
+            2 => bundle.header.len(),
+            _ => bundle.body.len(),
+        };
+        for i in 0..len {
+            let mut t = bundle.clone();
+            let bytes = match block {
+                0 => &mut t.record,
+                1 => &mut t.event,
+                2 => &mut t.header,
+                _ => &mut t.body,
+            };
+            bytes[i] ^= 0x01;
+            assert!(
+                f.verify(t).is_err(),
+                "flipping bit 0 of byte {i} of block {block} went unnoticed"
+            );
+        }
+    }
+}
+
+#[test]
+fn position_rules_are_enforced_at_creation() {
+    let mut f = fixture(9);
+    let author = f.author.public();
+    let mut draft = RecordDraft {
+        thread: &f.thread,
+        author: &author,
+        prev: None,
+        counter: LogCounter::new(2).unwrap(),
+        clock: LamportClock(2),
+        time: 0,
+        body: b"",
+    };
+    assert!(matches!(
+        create(&draft, &f.log_key, &f.key, &mut f.rng),
+        Err(RecordError::Malformed { .. })
+    ));
+    draft.counter = LogCounter::FIRST;
+    draft.clock = LamportClock(0);
+    assert!(matches!(
+        create(&draft, &f.log_key, &f.key, &mut f.rng),
+        Err(RecordError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn oversized_body_is_refused() {
+    let mut f = fixture(10);
+    let author = f.author.public();
+    let body = vec![0u8; MAX_BODY_LEN + 1];
+    let draft = RecordDraft {
+        thread: &f.thread,
+        author: &author,
+        prev: None,
+        counter: LogCounter::FIRST,
+        clock: LamportClock(1),
+        time: 0,
+        body: &body,
+    };
+    assert!(matches!(
+        create(&draft, &f.log_key, &f.key, &mut f.rng),
+        Err(RecordError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn largest_body_round_trips() {
+    let mut f = fixture(11);
+    let body = vec![0xabu8; MAX_BODY_LEN];
+    let r = f.make(1, None, &body);
+    let bundle = r.record().bundle().clone();
+    assert!(bundle.encode().len() <= MAX_BUNDLE_LEN);
+    let v = f.verify(RecordBundle::decode(&bundle.encode()).unwrap()).unwrap();
+    assert_eq!(open(v, f.key.read().unwrap()).unwrap().body(), &body[..]);
+}
+
+#[test]
+fn creating_without_read_key_is_refused() {
+    let mut f = fixture(12);
+    let service_only = ThreadKey::from_bytes(f.key.service().as_bytes()).unwrap();
+    let author = f.author.public();
+    let draft = RecordDraft {
+        thread: &f.thread,
+        author: &author,
+        prev: None,
+        counter: LogCounter::FIRST,
+        clock: LamportClock(1),
+        time: 0,
+        body: b"",
+    };
+    assert_eq!(
+        create(&draft, &f.log_key, &service_only, &mut f.rng).unwrap_err(),
+        RecordError::NoReadKey
+    );
+}
+
+#[test]
+fn non_canonical_bundle_is_refused() {
+    // {"b": h'', "e": h'', "h": h'', "r": h''} in canonical order decodes ...
+    let canonical = hex::decode("a4616240616540616840617240").unwrap();
+    assert!(RecordBundle::decode(&canonical).is_ok());
+    // ... the same map with "r" first does not.
+    let shuffled = hex::decode("a4617240616240616540616840").unwrap();
+    assert_eq!(
+        RecordBundle::decode(&shuffled).unwrap_err(),
+        RecordError::NonCanonical {
+            block: BlockKind::Bundle
+        }
+    );
+    // Unknown members are refused too.
+    let extra = hex::decode("a5616240616540616840617240617840").unwrap();
+    assert!(matches!(
+        RecordBundle::decode(&extra),
+        Err(RecordError::Decode { .. })
+    ));
+}
+
+#[test]
+fn same_seed_gives_same_bytes() {
+    let a = fixture(13).make(1, None, b"deterministic");
+    let b = fixture(13).make(1, None, b"deterministic");
+    assert_eq!(a, b);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn round_trip_any_body(seed in any::<u64>(), body in proptest::collection::vec(any::<u8>(), 0..4096), counter in 1u64..1_000_000) {
+        let mut f = fixture(seed);
+        let prev = (counter > 1).then(|| block_cid(b"previous"));
+        let r = f.make(counter, prev, &body);
+        let bytes = r.record().bundle().encode();
+        let v = f.verify(RecordBundle::decode(&bytes).unwrap()).unwrap();
+        prop_assert_eq!(v.counter().get(), counter);
+        prop_assert_eq!(v.prev(), prev);
+        let o = open(v, f.key.read().unwrap()).unwrap();
+        prop_assert_eq!(o.body(), &body[..]);
+    }
+
+    #[test]
+    fn any_tamper_is_detected(seed in any::<u64>(), body in proptest::collection::vec(any::<u8>(), 0..512), block in 0usize..4, pos in any::<prop::sample::Index>(), xor in 1u8..=255) {
+        let mut f = fixture(seed);
+        let mut t = f.make(1, None, &body).into_record().into_bundle();
+        let bytes = match block { 0 => &mut t.record, 1 => &mut t.event, 2 => &mut t.header, _ => &mut t.body };
+        let i = pos.index(bytes.len());
+        bytes[i] ^= xor;
+        prop_assert!(f.verify(t).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let f = fixture(0);
+        let _ = RecordBundle::decode(&bytes);
+        let bundle = RecordBundle { record: bytes.clone(), event: bytes.clone(), header: bytes.clone(), body: bytes };
+        prop_assert!(f.verify(bundle).is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! In-memory backends: [`MemoryStore`] for tests and the simulator, and [`FaultyStore`], a
+//! wrapper around any [`Store`] that fails chosen calls on purpose.
+
+use std::cell::Cell;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use imbl::OrdMap;
+
+use super::{
+    Direction, KeyRange, ReadTxn, Store, StoreError, WriteTxn, WriterGate, WriterTicket, check_key,
+    check_value, content_digest,
+};
+
+type Map = OrdMap<Vec<u8>, Vec<u8>>;
+
+/// Counters over the life of a [`MemoryStore`]'s shared state (all handles together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Write transactions committed.
+    pub commits: u64,
+    /// Write transactions dropped without commit (including failed ones).
+    pub aborts: u64,
+    /// `put` calls in committed transactions.
+    pub puts: u64,
+    /// `delete` calls that removed a key, in committed transactions.
+    pub deletes: u64,
+    /// Key plus value bytes passed to `put` in committed transactions.
+    pub bytes_written: u64,
+    /// Keys stored now.
+    pub keys: u64,
+    /// Key plus value bytes stored now.
+    pub live_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    committed: Mutex<(Map, MemoryStats)>,
+    gate: WriterGate,
+}
+
+/// An in-memory [`Store`] over a persistent ordered map.
+///
+/// Cloning the handle (or calling [`reopen`](Self::reopen)) shares the same committed state, as
+/// reopening a disk store would: the simulator models an engine crash by dropping the engine
+/// (its uncommitted transactions vanish) and handing a reopened handle to a new one. A read
+/// transaction is an O(1) snapshot of the map; a write transaction mutates a private copy and
+/// swaps it in on commit. "Durable" here means "committed to the shared state".
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Another handle on the same committed state (what survives a crash).
+    pub fn reopen(&self) -> Self {
+        self.clone()
+    }
+
+    /// An independent store that starts with a copy of this one's committed contents
+    /// (statistics start from zero, apart from the size of the contents).
+    pub fn fork(&self) -> Self {
+        let (map, stats) = self.lock().clone();
+        let stats = MemoryStats { keys: stats.keys, live_bytes: stats.live_bytes, ..Default::default() };
+        let shared = Shared { committed: Mutex::new((map, stats)), gate: WriterGate::new() };
+        MemoryStore { shared: Arc::new(shared) }
+    }
+
+    /// Counters for tests and the simulator.
+    pub fn stats(&self) -> MemoryStats {
+        self.lock().1
+    }
+
+    /// [`content_digest`] of the committed contents.
+    pub fn digest(&self) -> [u8; 32] {
+        let snapshot = MemoryRead { map: self.lock().0.clone() };
+        // Scanning a snapshot of the in-memory map cannot fail.
+        content_digest(&snapshot).unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Map, MemoryStats)> {
+        // The map and counters are replaced as a whole under the lock, never left half-updated,
+        // so the state behind a poisoned lock is still consistent.
+        self.shared.committed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A read transaction of [`MemoryStore`]: a frozen snapshot, independent of the store handle.
+#[derive(Debug, Clone)]
+pub struct MemoryRead {
+    map: Map,
+}
+
+/// The write transaction of [`MemoryStore`].
+#[derive(Debug)]
+pub struct MemoryWrite<'a> {
+    store: &'a MemoryStore,
+    map: Map,
+    delta: MemoryStats,
+    removed_keys: u64,
+    removed_bytes: u64,
+    committed: bool,
+    _ticket: WriterTicket<'a>,
+}
+
+impl Store for MemoryStore {
+    type Read<'a> = MemoryRead;
+    type Write<'a> = MemoryWrite<'a>;
+
+    fn read(&self) -> Result<MemoryRead, StoreError> {
+        Ok(MemoryRead { map: self.lock().0.clone() })
+    }
+
+    fn write(&self) -> Result<MemoryWrite<'_>, StoreError> {
+        let ticket = self.shared.gate.enter()?;
+        let map = self.lock().0.clone();
+        Ok(MemoryWrite {
+            store: self,
+            map,
+            delta: MemoryStats::default(),
+            removed_keys: 0,
+            removed_bytes: 0,
+            committed: false,
+            _ticket: ticket,
+        })
+    }
+}
+
+fn map_get(map: &Map, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    check_key(key)?;
+    Ok(map.get(key).cloned())
+}
+
+fn map_scan(
+    map: &Map,
+    range: &KeyRange<'_>,
+    dir: Direction,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let Some(bounds) = range.normalized() else { return Ok(()) };
+    let mut iter = map.range::<_, [u8]>(bounds);
+    let mut step = |(k, v): (&Vec<u8>, &Vec<u8>)| { let _ = visit(k, v); ControlFlow::<()>::Continue(()) };
+    // Whether the visitor stopped early makes no difference to the caller.
+    let _stopped = match dir {
+        Direction::Forward => iter.try_for_each(&mut step),
+        Direction::Reverse => iter.rev().try_for_each(&mut step),
+    };
+    Ok(())
+}
+
+impl ReadTxn for MemoryRead {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        map_get(&self.map, key)
+    }
+
+    fn scan(
+        &self,
+        range: KeyRange<'_>,
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        map_scan(&self.map, &range, dir, visit)
+    }
+}
+
+impl ReadTxn for MemoryWrite<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        map_get(&self.map, key)
+    }
+
+    fn scan(
+        &self,
+        range: KeyRange<'_>,
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        map_scan(&self.map, &range, dir, visit)
+    }
+}
+
+impl MemoryWrite<'_> {
+    fn forget(&mut self, key: &[u8], old: Option<Vec<u8>>) {
+        if let Some(old) = old {
+            self.removed_keys += 1;
+            self.removed_bytes += (key.len() + old.len()) as u64;
+        }
+    }
+}
+
+impl WriteTxn for MemoryWrite<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        check_key(key)?;
+        check_value(value)?;
+        let old = self.map.insert(key.to_vec(), value.to_vec());
+        self.forget(key, old);
+        let d = &mut self.delta;
+        d.puts += 1;
+        d.bytes_written += (key.len() + value.len()) as u64;
+        d.keys += 1;
+        d.live_bytes += (key.len() + value.len()) as u64;
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        check_key(key)?;
+        let old = self.map.remove(key);
+        let existed = old.is_some();
+        self.forget(key, old);
+        if existed {
+            self.delta.deletes += 1;
+        }
+        Ok(existed)
+    }
+
+    fn commit(mut self) -> Result<(), StoreError> {
+        let mut guard = self.store.lock();
+        let (map, stats) = &mut *guard;
+        *map = std::mem::take(&mut self.map);
+        let d = self.delta;
+        stats.commits += 1;
+        stats.puts += d.puts;
+        stats.deletes += d.deletes;
+        stats.bytes_written += d.bytes_written;
+        stats.keys = (stats.keys + d.keys).saturating_sub(self.removed_keys);
+        stats.live_bytes = (stats.live_bytes + d.live_bytes).saturating_sub(self.removed_bytes);
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for MemoryWrite<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.store.lock().1.aborts += 1;
+        }
+    }
+}
+
+/// The kinds of call a [`FaultyStore`] can make fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultOp {
+    /// [`Store::read`].
+    Read,
+    /// [`Store::write`].
+    Write,
+    /// [`ReadTxn::get`], in read or write transactions.
+    Get,
+    /// [`ReadTxn::scan`], in read or write transactions.
+    Scan,
+    /// [`WriteTxn::put`].
+    Put,
+    /// [`WriteTxn::delete`].
+    Delete,
+    /// [`WriteTxn::commit`].
+    Commit,
+}
+
+const OPS: usize = 7;
+
+#[derive(Debug, Default)]
+struct Plan {
+    calls: [u64; OPS],
+    fail_at: [Vec<u64>; OPS],
+}
+
+/// Wraps a [`Store`] and makes chosen calls fail with [`StoreError::Injected`], for testing that
+/// a storage failure at any point leaves no trace.
+///
+/// Calls are counted per [`FaultOp`] across all transactions of this wrapper and its clones.
+/// A failed call changes nothing. Like LMDB after an error, a write transaction in which a call
+/// failed (other than by [`StoreError::is_invalid_input`]) refuses every later call, and
+/// committing it fails and discards it.
+#[derive(Debug, Clone)]
+pub struct FaultyStore<S> {
+    inner: S,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl<S: Store> FaultyStore<S> {
+    /// Wraps `inner`; no call fails until told to.
+    pub fn new(inner: S) -> Self {
+        FaultyStore { inner, plan: Arc::default() }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the store.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// Makes the `n`-th call of kind `op` from now fail (`n` = 1: the next one). Several
+    /// failures can be armed at once.
+    pub fn fail_nth(&self, op: FaultOp, n: u64) {
+        let mut plan = self.plan();
+        let at = plan.calls[op as usize].saturating_add(n.max(1));
+        plan.fail_at[op as usize].push(at);
+    }
+
+    /// Disarms every pending failure.
+    pub fn clear(&self) {
+        self.plan().fail_at = Default::default();
+    }
+
+    /// How many calls of kind `op` were made so far (failed ones included).
+    pub fn calls(&self, op: FaultOp) -> u64 {
+        self.plan().calls[op as usize]
+    }
+
+    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn tick(plan: &Mutex<Plan>, op: FaultOp) -> Result<(), StoreError> {
+    let mut plan = plan.lock().unwrap_or_else(PoisonError::into_inner);
+    let i = op as usize;
+    plan.calls[i] += 1;
+    let call = plan.calls[i];
+    let armed = &mut plan.fail_at[i];
+    if let Some(pos) = armed.iter().position(|&at| at == call) {
+        armed.swap_remove(pos);
+        return Err(StoreError::Injected { op, call });
+    }
+    Ok(())
+}
+
+/// A read transaction of [`FaultyStore`].
+#[derive(Debug)]
+pub struct FaultyRead<'a, R> {
+    inner: R,
+    plan: &'a Mutex<Plan>,
+}
+
+/// A write transaction of [`FaultyStore`].
+#[derive(Debug)]
+pub struct FaultyWrite<'a, W> {
+    inner: W,
+    plan: &'a Mutex<Plan>,
+    failed: Cell<bool>,
+}
+
+impl<S: Store> Store for FaultyStore<S> {
+    type Read<'a>
+        = FaultyRead<'a, S::Read<'a>>
+    where
+        S: 'a;
+    type Write<'a>
+        = FaultyWrite<'a, S::Write<'a>>
+    where
+        S: 'a;
+
+    fn read(&self) -> Result<Self::Read<'_>, StoreError> {
+        tick(&self.plan, FaultOp::Read)?;
+        Ok(FaultyRead { inner: self.inner.read()?, plan: &self.plan })
+    }
+
+    fn write(&self) -> Result<Self::Write<'_>, StoreError> {
+        tick(&self.plan, FaultOp::Write)?;
+        Ok(FaultyWrite { inner: self.inner.write()?, plan: &self.plan, failed: Cell::new(false) })
+    }
+}
+
+impl<R: ReadTxn> ReadTxn for FaultyRead<'_, R> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        tick(self.plan, FaultOp::Get)?;
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        range: KeyRange<'_>,
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        tick(self.plan, FaultOp::Scan)?;
+        self.inner.scan(range, dir, visit)
+    }
+}
+
+/// Counts a write-transaction call, fails it if armed or if the transaction already failed,
+/// and otherwise runs it; any failure marks the transaction as failed.
+fn run<T>(
+    failed: &Cell<bool>,
+    plan: &Mutex<Plan>,
+    op: FaultOp,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if failed.get() {
+        return Err(StoreError::Backend(format!(
+            "{op:?} refused: this write transaction already failed; drop it and start over"
+        )));
+    }
+    let out = tick(plan, op).and_then(|()| f());
+    if out.as_ref().is_err_and(|e| !e.is_invalid_input()) {
+        failed.set(true);
+    }
+    out
+}
+
+impl<W: WriteTxn> ReadTxn for FaultyWrite<'_, W> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        run(&self.failed, self.plan, FaultOp::Get, || self.inner.get(key))
+    }
+
+    fn scan(
+        &self,
+        range: KeyRange<'_>,
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        run(&self.failed, self.plan, FaultOp::Scan, || self.inner.scan(range, dir, visit))
+    }
+}
+
+impl<W: WriteTxn> WriteTxn for FaultyWrite<'_, W> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        run(&self.failed, self.plan, FaultOp::Put, || self.inner.put(key, value))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
+        run(&self.failed, self.plan, FaultOp::Delete, || self.inner.delete(key))
+    }
+
+    fn commit(self) -> Result<(), StoreError> {
+        // On failure `self.inner` is dropped here, which aborts it.
+        run(&self.failed, self.plan, FaultOp::Commit, || Ok(()))?;
+        self.inner.commit()
+    }
+}
