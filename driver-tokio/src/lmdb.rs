@@ -39,8 +39,15 @@ pub struct LmdbOptions {
 
 impl Default for LmdbOptions {
     fn default() -> Self {
-        let map_size = if cfg!(target_pointer_width = "64") { 64 << 30 } else { 1 << 30 };
-        LmdbOptions { map_size, max_readers: 256 }
+        let map_size = if cfg!(target_pointer_width = "64") {
+            64 << 30
+        } else {
+            1 << 30
+        };
+        LmdbOptions {
+            map_size,
+            max_readers: 256,
+        }
     }
 }
 
@@ -57,7 +64,9 @@ pub struct LmdbStore {
 
 impl fmt::Debug for LmdbStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LmdbStore").field("path", &self.env.path()).finish_non_exhaustive()
+        f.debug_struct("LmdbStore")
+            .field("path", &self.env.path())
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,9 +80,11 @@ fn map_err(context: &str, err: heed::Error) -> StoreError {
             "{context}: too many open read transactions; close some or raise \
              LmdbOptions::max_readers"
         )),
-        heed::Error::Mdb(e @ (MdbError::Corrupted | MdbError::PageNotFound | MdbError::Invalid)) => {
-            StoreError::Corrupt(format!("{context}: {e}; restore the repository from a backup"))
-        }
+        heed::Error::Mdb(
+            e @ (MdbError::Corrupted | MdbError::PageNotFound | MdbError::Invalid),
+        ) => StoreError::Corrupt(format!(
+            "{context}: {e}; restore the repository from a backup"
+        )),
         heed::Error::Mdb(e @ MdbError::VersionMismatch) => StoreError::Corrupt(format!(
             "{context}: {e}; the repository was written by an incompatible LMDB version"
         )),
@@ -96,10 +107,14 @@ impl LmdbStore {
     pub fn open(path: impl AsRef<Path>, options: &LmdbOptions) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let at = |what: &str| format!("{what} at {}", path.display());
-        std::fs::create_dir_all(path)
-            .map_err(|e| StoreError::Backend(format!("{}: {e}", at("creating the repository folder"))))?;
+        std::fs::create_dir_all(path).map_err(|e| {
+            StoreError::Backend(format!("{}: {e}", at("creating the repository folder")))
+        })?;
         let mut builder = EnvOpenOptions::new().read_txn_without_tls();
-        builder.map_size(options.map_size).max_readers(options.max_readers).max_dbs(4);
+        builder
+            .map_size(options.map_size)
+            .max_readers(options.max_readers)
+            .max_dbs(4);
         // SAFETY: LMDB memory-maps the data file. That is sound as long as nothing but LMDB
         // (with its lock file) modifies the file while it is mapped: the repository folder is
         // owned by the daemon, heed refuses to open one folder twice in a process, and we set
@@ -112,7 +127,9 @@ impl LmdbStore {
                 env.max_key_size()
             )));
         }
-        let wtxn = env.write_txn().map_err(|e| map_err(&at("opening the setup transaction"), e))?;
+        let wtxn = env
+            .write_txn()
+            .map_err(|e| map_err(&at("opening the setup transaction"), e))?;
         let created = env
             .create_databases_and_commit(wtxn, |opener, wtxn| {
                 opener
@@ -123,7 +140,11 @@ impl LmdbStore {
         let db = created.commit().ok_or_else(|| {
             StoreError::Backend(at("creating the key-value database: setup was aborted"))
         })?;
-        Ok(LmdbStore { env, db, gate: Arc::new(WriterGate::new()) })
+        Ok(LmdbStore {
+            env,
+            db,
+            gate: Arc::new(WriterGate::new()),
+        })
     }
 
     /// The repository folder.
@@ -134,7 +155,11 @@ impl LmdbStore {
     /// Drops this handle and blocks until the environment is closed, i.e. until every clone
     /// of this handle is dropped too. Afterwards the folder can be opened again.
     pub fn close(self) {
-        let LmdbStore { env, db: _, gate: _ } = self;
+        let LmdbStore {
+            env,
+            db: _,
+            gate: _,
+        } = self;
         env.prepare_for_closing().wait();
     }
 }
@@ -156,13 +181,17 @@ pub struct LmdbWrite<'a> {
 
 impl fmt::Debug for LmdbRead<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LmdbRead").field("id", &self.txn.id()).finish()
+        f.debug_struct("LmdbRead")
+            .field("id", &self.txn.id())
+            .finish()
     }
 }
 
 impl fmt::Debug for LmdbWrite<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LmdbWrite").field("id", &self.txn.id()).finish()
+        f.debug_struct("LmdbWrite")
+            .field("id", &self.txn.id())
+            .finish()
     }
 }
 
@@ -171,20 +200,37 @@ impl Store for LmdbStore {
     type Write<'a> = LmdbWrite<'a>;
 
     fn read(&self) -> Result<LmdbRead<'_>, StoreError> {
-        let txn = self.env.read_txn().map_err(|e| map_err("opening a read transaction", e))?;
+        let txn = self
+            .env
+            .read_txn()
+            .map_err(|e| map_err("opening a read transaction", e))?;
         Ok(LmdbRead { txn, db: self.db })
     }
 
     fn write(&self) -> Result<LmdbWrite<'_>, StoreError> {
         let ticket = self.gate.enter()?;
-        let txn = self.env.write_txn().map_err(|e| map_err("opening the write transaction", e))?;
-        Ok(LmdbWrite { txn, db: self.db, _ticket: ticket })
+        let txn = self
+            .env
+            .write_txn()
+            .map_err(|e| map_err("opening the write transaction", e))?;
+        Ok(LmdbWrite {
+            txn,
+            db: self.db,
+            _ticket: ticket,
+        })
     }
 }
 
-fn get(db: &Database<'static, Bytes, Bytes>, txn: &RoTxn<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+fn get(
+    db: &Database<'static, Bytes, Bytes>,
+    txn: &RoTxn<'_>,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
     check_key(key)?;
-    Ok(db.get(txn, key).map_err(|e| map_err("reading a key", e))?.map(<[u8]>::to_vec))
+    Ok(db
+        .get(txn, key)
+        .map_err(|e| map_err("reading a key", e))?
+        .map(<[u8]>::to_vec))
 }
 
 fn scan(
@@ -254,16 +300,25 @@ impl WriteTxn for LmdbWrite<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         check_key(key)?;
         check_value(value)?;
-        self.db.put(&mut self.txn, key, value).map_err(|e| map_err("writing a key", e))
+        self.db
+            .put(&mut self.txn, key, value)
+            .map_err(|e| map_err("writing a key", e))
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
         check_key(key)?;
-        self.db.delete(&mut self.txn, key).map_err(|e| map_err("deleting a key", e))
+        self.db
+            .delete(&mut self.txn, key)
+            .map_err(|e| map_err("deleting a key", e))
     }
 
     fn commit(self) -> Result<(), StoreError> {
-        let LmdbWrite { txn, db: _, _ticket } = self;
-        txn.commit().map_err(|e| map_err("committing the write transaction", e))
+        let LmdbWrite {
+            txn,
+            db: _,
+            _ticket,
+        } = self;
+        txn.commit()
+            .map_err(|e| map_err("committing the write transaction", e))
     }
 }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use tempfile::TempDir;
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::store::conformance::{self, Harness};
+use threads_protocol::store::memory::MemoryStore;
 use threads_protocol::store::{
     Direction, KeyRange, ReadTxn, Store, StoreError, WriteTxn, content_digest, scan_collect,
 };
-use threads_protocol::store::memory::MemoryStore;
 
 #[derive(Default)]
 struct Lmdb {
@@ -17,7 +17,10 @@ struct Lmdb {
 
 fn small() -> LmdbOptions {
     // Small enough to keep test folders light, large enough for the suite.
-    LmdbOptions { map_size: 256 << 20, ..LmdbOptions::default() }
+    LmdbOptions {
+        map_size: 256 << 20,
+        ..LmdbOptions::default()
+    }
 }
 
 impl Harness for Lmdb {
@@ -69,7 +72,10 @@ fn lmdb_and_memory_digests_agree() {
 #[test]
 fn map_full_is_reported_and_leaves_no_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = LmdbOptions { map_size: 1 << 20, ..LmdbOptions::default() };
+    let opts = LmdbOptions {
+        map_size: 1 << 20,
+        ..LmdbOptions::default()
+    };
     let s = LmdbStore::open(dir.path(), &opts).unwrap();
     fill(&s, 10);
     let before = content_digest(&s.read().unwrap()).unwrap();
@@ -80,7 +86,10 @@ fn map_full_is_reported_and_leaves_no_trace() {
         .find_map(Result::err)
         .expect("a 1 MiB map cannot hold 4 MiB");
     assert!(matches!(err, StoreError::Full(_)), "{err}");
-    assert!(err.to_string().contains("map_size"), "message must say how to fix it: {err}");
+    assert!(
+        err.to_string().contains("map_size"),
+        "message must say how to fix it: {err}"
+    );
     drop(w);
     assert_eq!(content_digest(&s.read().unwrap()).unwrap(), before);
     let mut w = s.write().unwrap();
@@ -100,7 +109,12 @@ fn second_open_in_process_is_busy_and_close_allows_reopen() {
     drop(clone);
     closer.join().unwrap();
     let s = LmdbStore::open(dir.path(), &small()).unwrap();
-    assert_eq!(scan_collect(&s.read().unwrap(), KeyRange::all(), Direction::Forward, 10).unwrap().len(), 3);
+    assert_eq!(
+        scan_collect(&s.read().unwrap(), KeyRange::all(), Direction::Forward, 10)
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -112,7 +126,10 @@ fn read_txns_are_send_and_many_per_thread() {
     let readers: Vec<_> = (0..8).map(|_| s.read().unwrap()).collect();
     is_send(&readers[0]);
     let w = s.write().unwrap();
-    assert_eq!(w.get(&0u32.to_be_bytes()).unwrap().map(|v| v.len()), Some(12));
+    assert_eq!(
+        w.get(&0u32.to_be_bytes()).unwrap().map(|v| v.len()),
+        Some(12)
+    );
     drop(w);
     std::thread::scope(|sc| {
         for r in readers {
@@ -127,8 +144,14 @@ fn open_reports_unusable_path() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a folder").unwrap();
     let err = LmdbStore::open(&file, &small()).unwrap_err();
-    assert!(err.to_string().contains("a-file"), "error must name the path: {err}");
-    let bad_size = LmdbOptions { map_size: 12345, ..LmdbOptions::default() };
+    assert!(
+        err.to_string().contains("a-file"),
+        "error must name the path: {err}"
+    );
+    let bad_size = LmdbOptions {
+        map_size: 12345,
+        ..LmdbOptions::default()
+    };
     let err = LmdbStore::open(dir.path().join("x"), &bad_size).unwrap_err();
     assert!(matches!(err, StoreError::Backend(_)), "{err}");
 }

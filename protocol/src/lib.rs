@@ -11,13 +11,13 @@
 #![warn(missing_docs)]
 
 pub mod addr;
-pub mod identity;
+pub mod counter;
+pub mod engine;
 pub mod id;
+pub mod identity;
 pub mod key;
 pub mod log_id;
 pub mod multibase_str;
+pub mod record;
 pub mod rng;
 pub mod store;
-pub mod counter;
-pub mod record;
-pub mod engine;

@@ -9,7 +9,12 @@ use threads_protocol::engine::{AcceptAll, EngineError, Event, NewThread, Output,
 use threads_protocol::key::ThreadKey;
 use threads_protocol::store::memory::MemoryStore;
 
-fn write(net: &mut Loopback<MemoryStore, AcceptAll>, i: usize, t: &threads_protocol::id::ThreadId, body: &[u8]) {
+fn write(
+    net: &mut Loopback<MemoryStore, AcceptAll>,
+    i: usize,
+    t: &threads_protocol::id::ThreadId,
+    body: &[u8],
+) {
     let now = net.now;
     net.hosts[i].create_record(now, t, None, body, 0).unwrap();
 }
@@ -17,53 +22,81 @@ fn write(net: &mut Loopback<MemoryStore, AcceptAll>, i: usize, t: &threads_proto
 #[test]
 fn two_hosts_converge_after_concurrent_writes() {
     let (mut net, _) = net(2, 1);
-    let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-    let t = info.id.clone();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
     let a = addr(&net, 0, &t);
-    net.hosts[1].join_thread(Time(0), &a, info.key.clone()).unwrap();
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
     // Concurrent writes: both write before any message is delivered.
     for k in 0..5 {
         write(&mut net, 0, &t, format!("a{k}").as_bytes());
         write(&mut net, 1, &t, format!("b{k}").as_bytes());
     }
-    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t) && total(n, 0, &t) == 10));
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)
+        && total(n, 0, &t) == 10));
     assert_eq!(net.hosts[0].digest(&t), net.hosts[1].digest(&t));
 }
 
 #[test]
 fn three_hosts_converge() {
     let (mut net, _) = net(3, 2);
-    let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-    let t = info.id.clone();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
     let a = addr(&net, 0, &t);
-    net.hosts[1].join_thread(Time(0), &a, info.key.clone()).unwrap();
-    net.hosts[2].join_thread(Time(0), &a, info.key.clone()).unwrap();
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    net.hosts[2]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
     for k in 0..4 {
         for i in 0..3 {
             write(&mut net, i, &t, format!("{i}-{k}").as_bytes());
         }
     }
-    assert!(net.run_until(60_000, |n| converged(n, &[0, 1, 2], &t) && total(n, 0, &t) == 12));
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1, 2], &t)
+        && total(n, 0, &t) == 12));
     // Hosts 1 and 2 learned about each other through host 0.
-    assert!(net.hosts[1].thread_info(&t).unwrap().peers.contains(net.hosts[2].peer_id()));
+    assert!(
+        net.hosts[1]
+            .thread_info(&t)
+            .unwrap()
+            .peers
+            .contains(net.hosts[2].peer_id())
+    );
 }
 
 #[test]
 fn late_joiner_catches_up_through_pages() {
     let (mut net, _) = net(2, 3);
-    net.hosts[1] = host(MemoryStore::new(), AcceptAll, 99, threads_protocol::engine::Config {
-        page_max_records: 64,
-        ..config()
-    });
-    let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-    let t = info.id.clone();
+    net.hosts[1] = host(
+        MemoryStore::new(),
+        AcceptAll,
+        99,
+        threads_protocol::engine::Config {
+            page_max_records: 64,
+            ..config()
+        },
+    );
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
     for k in 0..1000u32 {
         write(&mut net, 0, &t, &k.to_be_bytes());
     }
     net.collect();
     let a = addr(&net, 0, &t);
-    net.hosts[1].join_thread(net.now, &a, info.key.clone()).unwrap();
-    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t) && total(n, 1, &t) == 1000));
+    net.hosts[1]
+        .join_thread(net.now, &a, info.key.clone())
+        .unwrap();
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)
+        && total(n, 1, &t) == 1000));
     // Records arrived in log order, each exactly once.
     let added: Vec<u64> = net.events[1]
         .iter()
@@ -80,44 +113,58 @@ fn replicator_relays_between_writers_that_never_meet() {
     let (mut net, _) = net(3, 4);
     let (a, r, b) = (0, 1, 2);
     net.set_link(a, b, false);
-    let info = net.hosts[a].create_thread(Time(0), NewThread::default()).unwrap();
-    let t = info.id.clone();
-    let r_peer = net.hosts[r].peer_id().clone();
+    let info = net.hosts[a]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
+    let r_peer = *net.hosts[r].peer_id();
     net.hosts[a].add_replicator(Time(0), &t, &r_peer).unwrap();
     net.flush(1000);
     let r_info = net.hosts[r].thread_info(&t).unwrap();
-    assert!(!r_info.key.can_read(), "a replicator holds the service key only");
+    assert!(
+        !r_info.key.can_read(),
+        "a replicator holds the service key only"
+    );
     // B joins through the replicator's address, with the full key from A (out of band).
     let via_r = addr(&net, r, &t);
-    net.hosts[b].join_thread(net.now, &via_r, info.key.clone()).unwrap();
+    net.hosts[b]
+        .join_thread(net.now, &via_r, info.key.clone())
+        .unwrap();
     for k in 0..5 {
         write(&mut net, a, &t, format!("a{k}").as_bytes());
         write(&mut net, b, &t, format!("b{k}").as_bytes());
     }
-    assert!(net.run_until(120_000, |n| converged(n, &[a, r, b], &t) && total(n, a, &t) == 10));
+    assert!(net.run_until(120_000, |n| converged(n, &[a, r, b], &t)
+        && total(n, a, &t) == 10));
     // The replicator cannot write, and never saw plaintext.
     let now = net.now;
     assert!(matches!(
         net.hosts[r].create_record(now, &t, None, b"x", 0),
         Err(EngineError::NoReadKey(_))
     ));
-    let bodies_at_r = net.events[r].iter().any(|e| matches!(e, Event::RecordRejected { .. }));
+    let bodies_at_r = net.events[r]
+        .iter()
+        .any(|e| matches!(e, Event::RecordRejected { .. }));
     assert!(!bodies_at_r);
 }
 
 #[test]
 fn restarted_host_resumes_from_its_store() {
     let (mut net, stores) = net(2, 5);
-    let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-    let t = info.id.clone();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
     let a = addr(&net, 0, &t);
-    net.hosts[1].join_thread(Time(0), &a, info.key.clone()).unwrap();
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
     for k in 0..3 {
         write(&mut net, 1, &t, format!("b{k}").as_bytes());
     }
     assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)));
     let before = net.hosts[1].heads(&t).unwrap();
-    let peer = net.hosts[1].peer_id().clone();
+    let peer = *net.hosts[1].peer_id();
     // Crash host 1 (its outputs are lost) and reopen it on the same store.
     net.hosts[1] = host(stores[1].reopen(), AcceptAll, 777, config());
     assert_eq!(net.hosts[1].peer_id(), &peer, "the host identity is kept");
@@ -125,16 +172,21 @@ fn restarted_host_resumes_from_its_store() {
     // It keeps writing at the right position, and peers still converge.
     write(&mut net, 1, &t, b"after restart");
     write(&mut net, 0, &t, b"meanwhile");
-    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t) && total(n, 0, &t) == 5));
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)
+        && total(n, 0, &t) == 5));
 }
 
 #[test]
 fn quiet_thread_costs_little() {
     let (mut net, _) = net(2, 6);
-    let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-    let t = info.id.clone();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
     let a = addr(&net, 0, &t);
-    net.hosts[1].join_thread(Time(0), &a, info.key.clone()).unwrap();
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
     write(&mut net, 0, &t, b"x");
     assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)));
     // Let the back-off reach its ceiling, then measure ten quiet minutes.
@@ -143,24 +195,36 @@ fn quiet_thread_costs_little() {
     net.run_until(600_000, |_| false);
     let (msgs, bytes) = (net.delivered - msgs, net.delivered_bytes - bytes);
     // The ceiling in `config()` is 10 s: at most ~1.25 digests per host per 10 s, 2 hosts.
-    assert!(msgs <= 2 * 60 * 5 / 4 + 2, "{msgs} messages in 10 quiet minutes");
-    assert!(bytes / msgs.max(1) < 200, "digests should be small: {bytes} bytes / {msgs}");
+    assert!(
+        msgs <= 2 * 60 * 5 / 4 + 2,
+        "{msgs} messages in 10 quiet minutes"
+    );
+    assert!(
+        bytes / msgs.max(1) < 200,
+        "digests should be small: {bytes} bytes / {msgs}"
+    );
 }
 
 #[test]
 fn same_seed_same_outputs() {
     fn trace(seed: u64) -> Vec<u8> {
         let (mut net, _) = net(3, seed);
-        let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-        let t = info.id.clone();
+        let info = net.hosts[0]
+            .create_thread(Time(0), NewThread::default())
+            .unwrap();
+        let t = info.id;
         let a = addr(&net, 0, &t);
         for i in 1..3 {
-            net.hosts[i].join_thread(Time(0), &a, info.key.clone()).unwrap();
+            net.hosts[i]
+                .join_thread(Time(0), &a, info.key.clone())
+                .unwrap();
         }
         let mut out = Vec::new();
         for k in 0..6 {
             let now = net.now;
-            net.hosts[k % 3].create_record(now, &t, None, &[k as u8], 0).unwrap();
+            net.hosts[k % 3]
+                .create_record(now, &t, None, &[k as u8], 0)
+                .unwrap();
             for h in &mut net.hosts {
                 while let Some(o) = h.poll_output() {
                     if let Output::Transmit { bytes, .. } = &o {
@@ -180,19 +244,28 @@ fn same_seed_same_outputs() {
 #[test]
 fn joining_twice_or_unknown_thread_are_errors() {
     let (mut net, _) = net(2, 7);
-    let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-    let t = info.id.clone();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
     let a = addr(&net, 0, &t);
-    net.hosts[1].join_thread(Time(0), &a, info.key.clone()).unwrap();
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
     assert_eq!(
-        net.hosts[1].join_thread(Time(0), &a, info.key.clone()).unwrap_err(),
+        net.hosts[1]
+            .join_thread(Time(0), &a, info.key.clone())
+            .unwrap_err(),
         EngineError::ThreadExists
     );
     let other = threads_protocol::id::ThreadId::random(
         threads_protocol::id::Variant::Raw,
         &mut threads_protocol::rng::seeded(1),
     );
-    assert_eq!(net.hosts[1].thread_info(&other).unwrap_err(), EngineError::ThreadNotFound);
+    assert_eq!(
+        net.hosts[1].thread_info(&other).unwrap_err(),
+        EngineError::ThreadNotFound
+    );
     assert_eq!(
         net.hosts[0]
             .create_record(Time(0), &other, None, b"", 0)
@@ -206,11 +279,19 @@ fn joining_twice_or_unknown_thread_are_errors() {
 #[test]
 fn delete_thread_removes_everything() {
     let (mut net, stores) = net(1, 8);
-    let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-    let t = info.id.clone();
-    let rec = net.hosts[0].create_record(Time(0), &t, None, b"x", 0).unwrap();
-    let other = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-    net.hosts[0].create_record(Time(0), &other.id, None, b"y", 0).unwrap();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
+    let rec = net.hosts[0]
+        .create_record(Time(0), &t, None, b"x", 0)
+        .unwrap();
+    let other = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    net.hosts[0]
+        .create_record(Time(0), &other.id, None, b"y", 0)
+        .unwrap();
     let before = stores[0].stats();
     net.hosts[0].delete_thread(Time(0), &t).unwrap();
     assert!(net.hosts[0].thread_info(&t).is_err());
@@ -218,7 +299,7 @@ fn delete_thread_removes_everything() {
     assert!(stores[0].stats().keys < before.keys);
     // The other thread is untouched, also after a restart.
     let reopened = host(stores[0].reopen(), AcceptAll, 1, config());
-    assert_eq!(reopened.thread_ids(), vec![other.id.clone()]);
+    assert_eq!(reopened.thread_ids(), vec![other.id]);
 }
 
 proptest! {
@@ -230,7 +311,7 @@ proptest! {
     fn random_interleavings_converge(seed in any::<u64>(), ops in proptest::collection::vec((0usize..3, 0u8..4, any::<u16>()), 1..60)) {
         let (mut net, _) = net(3, seed);
         let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
-        let t = info.id.clone();
+        let t = info.id;
         let a = addr(&net, 0, &t);
         for i in 1..3 {
             net.hosts[i].join_thread(Time(0), &a, info.key.clone()).unwrap();

@@ -73,7 +73,10 @@ fn digest_and_fork() {
     assert_ne!(f.digest(), s.digest(), "a fork is independent");
     assert_eq!(all(&s.read().unwrap()).len(), 1);
     let empty = MemoryStore::new();
-    assert_eq!(empty.digest(), content_digest(&empty.read().unwrap()).unwrap());
+    assert_eq!(
+        empty.digest(),
+        content_digest(&empty.read().unwrap()).unwrap()
+    );
     assert_ne!(empty.digest(), [0; 32]);
 }
 
@@ -103,8 +106,20 @@ fn injected_put_failure_poisons_txn_and_leaves_no_trace() {
     let mut w = s.write().unwrap();
     w.put(b"b", b"2").unwrap();
     let err = w.put(b"c", b"3").unwrap_err();
-    assert!(matches!(err, StoreError::Injected { op: FaultOp::Put, call: 3 }), "{err}");
-    assert!(w.put(b"d", b"4").is_err(), "txn must refuse calls after a failure");
+    assert!(
+        matches!(
+            err,
+            StoreError::Injected {
+                op: FaultOp::Put,
+                call: 3
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        w.put(b"d", b"4").is_err(),
+        "txn must refuse calls after a failure"
+    );
     assert!(w.get(b"a").is_err());
     assert!(w.commit().is_err(), "commit after a failure must fail");
     assert_eq!(s.inner().digest(), before);
@@ -120,7 +135,13 @@ fn injected_commit_failure_leaves_no_trace() {
     let mut w = s.write().unwrap();
     w.put(b"b", b"2").unwrap();
     assert!(w.delete(b"a").unwrap());
-    assert!(matches!(w.commit(), Err(StoreError::Injected { op: FaultOp::Commit, .. })));
+    assert!(matches!(
+        w.commit(),
+        Err(StoreError::Injected {
+            op: FaultOp::Commit,
+            ..
+        })
+    ));
     assert_eq!(all(&s.read().unwrap()), before);
     let mut w = s.write().unwrap();
     w.put(b"b", b"2").unwrap();
@@ -137,9 +158,16 @@ fn injected_read_side_failures() {
     s.fail_nth(FaultOp::Scan, 1);
     let r = s.read().unwrap();
     assert!(r.get(b"a").is_err());
-    assert_eq!(r.get(b"a").unwrap(), Some(b"1".to_vec()), "read txns stay usable");
+    assert_eq!(
+        r.get(b"a").unwrap(),
+        Some(b"1".to_vec()),
+        "read txns stay usable"
+    );
     let mut noop = |_: &[u8], _: &[u8]| ControlFlow::Continue(());
-    assert!(r.scan(KeyRange::all(), Direction::Forward, &mut noop).is_err());
+    assert!(
+        r.scan(KeyRange::all(), Direction::Forward, &mut noop)
+            .is_err()
+    );
     s.fail_nth(FaultOp::Write, 1);
     assert!(s.write().is_err());
     s.fail_nth(FaultOp::Delete, 1);
@@ -206,24 +234,40 @@ fn key_encoding_round_trips_and_orders_like_tuples() {
     let enc = |(t, b, n): &(u8, Vec<u8>, u64)| KeyBuf::new(*t).bytes(b).u64(*n).into_vec();
     for pair in tuples.windows(2) {
         assert!(pair[0] < pair[1], "test tuples must be sorted");
-        assert!(enc(&pair[0]) < enc(&pair[1]), "{:?} vs {:?}", pair[0], pair[1]);
+        assert!(
+            enc(&pair[0]) < enc(&pair[1]),
+            "{:?} vs {:?}",
+            pair[0],
+            pair[1]
+        );
     }
     for t in &tuples {
         let k = enc(t);
         let mut r = KeyReader::new(&k);
-        assert_eq!((r.u8().unwrap(), r.bytes().unwrap(), r.u64().unwrap()), t.clone());
+        assert_eq!(
+            (r.u8().unwrap(), r.bytes().unwrap(), r.u64().unwrap()),
+            t.clone()
+        );
         r.finish().unwrap();
     }
     // A prefix scan on an encoded byte-string field finds only that exact string.
     let p = KeyBuf::new(1).bytes(&[0]).into_vec();
     assert!(!enc(&(1, vec![0, 0], 5)).starts_with(&p));
     assert!(enc(&(1, vec![0], 0)).starts_with(&p));
-    assert_eq!(KeyBuf::with_prefix(&p).u8(9).as_bytes(), KeyBuf::new(1).bytes(&[0]).u8(9).as_bytes());
+    assert_eq!(
+        KeyBuf::with_prefix(&p).u8(9).as_bytes(),
+        KeyBuf::new(1).bytes(&[0]).u8(9).as_bytes()
+    );
 }
 
 #[test]
 fn key_reader_rejects_malformed_keys() {
-    let k = KeyBuf::new(3).str("héllo").u32(9).fixed(&[7; 4]).u8(1).into_vec();
+    let k = KeyBuf::new(3)
+        .str("héllo")
+        .u32(9)
+        .fixed(&[7; 4])
+        .u8(1)
+        .into_vec();
     let mut r = KeyReader::new(&k);
     assert_eq!(r.u8().unwrap(), 3);
     assert_eq!(r.str().unwrap(), "héllo");
@@ -231,11 +275,22 @@ fn key_reader_rejects_malformed_keys() {
     assert_eq!(r.fixed(4).unwrap(), &[7; 4]);
     assert_eq!(r.rest(), &[1]);
     assert!(r.clone().finish().is_err(), "trailing bytes");
-    for bad in [&[1u8, 0x61][..], &[0x61, 0x00], &[0x00, 0x02], &[0xff, 0xfe]] {
-        assert!(matches!(KeyReader::new(bad).bytes(), Err(StoreError::Corrupt(_))), "{bad:x?}");
+    for bad in [
+        &[1u8, 0x61][..],
+        &[0x61, 0x00],
+        &[0x00, 0x02],
+        &[0xff, 0xfe],
+    ] {
+        assert!(
+            matches!(KeyReader::new(bad).bytes(), Err(StoreError::Corrupt(_))),
+            "{bad:x?}"
+        );
     }
     assert!(KeyReader::new(&[1, 2, 3]).u64().is_err());
-    assert!(KeyReader::new(&[0xff, 0x00, 0x01]).str().is_err(), "not UTF-8");
+    assert!(
+        KeyReader::new(&[0xff, 0x00, 0x01]).str().is_err(),
+        "not UTF-8"
+    );
 }
 
 #[test]
@@ -251,5 +306,8 @@ fn prefix_successor_and_normalization_edges() {
     assert_eq!(point.normalized(), None);
     assert_eq!(KeyRange::before(b"").normalized(), None);
     let start_empty = KeyRange::starting_at(b"");
-    assert_eq!(start_empty.normalized(), Some((Bound::Unbounded, Bound::Unbounded)));
+    assert_eq!(
+        start_empty.normalized(),
+        Some((Bound::Unbounded, Bound::Unbounded))
+    );
 }

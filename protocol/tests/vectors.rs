@@ -246,7 +246,10 @@ fn identifier_vectors_parse_to_their_bytes() {
         assert_eq!(id.variant().to_string(), s(v, "variant"));
         for other in list(v, "decode_only_strings") {
             let text = other.as_str().expect("string");
-            assert_eq!(ThreadId::from_str(text).expect("parses").as_bytes(), &bytes[..]);
+            assert_eq!(
+                ThreadId::from_str(text).expect("parses").as_bytes(),
+                &bytes[..]
+            );
         }
         // The string is `b` + base32 of the bytes.
         assert_eq!(
@@ -273,7 +276,10 @@ fn identifier_vectors_parse_to_their_bytes() {
                 assert!(key.read().is_none());
             }
         }
-        assert_eq!(ThreadKey::from_bytes(&bytes).expect("parses").to_string(), s(v, "string"));
+        assert_eq!(
+            ThreadKey::from_bytes(&bytes).expect("parses").to_string(),
+            s(v, "string")
+        );
     }
 
     for v in list(&file, "identities") {
@@ -287,7 +293,9 @@ fn identifier_vectors_parse_to_their_bytes() {
         let parsed = PublicKey::from_str(s(v, "public_string")).expect("public string parses");
         assert_eq!(parsed.to_protobuf()[..], protobuf[..]);
         assert_eq!(
-            PublicKey::from_protobuf(&protobuf).expect("parses").to_string(),
+            PublicKey::from_protobuf(&protobuf)
+                .expect("parses")
+                .to_string(),
             s(v, "public_string")
         );
         let private = PrivateKey::from_str(s(v, "private_string")).expect("private parses");
@@ -302,8 +310,14 @@ fn identifier_vectors_parse_to_their_bytes() {
         assert_eq!(peer.public_key(), public);
         let message = h(v, "message_hex");
         let signature = h(v, "signature_hex");
-        assert_eq!(key.sign(&message)[..], signature[..], "{name}: signatures are deterministic");
-        public.verify(&message, &signature).expect("signature verifies");
+        assert_eq!(
+            key.sign(&message)[..],
+            signature[..],
+            "{name}: signatures are deterministic"
+        );
+        public
+            .verify(&message, &signature)
+            .expect("signature verifies");
         let sig = ed25519_dalek::Signature::from_slice(&signature).expect("64 bytes");
         ed25519_dalek::VerifyingKey::from_bytes(&key32(v, "raw_public_hex"))
             .expect("valid point")
@@ -318,7 +332,10 @@ fn identifier_vectors_parse_to_their_bytes() {
         let back = ThreadAddr::from_bytes(&bytes).expect("address bytes parse");
         assert_eq!(back.to_string(), s(v, "string"));
         assert_eq!(back.thread.to_string(), s(v, "thread_id"));
-        assert_eq!(back.peer().map(|p| p.to_string()).as_deref(), v["peer_id"].as_str());
+        assert_eq!(
+            back.peer().map(|p| p.to_string()).as_deref(),
+            v["peer_id"].as_str()
+        );
         // The `/thread` component is the tail: 96 03 || len || id bytes.
         let id = ThreadId::from_str(s(v, "thread_id")).expect("id parses");
         let mut tail = vec![0x96, 0x03, id.as_bytes().len() as u8];
@@ -334,11 +351,8 @@ fn record_vectors_check_out_independently() {
     assert_eq!(domain, b"threaddb/v1/record-signature\0");
     assert_eq!(u(&file, "format_version"), 1);
     let labels = &file["aead_labels"];
-    let (record_label, header_label, body_label) = (
-        s(labels, "record"),
-        s(labels, "header"),
-        s(labels, "body"),
-    );
+    let (record_label, header_label, body_label) =
+        (s(labels, "record"), s(labels, "header"), s(labels, "body"));
     let records = list(&file, "records");
     assert_eq!(records.len(), 4);
     let mut last_cid_of_log: std::collections::HashMap<String, String> = Default::default();
@@ -358,7 +372,11 @@ fn record_vectors_check_out_independently() {
         assert_eq!(log_key.to_protobuf(), h(input, "log_private_protobuf_hex"));
         let log = LogId::from_str(s(input, "log_id")).expect("log id");
         assert_eq!(&log.as_bytes()[..], &h(input, "log_id_hex")[..]);
-        assert_eq!(log.public_key(), log_key.public(), "{name}: log id is the log key's peer id");
+        assert_eq!(
+            log.public_key(),
+            log_key.public(),
+            "{name}: log id is the log key's peer id"
+        );
         let author_pb = h(input, "author_public_protobuf_hex");
         let author = PublicKey::from_protobuf(&author_pb).expect("author");
         assert_eq!(author.to_string(), s(input, "author"));
@@ -427,7 +445,11 @@ fn record_vectors_check_out_independently() {
         ];
         let mut signing_input = domain.clone();
         signing_input.extend(cbor_map(&unsigned));
-        assert_eq!(signing_input, h(out, "signing_input_hex"), "{name}: signing input");
+        assert_eq!(
+            signing_input,
+            h(out, "signing_input_hex"),
+            "{name}: signing input"
+        );
         let signature = h(out, "signature_hex");
         let sig = ed25519_dalek::Signature::from_slice(&signature).expect("64 bytes");
         ed25519_dalek::VerifyingKey::from_bytes(&log_key.public().to_raw())
@@ -439,7 +461,11 @@ fn record_vectors_check_out_independently() {
         // Envelope: the signed map plus "s", sealed with the service key.
         unsigned.insert(5, ("s", cbor_bytes(&signature)));
         let envelope = cbor_map(&unsigned);
-        assert_eq!(envelope, h(out, "envelope_plaintext_hex"), "{name}: envelope");
+        assert_eq!(
+            envelope,
+            h(out, "envelope_plaintext_hex"),
+            "{name}: envelope"
+        );
         let (plain, nonce) = aead_open(&service, record_label, &record_block);
         assert_eq!(plain, envelope, "{name}: envelope plaintext");
         assert_eq!(nonce[..], h(random, "envelope_nonce_hex")[..]);
@@ -455,8 +481,13 @@ fn record_vectors_check_out_independently() {
 
         // The library accepts it and reads back every input.
         let bundle = RecordBundle::decode(&bundle_bytes).expect("bundle decodes");
-        let verified = record::verify(bundle.clone(), &thread, &log, &ServiceKey::from_bytes(service))
-            .expect("record verifies");
+        let verified = record::verify(
+            bundle.clone(),
+            &thread,
+            &log,
+            &ServiceKey::from_bytes(service),
+        )
+        .expect("record verifies");
         assert_eq!(verified.cid().to_string(), s(out, "record_cid"));
         assert_eq!(verified.counter().get(), counter);
         assert_eq!(verified.clock().0, clock);
@@ -469,10 +500,15 @@ fn record_vectors_check_out_independently() {
 
         // Creating from the inputs with the published random values gives the same bytes.
         let mut rng = ReplayRng(
-            ["body_key_hex", "body_nonce_hex", "header_nonce_hex", "envelope_nonce_hex"]
-                .iter()
-                .map(|f| h(random, f))
-                .collect(),
+            [
+                "body_key_hex",
+                "body_nonce_hex",
+                "header_nonce_hex",
+                "envelope_nonce_hex",
+            ]
+            .iter()
+            .map(|f| h(random, f))
+            .collect(),
         );
         let prev_cid = prev.map(|p| cid::Cid::from_str(p).expect("CID"));
         let draft = RecordDraft {
@@ -484,9 +520,15 @@ fn record_vectors_check_out_independently() {
             time,
             body: &body,
         };
-        let key = ThreadKey::new(ServiceKey::from_bytes(service), Some(ReadKey::from_bytes(read)));
+        let key = ThreadKey::new(
+            ServiceKey::from_bytes(service),
+            Some(ReadKey::from_bytes(read)),
+        );
         let created = record::create(&draft, &log_key, &key, &mut rng).expect("create");
-        assert!(rng.0.is_empty(), "{name}: creation drew fewer values than listed");
+        assert!(
+            rng.0.is_empty(),
+            "{name}: creation drew fewer values than listed"
+        );
         assert_eq!(created.record().bundle(), &bundle, "{name}: re-creation");
 
         last_cid_of_log.insert(log_name, s(out, "record_cid").to_string());
@@ -530,7 +572,11 @@ fn rejection_vectors_fail_with_their_error() {
             Err(e) => e,
         };
         let expected = &case["error"];
-        assert_eq!(vectors_gen::error_kind(&err), s(expected, "kind"), "{name}: {err}");
+        assert_eq!(
+            vectors_gen::error_kind(&err),
+            s(expected, "kind"),
+            "{name}: {err}"
+        );
         assert_eq!(
             vectors_gen::error_block(&err).as_deref(),
             expected["block"].as_str(),

@@ -73,9 +73,12 @@ impl<S: Store, A: Application> Host<S, A> {
         };
         let thread = self.new_thread_state(now, key, BTreeSet::new());
         let mut txn = self.store.write()?;
-        txn.put(&layout::thread(&id), &crate::record::wire::encode(&thread.row()))?;
+        txn.put(
+            &layout::thread(&id),
+            &crate::record::wire::encode(&thread.row()),
+        )?;
         txn.commit()?;
-        self.insert_thread(id.clone(), thread);
+        self.insert_thread(id, thread);
         let identity = opts.identity.unwrap_or_else(|| self.identity.public());
         if let Err(e) = self.create_log(&id, &identity, opts.log_key) {
             // Keep the command atomic: a failed log creation leaves no thread behind.
@@ -94,7 +97,7 @@ impl<S: Store, A: Application> Host<S, A> {
         key: ThreadKey,
     ) -> Result<ThreadInfo, EngineError> {
         let peer = addr.peer().ok_or(EngineError::NoPeerInAddress)?;
-        let id = addr.thread.clone();
+        let id = addr.thread;
         if self.threads.contains_key(&id) {
             return Err(EngineError::ThreadExists);
         }
@@ -103,13 +106,16 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let mut peers = BTreeSet::new();
         if peer != self.peer_id {
-            peers.insert(peer.clone());
+            peers.insert(peer);
         }
         let thread = self.new_thread_state(now, key, peers);
         let mut txn = self.store.write()?;
-        txn.put(&layout::thread(&id), &crate::record::wire::encode(&thread.row()))?;
+        txn.put(
+            &layout::thread(&id),
+            &crate::record::wire::encode(&thread.row()),
+        )?;
         txn.commit()?;
-        self.insert_thread(id.clone(), thread);
+        self.insert_thread(id, thread);
         self.send_heights(&id, &peer, true);
         self.thread_info(&id)
     }
@@ -118,13 +124,13 @@ impl<S: Store, A: Application> Host<S, A> {
     pub fn thread_info(&self, id: &ThreadId) -> Result<ThreadInfo, EngineError> {
         let t = self.threads.get(id).ok_or(EngineError::ThreadNotFound)?;
         Ok(ThreadInfo {
-            id: id.clone(),
+            id: *id,
             key: t.key.clone(),
             logs: t
                 .logs
                 .iter()
                 .map(|(log, s)| LogInfo {
-                    id: log.clone(),
+                    id: *log,
                     key: s.key.clone(),
                     height: s.height,
                     head: s.head,
@@ -140,7 +146,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let t = self.threads.get(id).ok_or(EngineError::ThreadNotFound)?;
         Ok(t.logs
             .iter()
-            .filter_map(|(l, s)| s.head.map(|head| (l.clone(), s.height, head)))
+            .filter_map(|(l, s)| s.head.map(|head| (*l, s.height, head)))
             .collect())
     }
 
@@ -152,7 +158,10 @@ impl<S: Store, A: Application> Host<S, A> {
         identity: &PublicKey,
         log_key: Option<PrivateKey>,
     ) -> Result<LogId, EngineError> {
-        let t = self.threads.get(thread).ok_or(EngineError::ThreadNotFound)?;
+        let t = self
+            .threads
+            .get(thread)
+            .ok_or(EngineError::ThreadNotFound)?;
         if t.identities.contains_key(&identity.to_protobuf()) {
             return Err(EngineError::LogExists);
         }
@@ -169,22 +178,31 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let state = LogState::empty(Some(key));
         let mut txn = self.store.write()?;
-        txn.put(&layout::log(thread, &log), &crate::record::wire::encode(&state.row()))?;
+        txn.put(
+            &layout::log(thread, &log),
+            &crate::record::wire::encode(&state.row()),
+        )?;
         txn.put(
             &layout::identity_log(thread, &identity.to_protobuf()),
             log.as_bytes(),
         )?;
         txn.commit()?;
-        let t = self.threads.get_mut(thread).ok_or(EngineError::ThreadNotFound)?;
-        t.logs.insert(log.clone(), state);
-        t.identities.insert(identity.to_protobuf(), log.clone());
+        let t = self
+            .threads
+            .get_mut(thread)
+            .ok_or(EngineError::ThreadNotFound)?;
+        t.logs.insert(log, state);
+        t.identities.insert(identity.to_protobuf(), log);
         Ok(log)
     }
 
     /// Registers a log known only by its public key; its records come through
     /// [`Host::add_record`] or sync.
     pub fn add_log(&mut self, thread: &ThreadId, log: &LogId) -> Result<(), EngineError> {
-        let t = self.threads.get(thread).ok_or(EngineError::ThreadNotFound)?;
+        let t = self
+            .threads
+            .get(thread)
+            .ok_or(EngineError::ThreadNotFound)?;
         if t.logs.contains_key(log) {
             return Err(EngineError::LogExists);
         }
@@ -193,10 +211,13 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let state = LogState::empty(None);
         let mut txn = self.store.write()?;
-        txn.put(&layout::log(thread, log), &crate::record::wire::encode(&state.row()))?;
+        txn.put(
+            &layout::log(thread, log),
+            &crate::record::wire::encode(&state.row()),
+        )?;
         txn.commit()?;
         if let Some(t) = self.threads.get_mut(thread) {
-            t.logs.insert(log.clone(), state);
+            t.logs.insert(*log, state);
         }
         Ok(())
     }
@@ -214,15 +235,21 @@ impl<S: Store, A: Application> Host<S, A> {
         unix_nanos: u64,
     ) -> Result<VerifiedRecord, EngineError> {
         let author = author.cloned().unwrap_or_else(|| self.identity.public());
-        let t = self.threads.get(thread).ok_or(EngineError::ThreadNotFound)?;
+        let t = self
+            .threads
+            .get(thread)
+            .ok_or(EngineError::ThreadNotFound)?;
         if !t.key.can_read() {
             return Err(EngineError::NoReadKey("cannot create records"));
         }
         let log = match t.identities.get(&author.to_protobuf()) {
-            Some(log) => log.clone(),
+            Some(log) => *log,
             None => self.create_log(thread, &author, None)?,
         };
-        let t = self.threads.get(thread).ok_or(EngineError::ThreadNotFound)?;
+        let t = self
+            .threads
+            .get(thread)
+            .ok_or(EngineError::ThreadNotFound)?;
         let state = t.logs.get(&log).ok_or(EngineError::LogNotFound)?;
         let log_key = state
             .key
@@ -255,7 +282,10 @@ impl<S: Store, A: Application> Host<S, A> {
         log: &LogId,
         bundle: RecordBundle,
     ) -> Result<bool, EngineError> {
-        let t = self.threads.get(thread).ok_or(EngineError::ThreadNotFound)?;
+        let t = self
+            .threads
+            .get(thread)
+            .ok_or(EngineError::ThreadNotFound)?;
         let state = t.logs.get(log).ok_or(EngineError::LogNotFound)?;
         let rec = record::verify(bundle, thread, log, t.key.service())?;
         if rec.counter().get() <= state.height.0 {
@@ -388,15 +418,19 @@ impl<S: Store, A: Application> Host<S, A> {
         ] {
             let prefix = layout::thread_prefix(tag, id);
             let mut keys = Vec::new();
-            txn.scan(KeyRange::prefix(&prefix), Direction::Forward, &mut |k, v| {
-                keys.push(k.to_vec());
-                if tag == layout::TAG_RECORD
-                    && let Ok(b) = RecordBundle::decode(v)
-                {
-                    keys.push(layout::cid(&b.cid()));
-                }
-                ControlFlow::Continue(())
-            })?;
+            txn.scan(
+                KeyRange::prefix(&prefix),
+                Direction::Forward,
+                &mut |k, v| {
+                    keys.push(k.to_vec());
+                    if tag == layout::TAG_RECORD
+                        && let Ok(b) = RecordBundle::decode(v)
+                    {
+                        keys.push(layout::cid(&b.cid()));
+                    }
+                    ControlFlow::Continue(())
+                },
+            )?;
             for k in keys {
                 txn.delete(&k)?;
             }
@@ -404,7 +438,7 @@ impl<S: Store, A: Application> Host<S, A> {
         txn.delete(&layout::thread(id))?;
         txn.commit()?;
         let deadline = t.sync.deadline;
-        self.schedule.remove(&(Time(deadline), id.clone()));
+        self.schedule.remove(&(Time(deadline), *id));
         self.threads.remove(id);
         self.pulls.retain(|(t, _), _| t != id);
         Ok(())
@@ -429,7 +463,7 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     pub(super) fn insert_thread(&mut self, id: ThreadId, t: ThreadState) {
-        self.schedule.insert((Time(t.sync.deadline), id.clone()));
+        self.schedule.insert((Time(t.sync.deadline), id));
         self.threads.insert(id, t);
     }
 
@@ -439,7 +473,10 @@ impl<S: Store, A: Application> Host<S, A> {
             return Ok(false);
         }
         let max = self.config.max_peers_per_thread;
-        let t = self.threads.get_mut(id).ok_or(EngineError::ThreadNotFound)?;
+        let t = self
+            .threads
+            .get_mut(id)
+            .ok_or(EngineError::ThreadNotFound)?;
         if t.peers.contains(peer) || t.peers.len() >= max {
             return Ok(false);
         }
@@ -449,7 +486,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let mut txn = self.store.write()?;
         txn.put(&layout::thread(id), &crate::record::wire::encode(&row))?;
         txn.commit()?;
-        t.peers.insert(peer.clone());
+        t.peers.insert(*peer);
         // Spread the news: the other hosts of the thread learn the new peer (and our heights).
         let others: Vec<PeerId> = t.peers.iter().filter(|p| *p != peer).cloned().collect();
         for other in others {
@@ -490,22 +527,26 @@ pub(super) fn read_page(
     let mut out = Vec::new();
     let mut bytes = 0usize;
     let mut expected = from.get();
-    txn.scan(KeyRange::starting_at(&start), Direction::Forward, &mut |k, v| {
-        if !k.starts_with(&log_prefix) || out.len() >= max {
-            return ControlFlow::Break(());
-        }
-        // Stop at the first gap: pages are consecutive by construction.
-        let counter = k[log_prefix.len()..]
-            .try_into()
-            .map(u64::from_be_bytes)
-            .unwrap_or(0);
-        if counter != expected || (!out.is_empty() && bytes + v.len() > max_bytes) {
-            return ControlFlow::Break(());
-        }
-        bytes += v.len();
-        expected += 1;
-        out.push(v.to_vec());
-        ControlFlow::Continue(())
-    })?;
+    txn.scan(
+        KeyRange::starting_at(&start),
+        Direction::Forward,
+        &mut |k, v| {
+            if !k.starts_with(&log_prefix) || out.len() >= max {
+                return ControlFlow::Break(());
+            }
+            // Stop at the first gap: pages are consecutive by construction.
+            let counter = k[log_prefix.len()..]
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if counter != expected || (!out.is_empty() && bytes + v.len() > max_bytes) {
+                return ControlFlow::Break(());
+            }
+            bytes += v.len();
+            expected += 1;
+            out.push(v.to_vec());
+            ControlFlow::Continue(())
+        },
+    )?;
     Ok(out)
 }

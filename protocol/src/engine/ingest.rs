@@ -155,8 +155,8 @@ impl<S: Store, A: Application> Host<S, A> {
                     let failed = &records[k];
                     if !local {
                         self.emit(Event::ApplyFailed {
-                            thread: thread.clone(),
-                            log: log.clone(),
+                            thread: *thread,
+                            log: *log,
                             counter: failed.counter(),
                             error: e.to_string(),
                         });
@@ -172,10 +172,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let committed = &records[..n];
         if let Some(t) = self.threads.get_mut(thread) {
             let last = &committed[n - 1];
-            let state = t
-                .logs
-                .entry(log.clone())
-                .or_insert_with(|| LogState::empty(None));
+            let state = t.logs.entry(*log).or_insert_with(|| LogState::empty(None));
             state.height = LogHeight::of(last.counter());
             state.head = Some(last.cid());
             state.head_clock = last.clock();
@@ -185,14 +182,14 @@ impl<S: Store, A: Application> Host<S, A> {
         for (rec, verdict) in committed.iter().zip(verdicts) {
             if let Some(reason) = verdict {
                 self.emit(Event::RecordRejected {
-                    thread: thread.clone(),
-                    log: log.clone(),
+                    thread: *thread,
+                    log: *log,
                     counter: rec.counter(),
                     reason,
                 });
             }
             self.emit(Event::RecordAdded {
-                thread: thread.clone(),
+                thread: *thread,
                 local,
                 record: Box::new(rec.clone()),
             });
@@ -244,7 +241,10 @@ impl<S: Store, A: Application> Host<S, A> {
             let mut verdict = None;
             if let Some(read) = key.read() {
                 let outcome = match record::open(rec.clone(), read) {
-                    Ok(opened) => self.app.apply(&mut txn, &opened).map_err(|e| at(EngineError::Application(e)))?,
+                    Ok(opened) => self
+                        .app
+                        .apply(&mut txn, &opened)
+                        .map_err(|e| at(EngineError::Application(e)))?,
                     Err(e) => Verdict::Reject(format!("cannot open record: {e}")),
                 };
                 if let Verdict::Reject(reason) = outcome {

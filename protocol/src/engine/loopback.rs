@@ -95,7 +95,7 @@ impl<S: Store, A: Application> Loopback<S, A> {
             return false;
         };
         if !self.cut.contains(&(m.from.min(m.to), m.from.max(m.to))) {
-            let from = self.hosts[m.from].peer_id().clone();
+            let from = *self.hosts[m.from].peer_id();
             self.delivered += 1;
             self.delivered_bytes += m.bytes.len() as u64;
             self.hosts[m.to].handle_message(self.now, &from, &m.bytes);

@@ -15,8 +15,8 @@ mod commands;
 pub mod config;
 pub mod error;
 mod ingest;
-pub mod loopback;
 pub mod layout;
+pub mod loopback;
 pub mod message;
 pub mod output;
 pub mod state;
@@ -151,7 +151,7 @@ impl<S: Store, A: Application> Host<S, A> {
         };
         for (id, mut t) in threads {
             t.sync.deadline = host.jittered(now, t.sync.interval).as_millis();
-            host.schedule.insert((Time(t.sync.deadline), id.clone()));
+            host.schedule.insert((Time(t.sync.deadline), id));
             host.threads.insert(id, t);
         }
         Ok(host)
@@ -230,9 +230,9 @@ impl<S: Store, A: Application> Host<S, A> {
         if let Some(t) = self.threads.get_mut(thread) {
             t.sync.interval = min;
             if soon.as_millis() < t.sync.deadline {
-                self.schedule.remove(&(Time(t.sync.deadline), thread.clone()));
+                self.schedule.remove(&(Time(t.sync.deadline), *thread));
                 t.sync.deadline = soon.as_millis();
-                self.schedule.insert((soon, thread.clone()));
+                self.schedule.insert((soon, *thread));
             }
         }
     }
@@ -243,7 +243,7 @@ impl<S: Store, A: Application> Host<S, A> {
 
     fn misbehaved(&mut self, peer: &PeerId, reason: Misbehaviour) {
         self.emit(Event::PeerMisbehaved {
-            peer: peer.clone(),
+            peer: *peer,
             reason,
         });
     }

@@ -188,10 +188,14 @@ pub fn load_threads(
 fn load_logs(txn: &dyn ReadTxn, id: &ThreadId, state: &mut ThreadState) -> Result<(), StoreError> {
     let prefix = layout::thread_prefix(layout::TAG_LOG, id);
     let mut rows = Vec::new();
-    txn.scan(KeyRange::prefix(&prefix), Direction::Forward, &mut |k, v| {
-        rows.push((k[prefix.len()..].to_vec(), v.to_vec()));
-        ControlFlow::Continue(())
-    })?;
+    txn.scan(
+        KeyRange::prefix(&prefix),
+        Direction::Forward,
+        &mut |k, v| {
+            rows.push((k[prefix.len()..].to_vec(), v.to_vec()));
+            ControlFlow::Continue(())
+        },
+    )?;
     for (log_bytes, v) in rows {
         let log = LogId::from_bytes(&log_bytes).map_err(|e| corrupt("log id", e))?;
         let row: LogRow = wire::decode_plain(&v).map_err(|e| corrupt("log row", e))?;
@@ -213,10 +217,14 @@ fn load_logs(txn: &dyn ReadTxn, id: &ThreadId, state: &mut ThreadState) -> Resul
     }
     let prefix = layout::thread_prefix(layout::TAG_IDENTITY_LOG, id);
     let mut rows = Vec::new();
-    txn.scan(KeyRange::prefix(&prefix), Direction::Forward, &mut |k, v| {
-        rows.push((k[prefix.len()..].to_vec(), v.to_vec()));
-        ControlFlow::Continue(())
-    })?;
+    txn.scan(
+        KeyRange::prefix(&prefix),
+        Direction::Forward,
+        &mut |k, v| {
+            rows.push((k[prefix.len()..].to_vec(), v.to_vec()));
+            ControlFlow::Continue(())
+        },
+    )?;
     for (identity, log) in rows {
         let identity: [u8; 36] = identity
             .as_slice()

@@ -65,14 +65,16 @@ impl<S: Store, A: Application> Host<S, A> {
             if at > now {
                 break;
             }
-            self.schedule.remove(&(at, id.clone()));
+            self.schedule.remove(&(at, id));
             let Some(t) = self.threads.get(&id) else {
                 continue;
             };
             let peers: Vec<PeerId> = t.peers.iter().cloned().collect();
             let digest = t.digest();
-            let interval = (t.sync.interval.saturating_mul(2))
-                .clamp(self.config.sync_interval_min_ms, self.config.sync_interval_max_ms);
+            let interval = (t.sync.interval.saturating_mul(2)).clamp(
+                self.config.sync_interval_min_ms,
+                self.config.sync_interval_max_ms,
+            );
             for p in &peers {
                 self.send(
                     &id,
@@ -100,7 +102,7 @@ impl<S: Store, A: Application> Host<S, A> {
             .threads
             .iter()
             .filter(|(_, t)| t.peers.contains(peer))
-            .map(|(id, t)| (id.clone(), t.digest()))
+            .map(|(id, t)| (*id, t.digest()))
             .collect();
         for (id, digest) in shared {
             self.send(
@@ -156,7 +158,7 @@ impl<S: Store, A: Application> Host<S, A> {
         for (log, h) in &theirs {
             let ours = t.logs.get(log).map_or(0, |s| s.height.0);
             if *h > ours {
-                wanted.push((log.clone(), ours + 1));
+                wanted.push((*log, ours + 1));
             }
         }
         for (log, at) in wanted {
@@ -201,7 +203,10 @@ impl<S: Store, A: Application> Host<S, A> {
             thread: id.to_vec(),
             log: log.as_bytes().to_vec(),
             from: at,
-            records: records.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+            records: records
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
             height,
         };
         self.send(id, from, &payload);
@@ -221,7 +226,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let Ok(log) = LogId::from_bytes(log) else {
             return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
         };
-        let key = (id.clone(), log.clone());
+        let key = (*id, log);
         let ours = |h: &Self| {
             h.threads
                 .get(id)
@@ -295,7 +300,7 @@ impl<S: Store, A: Application> Host<S, A> {
             return self.misbehaved(from, refuse("this host holds its maximum of threads"));
         }
         let mut peers = BTreeSet::new();
-        peers.insert(from.clone());
+        peers.insert(*from);
         let mut thread = self.new_thread_state(now, key, peers);
         thread.clock = LamportClock(0);
         let stored = self.store.write().and_then(|mut txn| {
@@ -308,10 +313,10 @@ impl<S: Store, A: Application> Host<S, A> {
         if stored.is_err() {
             return;
         }
-        self.insert_thread(id.clone(), thread);
+        self.insert_thread(*id, thread);
         self.emit(Event::ThreadAdopted {
-            thread: id.clone(),
-            by: from.clone(),
+            thread: *id,
+            by: *from,
         });
         self.send_heights(id, from, true);
     }
@@ -319,7 +324,7 @@ impl<S: Store, A: Application> Host<S, A> {
     /// Asks `peer` for records of a log from counter `at`, unless a pull of that log is
     /// already outstanding.
     fn request_pull(&mut self, now: Time, id: &ThreadId, log: &LogId, at: u64, peer: &PeerId) {
-        let key = (id.clone(), log.clone());
+        let key = (*id, *log);
         if let Some(p) = self.pulls.get(&key)
             && p.expires > now
         {
@@ -328,7 +333,7 @@ impl<S: Store, A: Application> Host<S, A> {
         self.pulls.insert(
             key,
             PendingPull {
-                peer: peer.clone(),
+                peer: *peer,
                 from: at,
                 expires: now.plus(self.config.pull_timeout_ms),
             },
@@ -378,9 +383,7 @@ impl<S: Store, A: Application> Host<S, A> {
             return;
         };
         let bytes = message::encode(t.key.service(), &self.peer_id, peer, payload);
-        self.outputs.push_back(super::Output::Transmit {
-            to: peer.clone(),
-            bytes,
-        });
+        self.outputs
+            .push_back(super::Output::Transmit { to: *peer, bytes });
     }
 }

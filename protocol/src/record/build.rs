@@ -97,9 +97,9 @@ pub fn create(
 
     let verified = VerifiedRecord {
         cid: block_cid(&record),
-        thread: draft.thread.clone(),
+        thread: *draft.thread,
         log: LogId::from_public_key(&log_key.public()),
-        author: draft.author.clone(),
+        author: *draft.author,
         counter: draft.counter,
         clock: draft.clock,
         prev: draft.prev,

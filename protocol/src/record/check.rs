@@ -100,8 +100,8 @@ fn check_blocks(
         block: BlockKind::Record,
         what,
     };
-    let author =
-        PublicKey::from_protobuf(&node.author).map_err(|_| malformed("author is not an Ed25519 public key"))?;
+    let author = PublicKey::from_protobuf(&node.author)
+        .map_err(|_| malformed("author is not an Ed25519 public key"))?;
     let counter = LogCounter::new(node.counter).ok_or(malformed("log counter is 0"))?;
     let clock = LamportClock(node.clock);
     check_position(counter, clock, node.prev.is_some())?;
@@ -141,8 +141,8 @@ fn check_blocks(
     Ok(Checked {
         record: VerifiedRecord {
             cid: block_cid(&bundle.record),
-            thread: thread.clone(),
-            log: log.clone(),
+            thread: *thread,
+            log: *log,
             author,
             counter,
             clock,

@@ -1,9 +1,9 @@
 //! XChaCha20-Poly1305 sealing of blocks, with a per-layer associated-data label so that a block
 //! sealed for one layer can never be opened as another.
 
+use super::FORMAT_VERSION;
 use super::error::{BlockKind, RecordError};
 use super::wire::{self, SealedNode};
-use super::FORMAT_VERSION;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_core::CryptoRng;

@@ -130,7 +130,13 @@ fn record_offered_for_another_thread_fails() {
     let mut f = fixture(6);
     let r = f.make(1, None, b"x");
     let other = ThreadId::random(Variant::Raw, &mut f.rng);
-    let err = verify(r.record().bundle().clone(), &other, &f.log(), f.key.service()).unwrap_err();
+    let err = verify(
+        r.record().bundle().clone(),
+        &other,
+        &f.log(),
+        f.key.service(),
+    )
+    .unwrap_err();
     assert_eq!(err, RecordError::WrongThread);
 }
 
@@ -239,7 +245,9 @@ fn largest_body_round_trips() {
     let r = f.make(1, None, &body);
     let bundle = r.record().bundle().clone();
     assert!(bundle.encode().len() <= MAX_BUNDLE_LEN);
-    let v = f.verify(RecordBundle::decode(&bundle.encode()).unwrap()).unwrap();
+    let v = f
+        .verify(RecordBundle::decode(&bundle.encode()).unwrap())
+        .unwrap();
     assert_eq!(open(v, f.key.read().unwrap()).unwrap().body(), &body[..]);
 }
 

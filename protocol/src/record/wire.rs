@@ -188,9 +188,15 @@ pub fn decode<T: Serialize + DeserializeOwned>(
             max: max_len,
         });
     }
-    let value: T = serde_ipld_dagcbor::from_slice(bytes).map_err(|e| RecordError::Decode {
-        block,
-        reason: e.to_string(),
+    let value: T = serde_ipld_dagcbor::from_slice(bytes).map_err(|e| match e {
+        // The decoder already refuses some non-canonical forms; report them as such.
+        serde_ipld_dagcbor::DecodeError::UnorderedKey
+        | serde_ipld_dagcbor::DecodeError::NonMinimal { .. }
+        | serde_ipld_dagcbor::DecodeError::IndefiniteSize => RecordError::NonCanonical { block },
+        other => RecordError::Decode {
+            block,
+            reason: other.to_string(),
+        },
     })?;
     if encode(&value) != bytes {
         return Err(RecordError::NonCanonical { block });

@@ -66,9 +66,18 @@ impl MemoryStore {
     /// (statistics start from zero, apart from the size of the contents).
     pub fn fork(&self) -> Self {
         let (map, stats) = self.lock().clone();
-        let stats = MemoryStats { keys: stats.keys, live_bytes: stats.live_bytes, ..Default::default() };
-        let shared = Shared { committed: Mutex::new((map, stats)), gate: WriterGate::new() };
-        MemoryStore { shared: Arc::new(shared) }
+        let stats = MemoryStats {
+            keys: stats.keys,
+            live_bytes: stats.live_bytes,
+            ..Default::default()
+        };
+        let shared = Shared {
+            committed: Mutex::new((map, stats)),
+            gate: WriterGate::new(),
+        };
+        MemoryStore {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Counters for tests and the simulator.
@@ -78,7 +87,9 @@ impl MemoryStore {
 
     /// [`content_digest`] of the committed contents.
     pub fn digest(&self) -> [u8; 32] {
-        let snapshot = MemoryRead { map: self.lock().0.clone() };
+        let snapshot = MemoryRead {
+            map: self.lock().0.clone(),
+        };
         // Scanning a snapshot of the in-memory map cannot fail.
         content_digest(&snapshot).unwrap_or_default()
     }
@@ -86,7 +97,10 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, (Map, MemoryStats)> {
         // The map and counters are replaced as a whole under the lock, never left half-updated,
         // so the state behind a poisoned lock is still consistent.
-        self.shared.committed.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -113,7 +127,9 @@ impl Store for MemoryStore {
     type Write<'a> = MemoryWrite<'a>;
 
     fn read(&self) -> Result<MemoryRead, StoreError> {
-        Ok(MemoryRead { map: self.lock().0.clone() })
+        Ok(MemoryRead {
+            map: self.lock().0.clone(),
+        })
     }
 
     fn write(&self) -> Result<MemoryWrite<'_>, StoreError> {
@@ -142,9 +158,11 @@ fn map_scan(
     dir: Direction,
     visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
 ) -> Result<(), StoreError> {
-    let Some(bounds) = range.normalized() else { return Ok(()) };
+    let Some(bounds) = range.normalized() else {
+        return Ok(());
+    };
     let mut iter = map.range::<_, [u8]>(bounds);
-    let mut step = |(k, v): (&Vec<u8>, &Vec<u8>)| { let _ = visit(k, v); ControlFlow::<()>::Continue(()) };
+    let mut step = |(k, v): (&Vec<u8>, &Vec<u8>)| visit(k, v);
     // Whether the visitor stopped early makes no difference to the caller.
     let _stopped = match dir {
         Direction::Forward => iter.try_for_each(&mut step),
@@ -284,7 +302,10 @@ pub struct FaultyStore<S> {
 impl<S: Store> FaultyStore<S> {
     /// Wraps `inner`; no call fails until told to.
     pub fn new(inner: S) -> Self {
-        FaultyStore { inner, plan: Arc::default() }
+        FaultyStore {
+            inner,
+            plan: Arc::default(),
+        }
     }
 
     /// The wrapped store.
@@ -360,12 +381,19 @@ impl<S: Store> Store for FaultyStore<S> {
 
     fn read(&self) -> Result<Self::Read<'_>, StoreError> {
         tick(&self.plan, FaultOp::Read)?;
-        Ok(FaultyRead { inner: self.inner.read()?, plan: &self.plan })
+        Ok(FaultyRead {
+            inner: self.inner.read()?,
+            plan: &self.plan,
+        })
     }
 
     fn write(&self) -> Result<Self::Write<'_>, StoreError> {
         tick(&self.plan, FaultOp::Write)?;
-        Ok(FaultyWrite { inner: self.inner.write()?, plan: &self.plan, failed: Cell::new(false) })
+        Ok(FaultyWrite {
+            inner: self.inner.write()?,
+            plan: &self.plan,
+            failed: Cell::new(false),
+        })
     }
 }
 
@@ -408,7 +436,9 @@ fn run<T>(
 
 impl<W: WriteTxn> ReadTxn for FaultyWrite<'_, W> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        run(&self.failed, self.plan, FaultOp::Get, || self.inner.get(key))
+        run(&self.failed, self.plan, FaultOp::Get, || {
+            self.inner.get(key)
+        })
     }
 
     fn scan(
@@ -417,17 +447,23 @@ impl<W: WriteTxn> ReadTxn for FaultyWrite<'_, W> {
         dir: Direction,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        run(&self.failed, self.plan, FaultOp::Scan, || self.inner.scan(range, dir, visit))
+        run(&self.failed, self.plan, FaultOp::Scan, || {
+            self.inner.scan(range, dir, visit)
+        })
     }
 }
 
 impl<W: WriteTxn> WriteTxn for FaultyWrite<'_, W> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        run(&self.failed, self.plan, FaultOp::Put, || self.inner.put(key, value))
+        run(&self.failed, self.plan, FaultOp::Put, || {
+            self.inner.put(key, value)
+        })
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
-        run(&self.failed, self.plan, FaultOp::Delete, || self.inner.delete(key))
+        run(&self.failed, self.plan, FaultOp::Delete, || {
+            self.inner.delete(key)
+        })
     }
 
     fn commit(self) -> Result<(), StoreError> {

@@ -30,13 +30,24 @@ pub fn net(n: usize, seed: u64) -> (Loopback<MemoryStore, AcceptAll>, Vec<Memory
     let hosts = stores
         .iter()
         .enumerate()
-        .map(|(i, s)| host(s.clone(), AcceptAll, seed.wrapping_mul(1000).wrapping_add(i as u64), config()))
+        .map(|(i, s)| {
+            host(
+                s.clone(),
+                AcceptAll,
+                seed.wrapping_mul(1000).wrapping_add(i as u64),
+                config(),
+            )
+        })
         .collect();
     (Loopback::new(hosts, Time(0)), stores)
 }
 
 /// The address of `thread` at host `i`.
-pub fn addr<S: Store, A: Application>(net: &Loopback<S, A>, i: usize, thread: &ThreadId) -> ThreadAddr {
+pub fn addr<S: Store, A: Application>(
+    net: &Loopback<S, A>,
+    i: usize,
+    thread: &ThreadId,
+) -> ThreadAddr {
     let s = format!(
         "/ip4/127.0.0.1/tcp/4006/p2p/{}/thread/{}",
         net.hosts[i].peer_id(),
@@ -46,9 +57,16 @@ pub fn addr<S: Store, A: Application>(net: &Loopback<S, A>, i: usize, thread: &T
 }
 
 /// Whether every listed host has the same heads for `thread`.
-pub fn converged<S: Store, A: Application>(net: &Loopback<S, A>, hosts: &[usize], thread: &ThreadId) -> bool {
+pub fn converged<S: Store, A: Application>(
+    net: &Loopback<S, A>,
+    hosts: &[usize],
+    thread: &ThreadId,
+) -> bool {
     let first = net.hosts[hosts[0]].heads(thread).ok();
-    first.is_some() && hosts.iter().all(|&i| net.hosts[i].heads(thread).ok() == first)
+    first.is_some()
+        && hosts
+            .iter()
+            .all(|&i| net.hosts[i].heads(thread).ok() == first)
 }
 
 /// Total records over the logs of `thread` at host `i`.

@@ -177,7 +177,11 @@ pub fn identifiers() -> Value {
     let raw_counting = ThreadId::new(Variant::Raw, &counting(32)).expect("valid id");
     let ac_counting = ThreadId::new(Variant::AccessControlled, &counting(32)).expect("valid id");
     let thread_ids = vec![
-        thread_id_json("raw-counting", "Raw, random part 00 01 .. 1f", &raw_counting),
+        thread_id_json(
+            "raw-counting",
+            "Raw, random part 00 01 .. 1f",
+            &raw_counting,
+        ),
         thread_id_json(
             "access-controlled-counting",
             "AccessControlled, random part 00 01 .. 1f",
@@ -225,16 +229,20 @@ pub fn identifiers() -> Value {
         identity_json("seed-07", [0x07; 32]),
     ];
 
-    let host: multiaddr::Multiaddr = "/ip4/127.0.0.1/tcp/4006/p2p/12D3KooWLzZQcU5zq6TSDbEP8tPVPdrAQsd5Gnj1MXP5x8ZLzfa4"
-        .parse()
-        .expect("valid multiaddr");
+    let host: multiaddr::Multiaddr =
+        "/ip4/127.0.0.1/tcp/4006/p2p/12D3KooWLzZQcU5zq6TSDbEP8tPVPdrAQsd5Gnj1MXP5x8ZLzfa4"
+            .parse()
+            .expect("valid multiaddr");
     let peer = LogId::from_public_key(&PrivateKey::from_seed(seed_from(&counting(32))).public());
     let host6: multiaddr::Multiaddr = format!("/ip6/::1/tcp/4006/p2p/{peer}")
         .parse()
         .expect("valid multiaddr");
     let thread_addrs = vec![
-        thread_addr_json("ip4-raw", &ThreadAddr::new(host, raw_counting.clone())),
-        thread_addr_json("ip6-access-controlled", &ThreadAddr::new(host6, ac_counting)),
+        thread_addr_json("ip4-raw", &ThreadAddr::new(host, raw_counting)),
+        thread_addr_json(
+            "ip6-access-controlled",
+            &ThreadAddr::new(host6, ac_counting),
+        ),
         thread_addr_json(
             "bare-thread",
             &ThreadAddr::new(multiaddr::Multiaddr::empty(), raw_counting),
@@ -292,7 +300,11 @@ impl Setup {
     }
 
     fn read_bytes(&self) -> [u8; 32] {
-        *self.key.read().expect("vector keys have a read key").as_bytes()
+        *self
+            .key
+            .read()
+            .expect("vector keys have a read key")
+            .as_bytes()
     }
 }
 
@@ -349,7 +361,11 @@ fn record_json(setup: &Setup, spec: &Spec<'_>, rng: &mut RecordingRng) -> (Value
     );
     let rec = opened.record();
     let bundle = rec.bundle();
-    let envelope_plain = open_sealed(BlockKind::Record, setup.service().as_bytes(), &bundle.record);
+    let envelope_plain = open_sealed(
+        BlockKind::Record,
+        setup.service().as_bytes(),
+        &bundle.record,
+    );
     let header_plain = open_sealed(BlockKind::Header, &setup.read_bytes(), &bundle.header);
     let log_id = LogId::from_public_key(&spec.log_key.public());
     let value = json!({
@@ -693,7 +709,7 @@ impl Forge {
     fn verify_input(&self, bundle: RecordBundle) -> Input {
         Input::Verify {
             bundle,
-            thread: self.setup.thread.clone(),
+            thread: self.setup.thread,
             log: self.log(),
             service: *self.setup.service().as_bytes(),
         }
@@ -702,7 +718,7 @@ impl Forge {
     fn open_input(&self, bundle: RecordBundle) -> Input {
         Input::Open {
             bundle,
-            thread: self.setup.thread.clone(),
+            thread: self.setup.thread,
             log: self.log(),
             service: *self.setup.service().as_bytes(),
             read: self.setup.read_bytes(),
@@ -858,7 +874,10 @@ pub fn rejections() -> Value {
         header: Vec::new(),
         body: Vec::new(),
     };
-    assert_eq!(hex::encode(empty_bundle.encode()), "a4616240616540616840617240");
+    assert_eq!(
+        hex::encode(empty_bundle.encode()),
+        "a4616240616540616840617240"
+    );
     let bundle_cases: [(&str, &str, &str); 6] = [
         (
             "bundle-keys-out-of-order",
@@ -949,7 +968,7 @@ pub fn rejections() -> Value {
     // --- Wrong context ----------------------------------------------------------------------
     let wrong_service = Input::Verify {
         bundle: base.clone(),
-        thread: f.setup.thread.clone(),
+        thread: f.setup.thread,
         log: f.log(),
         service: [0x5a; 32],
     };
@@ -966,7 +985,7 @@ pub fn rejections() -> Value {
         "BadSignature",
         Input::Verify {
             bundle: base.clone(),
-            thread: f.setup.thread.clone(),
+            thread: f.setup.thread,
             log: stranger,
             service: *f.setup.service().as_bytes(),
         },
@@ -988,7 +1007,7 @@ pub fn rejections() -> Value {
         "CannotDecrypt",
         Input::Open {
             bundle: base.clone(),
-            thread: f.setup.thread.clone(),
+            thread: f.setup.thread,
             log: f.log(),
             service: *f.setup.service().as_bytes(),
             read: [0x5c; 32],
