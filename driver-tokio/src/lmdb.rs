@@ -11,19 +11,25 @@
 //! [`StoreError::Busy`] instead of deadlocking.
 
 use std::fmt;
-use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 use std::sync::Arc;
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 use threads_protocol::store::{
-    Direction, KeyRange, MAX_KEY_LEN, ReadTxn, Store, StoreError, WriteTxn, WriterGate,
+    Direction, KeyRange, MAX_KEY_LEN, ReadTxn, Store, StoreError, Visit, WriteTxn, WriterGate,
     WriterTicket, check_key, check_value,
 };
 
 /// The named LMDB database holding every key of the store.
 const DB_NAME: &str = "threads";
+
+/// Default map size: 64 GiB of address space on 64-bit targets.
+#[cfg(target_pointer_width = "64")]
+const DEFAULT_MAP_SIZE: usize = 64 << 30;
+/// Default map size: 1 GiB where address space is scarce.
+#[cfg(not(target_pointer_width = "64"))]
+const DEFAULT_MAP_SIZE: usize = 1 << 30;
 
 /// Settings for [`LmdbStore::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,13 +45,8 @@ pub struct LmdbOptions {
 
 impl Default for LmdbOptions {
     fn default() -> Self {
-        let map_size = if cfg!(target_pointer_width = "64") {
-            64 << 30
-        } else {
-            1 << 30
-        };
         LmdbOptions {
-            map_size,
+            map_size: DEFAULT_MAP_SIZE,
             max_readers: 256,
         }
     }
@@ -238,10 +239,10 @@ fn scan(
     txn: &RoTxn<'_>,
     range: &KeyRange<'_>,
     dir: Direction,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    visit: &mut Visit<'_>,
 ) -> Result<(), StoreError> {
     // Normalized bounds are never empty, overlong or inverted, which LMDB cursors reject.
-    let Some(bounds): Option<(Bound<&[u8]>, Bound<&[u8]>)> = range.normalized() else {
+    let Some(bounds) = range.normalized() else {
         return Ok(());
     };
     let fail = |e| map_err("scanning keys", e);
@@ -275,7 +276,7 @@ impl ReadTxn for LmdbRead<'_> {
         &self,
         range: KeyRange<'_>,
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         scan(&self.db, &self.txn, &range, dir, visit)
     }
@@ -290,7 +291,7 @@ impl ReadTxn for LmdbWrite<'_> {
         &self,
         range: KeyRange<'_>,
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         scan(&self.db, &self.txn, &range, dir, visit)
     }

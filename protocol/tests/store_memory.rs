@@ -250,6 +250,12 @@ fn key_encoding_round_trips_and_orders_like_tuples() {
         );
         r.finish().unwrap();
     }
+    // The example of spec/storage.md §6.
+    let example = KeyBuf::new(0x03).bytes(b"a\0b").u64(7).into_vec();
+    assert_eq!(
+        example,
+        [3, 0x61, 0, 0xff, 0x62, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7]
+    );
     // A prefix scan on an encoded byte-string field finds only that exact string.
     let p = KeyBuf::new(1).bytes(&[0]).into_vec();
     assert!(!enc(&(1, vec![0, 0], 5)).starts_with(&p));

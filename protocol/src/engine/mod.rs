@@ -177,6 +177,11 @@ impl<S: Store, A: Application> Host<S, A> {
         &self.store
     }
 
+    /// Shuts the host down and hands back its store (to close or reopen it).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// The application hook.
     pub fn app(&self) -> &A {
         &self.app

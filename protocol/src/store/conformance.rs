@@ -53,7 +53,7 @@ where
     randomized_model(h, 0xdead_beef_cafe, 60);
 }
 
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+type Pairs = super::Entries;
 type Keys = Vec<Vec<u8>>;
 
 #[track_caller]

@@ -2,14 +2,13 @@
 //! wrapper around any [`Store`] that fails chosen calls on purpose.
 
 use std::cell::Cell;
-use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use imbl::OrdMap;
 
 use super::{
-    Direction, KeyRange, ReadTxn, Store, StoreError, WriteTxn, WriterGate, WriterTicket, check_key,
-    check_value, content_digest,
+    Direction, KeyRange, ReadTxn, Store, StoreError, Visit, WriteTxn, WriterGate, WriterTicket,
+    check_key, check_value, content_digest,
 };
 
 type Map = OrdMap<Vec<u8>, Vec<u8>>;
@@ -156,7 +155,7 @@ fn map_scan(
     map: &Map,
     range: &KeyRange<'_>,
     dir: Direction,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    visit: &mut Visit<'_>,
 ) -> Result<(), StoreError> {
     let Some(bounds) = range.normalized() else {
         return Ok(());
@@ -180,7 +179,7 @@ impl ReadTxn for MemoryRead {
         &self,
         range: KeyRange<'_>,
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         map_scan(&self.map, &range, dir, visit)
     }
@@ -195,7 +194,7 @@ impl ReadTxn for MemoryWrite<'_> {
         &self,
         range: KeyRange<'_>,
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         map_scan(&self.map, &range, dir, visit)
     }
@@ -331,7 +330,8 @@ impl<S: Store> FaultyStore<S> {
         self.plan().fail_at = Default::default();
     }
 
-    /// How many calls of kind `op` were made so far (failed ones included).
+    /// How many calls of kind `op` were made so far, injected failures included (calls refused
+    /// by an already failed write transaction are not counted).
     pub fn calls(&self, op: FaultOp) -> u64 {
         self.plan().calls[op as usize]
     }
@@ -407,7 +407,7 @@ impl<R: ReadTxn> ReadTxn for FaultyRead<'_, R> {
         &self,
         range: KeyRange<'_>,
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         tick(self.plan, FaultOp::Scan)?;
         self.inner.scan(range, dir, visit)
@@ -445,7 +445,7 @@ impl<W: WriteTxn> ReadTxn for FaultyWrite<'_, W> {
         &self,
         range: KeyRange<'_>,
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         run(&self.failed, self.plan, FaultOp::Scan, || {
             self.inner.scan(range, dir, visit)

@@ -89,6 +89,15 @@ impl StoreError {
     }
 }
 
+/// The callback of [`ReadTxn::scan`]: gets each key and value, returns whether to go on.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
+/// Owned key-value pairs, as returned by [`scan_collect`].
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A start and an end bound over keys, as returned by [`KeyRange::normalized`].
+pub type Bounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// Which way a scan walks the key order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -198,7 +207,7 @@ impl<'a> KeyRange<'a> {
     /// are never inverted, selecting exactly the same valid keys; `None` when no valid key can
     /// be in the range. Backends call this before handing bounds to an ordered map or cursor,
     /// which may reject empty or overlong bounds or panic on inverted ones.
-    pub fn normalized(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+    pub fn normalized(&self) -> Option<Bounds<'_>> {
         // A valid key never equals an overlong bound `k`; it compares to `k` exactly as it
         // compares to `k[..MAX_KEY_LEN]`, except that it is smaller when equal to that prefix.
         let start = match self.start() {
@@ -292,7 +301,7 @@ pub trait ReadTxn {
         &self,
         range: KeyRange<'_>,
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError>;
 }
 
@@ -318,7 +327,7 @@ pub fn scan_collect<T: ReadTxn + ?Sized>(
     range: KeyRange<'_>,
     dir: Direction,
     limit: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+) -> Result<Entries, StoreError> {
     let mut out = Vec::new();
     if limit == 0 {
         return Ok(out);
@@ -339,7 +348,7 @@ pub fn scan_prefix_collect<T: ReadTxn + ?Sized>(
     txn: &T,
     prefix: &[u8],
     limit: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+) -> Result<Entries, StoreError> {
     scan_collect(txn, KeyRange::prefix(prefix), Direction::Forward, limit)
 }
 
