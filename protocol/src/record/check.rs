@@ -12,7 +12,7 @@ use crate::id::ThreadId;
 use crate::identity::PublicKey;
 use crate::key::{ReadKey, ServiceKey};
 use crate::log_id::LogId;
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
 
 /// A record whose blocks were checked, waiting only for its signature check.
 struct Checked {
@@ -30,9 +30,10 @@ pub fn verify(
     service: &ServiceKey,
 ) -> Result<VerifiedRecord, RecordError> {
     let checked = check_blocks(bundle, thread, log, service)?;
-    let key = verifying_key(log)?;
+    let key = log.public_key();
     let sig = Signature::from_bytes(checked.record.signature());
-    key.verify_strict(&checked.message, &sig)
+    key.as_dalek()
+        .verify_strict(&checked.message, &sig)
         .map_err(|_| bad_signature(log))?;
     Ok(checked.record)
 }
@@ -73,9 +74,6 @@ fn bad_signature(log: &LogId) -> RecordError {
     }
 }
 
-fn verifying_key(log: &LogId) -> Result<VerifyingKey, RecordError> {
-    VerifyingKey::from_bytes(&log.public_key().to_raw()).map_err(|_| bad_signature(log))
-}
 
 fn check_blocks(
     bundle: RecordBundle,
