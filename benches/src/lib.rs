@@ -1,1 +1,66 @@
-//! threads-benches
+//! Shared fixtures of the ThreadDB benchmarks (`benches/*.rs`).
+//!
+//! Everything is built from fixed seeds so that runs are comparable.
+
+use threads_protocol::counter::{LamportClock, LogCounter};
+use threads_protocol::id::{ThreadId, Variant};
+use threads_protocol::identity::{PrivateKey, PublicKey};
+use threads_protocol::key::ThreadKey;
+use threads_protocol::log_id::LogId;
+use threads_protocol::record::{self, OpenedRecord, RecordDraft, RecordError};
+use threads_protocol::rng::{ProtocolRng, seeded};
+
+/// One thread with its keys, a log key and an author: what writing a record needs.
+pub struct RecordFixture {
+    /// The thread records belong to.
+    pub thread: ThreadId,
+    /// Service and read key.
+    pub key: ThreadKey,
+    /// The log's signing key.
+    pub log_key: PrivateKey,
+    /// The log's id (peer id of `log_key`).
+    pub log: LogId,
+    /// The writer's identity.
+    pub author: PublicKey,
+    /// The RNG record creation draws keys and nonces from.
+    pub rng: ProtocolRng,
+}
+
+impl RecordFixture {
+    /// A fixture derived from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut rng = seeded(seed);
+        let thread = ThreadId::random(Variant::Raw, &mut rng);
+        let key = ThreadKey::random(&mut rng, true);
+        let log_key = PrivateKey::generate(&mut rng);
+        let author = PrivateKey::generate(&mut rng).public();
+        let log = LogId::from_public_key(&log_key.public());
+        RecordFixture {
+            thread,
+            key,
+            log_key,
+            log,
+            author,
+            rng,
+        }
+    }
+
+    /// Creates the first record of the log with `body`.
+    pub fn create(&mut self, body: &[u8]) -> Result<OpenedRecord, RecordError> {
+        let draft = RecordDraft {
+            thread: &self.thread,
+            author: &self.author,
+            prev: None,
+            counter: LogCounter::FIRST,
+            clock: LamportClock(1),
+            time: 1_700_000_000_000_000_000,
+            body,
+        };
+        record::create(&draft, &self.log_key, &self.key, &mut self.rng)
+    }
+}
+
+/// A body of `len` bytes with a fixed pattern.
+pub fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}

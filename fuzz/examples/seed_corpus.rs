@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".to_string()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "corpus".to_string()),
+    );
     for (target, inputs) in threads_fuzz::seeds() {
         let target_dir = dir.join(target);
         if let Err(e) = std::fs::create_dir_all(&target_dir) {

@@ -6,7 +6,11 @@ use threads_protocol::log_id::LogId;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(id) = LogId::from_bytes(data) {
-        assert_eq!(&id.as_bytes()[..], data, "a parsed id re-encodes to its input");
+        assert_eq!(
+            &id.as_bytes()[..],
+            data,
+            "a parsed id re-encodes to its input"
+        );
         assert_eq!(id.to_string().parse::<LogId>().ok(), Some(id));
         assert_eq!(LogId::from_public_key(&id.public_key()), id);
     }

@@ -15,7 +15,12 @@ macro_rules! check {
         let bytes: &[u8] = $bytes;
         let decoded: Option<$ty> = wire::decode($kind, bytes, $max).ok();
         if let Some(value) = &decoded {
-            assert_eq!(wire::encode(value), bytes, "a decoded {} node is canonical", $kind);
+            assert_eq!(
+                wire::encode(value),
+                bytes,
+                "a decoded {} node is canonical",
+                $kind
+            );
         }
         decoded
     }};
@@ -23,11 +28,19 @@ macro_rules! check {
 
 fn sealed(kind: BlockKind, bytes: &[u8], max: usize) {
     if let Ok(node) = seal::parse(kind, bytes, max) {
-        assert_eq!(wire::encode(&node), bytes, "a parsed sealed block is canonical");
+        assert_eq!(
+            wire::encode(&node),
+            bytes,
+            "a parsed sealed block is canonical"
+        );
         let ctx = context();
         let key = match kind {
             BlockKind::Record => *ctx.key.service().as_bytes(),
-            _ => *ctx.key.read().expect("the fuzz key has a read key").as_bytes(),
+            _ => *ctx
+                .key
+                .read()
+                .expect("the fuzz key has a read key")
+                .as_bytes(),
         };
         let _ = seal::open(kind, &key, &node);
     }
@@ -48,14 +61,22 @@ fuzz_target!(|data: &[u8]| {
             check!(HeaderNode, BlockKind::Header, rest, MAX_META_BLOCK_LEN);
         }
         blocks::SIGNED_RECORD => {
-            if let Some(node) =
-                check!(SignedRecordNode, BlockKind::Record, rest, MAX_META_BLOCK_LEN)
-            {
+            if let Some(node) = check!(
+                SignedRecordNode,
+                BlockKind::Record,
+                rest,
+                MAX_META_BLOCK_LEN
+            ) {
                 let _ = wire::encode(&node.unsigned());
             }
         }
         blocks::UNSIGNED_RECORD => {
-            check!(UnsignedRecordNode, BlockKind::Record, rest, MAX_META_BLOCK_LEN);
+            check!(
+                UnsignedRecordNode,
+                BlockKind::Record,
+                rest,
+                MAX_META_BLOCK_LEN
+            );
         }
         _ => {
             check!(BundleNode, BlockKind::Bundle, rest, usize::MAX);

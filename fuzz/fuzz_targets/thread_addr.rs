@@ -7,7 +7,10 @@ use threads_protocol::addr::ThreadAddr;
 fuzz_target!(|data: &[u8]| {
     if let Ok(addr) = ThreadAddr::from_bytes(data) {
         let _ = addr.peer();
-        assert_eq!(ThreadAddr::from_bytes(&addr.to_bytes()).ok(), Some(addr.clone()));
+        assert_eq!(
+            ThreadAddr::from_bytes(&addr.to_bytes()).ok(),
+            Some(addr.clone())
+        );
         let _ = addr.to_string().parse::<ThreadAddr>();
     }
     if let Ok(text) = std::str::from_utf8(data) {

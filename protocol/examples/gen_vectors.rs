@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         eprintln!("cannot create {}: {e}", dir.display());
         return ExitCode::FAILURE;
     }
+    let dir = dir.canonicalize().unwrap_or(dir);
     for (name, value) in vectors_gen::all() {
         let path = dir.join(name);
         if let Err(e) = std::fs::write(&path, vectors_gen::render(&value)) {

@@ -21,3 +21,7 @@ pub mod multibase_str;
 pub mod record;
 pub mod rng;
 pub mod store;
+
+/// Content identifiers of records and blocks (re-exported so that users need not depend on
+/// the `cid` crate themselves).
+pub use cid::Cid;

@@ -349,3 +349,34 @@ proptest! {
         prop_assert!(net.run_until(600_000, |n| converged(n, &[0, 1, 2], &t) && total(n, 0, &t) == written));
     }
 }
+
+#[test]
+fn subscriptions_select_new_records_by_thread() {
+    use threads_protocol::engine::Subscription;
+    let (mut net, _) = net(2, 9);
+    let one = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let two = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    for info in [&one, &two] {
+        let a = addr(&net, 0, &info.id);
+        net.hosts[1]
+            .join_thread(Time(0), &a, info.key.clone())
+            .unwrap();
+    }
+    write(&mut net, 0, &one.id, b"1");
+    write(&mut net, 0, &two.id, b"2");
+    assert!(net.run_until(60_000, |n| total(n, 1, &one.id) == 1
+        && total(n, 1, &two.id) == 1));
+    for events in &net.events {
+        let all = Subscription::all();
+        let only_two = Subscription::threads([two.id]);
+        assert_eq!(events.iter().filter(|e| all.select(e).is_some()).count(), 2);
+        let picked: Vec<_> = events.iter().filter_map(|e| only_two.select(e)).collect();
+        assert_eq!(picked.len(), 1);
+        assert_eq!(picked[0].thread(), &two.id);
+    }
+    assert_eq!(Subscription::threads([]), Subscription::all());
+}

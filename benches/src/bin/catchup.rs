@@ -5,16 +5,16 @@
 //!
 //! `cargo run --release -p threads-benches --bin catchup -- [N ...]` (default: 10000 100000).
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
-use threads_protocol::engine::loopback::Loopback;
-use std::ops::ControlFlow;
 use threads_protocol::counter::LogCounter;
+use threads_protocol::engine::loopback::Loopback;
 use threads_protocol::engine::{AcceptAll, Config, Host, NewThread, ThreadInfo, Time};
 use threads_protocol::record::{self, RecordBundle};
 use threads_protocol::rng::seeded;
-use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
 use threads_protocol::store::memory::MemoryStore;
+use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
 
 const BODY_LEN: usize = 256;
 

@@ -267,6 +267,10 @@ impl<S: Store, A: Application> Host<S, A> {
         let key = t.key.clone();
         let opened = record::create(&draft, &log_key, &key, &mut self.rng)?;
         let rec = opened.record().clone();
+        #[cfg(feature = "buggify")]
+        if self.config.bugs.drop_local_writes {
+            return Ok(rec);
+        }
         self.commit_records(now, thread, &log, vec![rec.clone()], true, None)
             .map_err(|(_, e)| e)?;
         Ok(rec)
@@ -390,17 +394,16 @@ impl<S: Store, A: Application> Host<S, A> {
         id: &ThreadId,
         peer: &PeerId,
     ) -> Result<(), EngineError> {
-        let t = self.threads.get(id).ok_or(EngineError::ThreadNotFound)?;
-        let service = t.key.service().clone();
+        if !self.threads.contains_key(id) {
+            return Err(EngineError::ThreadNotFound);
+        }
         self.add_peer(id, peer)?;
-        self.send(
-            id,
-            peer,
-            &Payload::Invite {
-                thread: id.to_vec(),
-                service_key: service.as_bytes().to_vec(),
-            },
-        );
+        if let Some(t) = self.threads.get_mut(id)
+            && t.invited.insert(*peer)
+        {
+            self.save_thread_row(id)?;
+        }
+        self.send_invite(id, peer);
         self.touch(id, now);
         Ok(())
     }
@@ -457,9 +460,31 @@ impl<S: Store, A: Application> Host<S, A> {
             logs: BTreeMap::new(),
             identities: BTreeMap::new(),
             peers,
+            invited: BTreeSet::new(),
             clock: LamportClock(0),
             sync: SyncTimer { deadline, interval },
         }
+    }
+
+    /// Writes the thread row of `id` as it is in memory.
+    pub(super) fn save_thread_row(&mut self, id: &ThreadId) -> Result<(), EngineError> {
+        let t = self.threads.get(id).ok_or(EngineError::ThreadNotFound)?;
+        let mut txn = self.store.write()?;
+        txn.put(&layout::thread(id), &crate::record::wire::encode(&t.row()))?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Sends the invitation to replicate `id` (its service key) to `peer`.
+    pub(super) fn send_invite(&mut self, id: &ThreadId, peer: &PeerId) {
+        let Some(t) = self.threads.get(id) else {
+            return;
+        };
+        let payload = Payload::Invite {
+            thread: id.to_vec(),
+            service_key: t.key.service().as_bytes().to_vec(),
+        };
+        self.send(id, peer, &payload);
     }
 
     pub(super) fn insert_thread(&mut self, id: ThreadId, t: ThreadState) {

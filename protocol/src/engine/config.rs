@@ -27,6 +27,20 @@ pub struct Config {
     pub max_threads: usize,
     /// Whether invitations to replicate a thread (service key only) are accepted.
     pub accept_invites: bool,
+    /// Deliberate defects, to show that the simulator's checkers catch them. Only in builds
+    /// with the `buggify` feature; never enable them anywhere else.
+    #[cfg(feature = "buggify")]
+    pub bugs: Bugs,
+}
+
+/// Deliberate engine defects (feature `buggify`), each off by default.
+#[cfg(feature = "buggify")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Accept records without checking their signature.
+    pub skip_signature_check: bool,
+    /// Acknowledge local writes without storing them.
+    pub drop_local_writes: bool,
 }
 
 impl Default for Config {
@@ -43,6 +57,8 @@ impl Default for Config {
             max_peers_per_thread: 64,
             max_threads: 100_000,
             accept_invites: true,
+            #[cfg(feature = "buggify")]
+            bugs: Bugs::default(),
         }
     }
 }

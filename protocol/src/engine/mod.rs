@@ -23,9 +23,11 @@ pub mod state;
 mod sync;
 
 pub use commands::{LogInfo, NewThread, ThreadInfo};
+#[cfg(feature = "buggify")]
+pub use config::Bugs;
 pub use config::Config;
 pub use error::EngineError;
-pub use output::{Event, Misbehaviour, Output};
+pub use output::{Event, Misbehaviour, Output, Subscription};
 
 use crate::id::ThreadId;
 use crate::identity::PrivateKey;

@@ -124,3 +124,37 @@ pub enum Misbehaviour {
     #[error("refused invitation for thread {0}: {1}")]
     RefusedInvite(String, &'static str),
 }
+
+/// Which new records a subscriber wants: those of every thread, or of some threads only. The
+/// driver keeps one per subscriber and offers it every [`Event::RecordAdded`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subscription {
+    threads: Option<std::collections::BTreeSet<ThreadId>>,
+}
+
+impl Subscription {
+    /// Records of every thread.
+    pub fn all() -> Self {
+        Subscription { threads: None }
+    }
+
+    /// Records of the listed threads only; an empty list means every thread (as in go-threads).
+    pub fn threads(ids: impl IntoIterator<Item = ThreadId>) -> Self {
+        let set: std::collections::BTreeSet<ThreadId> = ids.into_iter().collect();
+        Subscription {
+            threads: (!set.is_empty()).then_some(set),
+        }
+    }
+
+    /// The record of this event, if it is a new record the subscriber wants.
+    pub fn select<'e>(&self, event: &'e Event) -> Option<&'e VerifiedRecord> {
+        match event {
+            Event::RecordAdded { thread, record, .. }
+                if self.threads.as_ref().is_none_or(|t| t.contains(thread)) =>
+            {
+                Some(record)
+            }
+            _ => None,
+        }
+    }
+}

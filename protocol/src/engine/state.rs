@@ -16,13 +16,16 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
-/// A thread as stored: `{"c": clock, "k": key bytes, "p": [peer ids]}`.
+/// A thread as stored: `{"c": clock, "i": [invited peer ids], "k": key bytes, "p": [peer ids]}`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ThreadRow {
     /// Highest Lamport clock of any record stored in the thread.
     #[serde(rename = "c")]
     pub clock: u64,
+    /// Peers invited to replicate the thread that have not answered yet.
+    #[serde(rename = "i")]
+    pub invited: Vec<serde_bytes::ByteBuf>,
     /// Thread key bytes (32: service only, 64: service and read).
     #[serde(rename = "k", with = "serde_bytes")]
     pub key: Vec<u8>,
@@ -104,6 +107,9 @@ pub struct ThreadState {
     pub identities: BTreeMap<[u8; 36], LogId>,
     /// Hosts that hold the thread.
     pub peers: BTreeSet<PeerId>,
+    /// Peers invited to replicate the thread that have not answered yet; the invitation is
+    /// repeated every sync round until they do.
+    pub invited: BTreeSet<PeerId>,
     /// Highest Lamport clock seen in the thread.
     pub clock: LamportClock,
     /// Anti-entropy timer.
@@ -115,6 +121,11 @@ impl ThreadState {
     pub fn row(&self) -> ThreadRow {
         ThreadRow {
             clock: self.clock.0,
+            invited: self
+                .invited
+                .iter()
+                .map(|p| serde_bytes::ByteBuf::from(p.as_bytes().to_vec()))
+                .collect(),
             key: self.key.to_bytes(),
             peers: self
                 .peers
@@ -168,11 +179,16 @@ pub fn load_threads(
         for p in &row.peers {
             peers.insert(PeerId::from_bytes(p).map_err(|e| corrupt("peer id", e))?);
         }
+        let mut invited = BTreeSet::new();
+        for p in &row.invited {
+            invited.insert(PeerId::from_bytes(p).map_err(|e| corrupt("invited peer id", e))?);
+        }
         let mut state = ThreadState {
             key,
             logs: BTreeMap::new(),
             identities: BTreeMap::new(),
             peers,
+            invited,
             clock: LamportClock(row.clock),
             sync: SyncTimer {
                 deadline: first_deadline,

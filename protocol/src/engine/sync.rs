@@ -35,8 +35,14 @@ impl<S: Store, A: Application> Host<S, A> {
         if !message::proof_is_valid(key, from, &self.peer_id, &frame.payload, &frame.proof) {
             return self.misbehaved(from, Misbehaviour::BadProof(id.to_string()));
         }
-        // A peer that proves membership is a host of the thread.
+        // A peer that proves membership is a host of the thread (and has taken up any
+        // invitation we sent it).
         let _ = self.add_peer(&id, from);
+        if let Some(t) = self.threads.get_mut(&id)
+            && t.invited.remove(from)
+        {
+            let _ = self.save_thread_row(&id);
+        }
         match payload {
             Payload::Digest { digest, .. } => self.on_digest(now, from, &id, &digest),
             Payload::Heights {
@@ -70,6 +76,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 continue;
             };
             let peers: Vec<PeerId> = t.peers.iter().cloned().collect();
+            let invited: Vec<PeerId> = t.invited.iter().cloned().collect();
             let digest = t.digest();
             let interval = (t.sync.interval.saturating_mul(2)).clamp(
                 self.config.sync_interval_min_ms,
@@ -84,6 +91,9 @@ impl<S: Store, A: Application> Host<S, A> {
                         digest: digest.to_vec(),
                     },
                 );
+            }
+            for p in &invited {
+                self.send_invite(&id, p);
             }
             let next = self.jittered(now, interval);
             if let Some(t) = self.threads.get_mut(&id) {

@@ -878,41 +878,53 @@ pub fn rejections() -> Value {
         hex::encode(empty_bundle.encode()),
         "a4616240616540616840617240"
     );
-    let bundle_cases: [(&str, &str, &str); 6] = [
+    let bundle_cases: [(&str, &str, &str, &str); 7] = [
         (
             "bundle-keys-out-of-order",
             "{r, b, e, h}: the members of an empty bundle with \"r\" first",
             "a4617240616240616540616840",
+            "NonCanonical",
         ),
         (
             "bundle-unknown-member",
             "an empty bundle with a fifth member \"x\"",
             "a5616240616540616840617240617840",
+            "Decode",
         ),
         (
             "bundle-missing-member",
             "{b, e, h}: no \"r\"",
             "a3616240616540616840",
+            "Decode",
         ),
         (
             "bundle-indefinite-length",
             "an empty bundle as an indefinite-length map",
             "bf616240616540616840617240ff",
+            "NonCanonical",
         ),
         (
             "bundle-non-minimal-length",
             "an empty bundle whose \"b\" byte string has a one-byte length argument of 0",
             "a461625800616540616840617240",
+            "NonCanonical",
+        ),
+        (
+            "bundle-duplicate-member",
+            "{b, b, h, r}: \"b\" twice and no \"e\"",
+            "a4616240616240616840617240",
+            "NonCanonical",
         ),
         (
             "bundle-array-instead-of-map",
             "a four-element array of empty byte strings",
             "8440404040",
+            "Decode",
         ),
     ];
-    for (name, description, bytes) in bundle_cases {
+    for (name, description, bytes, kind) in bundle_cases {
         let bytes = hex::decode(bytes).expect("valid hex");
-        cases.push(case_json(name, description, "Decode", Input::Bundle(bytes)));
+        cases.push(case_json(name, description, kind, Input::Bundle(bytes)));
     }
     let mut trailing = canonical_bundle.clone();
     trailing.push(0x00);

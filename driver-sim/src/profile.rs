@@ -1,0 +1,100 @@
+//! The fault profile of a run. Swarm testing: every seed draws its own mix of faults, so a sweep
+//! explores quiet networks, lossy ones, partitioned ones and crashing ones alike.
+
+use rand_core::Rng;
+use std::fmt;
+
+/// Which faults a run injects, and how hard. Probabilities are in parts per thousand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultProfile {
+    /// Smallest one-way link latency, in ms.
+    pub latency_min_ms: u64,
+    /// Largest one-way link latency, in ms (each link draws its own in between).
+    pub latency_max_ms: u64,
+    /// Extra random delay per message, in ms (reorders messages on a link).
+    pub jitter_ms: u64,
+    /// Chance a message is lost.
+    pub loss_permille: u64,
+    /// Chance a message is delivered twice.
+    pub duplicate_permille: u64,
+    /// Number of partitions during the fault phase.
+    pub partitions: u32,
+    /// Whether partitions may be one-way.
+    pub one_way_partitions: bool,
+    /// Number of host crashes (each followed by a restart from the durable store).
+    pub crashes: u32,
+    /// Largest clock offset between hosts, in ms.
+    pub max_clock_skew_ms: u64,
+    /// Whether a misbehaving peer attacks the others.
+    pub adversary: bool,
+    /// Whether one host joins late.
+    pub late_joiner: bool,
+    /// Whether one host is a replicator (service key only).
+    pub replicator: bool,
+}
+
+impl FaultProfile {
+    /// A profile without any fault: every message arrives once, after a fixed latency.
+    pub fn calm() -> Self {
+        FaultProfile {
+            latency_min_ms: 10,
+            latency_max_ms: 10,
+            jitter_ms: 0,
+            loss_permille: 0,
+            duplicate_permille: 0,
+            partitions: 0,
+            one_way_partitions: false,
+            crashes: 0,
+            max_clock_skew_ms: 0,
+            adversary: false,
+            late_joiner: false,
+            replicator: false,
+        }
+    }
+
+    /// Draws a profile from the run's RNG.
+    pub fn draw(rng: &mut impl Rng) -> Self {
+        let mut pick = |n: u64| rng.next_u64() % n;
+        let latency_min_ms = 1 + pick(50);
+        FaultProfile {
+            latency_min_ms,
+            latency_max_ms: latency_min_ms + pick(200),
+            jitter_ms: pick(4) * pick(100),
+            loss_permille: pick(3) * pick(150),
+            duplicate_permille: pick(2) * pick(100),
+            partitions: (pick(3) * pick(4)) as u32,
+            one_way_partitions: pick(2) == 0,
+            crashes: (pick(3) * pick(3)) as u32,
+            max_clock_skew_ms: pick(2) * pick(10_000),
+            adversary: pick(2) == 0,
+            late_joiner: pick(2) == 0,
+            replicator: pick(3) != 0,
+        }
+    }
+}
+
+impl fmt::Display for FaultProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "latency={}..{}ms jitter={}ms loss={}‰ dup={}‰ partitions={}{} crashes={} skew<={}ms \
+             adversary={} late_joiner={} replicator={}",
+            self.latency_min_ms,
+            self.latency_max_ms,
+            self.jitter_ms,
+            self.loss_permille,
+            self.duplicate_permille,
+            self.partitions,
+            if self.one_way_partitions {
+                " (one-way allowed)"
+            } else {
+                ""
+            },
+            self.crashes,
+            self.max_clock_skew_ms,
+            self.adversary,
+            self.late_joiner,
+            self.replicator
+        )
+    }
+}

@@ -1,0 +1,606 @@
+//! The simulated world: hosts running the real engine on in-memory stores, a virtual clock, a
+//! seeded network and a schedule of workload operations and faults.
+
+use crate::adversary::Adversary;
+use crate::ledger::Ledger;
+use crate::profile::FaultProfile;
+use crate::{Options, Role};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use threads_protocol::addr::ThreadAddr;
+use threads_protocol::engine::message;
+use threads_protocol::engine::{
+    Config, Event, Host, Misbehaviour, NewThread, Output, PeerId, Time,
+};
+use threads_protocol::id::ThreadId;
+use threads_protocol::key::ThreadKey;
+use threads_protocol::rng::{ProtocolRng, Rng, seeded};
+use threads_protocol::store::memory::MemoryStore;
+
+/// Length of the fault phase, in simulated ms.
+pub const FAULT_PHASE_MS: u64 = 20_000;
+/// After the last fault heals, honest hosts must converge within this much simulated time.
+pub const LIVENESS_BOUND_MS: u64 = 60_000;
+/// How often convergence is checked during the liveness phase.
+const CHECK_EVERY_MS: u64 = 250;
+
+/// Something scheduled to happen at a simulated time.
+#[derive(Clone, Debug)]
+pub(crate) enum Ev {
+    Deliver {
+        from: usize,
+        to: usize,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        host: usize,
+        at: u64,
+    },
+    Write {
+        host: usize,
+        n: usize,
+    },
+    Join {
+        host: usize,
+    },
+    Crash {
+        host: usize,
+    },
+    Restart {
+        host: usize,
+    },
+    Cut {
+        from: usize,
+        to: usize,
+    },
+    Mend {
+        from: usize,
+        to: usize,
+    },
+    Attack,
+    Heal,
+    Check,
+}
+
+/// One simulated host.
+pub(crate) struct SimHost {
+    pub role: Role,
+    pub store: MemoryStore,
+    pub engine: Option<Host<MemoryStore, Ledger>>,
+    pub peer: PeerId,
+    pub skew: u64,
+    pub timer: Option<u64>,
+    pub member: bool,
+}
+
+/// A record an honest writer was told is written: (host, sha2-256 of its bundle encoding).
+#[derive(Clone, Debug)]
+pub(crate) struct Acked {
+    pub log: threads_protocol::log_id::LogId,
+    pub counter: u64,
+    pub bundle_hash: [u8; 32],
+}
+
+/// The whole simulation state of one run.
+pub struct World {
+    pub(crate) opts: Options,
+    pub(crate) profile: FaultProfile,
+    pub(crate) rng: ProtocolRng,
+    pub(crate) now: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    seq: u64,
+    pub(crate) hosts: Vec<SimHost>,
+    pub(crate) index: BTreeMap<PeerId, usize>,
+    pub(crate) thread: ThreadId,
+    pub(crate) key: ThreadKey,
+    pub(crate) acked: BTreeMap<threads_protocol::Cid, Acked>,
+    latency: BTreeMap<(usize, usize), u64>,
+    cut: BTreeSet<(usize, usize)>,
+    healed: bool,
+    pub(crate) adversary: Option<Adversary>,
+    trace: Sha256,
+    pub(crate) lines: Vec<String>,
+    /// Events processed (deliveries, timers, operations, faults).
+    pub events: u64,
+    /// Simulated time at which faults healed.
+    pub healed_at: u64,
+    /// Simulated time at which honest hosts were first seen converged after the heal.
+    pub converged_at: Option<u64>,
+    /// Application-level problems seen during the run (write failures and the like).
+    pub(crate) problems: Vec<String>,
+}
+
+fn engine_config(opts: &Options) -> Config {
+    let mut c = Config {
+        sync_interval_min_ms: 200,
+        sync_interval_max_ms: 5_000,
+        pull_timeout_ms: 2_000,
+        max_message_len: 1 << 20,
+        page_max_records: 64,
+        page_max_bytes: 256 << 10,
+        ..Config::default()
+    };
+    if let Some(f) = opts.configure {
+        f(&mut c);
+    }
+    c
+}
+
+impl World {
+    /// Builds the world of `seed`: roles, links, the thread, and the schedule.
+    pub fn new(seed: u64, opts: Options) -> World {
+        let mut rng = seeded(seed);
+        let profile = opts
+            .profile
+            .clone()
+            .unwrap_or_else(|| FaultProfile::draw(&mut rng));
+        let n = opts.hosts.max(3);
+        let roles = crate::assign_roles(n, &profile);
+        let mut hosts = Vec::with_capacity(n);
+        let mut index = BTreeMap::new();
+        for (i, role) in roles.iter().enumerate() {
+            let store = MemoryStore::new();
+            let skew = match profile.max_clock_skew_ms {
+                0 => 0,
+                m => rng.next_u64() % (m + 1),
+            };
+            let (engine, peer) = if *role == Role::Adversary {
+                let peer = threads_protocol::identity::PrivateKey::from_seed([i as u8; 32])
+                    .public()
+                    .peer_id();
+                (None, peer)
+            } else {
+                let h = Host::open(
+                    engine_config(&opts),
+                    store.clone(),
+                    Ledger,
+                    seeded(rng.next_u64()),
+                    None,
+                    Time(skew),
+                )
+                .expect("opening a host on a fresh memory store");
+                let peer = *h.peer_id();
+                (Some(h), peer)
+            };
+            index.insert(peer, i);
+            hosts.push(SimHost {
+                role: *role,
+                store,
+                engine,
+                peer,
+                skew,
+                timer: None,
+                member: false,
+            });
+        }
+        let mut latency = BTreeMap::new();
+        for a in 0..n {
+            for b in 0..n {
+                let span = profile.latency_max_ms - profile.latency_min_ms;
+                let l = profile.latency_min_ms + rng.next_u64() % (span + 1);
+                latency.insert((a, b), l);
+            }
+        }
+        // Host 0 creates the thread.
+        let skew0 = hosts[0].skew;
+        let info = hosts[0]
+            .engine
+            .as_mut()
+            .expect("host 0 is honest")
+            .create_thread(Time(skew0), NewThread::default())
+            .expect("creating the thread");
+        hosts[0].member = true;
+        let adversary = roles
+            .iter()
+            .position(|r| *r == Role::Adversary)
+            .map(|i| Adversary::new(i, &info));
+        let mut w = World {
+            opts,
+            profile,
+            rng,
+            now: 0,
+            queue: BTreeMap::new(),
+            seq: 0,
+            hosts,
+            index,
+            thread: info.id,
+            key: info.key,
+            acked: BTreeMap::new(),
+            latency,
+            cut: BTreeSet::new(),
+            healed: false,
+            adversary,
+            trace: Sha256::new(),
+            lines: Vec::new(),
+            events: 0,
+            healed_at: FAULT_PHASE_MS,
+            converged_at: None,
+            problems: Vec::new(),
+        };
+        w.schedule_everything(n);
+        w.drain(0);
+        w
+    }
+
+    fn schedule_everything(&mut self, n: usize) {
+        for i in 1..n {
+            match self.hosts[i].role {
+                Role::Writer | Role::Reader => self.at(0, Ev::Join { host: i }),
+                Role::Replicator => self.at(0, Ev::Join { host: i }),
+                Role::LateJoiner => {
+                    let t = FAULT_PHASE_MS / 2 + self.rng.next_u64() % (FAULT_PHASE_MS / 2);
+                    self.at(t, Ev::Join { host: i });
+                }
+                Role::Adversary => self.at(100, Ev::Attack),
+            }
+        }
+        let writers: Vec<usize> = (0..n)
+            .filter(|&i| self.hosts[i].role == Role::Writer)
+            .collect();
+        for k in 0..self.opts.ops {
+            let t = self.rng.next_u64() % FAULT_PHASE_MS;
+            let host = writers[(self.rng.next_u64() % writers.len() as u64) as usize];
+            self.at(t, Ev::Write { host, n: k });
+        }
+        let honest: Vec<usize> = (0..n)
+            .filter(|&i| self.hosts[i].role != Role::Adversary)
+            .collect();
+        for _ in 0..self.profile.partitions {
+            let start = self.rng.next_u64() % FAULT_PHASE_MS;
+            let end = (start + 500 + self.rng.next_u64() % 8_000).min(FAULT_PHASE_MS);
+            // Isolate one host from all others, or cut a single pair.
+            let a = honest[(self.rng.next_u64() % honest.len() as u64) as usize];
+            let isolate = self.rng.next_u64().is_multiple_of(2);
+            let one_way = self.profile.one_way_partitions && self.rng.next_u64().is_multiple_of(2);
+            let others: Vec<usize> = if isolate {
+                (0..n).filter(|&b| b != a).collect()
+            } else {
+                let b = (a + 1 + (self.rng.next_u64() % (n as u64 - 1)) as usize) % n;
+                vec![b]
+            };
+            for b in others {
+                self.at(start, Ev::Cut { from: a, to: b });
+                self.at(end, Ev::Mend { from: a, to: b });
+                if !one_way {
+                    self.at(start, Ev::Cut { from: b, to: a });
+                    self.at(end, Ev::Mend { from: b, to: a });
+                }
+            }
+        }
+        for _ in 0..self.profile.crashes {
+            let host = honest[(self.rng.next_u64() % honest.len() as u64) as usize];
+            let start = self.rng.next_u64() % FAULT_PHASE_MS;
+            let end = (start + 100 + self.rng.next_u64() % 5_000).min(FAULT_PHASE_MS);
+            self.at(start, Ev::Crash { host });
+            self.at(end, Ev::Restart { host });
+        }
+        self.at(FAULT_PHASE_MS, Ev::Heal);
+        self.at(FAULT_PHASE_MS + CHECK_EVERY_MS, Ev::Check);
+    }
+
+    pub(crate) fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((t, self.seq), ev);
+    }
+
+    pub(crate) fn log(&mut self, line: impl FnOnce() -> String) {
+        if self.opts.trace {
+            let l = line();
+            self.lines.push(format!("t={:>6} {l}", self.now));
+        }
+    }
+
+    fn mix(&mut self, parts: &[&[u8]]) {
+        self.trace.update(self.now.to_be_bytes());
+        for p in parts {
+            self.trace.update((p.len() as u64).to_be_bytes());
+            self.trace.update(p);
+        }
+    }
+
+    /// The run's trace hash so far: every delivery, operation and fault, in order.
+    pub fn trace_hash(&self) -> [u8; 32] {
+        self.trace.clone().finalize().into()
+    }
+
+    /// Runs the schedule to the end: the fault phase, the heal, and the liveness phase until
+    /// honest hosts converge or the bound passes.
+    pub fn run(&mut self) {
+        let end = FAULT_PHASE_MS + LIVENESS_BOUND_MS;
+        while let Some(((t, _), ev)) = self.queue.pop_first() {
+            if t > end {
+                break;
+            }
+            self.now = t;
+            self.events += 1;
+            self.step(ev);
+            if self.converged_at.is_some() {
+                break;
+            }
+        }
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { from, to, bytes } => self.deliver(from, to, bytes),
+            Ev::Timer { host, at } => {
+                if self.hosts[host].timer == Some(at) {
+                    self.hosts[host].timer = None;
+                    let now = self.local_now(host);
+                    if let Some(e) = self.hosts[host].engine.as_mut() {
+                        e.handle_timeout(now);
+                    }
+                    self.drain(host);
+                }
+            }
+            Ev::Write { host, n } => self.write(host, n),
+            Ev::Join { host } => self.join(host),
+            Ev::Crash { host } => {
+                self.mix(&[b"crash", &[host as u8]]);
+                self.log(|| format!("crash host {host}"));
+                self.hosts[host].engine = None;
+                self.hosts[host].timer = None;
+            }
+            Ev::Restart { host } => self.restart(host),
+            Ev::Cut { from, to } => {
+                if !self.healed {
+                    self.mix(&[b"cut", &[from as u8, to as u8]]);
+                    self.log(|| format!("cut {from} -> {to}"));
+                    self.cut.insert((from, to));
+                }
+            }
+            Ev::Mend { from, to } => {
+                self.log(|| format!("mend {from} -> {to}"));
+                self.cut.remove(&(from, to));
+            }
+            Ev::Attack => {
+                if !self.healed {
+                    crate::adversary::attack(self);
+                    let next = self.now + 200 + self.rng.next_u64() % 1_000;
+                    self.at(next, Ev::Attack);
+                }
+            }
+            Ev::Heal => self.heal(),
+            Ev::Check => {
+                if crate::checks::converged(self) {
+                    self.converged_at = Some(self.now);
+                    self.log(|| "honest hosts converged".into());
+                } else {
+                    let t = self.now + CHECK_EVERY_MS;
+                    self.at(t, Ev::Check);
+                }
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.mix(&[b"heal"]);
+        self.log(|| "heal: partitions mended, crashed hosts restarted, loss off".into());
+        self.healed = true;
+        self.healed_at = self.now;
+        self.cut.clear();
+        for i in 0..self.hosts.len() {
+            if self.hosts[i].engine.is_none() && self.hosts[i].role != Role::Adversary {
+                self.restart(i);
+            }
+        }
+    }
+
+    fn restart(&mut self, host: usize) {
+        if self.hosts[host].engine.is_some() {
+            return;
+        }
+        self.mix(&[b"restart", &[host as u8]]);
+        self.log(|| format!("restart host {host} from its store"));
+        let seed = self.rng.next_u64();
+        let now = self.local_now(host);
+        let h = &mut self.hosts[host];
+        match Host::open(
+            engine_config(&self.opts),
+            h.store.reopen(),
+            Ledger,
+            seeded(seed),
+            None,
+            now,
+        ) {
+            Ok(e) => h.engine = Some(e),
+            Err(e) => self
+                .problems
+                .push(format!("host {host} failed to reopen: {e}")),
+        }
+        self.drain(host);
+    }
+
+    fn join(&mut self, host: usize) {
+        // A host that is down, or whose inviter is, joins once it is back.
+        let inviter_down =
+            self.hosts[host].role == Role::Replicator && self.hosts[0].engine.is_none();
+        if self.hosts[host].engine.is_none() || inviter_down {
+            let t = self.now + 500;
+            self.at(t, Ev::Join { host });
+            return;
+        }
+        let now = self.local_now(host);
+        self.mix(&[b"join", &[host as u8]]);
+        self.hosts[host].member = true;
+        if self.hosts[host].role == Role::Replicator {
+            self.log(|| format!("host 0 invites host {host} as replicator"));
+            let peer = self.hosts[host].peer;
+            let now0 = self.local_now(0);
+            if let Some(e) = self.hosts[0].engine.as_mut() {
+                let _ = e.add_replicator(now0, &self.thread, &peer);
+            }
+            self.drain(0);
+            return;
+        }
+        // Join through a random member that is not the joiner.
+        let members: Vec<usize> = (0..self.hosts.len())
+            .filter(|&i| i != host && self.hosts[i].member && self.hosts[i].engine.is_some())
+            .collect();
+        if members.is_empty() {
+            self.hosts[host].member = false;
+            let t = self.now + 500;
+            self.at(t, Ev::Join { host });
+            return;
+        }
+        let via = members[(self.rng.next_u64() % members.len() as u64) as usize];
+        self.log(|| format!("host {host} joins through host {via}"));
+        let addr: ThreadAddr = format!(
+            "/ip4/127.0.0.1/tcp/4006/p2p/{}/thread/{}",
+            self.hosts[via].peer, self.thread
+        )
+        .parse()
+        .expect("a well-formed thread address");
+        let key = self.key.clone();
+        if let Some(e) = self.hosts[host].engine.as_mut()
+            && let Err(err) = e.join_thread(now, &addr, key)
+        {
+            self.problems
+                .push(format!("host {host} failed to join: {err}"));
+        }
+        self.drain(host);
+    }
+
+    fn write(&mut self, host: usize, n: usize) {
+        let now = self.local_now(host);
+        let mut body = format!("sim-body-{n}-").into_bytes();
+        let extra = (self.rng.next_u64() % 200) as usize;
+        body.extend(std::iter::repeat_n(b'.', extra));
+        let thread = self.thread;
+        let Some(e) = self.hosts[host].engine.as_mut() else {
+            return; // crashed: the client's write is refused, nothing is acknowledged
+        };
+        match e.create_record(now, &thread, None, &body, now.as_millis()) {
+            Ok(rec) => {
+                let hash: [u8; 32] = Sha256::digest(rec.bundle().encode()).into();
+                self.mix(&[b"write", &[host as u8], &hash]);
+                self.log(|| format!("host {host} writes record {} of its log", rec.counter()));
+                self.acked.insert(
+                    rec.cid(),
+                    Acked {
+                        log: *rec.log(),
+                        counter: rec.counter().get(),
+                        bundle_hash: hash,
+                    },
+                );
+            }
+            Err(err) => self
+                .problems
+                .push(format!("host {host} write {n} failed: {err}")),
+        }
+        self.drain(host);
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        if self.hosts[to].role == Role::Adversary {
+            if let Some(a) = self.adversary.as_mut() {
+                a.capture(&bytes);
+            }
+            return;
+        }
+        let now = self.local_now(to);
+        let peer = self.hosts[from].peer;
+        if self.hosts[to].engine.is_none() {
+            return; // the receiver is down: the message is lost
+        }
+        self.mix(&[b"deliver", &[from as u8, to as u8], &bytes]);
+        if self.opts.trace {
+            let kind = message::decode(&bytes, usize::MAX)
+                .map(|(_, p)| p.kind())
+                .unwrap_or("garbage");
+            let len = bytes.len();
+            self.log(|| format!("deliver {from} -> {to} {kind} ({len} bytes)"));
+        }
+        if let Some(e) = self.hosts[to].engine.as_mut() {
+            e.handle_message(now, &peer, &bytes);
+        }
+        // Give the adversary a view of honest traffic it can replay.
+        if let Some(a) = self.adversary.as_mut() {
+            a.capture(&bytes);
+        }
+        self.drain(to);
+    }
+
+    /// Sends bytes over the simulated network, applying loss, duplication, latency and cuts.
+    pub(crate) fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        if self.cut.contains(&(from, to)) {
+            return;
+        }
+        if !self.healed && self.rng.next_u64() % 1000 < self.profile.loss_permille {
+            return;
+        }
+        let copies = if !self.healed && self.rng.next_u64() % 1000 < self.profile.duplicate_permille
+        {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let jitter = match self.profile.jitter_ms {
+                0 => 0,
+                j => self.rng.next_u64() % (j + 1),
+            };
+            let t = self.now + self.latency[&(from, to)] + jitter;
+            self.at(
+                t,
+                Ev::Deliver {
+                    from,
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    /// Moves a host's outputs into the network and re-arms its timer.
+    pub(crate) fn drain(&mut self, host: usize) {
+        let Some(e) = self.hosts[host].engine.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        while let Some(o) = e.poll_output() {
+            match o {
+                Output::Transmit { to, bytes } => out.push((to, bytes)),
+                Output::Event(ev) => events.push(ev),
+            }
+        }
+        let deadline = e.poll_timeout().map(|t| t.as_millis());
+        for ev in events {
+            // A message about a thread the receiver does not hold yet is a race an honest peer
+            // can cause (it learned of a replicator before the invitation arrived); any other
+            // report about an honest peer is a false accusation.
+            if let Event::PeerMisbehaved { peer, reason } = &ev
+                && !matches!(reason, Misbehaviour::UnknownThread(_))
+            {
+                let from = self.index.get(peer).copied();
+                if from.map(|i| self.hosts[i].role) != Some(Role::Adversary) {
+                    self.problems
+                        .push(format!("host {host} blamed honest peer {peer}: {reason}"));
+                }
+            }
+            if let Event::ApplyFailed { error, .. } = &ev {
+                self.problems
+                    .push(format!("host {host} failed to apply a record: {error}"));
+            }
+            self.log(|| format!("host {host} event {}", crate::describe(&ev)));
+        }
+        for (to, bytes) in out {
+            if let Some(&j) = self.index.get(&to) {
+                self.send(host, j, bytes);
+            }
+        }
+        if let Some(local) = deadline {
+            let global = local.saturating_sub(self.hosts[host].skew).max(self.now);
+            if self.hosts[host].timer != Some(global) {
+                self.hosts[host].timer = Some(global);
+                self.at(global, Ev::Timer { host, at: global });
+            }
+        }
+    }
+
+    /// A host's view of the clock: the global time plus its skew.
+    pub(crate) fn local_now(&self, host: usize) -> Time {
+        Time(self.now + self.hosts[host].skew)
+    }
+}
