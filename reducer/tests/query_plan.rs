@@ -85,6 +85,35 @@ fn planner_rules() {
         }
     );
     assert_eq!(p(json!({"age": {"$gt": 20, "$lt": 10}})), Plan::Empty);
+    // Equal bounds: the exclusive one wins; a single point survives only if both include it.
+    assert_eq!(
+        p(json!({"age": {"$gte": 5, "$gt": 5, "$lte": 9, "$lt": 9}})),
+        Plan::IndexRange {
+            path: path("age"),
+            lower: Bound::Excluded(key(json!(5))),
+            upper: Bound::Excluded(key(json!(9)))
+        }
+    );
+    assert_eq!(
+        p(json!({"age": {"$gte": 5, "$lte": 5}})),
+        Plan::IndexRange {
+            path: path("age"),
+            lower: Bound::Included(key(json!(5))),
+            upper: Bound::Included(key(json!(5)))
+        }
+    );
+    assert_eq!(p(json!({"age": {"$gt": 5, "$lte": 5}})), Plan::Empty);
+    assert_eq!(p(json!({"_id": {"$gt": "m", "$lte": "m"}})), Plan::Empty);
+    // Different types never overlap.
+    assert_eq!(p(json!({"age": {"$gt": 5, "$lt": "z"}})), Plan::Empty);
+    // Identical union branches are read once.
+    assert_eq!(
+        p(json!({"$or": [{"age": 1}, {"age": 1}]})),
+        Plan::IndexEq {
+            path: path("age"),
+            key: key(json!(1))
+        }
+    );
     assert_eq!(p(json!({"age": {"$in": []}})), Plan::Empty);
     // Not sargable: negations, $exists, object operands.
     assert_eq!(p(json!({"age": {"$ne": 3}})), Plan::Scan);

@@ -89,6 +89,11 @@ mod tests {
             [3, 0xBF, 0xF0, 0, 0, 0, 0, 0, 0]
         );
         assert_eq!(
+            encode_index_value(&json!(-1)).unwrap(),
+            [3, 0x40, 0x0F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+        assert_eq!(encode_index_value(&json!("")).unwrap(), [4, 0, 0]);
+        assert_eq!(
             encode_index_value(&json!(-0.0)),
             encode_index_value(&json!(0))
         );

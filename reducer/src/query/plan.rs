@@ -232,7 +232,7 @@ fn conj_candidates(parts: &[Filter], ix: &dyn Fn(&FieldPath) -> bool, depth: usi
                     CmpOp::Gt => (Bound::Excluded(key), Bound::Excluded(vec![tag + 1])),
                     CmpOp::Ge => (Bound::Included(key), Bound::Excluded(vec![tag + 1])),
                     CmpOp::Lt => (Bound::Included(vec![tag]), Bound::Excluded(key)),
-                    CmpOp::Le => (Bound::Included(vec![tag]), Bound::Excluded(key)),
+                    CmpOp::Le => (Bound::Included(vec![tag]), Bound::Included(key)),
                 };
                 out.push(index_range(path, r.clone()));
                 let slot = ranges
@@ -310,10 +310,14 @@ fn union_plan(
         let mut conj: Vec<Filter> = others.iter().map(|f| (*f).clone()).collect();
         conj.push(b.clone());
         let f = Filter::and(conj);
-        match best(candidates(&f, ix, depth))? {
-            Plan::Empty => {}
-            Plan::Union(inner) => parts.extend(inner),
-            p => parts.push(p),
+        let found = match best(candidates(&f, ix, depth))? {
+            Plan::Union(inner) => inner,
+            p => vec![p],
+        };
+        for p in found {
+            if p != Plan::Empty && !parts.contains(&p) {
+                parts.push(p);
+            }
         }
     }
     Some(match parts.len() {
