@@ -140,6 +140,15 @@ impl Ord for LogId {
     }
 }
 
+/// Lets maps keyed by `LogId` be searched with the 38 id bytes, so a known id found in a
+/// message need not be parsed (and its key decompressed) again. Consistent with `Eq`, `Ord` and
+/// `Hash`, which all use the bytes.
+impl std::borrow::Borrow<[u8; LogId::LEN]> for LogId {
+    fn borrow(&self) -> &[u8; LogId::LEN] {
+        &self.bytes
+    }
+}
+
 impl Hash for LogId {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.bytes.hash(state);

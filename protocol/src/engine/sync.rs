@@ -150,7 +150,7 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let mut theirs = BTreeMap::new();
         for entry in logs {
-            let Ok(log) = LogId::from_bytes(&entry.log) else {
+            let Some(log) = self.parse_id(id, &entry.log) else {
                 self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
                 continue;
             };
@@ -175,7 +175,7 @@ impl<S: Store, A: Application> Host<S, A> {
             self.request_pull(now, id, &log, at, from);
         }
         for p in peers.iter().take(self.config.max_peers_per_thread) {
-            if let Ok(peer) = PeerId::from_bytes(p) {
+            if let Some(peer) = self.parse_id(id, p) {
                 let _ = self.add_peer(id, &peer);
             }
         }
@@ -185,7 +185,7 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     fn on_pull(&mut self, from: &PeerId, id: &ThreadId, log: &[u8], at: u64, max: u32) {
-        let (Ok(log), Some(start)) = (LogId::from_bytes(log), LogCounter::new(at)) else {
+        let (Some(log), Some(start)) = (self.parse_id(id, log), LogCounter::new(at)) else {
             return self.misbehaved(
                 from,
                 Misbehaviour::InvalidMessage("pull of an invalid log or counter 0".into()),
@@ -233,7 +233,7 @@ impl<S: Store, A: Application> Host<S, A> {
         records: &[serde_bytes::ByteBuf],
         height: u64,
     ) {
-        let Ok(log) = LogId::from_bytes(log) else {
+        let Some(log) = self.parse_id(id, log) else {
             return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
         };
         let key = (*id, log);
@@ -263,7 +263,7 @@ impl<S: Store, A: Application> Host<S, A> {
         log: &[u8],
         records: &[serde_bytes::ByteBuf],
     ) {
-        let Ok(log) = LogId::from_bytes(log) else {
+        let Some(log) = self.parse_id(id, log) else {
             return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
         };
         let result = self.ingest(now, from, id, &log, records, true);
@@ -329,6 +329,21 @@ impl<S: Store, A: Application> Host<S, A> {
             by: *from,
         });
         self.send_heights(id, from, true);
+    }
+
+    /// Parses a log or peer id from a message about thread `id`, reusing the id this host
+    /// already holds when it is one of the thread's logs or peers (parsing decompresses a key).
+    fn parse_id(&self, id: &ThreadId, bytes: &[u8]) -> Option<LogId> {
+        let fixed: &[u8; LogId::LEN] = bytes.try_into().ok()?;
+        if let Some(t) = self.threads.get(id) {
+            if let Some((known, _)) = t.logs.get_key_value(fixed) {
+                return Some(*known);
+            }
+            if let Some(known) = t.peers.get(fixed) {
+                return Some(*known);
+            }
+        }
+        LogId::from_bytes(bytes).ok()
     }
 
     /// Asks `peer` for records of a log from counter `at`, unless a pull of that log is
