@@ -18,7 +18,7 @@ use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     /// Which invariant: `convergence`, `lost-write`, `forged-accepted`, `plaintext-at-replicator`,
-    /// `half-applied`, `liveness` or `honest-blamed`.
+    /// `half-applied`, `liveness`, `honest-blamed` or `host-error`.
     pub invariant: &'static str,
     /// What was seen.
     pub detail: String,
@@ -107,7 +107,7 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
     let mut out: Vec<Violation> = w
         .problems
         .iter()
-        .map(|p| violation("honest-blamed", p.clone()))
+        .map(|(invariant, detail)| violation(invariant, detail.clone()))
         .collect();
     let adversary_log = w.adversary.as_ref().map(|a| a.key.public().peer_id());
 

@@ -107,7 +107,7 @@ pub struct World {
     /// Simulated time at which honest hosts were first seen converged after the heal.
     pub converged_at: Option<u64>,
     /// Application-level problems seen during the run (write failures and the like).
-    pub(crate) problems: Vec<String>,
+    pub(crate) problems: Vec<(&'static str, String)>,
 }
 
 fn engine_config(opts: &Options) -> Config {
@@ -406,7 +406,7 @@ impl World {
             Ok(e) => h.engine = Some(e),
             Err(e) => self
                 .problems
-                .push(format!("host {host} failed to reopen: {e}")),
+                .push(("host-error", format!("host {host} failed to reopen: {e}"))),
         }
         self.drain(host);
     }
@@ -456,7 +456,7 @@ impl World {
             && let Err(err) = e.join_thread(now, &addr, key)
         {
             self.problems
-                .push(format!("host {host} failed to join: {err}"));
+                .push(("host-error", format!("host {host} failed to join: {err}")));
         }
         self.drain(host);
     }
@@ -486,7 +486,7 @@ impl World {
             }
             Err(err) => self
                 .problems
-                .push(format!("host {host} write {n} failed: {err}")),
+                .push(("host-error", format!("host {host} write {n} failed: {err}"))),
         }
         self.drain(host);
     }
@@ -575,13 +575,17 @@ impl World {
             {
                 let from = self.index.get(peer).copied();
                 if from.map(|i| self.hosts[i].role) != Some(Role::Adversary) {
-                    self.problems
-                        .push(format!("host {host} blamed honest peer {peer}: {reason}"));
+                    self.problems.push((
+                        "honest-blamed",
+                        format!("host {host} blamed honest peer {peer}: {reason}"),
+                    ));
                 }
             }
             if let Event::ApplyFailed { error, .. } = &ev {
-                self.problems
-                    .push(format!("host {host} failed to apply a record: {error}"));
+                self.problems.push((
+                    "host-error",
+                    format!("host {host} failed to apply a record: {error}"),
+                ));
             }
             self.log(|| format!("host {host} event {}", crate::describe(&ev)));
         }

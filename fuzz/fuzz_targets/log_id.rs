@@ -14,9 +14,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(id.to_string().parse::<LogId>().ok(), Some(id));
         assert_eq!(LogId::from_public_key(&id.public_key()), id);
     }
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(id) = text.parse::<LogId>() {
-            assert_eq!(LogId::from_bytes(id.as_bytes()).ok(), Some(id));
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(id) = text.parse::<LogId>()
+    {
+        assert_eq!(LogId::from_bytes(id.as_bytes()).ok(), Some(id));
     }
 });

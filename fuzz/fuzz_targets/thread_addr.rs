@@ -13,10 +13,10 @@ fuzz_target!(|data: &[u8]| {
         );
         let _ = addr.to_string().parse::<ThreadAddr>();
     }
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(addr) = text.parse::<ThreadAddr>() {
-            let _ = addr.peer();
-            assert_eq!(ThreadAddr::from_bytes(&addr.to_bytes()).ok(), Some(addr));
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(addr) = text.parse::<ThreadAddr>()
+    {
+        let _ = addr.peer();
+        assert_eq!(ThreadAddr::from_bytes(&addr.to_bytes()).ok(), Some(addr));
     }
 });

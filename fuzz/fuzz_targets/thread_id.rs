@@ -11,9 +11,9 @@ fuzz_target!(|data: &[u8]| {
         let text = id.to_string();
         assert_eq!(text.parse::<ThreadId>().ok(), Some(id));
     }
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(id) = text.parse::<ThreadId>() {
-            assert_eq!(ThreadId::from_bytes(id.as_bytes()).ok(), Some(id));
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(id) = text.parse::<ThreadId>()
+    {
+        assert_eq!(ThreadId::from_bytes(id.as_bytes()).ok(), Some(id));
     }
 });

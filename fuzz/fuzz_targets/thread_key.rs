@@ -9,9 +9,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(key.to_bytes(), data, "a parsed key re-encodes to its input");
         assert!(key.to_string().parse::<ThreadKey>().ok() == Some(key));
     }
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(key) = text.parse::<ThreadKey>() {
-            assert!(ThreadKey::from_bytes(&key.to_bytes()).ok() == Some(key));
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(key) = text.parse::<ThreadKey>()
+    {
+        assert!(ThreadKey::from_bytes(&key.to_bytes()).ok() == Some(key));
     }
 });
