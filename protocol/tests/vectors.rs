@@ -476,6 +476,7 @@ fn record_vectors_check_out_independently() {
             ("e", cbor_bytes(&event_block)),
             ("h", cbor_bytes(&header_block)),
             ("r", cbor_bytes(&record_block)),
+            ("v", cbor_uint(1)),
         ]);
         assert_eq!(bundle_bytes, h(out, "bundle_hex"), "{name}: bundle");
 

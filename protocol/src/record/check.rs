@@ -4,8 +4,8 @@ use super::build::{check_position, signing_input};
 use super::error::{BlockKind, RecordError};
 use super::wire::{self, EventNode, HeaderNode, SignedRecordNode};
 use super::{
-    FORMAT_VERSION, MAX_BODY_BLOCK_LEN, MAX_META_BLOCK_LEN, OpenedRecord, RecordBundle,
-    VerifiedRecord, block_cid, seal,
+    FORMAT_VERSION, MAX_BODY_BLOCK_LEN, MAX_BODY_LEN, MAX_META_BLOCK_LEN, OpenedRecord,
+    RecordBundle, VerifiedRecord, block_cid, seal,
 };
 use crate::counter::{LamportClock, LogCounter};
 use crate::id::ThreadId;
@@ -73,6 +73,13 @@ pub fn open(record: VerifiedRecord, read: &ReadKey) -> Result<OpenedRecord, Reco
             })?;
     let body_node = seal::parse(BlockKind::Body, &bundle.body, MAX_BODY_BLOCK_LEN)?;
     let body = seal::open(BlockKind::Body, &body_key, &body_node)?;
+    if body.len() > MAX_BODY_LEN {
+        return Err(RecordError::TooLarge {
+            block: BlockKind::Body,
+            len: body.len(),
+            max: MAX_BODY_LEN,
+        });
+    }
     Ok(OpenedRecord {
         record,
         time: header.time,
@@ -114,6 +121,9 @@ fn check_blocks(
     let counter = LogCounter::new(node.counter).ok_or(malformed("log counter is 0"))?;
     let clock = LamportClock(node.clock);
     check_position(counter, clock, node.prev.is_some())?;
+    if node.prev.is_some_and(|p| !is_block_cid(&p)) {
+        return Err(malformed("prev is not a CIDv1 dag-cbor sha2-256 link"));
+    }
     let signature: [u8; 64] = node
         .signature
         .as_slice()
@@ -161,4 +171,12 @@ fn check_blocks(
         },
         message,
     })
+}
+
+/// Whether a CID has the form of every block CID: v1, dag-cbor, sha2-256 of 32 bytes.
+fn is_block_cid(cid: &cid::Cid) -> bool {
+    cid.version() == cid::Version::V1
+        && cid.codec() == super::wire::DAG_CBOR
+        && cid.hash().code() == super::wire::SHA2_256
+        && cid.hash().size() == 32
 }

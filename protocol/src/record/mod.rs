@@ -69,12 +69,19 @@ impl RecordBundle {
             event: self.event.clone(),
             header: self.header.clone(),
             record: self.record.clone(),
+            version: FORMAT_VERSION,
         })
     }
 
     /// Decodes a bundle; only the framing is checked here, [`verify`] checks the content.
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         let node: wire::BundleNode = wire::decode(BlockKind::Bundle, bytes, MAX_BUNDLE_LEN)?;
+        if node.version != FORMAT_VERSION {
+            return Err(RecordError::UnsupportedVersion {
+                block: BlockKind::Bundle,
+                version: node.version,
+            });
+        }
         Ok(RecordBundle {
             record: node.record,
             event: node.event,

@@ -273,11 +273,11 @@ fn creating_without_read_key_is_refused() {
 
 #[test]
 fn non_canonical_bundle_is_refused() {
-    // {"b": h'', "e": h'', "h": h'', "r": h''} in canonical order decodes ...
-    let canonical = hex::decode("a4616240616540616840617240").unwrap();
+    // {"b": h'', "e": h'', "h": h'', "r": h'', "v": 1} in canonical order decodes ...
+    let canonical = hex::decode("a5616240616540616840617240617601").unwrap();
     assert!(RecordBundle::decode(&canonical).is_ok());
     // ... the same map with "r" first does not.
-    let shuffled = hex::decode("a4617240616240616540616840").unwrap();
+    let shuffled = hex::decode("a5617240616240616540616840617601").unwrap();
     assert_eq!(
         RecordBundle::decode(&shuffled).unwrap_err(),
         RecordError::NonCanonical {
@@ -285,7 +285,7 @@ fn non_canonical_bundle_is_refused() {
         }
     );
     // Unknown members are refused too.
-    let extra = hex::decode("a5616240616540616840617240617840").unwrap();
+    let extra = hex::decode("a6616240616540616840617240617601617840").unwrap();
     assert!(matches!(
         RecordBundle::decode(&extra),
         Err(RecordError::Decode { .. })

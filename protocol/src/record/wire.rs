@@ -160,6 +160,9 @@ pub struct BundleNode {
     /// Sealed record envelope.
     #[serde(rename = "r", with = "serde_bytes")]
     pub record: Vec<u8>,
+    /// Format version, 1.
+    #[serde(rename = "v")]
+    pub version: u64,
 }
 
 /// Encodes a value as canonical DAG-CBOR.

@@ -876,43 +876,49 @@ pub fn rejections() -> Value {
     };
     assert_eq!(
         hex::encode(empty_bundle.encode()),
-        "a4616240616540616840617240"
+        "a5616240616540616840617240617601"
     );
-    let bundle_cases: [(&str, &str, &str, &str); 7] = [
+    let bundle_cases: [(&str, &str, &str, &str); 8] = [
+        (
+            "bundle-unsupported-version",
+            "an empty bundle claiming format version 2",
+            "a5616240616540616840617240617602",
+            "UnsupportedVersion",
+        ),
         (
             "bundle-keys-out-of-order",
-            "{r, b, e, h}: the members of an empty bundle with \"r\" first",
-            "a4617240616240616540616840",
+            "{r, b, e, h, v}: the members of an empty bundle with \"r\" first",
+            "a5617240616240616540616840617601",
             "NonCanonical",
         ),
         (
             "bundle-unknown-member",
-            "an empty bundle with a fifth member \"x\"",
-            "a5616240616540616840617240617840",
+            "an empty bundle with a sixth member \"x\"",
+            "a6616240616540616840617240617601617840",
             "Decode",
         ),
         (
             "bundle-missing-member",
-            "{b, e, h}: no \"r\"",
-            "a3616240616540616840",
+            "{b, e, h, v}: no \"r\"",
+            "a4616240616540616840617601",
             "Decode",
         ),
         (
             "bundle-indefinite-length",
             "an empty bundle as an indefinite-length map",
-            "bf616240616540616840617240ff",
+            "bf616240616540616840617240617601ff",
             "NonCanonical",
         ),
         (
             "bundle-non-minimal-length",
             "an empty bundle whose \"b\" byte string has a one-byte length argument of 0",
-            "a461625800616540616840617240",
+            "a561625800616540616840617240617601",
             "NonCanonical",
         ),
         (
             "bundle-duplicate-member",
-            "{b, b, h, r}: \"b\" twice and no \"e\"",
-            "a4616240616240616840617240",
+            "{b, b, h, r, v}: \"b\" twice and no \"e\"",
+            "a5616240616240616840617240617601",
             "NonCanonical",
         ),
         (
