@@ -2,6 +2,7 @@
 
 use crate::{Options, Report, run};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -62,6 +63,7 @@ pub fn sweep(plan: &Plan, opts: &Options) -> Summary {
     let events = AtomicU64::new(0);
     let seeds = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
+    let interactive = std::io::stderr().is_terminal();
     let bar = if plan.progress {
         let b = ProgressBar::new(plan.count);
         b.set_style(
@@ -94,6 +96,16 @@ pub fn sweep(plan: &Plan, opts: &Options) -> Summary {
                         bar.set_message(format!("{} failing", f.len()));
                     }
                     bar.inc(1);
+                    // Without a terminal the bar is hidden: print a line every tenth instead.
+                    let done = seeds.load(Ordering::Relaxed);
+                    if plan.progress && !interactive && done % (plan.count / 10).max(1) == 0 {
+                        let failing = failures.lock().map_or(0, |f| f.len());
+                        eprintln!(
+                            "progress: {done}/{} seeds, {failing} failing, {:.0} s",
+                            plan.count,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
                 }
             });
         }

@@ -134,7 +134,9 @@ fn the_first_create_in_total_order_wins_everywhere() {
         let txn = s.read().unwrap();
         assert!(fold::rejection(&txn, &t, &first.0.order).unwrap().is_none());
         assert_eq!(
-            fold::rejection(&txn, &t, &second.0.order).unwrap().as_deref(),
+            fold::rejection(&txn, &t, &second.0.order)
+                .unwrap()
+                .as_deref(),
             Some("id exists")
         );
     }
@@ -159,7 +161,11 @@ fn a_late_record_can_change_a_later_verdict() {
     let (_, s) = fold_all(&[second.clone(), late_create.clone()]);
     assert_eq!(get(&s, &t, "k").as_deref(), Some("early"));
     let txn = s.read().unwrap();
-    assert!(fold::rejection(&txn, &t, &second.0.order).unwrap().is_some());
+    assert!(
+        fold::rejection(&txn, &t, &second.0.order)
+            .unwrap()
+            .is_some()
+    );
 }
 
 fn arb_body() -> impl Strategy<Value = String> {
@@ -225,25 +231,46 @@ fn hosts_replicating_through_the_engine_converge_to_one_state() {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            Host::open(config.clone(), s.clone(), Convergent::new(Toy), seeded(i as u64), None, Time(0))
-                .unwrap()
+            Host::open(
+                config.clone(),
+                s.clone(),
+                Convergent::new(Toy),
+                seeded(i as u64),
+                None,
+                Time(0),
+            )
+            .unwrap()
         })
         .collect();
     let mut net = Loopback::new(hosts, Time(0));
-    let info = net.hosts[0].create_thread(Time(0), NewThread::default()).unwrap();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
     let t = info.id;
     for i in 1..3 {
-        let addr = format!("/ip4/127.0.0.1/tcp/1/p2p/{}/thread/{}", net.hosts[0].peer_id(), t)
-            .parse()
+        let addr = format!(
+            "/ip4/127.0.0.1/tcp/1/p2p/{}/thread/{}",
+            net.hosts[0].peer_id(),
+            t
+        )
+        .parse()
+        .unwrap();
+        net.hosts[i]
+            .join_thread(Time(0), &addr, info.key.clone())
             .unwrap();
-        net.hosts[i].join_thread(Time(0), &addr, info.key.clone()).unwrap();
     }
     // Concurrent conflicting writes before any delivery.
-    for (i, body) in ["create x zero;add n 1", "create x one;add n 2", "set y 3;add n 4"]
-        .iter()
-        .enumerate()
+    for (i, body) in [
+        "create x zero;add n 1",
+        "create x one;add n 2",
+        "set y 3;add n 4",
+    ]
+    .iter()
+    .enumerate()
     {
-        net.hosts[i].create_record(Time(0), &t, None, body.as_bytes(), 0).unwrap();
+        net.hosts[i]
+            .create_record(Time(0), &t, None, body.as_bytes(), 0)
+            .unwrap();
     }
     let digest = |s: &MemoryStore| state_digest(&s.read().unwrap(), &t).unwrap();
     let done = net.run_until(60_000, |n| {

@@ -33,7 +33,12 @@ impl<'a> TrackingTxn<'a> {
     pub fn into_undo_log(self) -> UndoLog {
         self.before
             .into_iter()
-            .map(|(k, v)| (serde_bytes::ByteBuf::from(k), v.map(serde_bytes::ByteBuf::from)))
+            .map(|(k, v)| {
+                (
+                    serde_bytes::ByteBuf::from(k),
+                    v.map(serde_bytes::ByteBuf::from),
+                )
+            })
             .collect()
     }
 }
