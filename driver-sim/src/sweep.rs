@@ -98,7 +98,10 @@ pub fn sweep(plan: &Plan, opts: &Options) -> Summary {
                     bar.inc(1);
                     // Without a terminal the bar is hidden: print a line every tenth instead.
                     let done = seeds.load(Ordering::Relaxed);
-                    if plan.progress && !interactive && done % (plan.count / 10).max(1) == 0 {
+                    if plan.progress
+                        && !interactive
+                        && done.is_multiple_of((plan.count / 10).max(1))
+                    {
                         let failing = failures.lock().map_or(0, |f| f.len());
                         eprintln!(
                             "progress: {done}/{} seeds, {failing} failing, {:.0} s",
