@@ -79,6 +79,8 @@ pub(crate) struct Acked {
     pub log: threads_protocol::log_id::LogId,
     pub counter: u64,
     pub bundle_hash: [u8; 32],
+    /// sha2-256 of the body, what a reader's ledger must hold for it.
+    pub body_hash: [u8; 32],
 }
 
 /// The whole simulation state of one run.
@@ -481,6 +483,7 @@ impl World {
                         log: *rec.log(),
                         counter: rec.counter().get(),
                         bundle_hash: hash,
+                        body_hash: Sha256::digest(&body).into(),
                     },
                 );
             }
