@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod db;
+pub mod docs;
 pub mod fold;
 pub mod js;
+pub mod listen;
 pub mod query;

@@ -54,7 +54,9 @@ pub struct Filter {
 impl Filter {
     /// Whether `change` passes this filter.
     pub fn matches(&self, change: &Change) -> bool {
-        self.collection.as_ref().is_none_or(|c| *c == change.collection)
+        self.collection
+            .as_ref()
+            .is_none_or(|c| *c == change.collection)
             && self
                 .instance_id
                 .as_ref()
@@ -242,11 +244,18 @@ mod tests {
             feed.publish(change(db, "c", &i.to_string(), Action::Create));
         }
         let lag = feed.next(l).unwrap_err();
-        assert_eq!(lag, Lagged { wanted: 1, oldest: 3 });
+        assert_eq!(
+            lag,
+            Lagged {
+                wanted: 1,
+                oldest: 3
+            }
+        );
         // It stays lagged until it says where to resume.
         assert!(feed.next(l).is_err());
         feed.resume(l, lag.oldest);
-        let got: Vec<u64> = std::iter::from_fn(|| feed.next(l).unwrap().map(|c| c.position)).collect();
+        let got: Vec<u64> =
+            std::iter::from_fn(|| feed.next(l).unwrap().map(|c| c.position)).collect();
         assert_eq!(got, vec![3, 4, 5]);
     }
 
@@ -258,6 +267,9 @@ mod tests {
             feed.publish(change(db, "c", &i.to_string(), Action::Create));
         }
         let l = feed.listen(db, vec![], Some(2));
-        assert_eq!(feed.next(l).unwrap().map(|c| c.instance_id), Some("1".into()));
+        assert_eq!(
+            feed.next(l).unwrap().map(|c| c.instance_id),
+            Some("1".into())
+        );
     }
 }

@@ -189,6 +189,12 @@ impl<S: Store, A: Application> Host<S, A> {
         &self.app
     }
 
+    /// The store and the application hook at once (for an application that reads or
+    /// dry-runs against the store outside the engine's transactions).
+    pub fn store_and_app(&mut self) -> (&S, &mut A) {
+        (&self.store, &mut self.app)
+    }
+
     /// The application hook, mutably (for reads that need it; writes go through records).
     pub fn app_mut(&mut self) -> &mut A {
         &mut self.app

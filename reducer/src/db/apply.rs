@@ -1,0 +1,168 @@
+//! The context one record is applied in, and the helpers shared by the collection, instance and
+//! index rules.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use serde_json::Value;
+use threads_protocol::store::{Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError, WriteTxn};
+
+use super::event::CollectionConfig;
+use super::keys::{Keys, id_after};
+use super::schema::SchemaCache;
+use super::scripts::Scripts;
+use crate::fold::RecordInfo;
+
+/// Why an event could not be applied.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// The event breaks a rule: the whole record is rejected with this reason.
+    Reject(String),
+    /// The machine failed: the engine transaction is aborted.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+/// Shorthand for a rejection.
+pub(crate) fn reject<T>(msg: impl Into<String>) -> Result<T, Fail> {
+    Err(Fail::Reject(msg.into()))
+}
+
+/// Everything one record's events are applied with.
+pub(crate) struct Cx<'a> {
+    /// The engine's transaction (tracked by the fold layer).
+    pub txn: &'a mut dyn WriteTxn,
+    /// The thread's state keys.
+    pub keys: Keys,
+    /// The record.
+    pub record: &'a RecordInfo,
+    /// The author's identity string, as validators see it.
+    pub writer: String,
+    /// Compiled schemas.
+    pub schemas: &'a mut SchemaCache,
+    /// Validator engine.
+    pub scripts: &'a mut Scripts,
+    /// Instances created by earlier events of this record: `(collection, id)`.
+    pub created: BTreeSet<(String, String)>,
+}
+
+impl Cx<'_> {
+    /// The config of a collection, rejecting with "collection not found" when it is missing.
+    pub fn config(&self, name: &str) -> Result<CollectionConfig, Fail> {
+        match load_config(&*self.txn, &self.keys, name)? {
+            Some(c) => Ok(c),
+            None => reject(format!("collection not found: \"{name}\"")),
+        }
+    }
+
+    /// The stored instance, if any.
+    pub fn instance(&self, collection: &str, id: &str) -> Result<Option<Value>, Fail> {
+        let key = self.keys.instance(collection, id);
+        if key.len() > MAX_KEY_LEN {
+            return Ok(None);
+        }
+        Ok(load_instance(&*self.txn, &key)?)
+    }
+
+    /// Writes `value` under `key`, rejecting (instead of failing the store) a key longer than
+    /// the store allows; `what` names the key in the message.
+    pub fn put(&mut self, key: &[u8], value: &[u8], what: &dyn Fn() -> String) -> Result<(), Fail> {
+        if key.len() > MAX_KEY_LEN {
+            return reject(format!(
+                "{} is too long: its storage key would be {} bytes, the limit is {MAX_KEY_LEN}",
+                what(),
+                key.len()
+            ));
+        }
+        Ok(self.txn.put(key, value)?)
+    }
+
+    /// Deletes every key that starts with `prefix`.
+    pub fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), Fail> {
+        let mut keys = Vec::new();
+        self.txn
+            .scan(KeyRange::prefix(prefix), Direction::Forward, &mut |k, _| {
+                keys.push(k.to_vec());
+                ControlFlow::Continue(())
+            })?;
+        for k in keys {
+            self.txn.delete(&k)?;
+        }
+        Ok(())
+    }
+
+    /// Every instance of a collection, in ID order.
+    pub fn all_instances(&self, collection: &str) -> Result<Vec<(String, Value)>, Fail> {
+        Ok(scan_instances(&*self.txn, &self.keys, collection)?)
+    }
+}
+
+/// Canonical JSON of a value: compact, object members in key order.
+pub fn canonical(v: &Value) -> Vec<u8> {
+    // Serializing a `Value` to a Vec cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Reads a collection config from the state.
+pub fn load_config(
+    txn: &dyn ReadTxn,
+    keys: &Keys,
+    name: &str,
+) -> Result<Option<CollectionConfig>, StoreError> {
+    let key = keys.collection(name);
+    if key.len() > MAX_KEY_LEN {
+        return Ok(None);
+    }
+    txn.get(&key)?
+        .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt("collection config", e)))
+        .transpose()
+}
+
+/// Reads an instance by its key.
+pub fn load_instance(txn: &dyn ReadTxn, key: &[u8]) -> Result<Option<Value>, StoreError> {
+    txn.get(key)?
+        .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt("instance", e)))
+        .transpose()
+}
+
+/// Every instance of a collection, in ID order.
+pub fn scan_instances(
+    txn: &dyn ReadTxn,
+    keys: &Keys,
+    collection: &str,
+) -> Result<Vec<(String, Value)>, StoreError> {
+    let prefix = keys.instances(collection);
+    let mut out = Vec::new();
+    let mut failure = None;
+    txn.scan(
+        KeyRange::prefix(&prefix),
+        Direction::Forward,
+        &mut |k, v| match (id_after(&prefix, k), serde_json::from_slice(v)) {
+            (Ok(id), Ok(doc)) => {
+                out.push((id, doc));
+                ControlFlow::Continue(())
+            }
+            (Err(e), _) => {
+                failure = Some(e);
+                ControlFlow::Break(())
+            }
+            (_, Err(e)) => {
+                failure = Some(corrupt("instance", e));
+                ControlFlow::Break(())
+            }
+        },
+    )?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}

@@ -1,0 +1,184 @@
+//! The record body of the document database: one write transaction, as a JSON [`Batch`] of
+//! [`DbEvent`]s (format in `spec/documents.md`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use threads_protocol::record::MAX_BODY_LEN;
+
+/// The only batch format version.
+pub const BATCH_VERSION: u32 = 1;
+
+/// Largest encoded batch accepted by [`Batch::decode`]: the record body limit.
+pub const MAX_BATCH_LEN: usize = MAX_BODY_LEN;
+
+/// Most events one batch may carry.
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+
+/// One write transaction: the events of one record, applied in order, all or nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Format version, always [`BATCH_VERSION`] (`"v"`; absent means 1).
+    #[serde(rename = "v", default = "default_version")]
+    pub version: u32,
+    /// The events, in the order they were written.
+    pub events: Vec<DbEvent>,
+}
+
+fn default_version() -> u32 {
+    BATCH_VERSION
+}
+
+/// A secondary index of a collection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    /// Dotted field path (`a.b`).
+    pub path: String,
+    /// Whether two instances may not hold the same value at `path`.
+    #[serde(default)]
+    pub unique: bool,
+}
+
+/// A collection's definition, as carried by collection events and kept in the state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionConfig {
+    /// Collection name.
+    pub name: String,
+    /// JSON Schema every instance written must satisfy.
+    pub schema: Value,
+    /// Secondary indexes (the unique `_id` index is implicit and never listed).
+    #[serde(default)]
+    pub indexes: Vec<IndexSpec>,
+    /// Write validator: a JavaScript function body over `(writer, event, instance)`; empty for
+    /// none.
+    #[serde(default)]
+    pub write_validator: String,
+    /// Read filter: a JavaScript function body over `(reader, instance)`; empty for none.
+    #[serde(default)]
+    pub read_filter: String,
+}
+
+/// One change to the database (JSON, internally tagged by `"type"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DbEvent {
+    /// Defines a new collection.
+    CreateCollection(CollectionConfig),
+    /// Replaces an existing collection's schema, indexes, validator and read filter.
+    UpdateCollection(CollectionConfig),
+    /// Removes a collection with all its instances.
+    DeleteCollection {
+        /// Collection name.
+        name: String,
+    },
+    /// Creates an instance; `instance` is the full document, `_id` and `_mod` included.
+    Create {
+        /// Collection name.
+        collection: String,
+        /// Instance ID (equal to `instance._id`).
+        id: String,
+        /// The new document.
+        instance: Value,
+    },
+    /// Changes an instance by an RFC 7386 merge patch from its previous document (`_mod`
+    /// included); on a missing instance the patch is applied to `{}` (upsert).
+    Save {
+        /// Collection name.
+        collection: String,
+        /// Instance ID.
+        id: String,
+        /// The merge patch.
+        patch: Value,
+    },
+    /// Deletes an instance (no effect if it does not exist).
+    Delete {
+        /// Collection name.
+        collection: String,
+        /// Instance ID.
+        id: String,
+    },
+}
+
+impl DbEvent {
+    /// The collection the event is about.
+    pub fn collection(&self) -> &str {
+        match self {
+            DbEvent::CreateCollection(c) | DbEvent::UpdateCollection(c) => &c.name,
+            DbEvent::DeleteCollection { name } => name,
+            DbEvent::Create { collection, .. }
+            | DbEvent::Save { collection, .. }
+            | DbEvent::Delete { collection, .. } => collection,
+        }
+    }
+
+    /// The event's `"type"` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DbEvent::CreateCollection(_) => "create_collection",
+            DbEvent::UpdateCollection(_) => "update_collection",
+            DbEvent::DeleteCollection { .. } => "delete_collection",
+            DbEvent::Create { .. } => "create",
+            DbEvent::Save { .. } => "save",
+            DbEvent::Delete { .. } => "delete",
+        }
+    }
+}
+
+/// Why a record body is not a batch.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// The body is larger than [`MAX_BATCH_LEN`].
+    #[error("malformed batch: {len} bytes exceeds the limit of {max} bytes", max = MAX_BATCH_LEN)]
+    TooLarge {
+        /// Body length.
+        len: usize,
+    },
+    /// The body is not a batch in JSON (the text says where and why).
+    #[error("malformed batch: {0}")]
+    Malformed(String),
+    /// The batch has a version this implementation does not know.
+    #[error("malformed batch: unsupported version {0} (expected {BATCH_VERSION})")]
+    Version(u32),
+    /// The batch has more than [`MAX_BATCH_EVENTS`] events.
+    #[error("malformed batch: {count} events exceeds the limit of {MAX_BATCH_EVENTS}")]
+    TooManyEvents {
+        /// Number of events.
+        count: usize,
+    },
+}
+
+impl Batch {
+    /// A version-1 batch of these events.
+    pub fn new(events: Vec<DbEvent>) -> Self {
+        Batch {
+            version: BATCH_VERSION,
+            events,
+        }
+    }
+
+    /// The record body: compact JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing plain structs and `Value`s to a Vec cannot fail (all map keys are strings).
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a record body, checking size, syntax, version and event count.
+    pub fn decode(bytes: &[u8]) -> Result<Batch, BatchError> {
+        if bytes.len() > MAX_BATCH_LEN {
+            return Err(BatchError::TooLarge { len: bytes.len() });
+        }
+        let batch: Batch =
+            serde_json::from_slice(bytes).map_err(|e| BatchError::Malformed(e.to_string()))?;
+        if batch.version != BATCH_VERSION {
+            return Err(BatchError::Version(batch.version));
+        }
+        if batch.events.len() > MAX_BATCH_EVENTS {
+            return Err(BatchError::TooManyEvents {
+                count: batch.events.len(),
+            });
+        }
+        Ok(batch)
+    }
+}

@@ -1,0 +1,126 @@
+//! The document database: collections of JSON instances with schemas, secondary indexes, write
+//! validators and read filters, built as a deterministic [`Fold`] over a thread's records.
+//!
+//! * A record body is one write transaction: a JSON [`Batch`] of [`DbEvent`]s.
+//! * [`DocFold`] applies a batch event by event; the first event that breaks a rule rejects the
+//!   whole record (the fold layer rolls its writes back), the same way on every replica. Because
+//!   records are folded in one total order ([`crate::fold`]), concurrent writes are resolved by
+//!   that order: the earlier create of an `_id` wins, a later unique clash is rejected, a save
+//!   after a delete re-creates the instance.
+//! * Collection definitions live in the folded state, so peers that join a thread get them by
+//!   replication.
+//! * [`read`] answers `get`, `has`, `find` and collection look-ups from the folded state,
+//!   through the collection's indexes and read filter.
+//!
+//! The event format, the rules and their messages, and the state layout are specified in
+//! `spec/documents.md`.
+
+mod apply;
+mod collection;
+pub mod event;
+mod index;
+mod instance;
+pub mod keys;
+pub mod merge;
+pub mod read;
+pub mod schema;
+mod scripts;
+
+pub use collection::{BAD_NAME, MAX_INDEX_PATH_LEN, MAX_NAME_LEN, check_name};
+pub use event::{Batch, BatchError, CollectionConfig, DbEvent, IndexSpec};
+pub use read::{DbError, Row};
+pub use scripts::Scripts;
+
+use std::collections::BTreeSet;
+
+use threads_protocol::store::{StoreError, WriteTxn};
+
+use crate::fold::{Fold, Outcome, RecordInfo};
+use crate::js::JsConfig;
+use apply::{Cx, Fail};
+use keys::Keys;
+use schema::SchemaCache;
+
+/// The document database as a [`Fold`]: wrap it in [`crate::fold::Convergent`].
+///
+/// It keeps caches only (compiled schemas, the JavaScript engine and compiled validators), none
+/// of which can change an outcome. Not `Send`, because the JavaScript engine is not.
+#[derive(Debug, Default)]
+pub struct DocFold {
+    schemas: SchemaCache,
+    scripts: Scripts,
+}
+
+impl DocFold {
+    /// A fold whose validators run with the default JavaScript limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fold whose validators run with the given JavaScript limits. Every replica of a thread
+    /// must use the same limits, or they may disagree on which records a validator rejects.
+    pub fn with_js_config(config: JsConfig) -> Self {
+        DocFold {
+            schemas: SchemaCache::default(),
+            scripts: Scripts::with_config(config),
+        }
+    }
+
+    /// The fold's JavaScript engine (also usable to run read filters on the same thread).
+    pub fn scripts(&mut self) -> &mut Scripts {
+        &mut self.scripts
+    }
+}
+
+impl Fold for DocFold {
+    fn apply(
+        &mut self,
+        state: &mut dyn WriteTxn,
+        record: &RecordInfo,
+        body: &[u8],
+    ) -> Result<Outcome, StoreError> {
+        let batch = match Batch::decode(body) {
+            Ok(b) => b,
+            Err(e) => return Ok(Outcome::Rejected(e.to_string())),
+        };
+        let mut cx = Cx {
+            txn: state,
+            keys: Keys::new(&record.thread),
+            record,
+            writer: record.author.to_string(),
+            schemas: &mut self.schemas,
+            scripts: &mut self.scripts,
+            created: BTreeSet::new(),
+        };
+        for (i, event) in batch.events.iter().enumerate() {
+            let result = match event {
+                DbEvent::CreateCollection(c) => cx.create_collection(c),
+                DbEvent::UpdateCollection(c) => cx.update_collection(c),
+                DbEvent::DeleteCollection { name } => cx.delete_collection(name),
+                DbEvent::Create {
+                    collection,
+                    id,
+                    instance,
+                } => cx.create(collection, id, instance),
+                DbEvent::Save {
+                    collection,
+                    id,
+                    patch,
+                } => cx.save(collection, id, patch),
+                DbEvent::Delete { collection, id } => cx.delete(collection, id),
+            };
+            match result {
+                Ok(()) => {}
+                Err(Fail::Reject(reason)) => {
+                    return Ok(Outcome::Rejected(format!(
+                        "event {i} ({} on \"{}\"): {reason}",
+                        event.kind(),
+                        schema::clip(event.collection())
+                    )));
+                }
+                Err(Fail::Store(e)) => return Err(e),
+            }
+        }
+        Ok(Outcome::Applied)
+    }
+}

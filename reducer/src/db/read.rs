@@ -1,0 +1,461 @@
+//! The read side: collection look-ups, `get`, `has` and `find` over a thread's folded state.
+//!
+//! `find` runs the query pipeline of [`crate::query`] against the store: [`plan`] with the
+//! collection's indexes, candidates read from the instance key space (scan, `_id` look-up or
+//! range) or from index entries (equality, `$in`, range, union), [`Query::matches`] on each
+//! stored instance, the collection's read filter, then [`order_and_page`]. Every plan yields a
+//! superset of the matches, so results do not depend on which indexes exist.
+
+use std::collections::BTreeSet;
+use std::ops::{Bound, ControlFlow};
+
+use serde_json::Value;
+use threads_protocol::id::ThreadId;
+use threads_protocol::store::key::KeyBuf;
+use threads_protocol::store::{
+    Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError, prefix_successor,
+};
+
+use super::apply::{load_config, load_instance};
+use super::event::CollectionConfig;
+use super::keys::{Keys, id_after, split_index_entry};
+use super::scripts::Scripts;
+use crate::query::exec::{order_and_page, stop_after};
+use crate::query::plan::range_is_empty;
+use crate::query::{Plan, Query, QueryError, plan};
+
+/// A result row: instance ID and the JSON the reader sees.
+pub type Row = crate::query::exec::Row;
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DbError {
+    /// The collection does not exist.
+    #[error("collection not found: \"{0}\"")]
+    CollectionNotFound(String),
+    /// The instance does not exist or the read filter hides it.
+    #[error("instance not found: \"{0}\"")]
+    InstanceNotFound(String),
+    /// The query is invalid, names a missing index, or cannot be ordered.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The store failed or holds malformed data.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A collection's definition.
+pub fn collection_info(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    name: &str,
+) -> Result<CollectionConfig, DbError> {
+    load_config(txn, &Keys::new(thread), name)?
+        .ok_or_else(|| DbError::CollectionNotFound(name.to_owned()))
+}
+
+/// Every collection's definition, by name.
+pub fn list_collections(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+) -> Result<Vec<CollectionConfig>, DbError> {
+    let prefix = Keys::new(thread).collections();
+    let mut out = Vec::new();
+    let mut failure = None;
+    txn.scan(
+        KeyRange::prefix(&prefix),
+        Direction::Forward,
+        &mut |_, v| match serde_json::from_slice(v) {
+            Ok(c) => {
+                out.push(c);
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failure = Some(StoreError::Corrupt(format!("collection config: {e}")));
+                ControlFlow::Break(())
+            }
+        },
+    )?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(out),
+    }
+}
+
+/// The stored instance, unfiltered (`None` if there is none).
+pub fn stored(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    collection: &str,
+    id: &str,
+) -> Result<Option<Value>, DbError> {
+    collection_info(txn, thread, collection)?;
+    Ok(read_instance(txn, &Keys::new(thread), collection, id)?)
+}
+
+/// The instance as `reader` sees it through the read filter; "instance not found" when it is
+/// missing or hidden.
+pub fn get(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    collection: &str,
+    id: &str,
+    reader: Option<&str>,
+    scripts: &mut Scripts,
+) -> Result<Value, DbError> {
+    let config = collection_info(txn, thread, collection)?;
+    read_instance(txn, &Keys::new(thread), collection, id)?
+        .and_then(|doc| visible(&config, doc, reader, scripts))
+        .ok_or_else(|| DbError::InstanceNotFound(id.to_owned()))
+}
+
+/// Whether every one of `ids` exists and is visible to `reader`.
+pub fn has(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    collection: &str,
+    ids: &[&str],
+    reader: Option<&str>,
+    scripts: &mut Scripts,
+) -> Result<bool, DbError> {
+    let config = collection_info(txn, thread, collection)?;
+    let keys = Keys::new(thread);
+    for id in ids {
+        let seen = read_instance(txn, &keys, collection, id)?
+            .and_then(|doc| visible(&config, doc, reader, scripts));
+        if seen.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Runs `query` on a collection for `reader`, with the plan the planner picks for the
+/// collection's indexes.
+pub fn find(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    collection: &str,
+    query: &Query,
+    reader: Option<&str>,
+    scripts: &mut Scripts,
+) -> Result<Vec<Row>, DbError> {
+    let config = collection_info(txn, thread, collection)?;
+    let indexed: BTreeSet<&str> = config.indexes.iter().map(|s| s.path.as_str()).collect();
+    let plan = plan(query, |p| indexed.contains(p.as_str()))?;
+    run(
+        txn,
+        &Keys::new(thread),
+        &config,
+        query,
+        &plan,
+        reader,
+        scripts,
+    )
+}
+
+/// Runs `query` with a given plan (for tests and diagnostics). A plan that reads an index the
+/// collection does not have yields nothing from that index.
+pub fn find_with_plan(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    collection: &str,
+    query: &Query,
+    plan: &Plan,
+    reader: Option<&str>,
+    scripts: &mut Scripts,
+) -> Result<Vec<Row>, DbError> {
+    let config = collection_info(txn, thread, collection)?;
+    run(
+        txn,
+        &Keys::new(thread),
+        &config,
+        query,
+        plan,
+        reader,
+        scripts,
+    )
+}
+
+fn run(
+    txn: &dyn ReadTxn,
+    keys: &Keys,
+    config: &CollectionConfig,
+    query: &Query,
+    plan: &Plan,
+    reader: Option<&str>,
+    scripts: &mut Scripts,
+) -> Result<Vec<Row>, DbError> {
+    let stop = stop_after(query, plan);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut visit = |id: String, doc: Value| {
+        if stop.is_some_and(|n| rows.len() >= n) {
+            return ControlFlow::Break(());
+        }
+        if query.matches(&id, &doc)
+            && let Some(seen) = visible(config, doc, reader, scripts)
+        {
+            rows.push((id, seen));
+        }
+        ControlFlow::Continue(())
+    };
+    let mut src = Source {
+        txn,
+        keys,
+        collection: &config.name,
+        seen: matches!(plan, Plan::Union(_)).then(BTreeSet::new),
+    };
+    let _stopped = src.candidates(plan, &mut visit)?;
+    Ok(order_and_page(query, rows)?)
+}
+
+/// The JSON `reader` sees of `doc`, or `None` when the read filter hides it.
+fn visible(
+    config: &CollectionConfig,
+    doc: Value,
+    reader: Option<&str>,
+    scripts: &mut Scripts,
+) -> Option<Value> {
+    if config.read_filter.is_empty() {
+        Some(doc)
+    } else {
+        scripts.filter(&config.read_filter, reader, &doc)
+    }
+}
+
+fn read_instance(
+    txn: &dyn ReadTxn,
+    keys: &Keys,
+    collection: &str,
+    id: &str,
+) -> Result<Option<Value>, StoreError> {
+    let key = keys.instance(collection, id);
+    if key.len() > MAX_KEY_LEN {
+        return Ok(None);
+    }
+    load_instance(txn, &key)
+}
+
+type Visitor<'v> = dyn FnMut(String, Value) -> ControlFlow<()> + 'v;
+
+/// Produces the candidates of a plan from the store.
+struct Source<'a> {
+    txn: &'a dyn ReadTxn,
+    keys: &'a Keys,
+    collection: &'a str,
+    /// IDs already produced, when the plan can produce one twice (unions).
+    seen: Option<BTreeSet<String>>,
+}
+
+/// Passes a candidate on, once.
+fn emit(
+    seen: &mut Option<BTreeSet<String>>,
+    id: String,
+    doc: Value,
+    visit: &mut Visitor<'_>,
+) -> ControlFlow<()> {
+    if let Some(seen) = seen
+        && !seen.insert(id.clone())
+    {
+        return ControlFlow::Continue(());
+    }
+    visit(id, doc)
+}
+
+impl Source<'_> {
+    fn candidates(
+        &mut self,
+        plan: &Plan,
+        visit: &mut Visitor<'_>,
+    ) -> Result<ControlFlow<()>, StoreError> {
+        match plan {
+            Plan::Empty => Ok(ControlFlow::Continue(())),
+            Plan::Scan => self.id_range(&Bound::Unbounded, &Bound::Unbounded, visit),
+            Plan::IdRange { lower, upper } => self.id_range(lower, upper, visit),
+            Plan::IdLookup { ids } => self.by_ids(ids.iter().cloned(), visit),
+            Plan::IndexEq { path, key } => {
+                let ids = self.index_ids(
+                    path.as_str(),
+                    &Bound::Included(key.clone()),
+                    &Bound::Included(key.clone()),
+                )?;
+                self.by_ids(ids.into_iter(), visit)
+            }
+            Plan::IndexIn { path, keys } => {
+                let mut ids = Vec::new();
+                for k in keys {
+                    ids.extend(self.index_ids(
+                        path.as_str(),
+                        &Bound::Included(k.clone()),
+                        &Bound::Included(k.clone()),
+                    )?);
+                }
+                self.by_ids(ids.into_iter(), visit)
+            }
+            Plan::IndexRange { path, lower, upper } => {
+                let ids = self.index_ids(path.as_str(), lower, upper)?;
+                self.by_ids(ids.into_iter(), visit)
+            }
+            Plan::Union(parts) => {
+                for p in parts {
+                    if self.candidates(p, visit)?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            }
+        }
+    }
+
+    /// Instances whose IDs fall within the bounds, in ID order.
+    fn id_range(
+        &mut self,
+        lower: &Bound<String>,
+        upper: &Bound<String>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<ControlFlow<()>, StoreError> {
+        if range_is_empty(lower, upper) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let prefix = self.keys.instances(self.collection);
+        let start = match lower {
+            Bound::Included(id) | Bound::Excluded(id) => {
+                KeyBuf::with_prefix(&prefix).str(id).into_vec()
+            }
+            Bound::Unbounded => prefix.clone(),
+        };
+        let end = prefix_successor(&prefix);
+        let range = KeyRange::new(
+            Bound::Included(&start),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        let mut failure = None;
+        let mut flow = ControlFlow::Continue(());
+        let seen = &mut self.seen;
+        self.txn.scan(range, Direction::Forward, &mut |k, v| {
+            let id = match id_after(&prefix, k) {
+                Ok(id) => id,
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            };
+            if !within(lower, upper, &id) {
+                return if above(upper, &id) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                };
+            }
+            match serde_json::from_slice(v) {
+                Ok(doc) => {
+                    flow = emit(seen, id, doc, visit);
+                    flow
+                }
+                Err(e) => {
+                    failure = Some(StoreError::Corrupt(format!("instance: {e}")));
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(flow),
+        }
+    }
+
+    /// Instances by ID, in the given order, skipping missing ones.
+    fn by_ids(
+        &mut self,
+        ids: impl Iterator<Item = String>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<ControlFlow<()>, StoreError> {
+        for id in ids {
+            if let Some(doc) = read_instance(self.txn, self.keys, self.collection, &id)?
+                && emit(&mut self.seen, id, doc, visit).is_break()
+            {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// IDs of the entries of an index whose encoded values fall within the bounds, in value
+    /// then ID order.
+    fn index_ids(
+        &self,
+        path: &str,
+        lower: &Bound<Vec<u8>>,
+        upper: &Bound<Vec<u8>>,
+    ) -> Result<Vec<String>, StoreError> {
+        if range_is_empty(lower, upper) {
+            return Ok(Vec::new());
+        }
+        let prefix = self.keys.index(self.collection, path);
+        let join = |k: &[u8]| {
+            let mut out = prefix.clone();
+            out.extend_from_slice(k);
+            out
+        };
+        let start = match lower {
+            Bound::Included(k) | Bound::Excluded(k) => join(k),
+            Bound::Unbounded => prefix.clone(),
+        };
+        let end = match upper {
+            Bound::Included(k) | Bound::Excluded(k) => prefix_successor(&join(k)),
+            Bound::Unbounded => prefix_successor(&prefix),
+        };
+        let range = KeyRange::new(
+            Bound::Included(&start),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        let mut ids = Vec::new();
+        let mut failure = None;
+        self.txn.scan(range, Direction::Forward, &mut |k, _| {
+            let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
+                return ControlFlow::Break(());
+            };
+            match split_index_entry(rest) {
+                Ok((value, id)) => {
+                    if within(lower, upper, value) {
+                        ids.push(id);
+                    } else if above(upper, value) {
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(ids),
+        }
+    }
+}
+
+/// Whether `x` lies within the bounds.
+fn within<T: Ord + ?Sized, B: std::borrow::Borrow<T>>(
+    lower: &Bound<B>,
+    upper: &Bound<B>,
+    x: &T,
+) -> bool {
+    let lo = match lower {
+        Bound::Included(b) => x >= b.borrow(),
+        Bound::Excluded(b) => x > b.borrow(),
+        Bound::Unbounded => true,
+    };
+    lo && !above(upper, x)
+}
+
+/// Whether `x` lies above the upper bound.
+fn above<T: Ord + ?Sized, B: std::borrow::Borrow<T>>(upper: &Bound<B>, x: &T) -> bool {
+    match upper {
+        Bound::Included(b) => x > b.borrow(),
+        Bound::Excluded(b) => x >= b.borrow(),
+        Bound::Unbounded => false,
+    }
+}

@@ -1,0 +1,553 @@
+//! The embedded document database: databases (threads), collections, instances, write
+//! transactions and listeners, on top of the replication engine.
+//!
+//! [`Documents`] owns a replication [`Host`] whose application hook is the convergent
+//! document fold. Writes are buffered in a [`WriteTxn`] (which reads its own writes) and commit
+//! as **one record**; the fold validates it in the engine's transaction, so a rejected write
+//! stores and publishes nothing. Reads go to the folded state through the read filters. Every
+//! change, local or replicated, is published to a [`ChangeFeed`] for listeners.
+//!
+//! The driver feeds the host (`host_mut().handle_message(..)`, timers) and drains outputs with
+//! [`Documents::poll_output`], which also publishes changes.
+
+use crate::db::{self, Batch, CollectionConfig, DbError, DbEvent, DocFold, Row};
+use crate::fold::{self, Convergent, Fold, OrderKey, Outcome, RecordInfo, TAG_OPS};
+use crate::listen::{Action, Change, ChangeFeed, Filter, Lagged, ListenerId};
+use crate::query::Query;
+use serde_json::Value;
+use threads_protocol::engine::{
+    Config, EngineError, Event, Host, NewThread, Output, ThreadInfo, Time,
+};
+use threads_protocol::id::ThreadId;
+use threads_protocol::identity::{PrivateKey, PublicKey};
+use threads_protocol::record::VerifiedRecord;
+use threads_protocol::rng::{ProtocolRng, Rng};
+use threads_protocol::store::key::KeyBuf;
+use threads_protocol::store::{ReadTxn, Store, StoreError};
+
+/// How many changes the feed keeps for slow listeners.
+pub const FEED_CAPACITY: usize = 10_000;
+
+/// Why a database operation failed. Nothing was written when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocsError {
+    /// The replication engine refused (unknown thread, storage failure...).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A read failed (unknown collection, instance not found, bad query...).
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The write breaks a rule of the database (schema, validator, unique index...).
+    #[error("{0}")]
+    Rejected(String),
+    /// The request itself is malformed.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A write transaction: buffered events of one database, committed as one record by
+/// [`Documents::commit`]. Reads through [`Documents::txn_get`] see its own writes.
+#[derive(Clone, Debug)]
+pub struct WriteTxn {
+    db: ThreadId,
+    author: Option<PublicKey>,
+    events: Vec<DbEvent>,
+}
+
+impl WriteTxn {
+    /// The database this transaction writes to.
+    pub fn db(&self) -> &ThreadId {
+        &self.db
+    }
+
+    /// The buffered events.
+    pub fn events(&self) -> &[DbEvent] {
+        &self.events
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// The document database of one host. See the [module docs](self).
+pub struct Documents<S: Store> {
+    host: Host<S, Convergent<DocFold>>,
+    feed: ChangeFeed,
+    rng: ProtocolRng,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl<S: Store> Documents<S> {
+    /// Opens the database host on `store` (see [`Host::open`]). `rng` seeds the engine and the
+    /// instance id generator.
+    pub fn open(
+        config: Config,
+        store: S,
+        mut rng: ProtocolRng,
+        identity: Option<PrivateKey>,
+        now: Time,
+    ) -> Result<Self, DocsError> {
+        let engine_rng = threads_protocol::rng::seeded(rng.next_u64());
+        let app = Convergent::new(DocFold::new());
+        let host = Host::open(config, store, app, engine_rng, identity, now)?;
+        Ok(Documents {
+            host,
+            feed: ChangeFeed::new(FEED_CAPACITY),
+            rng,
+        })
+    }
+
+    /// The replication host (for the driver: peer messages, timers, thread commands).
+    pub fn host(&self) -> &Host<S, Convergent<DocFold>> {
+        &self.host
+    }
+
+    /// The replication host, mutably.
+    pub fn host_mut(&mut self) -> &mut Host<S, Convergent<DocFold>> {
+        &mut self.host
+    }
+
+    /// The next engine output; publishes the changes of every record added.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        let out = self.host.poll_output()?;
+        if let Output::Event(Event::RecordAdded { thread, record, .. }) = &out {
+            // A record whose changes cannot be read back is still stored; listeners can
+            // re-read the state.
+            let _ = self.publish(thread, record);
+        }
+        Some(out)
+    }
+
+    /// Creates a database: a thread with a read key and this host's log.
+    pub fn new_db(&mut self, now: Time, opts: NewThread) -> Result<ThreadInfo, DocsError> {
+        if opts.key.as_ref().is_some_and(|k| !k.can_read()) {
+            return Err(DocsError::Invalid("thread read key is required".into()));
+        }
+        Ok(self.host.create_thread(now, opts)?)
+    }
+
+    /// Starts a write transaction on `db`, written by `author` (the host identity if `None`).
+    pub fn begin(&self, db: &ThreadId, author: Option<PublicKey>) -> WriteTxn {
+        WriteTxn {
+            db: *db,
+            author,
+            events: Vec::new(),
+        }
+    }
+
+    /// Adds a collection definition to the transaction.
+    pub fn txn_new_collection(
+        &mut self,
+        txn: &mut WriteTxn,
+        config: CollectionConfig,
+    ) -> Result<(), DocsError> {
+        txn.events.push(DbEvent::CreateCollection(config));
+        self.check_pending(txn)
+    }
+
+    /// Replaces a collection definition in the transaction.
+    pub fn txn_update_collection(
+        &mut self,
+        txn: &mut WriteTxn,
+        config: CollectionConfig,
+    ) -> Result<(), DocsError> {
+        txn.events.push(DbEvent::UpdateCollection(config));
+        self.check_pending(txn)
+    }
+
+    /// Deletes a collection (and its instances) in the transaction.
+    pub fn txn_delete_collection(
+        &mut self,
+        txn: &mut WriteTxn,
+        name: &str,
+    ) -> Result<(), DocsError> {
+        txn.events
+            .push(DbEvent::DeleteCollection { name: name.into() });
+        self.check_pending(txn)
+    }
+
+    /// Creates an instance; a missing or empty `_id` gets a new lowercase ULID. Sets `_mod` to
+    /// `unix_nanos`. Returns the instance id.
+    pub fn txn_create(
+        &mut self,
+        txn: &mut WriteTxn,
+        collection: &str,
+        mut instance: Value,
+        unix_nanos: u64,
+    ) -> Result<String, DocsError> {
+        let Value::Object(map) = &mut instance else {
+            return Err(DocsError::Invalid(
+                "an instance must be a JSON object".into(),
+            ));
+        };
+        let id = match map.get("_id") {
+            None => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(DocsError::Invalid(
+                    "invalid instance: _id must be a string".into(),
+                ));
+            }
+        };
+        let id = id.unwrap_or_else(|| self.new_id(unix_nanos));
+        map.insert("_id".into(), Value::String(id.clone()));
+        map.insert("_mod".into(), Value::from(unix_nanos));
+        txn.events.push(DbEvent::Create {
+            collection: collection.into(),
+            id: id.clone(),
+            instance,
+        });
+        self.check_pending(txn)?;
+        Ok(id)
+    }
+
+    /// Saves (upserts) an instance: records the merge patch from its current document (as this
+    /// transaction sees it) to `instance`, with `_mod` set to `unix_nanos`.
+    pub fn txn_save(
+        &mut self,
+        txn: &mut WriteTxn,
+        collection: &str,
+        mut instance: Value,
+        unix_nanos: u64,
+    ) -> Result<(), DocsError> {
+        let Value::Object(map) = &mut instance else {
+            return Err(DocsError::Invalid(
+                "an instance must be a JSON object".into(),
+            ));
+        };
+        let Some(Value::String(id)) = map.get("_id").cloned() else {
+            return Err(DocsError::Invalid(
+                "invalid instance: missing _id attribute".into(),
+            ));
+        };
+        map.insert("_mod".into(), Value::from(unix_nanos));
+        let db = txn.db;
+        let current = self.with_pending(txn, |txn, _| {
+            Ok(db::read::stored(txn, &db, collection, &id)?)
+        })?;
+        let patch = db::merge::diff(
+            &current.unwrap_or(Value::Object(Default::default())),
+            &instance,
+        );
+        txn.events.push(DbEvent::Save {
+            collection: collection.into(),
+            id,
+            patch,
+        });
+        self.check_pending(txn)
+    }
+
+    /// Deletes instances; returns the ids that did not exist (every id is handled).
+    pub fn txn_delete(
+        &mut self,
+        txn: &mut WriteTxn,
+        collection: &str,
+        ids: &[&str],
+    ) -> Result<Vec<String>, DocsError> {
+        let db = txn.db;
+        let mut missing = Vec::new();
+        for id in ids {
+            let exists = self.with_pending(txn, |t, _| {
+                Ok(db::read::stored(t, &db, collection, id)?.is_some())
+            })?;
+            if exists {
+                txn.events.push(DbEvent::Delete {
+                    collection: collection.into(),
+                    id: (*id).into(),
+                });
+            } else {
+                missing.push((*id).to_string());
+            }
+        }
+        self.check_pending(txn)?;
+        Ok(missing)
+    }
+
+    /// Reads an instance as this transaction sees it (its own writes included), through the
+    /// read filter for `reader`.
+    pub fn txn_get(
+        &mut self,
+        txn: &WriteTxn,
+        collection: &str,
+        id: &str,
+        reader: Option<&str>,
+    ) -> Result<Value, DocsError> {
+        let db = txn.db;
+        self.with_pending(txn, |t, fold| {
+            Ok(db::read::get(
+                t,
+                &db,
+                collection,
+                id,
+                reader,
+                fold.scripts(),
+            )?)
+        })
+    }
+
+    /// Runs a query as this transaction sees it.
+    pub fn txn_find(
+        &mut self,
+        txn: &WriteTxn,
+        collection: &str,
+        query: &Query,
+        reader: Option<&str>,
+    ) -> Result<Vec<Row>, DocsError> {
+        let db = txn.db;
+        self.with_pending(txn, |t, fold| {
+            Ok(db::read::find(
+                t,
+                &db,
+                collection,
+                query,
+                reader,
+                fold.scripts(),
+            )?)
+        })
+    }
+
+    /// Checks the transaction against every rule (schemas, validators, unique indexes) without
+    /// committing anything.
+    pub fn verify(&mut self, txn: &WriteTxn) -> Result<(), DocsError> {
+        self.check_pending(txn)
+    }
+
+    /// Commits the transaction as one record. An empty transaction writes nothing.
+    pub fn commit(
+        &mut self,
+        now: Time,
+        txn: WriteTxn,
+        unix_nanos: u64,
+    ) -> Result<Option<VerifiedRecord>, DocsError> {
+        if txn.events.is_empty() {
+            return Ok(None);
+        }
+        let body = Batch::new(txn.events).encode();
+        match self
+            .host
+            .create_record(now, &txn.db, txn.author.as_ref(), &body, unix_nanos)
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(EngineError::Rejected(reason)) => Err(DocsError::Rejected(reason)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A collection's definition.
+    pub fn collection_info(
+        &self,
+        db: &ThreadId,
+        name: &str,
+    ) -> Result<CollectionConfig, DocsError> {
+        let txn = self.host.store().read()?;
+        Ok(db::read::collection_info(&txn, db, name)?)
+    }
+
+    /// Every collection of a database.
+    pub fn list_collections(&self, db: &ThreadId) -> Result<Vec<CollectionConfig>, DocsError> {
+        let txn = self.host.store().read()?;
+        Ok(db::read::list_collections(&txn, db)?)
+    }
+
+    /// An instance as `reader` sees it.
+    pub fn get(
+        &mut self,
+        db: &ThreadId,
+        collection: &str,
+        id: &str,
+        reader: Option<&str>,
+    ) -> Result<Value, DocsError> {
+        let (store, app) = self.host.store_and_app();
+        let txn = store.read()?;
+        let scripts = app.fold_mut().scripts();
+        Ok(db::read::get(&txn, db, collection, id, reader, scripts)?)
+    }
+
+    /// Whether every id exists and is visible to `reader`.
+    pub fn has(
+        &mut self,
+        db: &ThreadId,
+        collection: &str,
+        ids: &[&str],
+        reader: Option<&str>,
+    ) -> Result<bool, DocsError> {
+        let (store, app) = self.host.store_and_app();
+        let txn = store.read()?;
+        let scripts = app.fold_mut().scripts();
+        Ok(db::read::has(&txn, db, collection, ids, reader, scripts)?)
+    }
+
+    /// Runs a query on a consistent snapshot.
+    pub fn find(
+        &mut self,
+        db: &ThreadId,
+        collection: &str,
+        query: &Query,
+        reader: Option<&str>,
+    ) -> Result<Vec<Row>, DocsError> {
+        let (store, app) = self.host.store_and_app();
+        let txn = store.read()?;
+        let scripts = app.fold_mut().scripts();
+        Ok(db::read::find(
+            &txn, db, collection, query, reader, scripts,
+        )?)
+    }
+
+    /// The digest of a database's folded state: equal on replicas holding the same records.
+    pub fn state_digest(&self, db: &ThreadId) -> Result<[u8; 32], DocsError> {
+        let txn = self.host.store().read()?;
+        Ok(fold::state_digest(&txn, db)?)
+    }
+
+    /// Adds a listener on `db` (see [`ChangeFeed::listen`]).
+    pub fn listen(&mut self, db: &ThreadId, filters: Vec<Filter>, from: Option<u64>) -> ListenerId {
+        self.feed.listen(*db, filters, from)
+    }
+
+    /// The next change for a listener, as `reader` sees it: creates and saves carry the current
+    /// instance through the read filter and are skipped when the filter hides it; deletes carry
+    /// no instance. `Err(Lagged)` when the listener fell behind the feed's history.
+    pub fn next_change(
+        &mut self,
+        id: ListenerId,
+        reader: Option<&str>,
+    ) -> Result<Option<Change>, Lagged> {
+        while let Some(mut change) = self.feed.next(id)? {
+            if change.action == Action::Delete {
+                change.instance = None;
+                return Ok(Some(change));
+            }
+            let Some(doc) = change.instance.take() else {
+                continue; // gone again since: a later change reports it
+            };
+            let config =
+                self.host.store().read().ok().and_then(|t| {
+                    db::read::collection_info(&t, &change.db, &change.collection).ok()
+                });
+            let Some(config) = config else { continue };
+            let seen = if config.read_filter.is_empty() {
+                Some(doc)
+            } else {
+                let scripts = self.host.app_mut().fold_mut().scripts();
+                scripts.filter(&config.read_filter, reader, &doc)
+            };
+            if let Some(doc) = seen {
+                change.instance = Some(doc);
+                return Ok(Some(change));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves a listener (after [`Lagged`]) to `from`.
+    pub fn resume(&mut self, id: ListenerId, from: u64) {
+        self.feed.resume(id, from);
+    }
+
+    /// Removes a listener.
+    pub fn close_listener(&mut self, id: ListenerId) {
+        self.feed.close(id);
+    }
+
+    /// The feed (positions, for resuming).
+    pub fn feed(&self) -> &ChangeFeed {
+        &self.feed
+    }
+
+    fn new_id(&mut self, unix_nanos: u64) -> String {
+        let ms = unix_nanos / 1_000_000;
+        let random = (u128::from(self.rng.next_u64()) << 64) | u128::from(self.rng.next_u64());
+        ulid::Ulid::from_parts(ms, random)
+            .to_string()
+            .to_lowercase()
+    }
+
+    /// Checks the pending events by folding them into a transaction that is then dropped.
+    fn check_pending(&mut self, txn: &WriteTxn) -> Result<(), DocsError> {
+        self.with_pending(txn, |_, _| Ok(()))
+    }
+
+    /// Runs `read` on the state as `txn` would leave it: the pending events are folded into a
+    /// store write transaction that is dropped afterwards (nothing is committed).
+    fn with_pending<T>(
+        &mut self,
+        txn: &WriteTxn,
+        read: impl FnOnce(&dyn ReadTxn, &mut DocFold) -> Result<T, DocsError>,
+    ) -> Result<T, DocsError> {
+        let author = txn.author.unwrap_or_else(|| self.host.identity().public());
+        let info = RecordInfo {
+            thread: txn.db,
+            order: OrderKey {
+                clock: u64::MAX,
+                log: *author.peer_id().as_bytes(),
+                counter: u64::MAX,
+            },
+            log: author.peer_id(),
+            author,
+            time: 0,
+        };
+        let body = Batch::new(txn.events.clone()).encode();
+        let (store, app) = self.host.store_and_app();
+        let fold = app.fold_mut();
+        let mut scratch = store.write()?;
+        if !txn.events.is_empty()
+            && let Outcome::Rejected(reason) = fold.apply(&mut scratch, &info, &body)?
+        {
+            return Err(DocsError::Rejected(reason));
+        }
+        read(&scratch, fold)
+    }
+
+    /// Publishes the instance changes of a stored record to the feed.
+    fn publish(&mut self, thread: &ThreadId, record: &VerifiedRecord) -> Result<(), DocsError> {
+        let txn = self.host.store().read()?;
+        let order = OrderKey::of(record);
+        if fold::rejection(&txn, thread, &order)?.is_some() {
+            return Ok(());
+        }
+        let mut key = KeyBuf::new(TAG_OPS).bytes(thread.as_bytes()).into_vec();
+        key.extend_from_slice(&order.to_bytes());
+        let Some(bytes) = txn.get(&key)? else {
+            return Ok(()); // not a record the fold saw (no read key)
+        };
+        let entry: fold::OpEntry = serde_ipld_dagcbor::from_slice(&bytes)
+            .map_err(|e| corrupt("operation log entry", e))?;
+        let Ok(batch) = Batch::decode(&entry.body) else {
+            return Ok(());
+        };
+        let mut changes = Vec::new();
+        for event in batch.events {
+            let (collection, id, action) = match event {
+                DbEvent::Create { collection, id, .. } => (collection, id, Action::Create),
+                DbEvent::Save { collection, id, .. } => (collection, id, Action::Save),
+                DbEvent::Delete { collection, id } => (collection, id, Action::Delete),
+                _ => continue,
+            };
+            let instance = db::read::stored(&txn, thread, &collection, &id)
+                .ok()
+                .flatten();
+            changes.push(Change {
+                position: 0,
+                db: *thread,
+                collection,
+                instance_id: id,
+                action,
+                instance,
+            });
+        }
+        drop(txn);
+        for c in changes {
+            self.feed.publish(c);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,386 @@
+//! The embedded document database end to end: write transactions, reads, queries, listeners,
+//! and two hosts converging through the replication engine.
+
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use threads_protocol::engine::{Config, NewThread, Output, PeerId, Time};
+use threads_protocol::id::ThreadId;
+use threads_protocol::rng::seeded;
+use threads_protocol::store::memory::MemoryStore;
+use threads_reducer::db::{CollectionConfig, IndexSpec};
+use threads_reducer::docs::{DocsError, Documents};
+use threads_reducer::listen::{Action, Filter};
+use threads_reducer::query::Query;
+
+const NANOS: u64 = 1_700_000_000_000_000_000;
+
+fn open(seed: u64) -> Documents<MemoryStore> {
+    let config = Config {
+        sync_interval_min_ms: 100,
+        ..Config::default()
+    };
+    Documents::open(config, MemoryStore::new(), seeded(seed), None, Time(0)).unwrap()
+}
+
+fn people() -> CollectionConfig {
+    CollectionConfig {
+        name: "people".into(),
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "_id": {"type": "string"},
+                "name": {"type": "string"},
+                "age": {"type": "integer", "minimum": 0}
+            },
+            "required": ["name"]
+        }),
+        indexes: vec![IndexSpec {
+            path: "age".into(),
+            unique: false,
+        }],
+        write_validator: String::new(),
+        read_filter: String::new(),
+    }
+}
+
+fn with_people(docs: &mut Documents<MemoryStore>) -> ThreadId {
+    let db = docs.new_db(Time(0), NewThread::default()).unwrap().id;
+    let mut txn = docs.begin(&db, None);
+    docs.txn_new_collection(&mut txn, people()).unwrap();
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    db
+}
+
+#[test]
+fn create_read_save_delete() {
+    let mut docs = open(1);
+    let db = with_people(&mut docs);
+    let mut txn = docs.begin(&db, None);
+    let id = docs
+        .txn_create(&mut txn, "people", json!({"name": "Ada", "age": 36}), NANOS)
+        .unwrap();
+    assert_eq!(id.len(), 26, "a ULID");
+    assert_eq!(id, id.to_lowercase());
+    let kept = docs
+        .txn_create(
+            &mut txn,
+            "people",
+            json!({"_id": "grace", "name": "Grace", "age": 45}),
+            NANOS,
+        )
+        .unwrap();
+    assert_eq!(kept, "grace");
+    // The transaction reads its own writes; nothing is visible outside it yet.
+    assert_eq!(
+        docs.txn_get(&txn, "people", "grace", None).unwrap()["age"],
+        45
+    );
+    assert!(docs.get(&db, "people", "grace", None).is_err());
+    docs.commit(Time(0), txn, NANOS).unwrap();
+
+    let ada = docs.get(&db, "people", &id, None).unwrap();
+    assert_eq!(ada["name"], "Ada");
+    assert_eq!(ada["_mod"], json!(NANOS));
+    assert!(docs.has(&db, "people", &[&id, "grace"], None).unwrap());
+    assert!(!docs.has(&db, "people", &[&id, "nobody"], None).unwrap());
+
+    // Save is an upsert through a merge patch.
+    let mut txn = docs.begin(&db, None);
+    docs.txn_save(
+        &mut txn,
+        "people",
+        json!({"_id": "grace", "name": "Grace Hopper", "age": 45}),
+        NANOS + 1,
+    )
+    .unwrap();
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    assert_eq!(
+        docs.get(&db, "people", "grace", None).unwrap()["name"],
+        "Grace Hopper"
+    );
+
+    // Delete handles every id and reports the missing ones.
+    let mut txn = docs.begin(&db, None);
+    let missing = docs
+        .txn_delete(&mut txn, "people", &["nobody", &id, "ghost"])
+        .unwrap();
+    assert_eq!(missing, vec!["nobody".to_string(), "ghost".to_string()]);
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    assert!(docs.get(&db, "people", &id, None).is_err());
+    assert!(docs.get(&db, "people", "grace", None).is_ok());
+}
+
+#[test]
+fn invalid_writes_are_refused_and_change_nothing() {
+    let mut docs = open(2);
+    let db = with_people(&mut docs);
+    let before = docs.state_digest(&db).unwrap();
+    let mut txn = docs.begin(&db, None);
+    // A schema violation is caught as soon as it is written, with the path and the rule.
+    let err = docs
+        .txn_create(&mut txn, "people", json!({"name": "Bad", "age": -3}), NANOS)
+        .unwrap_err();
+    let DocsError::Rejected(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(msg.contains("age"), "{msg}");
+    // Creating an existing id in one transaction fails too.
+    let mut txn = docs.begin(&db, None);
+    docs.txn_create(&mut txn, "people", json!({"_id": "x", "name": "X"}), NANOS)
+        .unwrap();
+    let err = docs
+        .txn_create(&mut txn, "people", json!({"_id": "x", "name": "X"}), NANOS)
+        .unwrap_err();
+    assert!(err.to_string().contains("exist"), "{err}");
+    assert_eq!(docs.state_digest(&db).unwrap(), before);
+    // Unknown collections are reported by name.
+    let mut txn = docs.begin(&db, None);
+    let err = docs
+        .txn_create(&mut txn, "nope", json!({"name": "n"}), NANOS)
+        .unwrap_err();
+    assert!(err.to_string().contains("collection not found"), "{err}");
+}
+
+#[test]
+fn queries_use_the_go_threads_json_and_mongo_filters() {
+    let mut docs = open(3);
+    let db = with_people(&mut docs);
+    let mut txn = docs.begin(&db, None);
+    for age in 55..70 {
+        docs.txn_create(
+            &mut txn,
+            "people",
+            json!({"name": format!("p{age}"), "age": age}),
+            NANOS,
+        )
+        .unwrap();
+    }
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    let q = Query::from_threads_json(&json!({
+        "ands": [
+            {"fieldPath": "age", "operation": 4, "value": {"float": 60}},
+            {"fieldPath": "age", "operation": 3, "value": {"float": 66}}
+        ],
+        "ors": [{"ands": [{"fieldPath": "age", "operation": 0, "value": {"float": 67}}]}],
+        "skip": 1,
+        "limit": 5
+    }))
+    .unwrap();
+    assert_eq!(docs.find(&db, "people", &q, None).unwrap().len(), 5);
+    let q = Query::from_json(&json!({"age": {"$gte": 65}})).unwrap();
+    let rows = docs.find(&db, "people", &q, None).unwrap();
+    assert_eq!(rows.len(), 5);
+}
+
+#[test]
+fn read_filters_and_validators_apply() {
+    let mut docs = open(4);
+    let db = docs.new_db(Time(0), NewThread::default()).unwrap().id;
+    let mut config = people();
+    config.name = "secrets".into();
+    config.write_validator = "return event.patch.type !== 'delete'".into();
+    config.read_filter = "if (instance.name === 'hidden') { return null } return instance".into();
+    let mut txn = docs.begin(&db, None);
+    docs.txn_new_collection(&mut txn, config).unwrap();
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    let mut txn = docs.begin(&db, None);
+    docs.txn_create(
+        &mut txn,
+        "secrets",
+        json!({"_id": "a", "name": "hidden"}),
+        NANOS,
+    )
+    .unwrap();
+    docs.txn_create(
+        &mut txn,
+        "secrets",
+        json!({"_id": "b", "name": "shown"}),
+        NANOS,
+    )
+    .unwrap();
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    assert!(docs.get(&db, "secrets", "a", None).is_err());
+    assert!(!docs.has(&db, "secrets", &["a"], None).unwrap());
+    let all = docs.find(&db, "secrets", &Query::default(), None).unwrap();
+    assert_eq!(all.len(), 1);
+    let mut txn = docs.begin(&db, None);
+    let err = docs.txn_delete(&mut txn, "secrets", &["b"]).unwrap_err();
+    assert!(
+        err.to_string().contains("app denied net record body"),
+        "{err}"
+    );
+}
+
+/// A tiny driver for several `Documents` hosts with instant, in-order delivery.
+struct Net {
+    nodes: Vec<Documents<MemoryStore>>,
+    queue: VecDeque<(usize, PeerId, Vec<u8>)>,
+    now: Time,
+}
+
+impl Net {
+    fn pump(&mut self) {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            while let Some(o) = n.poll_output() {
+                if let Output::Transmit { to, bytes } = o {
+                    self.queue.push_back((i, to, bytes));
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, mut done: impl FnMut(&mut Self) -> bool) -> bool {
+        for _ in 0..10_000 {
+            self.pump();
+            if let Some((from, to, bytes)) = self.queue.pop_front() {
+                let from = *self.nodes[from].host().peer_id();
+                if let Some(n) = self.nodes.iter_mut().find(|n| n.host().peer_id() == &to) {
+                    n.host_mut().handle_message(self.now, &from, &bytes);
+                }
+                continue;
+            }
+            if done(self) {
+                return true;
+            }
+            let next = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.host().poll_timeout())
+                .min();
+            let Some(t) = next else { return done(self) };
+            self.now = self.now.max(t);
+            let now = self.now;
+            for n in &mut self.nodes {
+                n.host_mut().handle_timeout(now);
+            }
+        }
+        false
+    }
+}
+
+#[test]
+fn two_hosts_share_collections_instances_and_changes() {
+    let mut net = Net {
+        nodes: vec![open(10), open(11)],
+        queue: VecDeque::new(),
+        now: Time(0),
+    };
+    let db = with_people(&mut net.nodes[0]);
+    let info = net.nodes[0].host().thread_info(&db).unwrap();
+    let addr = format!(
+        "/ip4/127.0.0.1/tcp/1/p2p/{}/thread/{}",
+        net.nodes[0].host().peer_id(),
+        db
+    )
+    .parse()
+    .unwrap();
+    net.nodes[1]
+        .host_mut()
+        .join_thread(Time(0), &addr, info.key)
+        .unwrap();
+    let listener = net.nodes[1].listen(
+        &db,
+        vec![Filter {
+            collection: Some("people".into()),
+            ..Filter::default()
+        }],
+        None,
+    );
+    // Host 0 writes; host 1 does not even know the collection yet.
+    let node = &mut net.nodes[0];
+    let mut txn = node.begin(&db, None);
+    node.txn_create(
+        &mut txn,
+        "people",
+        json!({"_id": "same", "name": "from a"}),
+        NANOS,
+    )
+    .unwrap();
+    node.txn_create(&mut txn, "people", json!({"name": "only a"}), NANOS)
+        .unwrap();
+    node.commit(Time(0), txn, NANOS).unwrap();
+    assert!(net.run(|n| {
+        n.nodes[1].collection_info(&db, "people").is_ok()
+            && n.nodes[1]
+                .has(&db, "people", &["same"], None)
+                .unwrap_or(false)
+    }));
+    // The collection definition came by replication; host 1 can now write.
+    let node = &mut net.nodes[1];
+    let mut txn = node.begin(&db, None);
+    node.txn_save(
+        &mut txn,
+        "people",
+        json!({"_id": "same", "name": "renamed by b"}),
+        NANOS + 5,
+    )
+    .unwrap();
+    node.commit(Time(0), txn, NANOS).unwrap();
+    assert!(net.run(|n| {
+        n.nodes[0]
+            .get(&db, "people", "same", None)
+            .is_ok_and(|v| v["name"] == "renamed by b")
+    }));
+    assert_eq!(
+        net.nodes[0].state_digest(&db).unwrap(),
+        net.nodes[1].state_digest(&db).unwrap()
+    );
+    // Host 1's listener saw the remote creates and its own save, in order.
+    let mut seen: Vec<(Action, String)> = Vec::new();
+    while let Some(c) = net.nodes[1].next_change(listener, None).unwrap() {
+        seen.push((c.action, c.instance_id.clone()));
+        if c.action != Action::Delete {
+            assert!(c.instance.is_some());
+        }
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[2], (Action::Save, "same".to_string()));
+}
+
+#[test]
+fn concurrent_creates_of_one_id_converge_to_the_first_in_order() {
+    let mut net = Net {
+        nodes: vec![open(20), open(21)],
+        queue: VecDeque::new(),
+        now: Time(0),
+    };
+    let db = with_people(&mut net.nodes[0]);
+    let info = net.nodes[0].host().thread_info(&db).unwrap();
+    let addr = format!(
+        "/ip4/127.0.0.1/tcp/1/p2p/{}/thread/{}",
+        net.nodes[0].host().peer_id(),
+        db
+    )
+    .parse()
+    .unwrap();
+    net.nodes[1]
+        .host_mut()
+        .join_thread(Time(0), &addr, info.key)
+        .unwrap();
+    assert!(net.run(|n| n.nodes[1].collection_info(&db, "people").is_ok()));
+    // Both create the same id before hearing of each other.
+    for (i, name) in [(0usize, "a"), (1, "b")] {
+        let node = &mut net.nodes[i];
+        let mut txn = node.begin(&db, None);
+        node.txn_create(
+            &mut txn,
+            "people",
+            json!({"_id": "same", "name": name}),
+            NANOS,
+        )
+        .unwrap();
+        node.commit(Time(0), txn, NANOS).unwrap();
+    }
+    assert!(net.run(|n| {
+        let heads = |i: usize| n.nodes[i].host().heads(&db).unwrap();
+        heads(0) == heads(1) && heads(0).len() == 2
+    }));
+    let a = net.nodes[0].get(&db, "people", "same", None).unwrap();
+    let b = net.nodes[1].get(&db, "people", "same", None).unwrap();
+    assert_eq!(a, b, "both replicas keep the same winner");
+    assert_eq!(
+        net.nodes[0].state_digest(&db).unwrap(),
+        net.nodes[1].state_digest(&db).unwrap()
+    );
+    let _: Value = a;
+}
