@@ -106,10 +106,30 @@ pub(crate) fn attack(w: &mut World) {
         }
         1 => ("oversized", vec![0u8; (1 << 20) + 1]),
         2 => {
-            // A record for an honest writer's log, signed with the adversary's key.
+            // The next record of an honest writer's log (learned from captured traffic: the
+            // adversary can open envelopes), signed with the adversary's key.
+            let mut next = None;
+            for m in adv.captured.iter().rev() {
+                let Ok((
+                    _,
+                    Payload::Push { log, records, .. } | Payload::Page { log, records, .. },
+                )) = message::decode(m, usize::MAX)
+                else {
+                    continue;
+                };
+                let (Ok(log), Some(last)) = (LogId::from_bytes(&log), records.last()) else {
+                    continue;
+                };
+                if let Ok(v) = RecordBundle::decode(last)
+                    .and_then(|b| record::verify(b, &adv.thread, &log, &service))
+                {
+                    next = Some((log, v.counter().get() + 1, Some(v.cid())));
+                    break;
+                }
+            }
+            let (log, counter, prev) = next.unwrap_or((adv.victim.unwrap_or(me), 1, None));
             let seed = w.rng.next_u64();
-            let forged = adv.record(&adv.key, 1, None, seed);
-            let log = adv.victim.unwrap_or(me);
+            let forged = adv.record(&adv.key, counter, prev, seed);
             let p = Payload::Push {
                 thread,
                 log: log.as_bytes().to_vec(),

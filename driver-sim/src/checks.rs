@@ -2,7 +2,7 @@
 //! `spec/simulation.md` states them precisely.
 
 use crate::Role;
-use crate::ledger::{self, TAG_LEDGER};
+use crate::world::app;
 use crate::world::{LIVENESS_BOUND_MS, World};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,9 +10,11 @@ use std::ops::ControlFlow;
 use threads_protocol::engine::layout;
 use threads_protocol::log_id::LogId;
 use threads_protocol::record::{self, RecordBundle};
+use threads_protocol::store::key::KeyBuf;
 use threads_protocol::store::key::KeyReader;
 use threads_protocol::store::memory::MemoryStore;
-use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store};
+use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
+use threads_reducer::fold::{self, OrderKey, RecordInfo, TAG_OPS, state_prefix};
 
 /// One broken invariant, with what was seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,19 +89,39 @@ fn stored_records(store: &MemoryStore, thread: &threads_protocol::id::ThreadId) 
     out
 }
 
-fn ledger_entries(store: &MemoryStore) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
+/// The order keys of the records the fold has applied (its operation log) for `thread`.
+fn applied(store: &MemoryStore, thread: &threads_protocol::id::ThreadId) -> BTreeSet<OrderKey> {
+    let prefix = KeyBuf::new(TAG_OPS).bytes(thread.as_bytes()).into_vec();
+    let mut out = BTreeSet::new();
     if let Ok(txn) = store.read() {
         let _ = txn.scan(
-            KeyRange::prefix(&[TAG_LEDGER]),
+            KeyRange::prefix(&prefix),
             Direction::Forward,
-            &mut |k, v| {
-                out.insert(k.to_vec(), v.to_vec());
+            &mut |k, _| {
+                if let Some(o) = OrderKey::from_bytes(&k[prefix.len()..]) {
+                    out.insert(o);
+                }
                 ControlFlow::Continue(())
             },
         );
     }
     out
+}
+
+/// Whether any folded state exists for `thread`.
+fn has_state(store: &MemoryStore, thread: &threads_protocol::id::ThreadId) -> bool {
+    let mut any = false;
+    if let Ok(txn) = store.read() {
+        let _ = txn.scan(
+            KeyRange::prefix(&state_prefix(thread)),
+            Direction::Forward,
+            &mut |_, _| {
+                any = true;
+                ControlFlow::Break(())
+            },
+        );
+    }
+    any
 }
 
 /// Runs every checker; an empty list means the run kept every invariant.
@@ -193,7 +215,8 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
         }
         // (d) replicators never hold plaintext or application state.
         if h.role == Role::Replicator {
-            let ledger = ledger_entries(&h.store);
+            let ops = applied(&h.store, &w.thread).len();
+            let state = has_state(&h.store, &w.thread);
             let can_read = h
                 .engine
                 .as_ref()
@@ -206,12 +229,11 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
                     ControlFlow::Continue(())
                 });
             }
-            if can_read || plaintext || !ledger.is_empty() {
+            if can_read || plaintext || ops > 0 || state {
                 out.push(violation(
                     "plaintext-at-replicator",
                     format!(
-                        "host {i}: read key {can_read}, plaintext {plaintext}, {} applied entries",
-                        ledger.len()
+                        "host {i}: read key {can_read}, plaintext {plaintext}, {ops} applied records, state {state}"
                     ),
                 ));
             }
@@ -230,22 +252,36 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
             }
         }
     }
-    if let Some(read) = read {
-        let expected = fold_from_scratch(w, &union, &read);
+    // ... and every reader's folded state equals a from-scratch fold of the union of all records
+    // (only acknowledged writes can be read; the adversary's records open for nobody), and the
+    // fold applied each of those records exactly once (e).
+    if read.is_some() {
+        let (expected_ops, expected) = fold_from_scratch(w, &union);
         for i in honest(w) {
             let h = &w.hosts[i];
             if h.role == Role::Replicator {
                 continue;
             }
-            let got = ledger_entries(&h.store);
-            if got != expected {
+            let ops = applied(&h.store, &w.thread);
+            if ops != expected_ops {
+                out.push(violation(
+                    "half-applied",
+                    format!(
+                        "host {i} applied {} records, {} readable records are stored",
+                        ops.len(),
+                        expected_ops.len()
+                    ),
+                ));
+            }
+            let got = h
+                .store
+                .read()
+                .ok()
+                .and_then(|t| fold::state_digest(&t, &w.thread).ok());
+            if got != Some(expected) {
                 out.push(violation(
                     "convergence",
-                    format!(
-                        "host {i} applied {} records, a from-scratch fold of all records gives {}",
-                        got.len(),
-                        expected.len()
-                    ),
+                    format!("host {i}'s state differs from a from-scratch fold of all records"),
                 ));
             }
         }
@@ -253,32 +289,42 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
     out
 }
 
-/// What a reader's ledger must hold: one entry per record that opens with the read key.
+/// Folds every readable record of the union, in total order, into a fresh store with the real
+/// document fold; returns their order keys and the resulting state digest.
 fn fold_from_scratch(
     w: &World,
     union: &BTreeMap<(LogId, u64), Vec<u8>>,
-    read: &threads_protocol::key::ReadKey,
-) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for ((log, counter), bytes) in union {
+) -> (BTreeSet<OrderKey>, [u8; 32]) {
+    let mut records: Vec<&crate::world::Acked> = Vec::new();
+    for bytes in union.values() {
         let Ok(bundle) = RecordBundle::decode(bytes) else {
             continue;
         };
-        // An acknowledged write, byte for byte: its body is known, no need to open it again.
         let hash: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(a) = w.acked.get(&bundle.cid()).filter(|a| a.bundle_hash == hash) {
-            let k = ledger::key(w.thread.as_bytes(), log.as_bytes(), *counter);
-            out.insert(k, a.body_hash.to_vec());
-            continue;
-        }
-        let Ok(v) = record::verify(bundle, &w.thread, log, w.key.service()) else {
-            continue;
-        };
-        // Unreadable records (the adversary's own log) have no effect on any reader.
-        if let Ok(o) = record::open(v, read) {
-            let k = ledger::key(w.thread.as_bytes(), log.as_bytes(), *counter);
-            out.insert(k, Sha256::digest(o.body()).to_vec());
+            records.push(a);
         }
     }
-    out
+    records.sort_by_key(|a| a.order);
+    let store = MemoryStore::new();
+    let mut fold = app();
+    if let Ok(mut txn) = store.write() {
+        for a in &records {
+            let info = RecordInfo {
+                thread: w.thread,
+                order: a.order,
+                log: a.log,
+                author: a.author,
+                time: 0,
+            };
+            let _ = fold.fold_in(&mut txn, &info, &a.body);
+        }
+        let _ = txn.commit();
+    }
+    let digest = store
+        .read()
+        .ok()
+        .and_then(|t| fold::state_digest(&t, &w.thread).ok())
+        .unwrap_or_default();
+    (records.iter().map(|a| a.order).collect(), digest)
 }

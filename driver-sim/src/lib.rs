@@ -15,9 +15,9 @@
 
 mod adversary;
 pub mod checks;
-pub mod ledger;
 pub mod profile;
 pub mod sweep;
+pub mod workload;
 pub mod world;
 
 pub use checks::Violation;

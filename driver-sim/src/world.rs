@@ -2,20 +2,22 @@
 //! seeded network and a schedule of workload operations and faults.
 
 use crate::adversary::Adversary;
-use crate::ledger::Ledger;
 use crate::profile::FaultProfile;
+use crate::workload;
 use crate::{Options, Role};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use threads_protocol::addr::ThreadAddr;
 use threads_protocol::engine::message;
 use threads_protocol::engine::{
-    Config, Event, Host, Misbehaviour, NewThread, Output, PeerId, Time,
+    Config, EngineError, Event, Host, Misbehaviour, NewThread, Output, PeerId, Time,
 };
 use threads_protocol::id::ThreadId;
 use threads_protocol::key::ThreadKey;
 use threads_protocol::rng::{ProtocolRng, Rng, seeded};
 use threads_protocol::store::memory::MemoryStore;
+use threads_reducer::db::DocFold;
+use threads_reducer::fold::{Convergent, OrderKey};
 
 /// Length of the fault phase, in simulated ms.
 pub const FAULT_PHASE_MS: u64 = 20_000;
@@ -66,7 +68,7 @@ pub(crate) enum Ev {
 pub(crate) struct SimHost {
     pub role: Role,
     pub store: MemoryStore,
-    pub engine: Option<Host<MemoryStore, Ledger>>,
+    pub engine: Option<Host<MemoryStore, App>>,
     pub peer: PeerId,
     pub skew: u64,
     pub timer: Option<u64>,
@@ -79,8 +81,20 @@ pub(crate) struct Acked {
     pub log: threads_protocol::log_id::LogId,
     pub counter: u64,
     pub bundle_hash: [u8; 32],
-    /// sha2-256 of the body, what a reader's ledger must hold for it.
-    pub body_hash: [u8; 32],
+    /// The record's position in the thread's total order.
+    pub order: OrderKey,
+    /// Who wrote it (the writer host's identity).
+    pub author: threads_protocol::identity::PublicKey,
+    /// The body (a document-database write transaction).
+    pub body: Vec<u8>,
+}
+
+/// The application every simulated host runs: the real document database fold.
+pub type App = Convergent<DocFold>;
+
+/// A fresh application.
+pub fn app() -> App {
+    Convergent::new(DocFold::new())
 }
 
 /// The whole simulation state of one run.
@@ -155,7 +169,7 @@ impl World {
                 let h = Host::open(
                     engine_config(&opts),
                     store.clone(),
-                    Ledger,
+                    app(),
                     seeded(rng.next_u64()),
                     None,
                     Time(skew),
@@ -219,9 +233,34 @@ impl World {
             converged_at: None,
             problems: Vec::new(),
         };
+        w.define_collection();
         w.schedule_everything(n);
         w.drain(0);
         w
+    }
+
+    /// Host 0's first write: the collection every later write uses.
+    fn define_collection(&mut self) {
+        let now = self.local_now(0);
+        let body = workload::define_collection();
+        let thread = self.thread;
+        let e = self.hosts[0].engine.as_mut().expect("host 0 is honest");
+        let author = e.identity().public();
+        let rec = e
+            .create_record(now, &thread, None, &body, 0)
+            .expect("defining the collection on a fresh host");
+        let hash: [u8; 32] = Sha256::digest(rec.bundle().encode()).into();
+        self.acked.insert(
+            rec.cid(),
+            Acked {
+                log: *rec.log(),
+                counter: rec.counter().get(),
+                bundle_hash: hash,
+                order: OrderKey::of(&rec),
+                author,
+                body,
+            },
+        );
     }
 
     fn schedule_everything(&mut self, n: usize) {
@@ -400,7 +439,7 @@ impl World {
         match Host::open(
             engine_config(&self.opts),
             h.store.reopen(),
-            Ledger,
+            app(),
             seeded(seed),
             None,
             now,
@@ -465,13 +504,12 @@ impl World {
 
     fn write(&mut self, host: usize, n: usize) {
         let now = self.local_now(host);
-        let mut body = format!("sim-body-{n}-").into_bytes();
-        let extra = (self.rng.next_u64() % 200) as usize;
-        body.extend(std::iter::repeat_n(b'.', extra));
+        let body = workload::transaction(&mut self.rng, n);
         let thread = self.thread;
         let Some(e) = self.hosts[host].engine.as_mut() else {
             return; // crashed: the client's write is refused, nothing is acknowledged
         };
+        let author = e.identity().public();
         match e.create_record(now, &thread, None, &body, now.as_millis()) {
             Ok(rec) => {
                 let hash: [u8; 32] = Sha256::digest(rec.bundle().encode()).into();
@@ -483,9 +521,17 @@ impl World {
                         log: *rec.log(),
                         counter: rec.counter().get(),
                         bundle_hash: hash,
-                        body_hash: Sha256::digest(&body).into(),
+                        order: OrderKey::of(&rec),
+                        author,
+                        body,
                     },
                 );
+            }
+            // The database refused the transaction (say, a create of an id this writer
+            // already holds): a client error, nothing was written or acknowledged.
+            Err(EngineError::Rejected(reason)) => {
+                self.mix(&[b"refused", &[host as u8]]);
+                self.log(|| format!("host {host} write {n} refused: {reason}"));
             }
             Err(err) => self
                 .problems

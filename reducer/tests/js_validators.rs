@@ -282,6 +282,15 @@ fn compile_errors_are_reported_at_definition() {
         js.check_syntax("return reader", FunctionKind::ReadFilter)
             .is_ok()
     );
+    // Deeply nested source is refused by the parser, not a crash.
+    let nested = format!("return {}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    let err = js.compile_validator(&nested).unwrap_err();
+    assert!(matches!(err, JsError::Compile(_)), "{err:?}");
+    let nested = format!("return /{}a{}/", "(".repeat(100_000), ")".repeat(100_000));
+    assert!(matches!(
+        js.compile_validator(&nested),
+        Err(JsError::Compile(_))
+    ));
     // A trailing line comment does not swallow the closing brace.
     assert!(js.compile_validator("return true // done").is_ok());
     // ES5 and later syntax.

@@ -17,6 +17,17 @@ use rquickjs::{Context, Runtime, Value};
 
 use super::{FunctionKind, JsError};
 
+/// Message of a compilation that ran out of memory (after a garbage collection).
+pub(crate) const COMPILE_OUT_OF_MEMORY: &str = "out of memory";
+
+/// A non-exception engine error while compiling: allocation failures are out of memory.
+pub(crate) fn compile_error_of(e: rquickjs::Error) -> JsError {
+    match e {
+        rquickjs::Error::Allocation => JsError::Compile(COMPILE_OUT_OF_MEMORY.into()),
+        other => JsError::Compile(other.to_string()),
+    }
+}
+
 /// Options for user code: global script, sloppy mode (like go-threads' goja `RunString`).
 pub(crate) fn sloppy() -> EvalOptions {
     let mut options = EvalOptions::default();
@@ -37,18 +48,20 @@ pub(crate) fn syntax_check(
     }
     let name = kind.function_name();
     let declaration = format!("function {name}({}) {{\n{prepared}\n}}", kind.parameters());
-    let scratch = Context::custom::<(Eval, RegExpCompiler)>(rt)
-        .map_err(|e| JsError::Engine(e.to_string()))?;
+    let scratch = Context::custom::<(Eval, RegExpCompiler)>(rt).map_err(compile_error_of)?;
     scratch.with(|ctx| {
         match ctx.eval_with_options::<Value, _>(format!("throw 0;\n{declaration}"), sloppy()) {
             Ok(_) => return Err(JsError::Compile("the body could not be checked".into())),
             Err(e) if e.is_exception() => {
                 let exc = ctx.catch();
+                if exc.is_null() {
+                    return Err(JsError::Compile(COMPILE_OUT_OF_MEMORY.into()));
+                }
                 if exc.as_int() != Some(0) {
                     return Err(JsError::Compile(syntax_message(&exc)));
                 }
             }
-            Err(e) => return Err(JsError::Compile(e.to_string())),
+            Err(e) => return Err(compile_error_of(e)),
         }
         let text = ctx.eval_with_options::<String, _>(
             format!("Function.prototype.toString.call({name})"),
@@ -72,6 +85,9 @@ fn syntax_message(exc: &Value<'_>) -> String {
     let name: String = obj.get("name").unwrap_or_else(|_| "SyntaxError".into());
     let message: String = obj.get("message").unwrap_or_default();
     let stack: String = obj.get("stack").unwrap_or_default();
+    if name == "InternalError" && message == "out of memory" {
+        return COMPILE_OUT_OF_MEMORY.into();
+    }
     // The script has two lines before the body: "throw 0;" and the function header.
     match script_line(&stack)
         .and_then(|l| l.checked_sub(2))
@@ -136,7 +152,7 @@ pub(crate) fn check_standalone(prepared: &str, kind: FunctionKind) -> Result<(),
     let rt = Runtime::new().map_err(|e| JsError::Engine(e.to_string()))?;
     rt.set_memory_limit(super::DEFAULT_MEMORY_LIMIT);
     rt.set_max_stack_size(super::DEFAULT_MAX_STACK_SIZE);
-    let baseline = rt.memory_usage().malloc_count;
+    let baseline = super::runtime::live_objects(&rt);
     let result = syntax_check(&rt, prepared, kind);
     super::runtime::dispose(rt, baseline);
     result

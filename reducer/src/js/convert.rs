@@ -75,8 +75,11 @@ fn walk(v: &Value<'_>, depth: usize) -> Result<Json, String> {
             }
             let object: &Object = v.as_object().ok_or("unexpected object value")?;
             let mut out = Map::new();
-            for prop in object.props::<String, Value>() {
-                let (key, value) = prop.map_err(|_| lone_surrogate())?;
+            // Keys are read as engine strings: rquickjs' atom-to-`String` conversion does not check
+            // UTF-8 (lone surrogates) and stops at NUL.
+            for prop in object.props::<rquickjs::String, Value>() {
+                let (key, value) = prop.map_err(|e| e.to_string())?;
+                let key = key.to_string().map_err(|_| lone_surrogate())?;
                 out.insert(key, walk(&value, depth + 1)?);
             }
             Ok(Json::Object(out))
@@ -93,10 +96,10 @@ fn number(f: f64) -> Json {
         return Json::Null;
     }
     if f.fract() == 0.0 && f.abs() < 1e21 {
-        if f >= 0.0 && f < TWO_64 {
+        if (0.0..TWO_64).contains(&f) {
             return Json::from(f as u64);
         }
-        if f < 0.0 && f >= -TWO_63 {
+        if (-TWO_63..0.0).contains(&f) {
             return Json::from(f as i64);
         }
     }

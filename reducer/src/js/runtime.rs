@@ -7,20 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rquickjs::{Context, Ctx, Function, Persistent, Runtime, Type, Value};
 use serde_json::Value as Json;
 
-use super::compile::{sloppy, syntax_check};
+use super::compile::{COMPILE_OUT_OF_MEMORY, compile_error_of, sloppy, syntax_check};
 use super::convert::{from_js, to_text};
 use super::meter::Meter;
 use super::realm::{self, Helpers};
-use super::{
-    Denied, FunctionKind, JsConfig, JsError, MAX_MESSAGE_LEN, UNITS_PER_STEP, prepare_body,
-};
-
-/// How a thrown `null` is reported: the engine throws `null` itself when it runs out of memory
-/// so badly that it cannot allocate its error object.
-const NULL_THROWN: &str = "null (or the engine ran out of memory)";
-
-/// Most promise jobs run after one call (async bodies); the rest wait for the next call.
-const MAX_JOBS_PER_DRAIN: usize = 1_000;
+use super::{Denied, FunctionKind, JsConfig, JsError, prepare_body};
+use call::engine_error;
 
 static NEXT_RUNTIME_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -44,12 +36,6 @@ pub struct ReadFilter(FuncId);
 struct Slot {
     generation: u32,
     func: Option<(FunctionKind, Persistent<Function<'static>>)>,
-}
-
-/// A failed call: an engine limit or error, or the value that was thrown.
-enum Caught<'js> {
-    Error(JsError),
-    Value(Value<'js>),
 }
 
 enum Verdict {
@@ -77,7 +63,8 @@ pub struct JsRuntime {
     meter: Rc<Meter>,
     config: JsConfig,
     id: u64,
-    baseline_allocations: i64,
+    /// Live engine objects and functions right after the realm was built.
+    baseline_objects: i64,
     last_steps: Cell<u64>,
 }
 
@@ -87,8 +74,8 @@ impl JsRuntime {
         Self::with_config(JsConfig::default())
     }
 
-    /// An engine with the given limits (0 for `memory_limit` or `max_stack_size` means no limit).
-    /// Building the realm takes about a millisecond.
+    /// An engine with the given limits. Building and freezing the realm takes 5–10 ms
+    /// (measured), so keep one engine and reuse it.
     pub fn with_config(config: JsConfig) -> Result<Self, JsError> {
         let runtime = Runtime::new().map_err(engine)?;
         runtime.set_memory_limit(config.memory_limit);
@@ -96,7 +83,6 @@ impl JsRuntime {
         let meter = Rc::new(Meter::new());
         let handler_meter = Rc::clone(&meter);
         runtime.set_interrupt_handler(Some(Box::new(move || handler_meter.on_interrupt())));
-        let baseline_allocations = runtime.memory_usage().malloc_count;
         let mut js = JsRuntime {
             slots: Vec::new(),
             free: Vec::new(),
@@ -106,12 +92,15 @@ impl JsRuntime {
             meter,
             config,
             id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed),
-            baseline_allocations,
+            baseline_objects: 0,
             last_steps: Cell::new(0),
         };
         let (context, helpers) = realm::create(js.rt()?, &js.meter)?;
         js.context = Some(context);
         js.helpers = Some(helpers);
+        let rt = js.rt()?;
+        rt.run_gc();
+        js.baseline_objects = live_objects(rt);
         Ok(js)
     }
 
@@ -128,7 +117,8 @@ impl JsRuntime {
 
     /// Checks that `body` compiles as a function body of `kind`, without running or keeping it.
     pub fn check_syntax(&self, body: &str, kind: FunctionKind) -> Result<(), JsError> {
-        syntax_check(self.rt()?, &prepare_body(body), kind)
+        let prepared = prepare_body(body);
+        self.with_collected_retry(|js| syntax_check(js.rt()?, &prepared, kind))
     }
 
     /// Compiles a write validator body (tabs removed). An empty body compiles to a validator
@@ -265,24 +255,7 @@ impl JsRuntime {
 
     fn compile(&mut self, body: &str, kind: FunctionKind) -> Result<FuncId, JsError> {
         let prepared = prepare_body(body);
-        syntax_check(self.rt()?, &prepared, kind)?;
-        let source = format!(
-            "(function {}({}) {{\n{prepared}\n}})",
-            kind.function_name(),
-            kind.parameters()
-        );
-        let (context, helpers) = self.parts()?;
-        self.meter.stop();
-        let func = context.with(|ctx| {
-            let compiled: Function = ctx
-                .eval_with_options(source, sloppy())
-                .map_err(|e| compile_failure(&ctx, e))?;
-            let freeze = restore(&ctx, &helpers.freeze_function)?;
-            let frozen: Function = freeze
-                .call((compiled,))
-                .map_err(|e| compile_failure(&ctx, e))?;
-            Ok::<_, JsError>(Persistent::save(&ctx, frozen))
-        })?;
+        let func = self.with_collected_retry(|js| js.compile_once(&prepared, kind))?;
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -305,6 +278,46 @@ impl JsRuntime {
             index,
             generation: slot.generation,
         })
+    }
+
+    fn compile_once(
+        &self,
+        prepared: &str,
+        kind: FunctionKind,
+    ) -> Result<Persistent<Function<'static>>, JsError> {
+        syntax_check(self.rt()?, prepared, kind)?;
+        let source = format!(
+            "(function {}({}) {{\n{prepared}\n}})",
+            kind.function_name(),
+            kind.parameters()
+        );
+        let (context, helpers) = self.parts()?;
+        self.meter.stop();
+        context.with(|ctx| {
+            let compiled: Function = ctx
+                .eval_with_options(source, sloppy())
+                .map_err(|e| compile_failure(&ctx, e))?;
+            let freeze = restore(&ctx, &helpers.freeze_function)?;
+            let frozen: Function = freeze
+                .call((compiled,))
+                .map_err(|e| compile_failure(&ctx, e))?;
+            Ok(Persistent::save(&ctx, frozen))
+        })
+    }
+
+    /// Runs `f`, and once more after a garbage collection if it ran out of memory: garbage
+    /// cycles left by earlier calls must not decide whether a body compiles.
+    fn with_collected_retry<T>(
+        &self,
+        f: impl Fn(&Self) -> Result<T, JsError>,
+    ) -> Result<T, JsError> {
+        match f(self) {
+            Err(JsError::Compile(m)) if m == COMPILE_OUT_OF_MEMORY => {
+                self.rt()?.run_gc();
+                f(self)
+            }
+            other => other,
+        }
     }
 
     fn release(&mut self, id: FuncId) -> bool {
@@ -339,231 +352,6 @@ impl JsRuntime {
         }
     }
 
-    /// Runs `attempt` under the meter, with the reruns that make the verdict deterministic: once
-    /// from a reset interrupt phase after a budget failure, once after a garbage collection after
-    /// a memory failure (or a `null` exception, which is how an out-of-memory error that could
-    /// not be allocated shows).
-    fn run<T>(
-        &self,
-        id: FuncId,
-        kind: FunctionKind,
-        attempt: impl for<'js> Fn(&Ctx<'js>, Function<'js>, &Helpers) -> Result<T, JsError>,
-    ) -> Result<T, JsError> {
-        let func = self.lookup(id, kind)?;
-        let (context, helpers) = self.parts()?;
-        let limit = self.config.step_budget.saturating_mul(UNITS_PER_STEP);
-        let (mut phase_reset, mut collected) = (false, false);
-        loop {
-            self.meter.start(limit);
-            let out = context.with(|ctx| {
-                let f = func.clone().restore(&ctx).map_err(engine)?;
-                attempt(&ctx, f, helpers)
-            });
-            self.last_steps.set(self.meter.steps());
-            self.meter.stop();
-            self.drain_jobs();
-            match out {
-                Err(JsError::StepBudget { .. }) if !phase_reset => {
-                    self.reset_phase();
-                    phase_reset = true;
-                }
-                Err(JsError::OutOfMemory { .. }) if !collected => {
-                    self.rt()?.run_gc();
-                    collected = true;
-                }
-                Err(JsError::Threw { ref message, .. }) if !collected && message == NULL_THROWN => {
-                    self.rt()?.run_gc();
-                    collected = true;
-                }
-                out => return out,
-            }
-        }
-    }
-
-    /// Parses JSON text into an engine value (the text is data, not source code).
-    fn parse<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        text: &str,
-        kind: FunctionKind,
-    ) -> Result<Value<'js>, JsError> {
-        ctx.json_parse(text)
-            .map_err(|e| match self.classify(ctx, e, kind) {
-                Caught::Error(error) => error,
-                Caught::Value(_) => JsError::Input {
-                    kind,
-                    reason: "the engine refused the JSON".into(),
-                },
-            })
-    }
-
-    /// `writer`/`reader`: the identity string (a value, never source), or `undefined`.
-    fn identity<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        id: Option<&str>,
-        kind: FunctionKind,
-    ) -> Result<Value<'js>, JsError> {
-        match id {
-            Some(s) => rquickjs::String::from_str(ctx.clone(), s)
-                .map(|s| s.into_value())
-                .map_err(|e| match self.classify(ctx, e, kind) {
-                    Caught::Error(error) => error,
-                    Caught::Value(_) => JsError::Input {
-                        kind,
-                        reason: "the engine refused the identity".into(),
-                    },
-                }),
-            None => Ok(Value::new_undefined(ctx.clone())),
-        }
-    }
-
-    fn within_budget(&self, kind: FunctionKind) -> Result<(), JsError> {
-        if self.meter.exhausted() {
-            Err(self.budget_error(kind))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn budget_error(&self, kind: FunctionKind) -> JsError {
-        JsError::StepBudget {
-            kind,
-            budget: self.config.step_budget,
-        }
-    }
-
-    /// Calls a text-producing helper (render) under the meter.
-    fn helper_text<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        helper: &Persistent<Function<'static>>,
-        arg: Value<'js>,
-        kind: FunctionKind,
-        helpers: &Helpers,
-    ) -> Result<String, JsError> {
-        let f = restore(ctx, helper)?;
-        let text = match f.call::<_, String>((arg,)) {
-            Ok(text) => text,
-            Err(e) if e.is_exception() => return Err(self.failure(ctx, e, kind, helpers)),
-            // Not reachable (the helpers return well-formed strings); never an engine failure.
-            Err(_) => "[value that cannot be rendered]".into(),
-        };
-        self.within_budget(kind)?;
-        Ok(truncate(text))
-    }
-
-    /// Classifies a failed call; describes a thrown value with the `describe` helper (under the
-    /// meter: a value's `toString` is user code).
-    fn failure(
-        &self,
-        ctx: &Ctx<'_>,
-        e: rquickjs::Error,
-        kind: FunctionKind,
-        helpers: &Helpers,
-    ) -> JsError {
-        let exc = match self.classify(ctx, e, kind) {
-            Caught::Error(error) => return error,
-            Caught::Value(exc) => exc,
-        };
-        if exc.is_null() {
-            return JsError::Threw {
-                kind,
-                message: NULL_THROWN.into(),
-            };
-        }
-        let described = restore(ctx, &helpers.describe)
-            .and_then(|d| d.call::<_, String>((exc,)).map_err(engine));
-        if self.meter.exhausted() {
-            let _ = ctx.catch();
-            return self.budget_error(kind);
-        }
-        match described {
-            Ok(text) => JsError::Threw {
-                kind,
-                message: truncate(text),
-            },
-            Err(_) => {
-                let _ = ctx.catch();
-                JsError::Threw {
-                    kind,
-                    message: "[exception that cannot be rendered]".into(),
-                }
-            }
-        }
-    }
-
-    /// Takes the pending exception of a failed call and sorts out the engine's limit errors,
-    /// without running any code.
-    fn classify<'js>(&self, ctx: &Ctx<'js>, e: rquickjs::Error, kind: FunctionKind) -> Caught<'js> {
-        let exc = if e.is_exception() {
-            Some(ctx.catch())
-        } else {
-            None
-        };
-        if self.meter.exhausted() {
-            return Caught::Error(self.budget_error(kind));
-        }
-        let limit = self.config.memory_limit;
-        match (e, exc) {
-            (_, Some(exc)) => match engine_error(&exc) {
-                Some(("InternalError", "out of memory")) => {
-                    Caught::Error(JsError::OutOfMemory { kind, limit })
-                }
-                Some(("RangeError", "Maximum call stack size exceeded")) => {
-                    Caught::Error(JsError::StackOverflow { kind })
-                }
-                _ => Caught::Value(exc),
-            },
-            (rquickjs::Error::Allocation, None) => {
-                Caught::Error(JsError::OutOfMemory { kind, limit })
-            }
-            (other, None) => Caught::Error(JsError::Engine(other.to_string())),
-        }
-    }
-
-    /// Interrupts a spinning loop at the next handler invocation, which leaves the engine's
-    /// interrupt counter at exactly [`UNITS_PER_STEP`].
-    fn reset_phase(&self) {
-        let Ok((context, helpers)) = self.parts() else {
-            return;
-        };
-        self.meter.reset_phase();
-        context.with(|ctx| {
-            if let Ok(spin) = restore(&ctx, &helpers.spin) {
-                let _: rquickjs::Result<Value> = spin.call(());
-            }
-            let _ = ctx.catch();
-        });
-        self.meter.stop();
-    }
-
-    /// Runs pending promise jobs (left by async bodies) under a fresh budget; their outcome does
-    /// not matter, but they must not pile up.
-    fn drain_jobs(&self) {
-        let Ok(rt) = self.rt() else {
-            return;
-        };
-        if !rt.is_job_pending() {
-            return;
-        }
-        self.meter
-            .start(self.config.step_budget.saturating_mul(UNITS_PER_STEP));
-        for _ in 0..MAX_JOBS_PER_DRAIN {
-            match rt.execute_pending_job() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(job) => job.0.with(|ctx| {
-                    let _ = ctx.catch();
-                }),
-            }
-            if self.meter.exhausted() {
-                break;
-            }
-        }
-        self.meter.stop();
-    }
-
     fn rt(&self) -> Result<&Runtime, JsError> {
         self.runtime.as_ref().ok_or_else(closed)
     }
@@ -582,34 +370,27 @@ impl Drop for JsRuntime {
         self.helpers = None;
         self.context = None;
         if let Some(rt) = self.runtime.take() {
-            dispose(rt, self.baseline_allocations);
+            dispose(rt, self.baseline_objects);
         }
     }
 }
 
-/// Frees a runtime whose contexts and values are all dropped. If objects are still allocated
-/// (an engine leak), the runtime is leaked instead: freeing it would abort the process on the
-/// engine's leak assertion.
-pub(crate) fn dispose(rt: Runtime, baseline_allocations: i64) {
+/// Frees a runtime whose contexts and values are all dropped. If more objects are alive than
+/// `baseline_objects` (an engine leak), the runtime is leaked instead: freeing it would abort the
+/// process on the engine's leak assertion. (Objects of the realm stay alive until the runtime
+/// is freed, because rquickjs caches a prototype in it, so the baseline is the count measured
+/// right after the realm was built.)
+pub(crate) fn dispose(rt: Runtime, baseline_objects: i64) {
     rt.run_gc();
-    if rt.memory_usage().malloc_count > baseline_allocations {
+    if live_objects(&rt) > baseline_objects {
         std::mem::forget(rt);
     }
 }
 
-/// Name and message of an engine error object (own data properties only, no user code).
-fn engine_error(exc: &Value<'_>) -> Option<(&'static str, &'static str)> {
-    let obj = exc.as_object()?;
-    if !exc.is_error() {
-        return None;
-    }
-    let message: String = obj.get("message").ok()?;
-    let name: String = obj.get("name").ok()?;
-    let known = [
-        ("InternalError", "out of memory"),
-        ("RangeError", "Maximum call stack size exceeded"),
-    ];
-    known.into_iter().find(|(n, m)| *n == name && *m == message)
+/// Engine objects and compiled functions alive in `rt`.
+pub(crate) fn live_objects(rt: &Runtime) -> i64 {
+    let usage = rt.memory_usage();
+    usage.obj_count.saturating_add(usage.js_func_count)
 }
 
 fn restore<'js>(
@@ -621,24 +402,14 @@ fn restore<'js>(
 
 fn compile_failure(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
     if !e.is_exception() {
-        return JsError::Compile(e.to_string());
+        return compile_error_of(e);
     }
-    match engine_error(&ctx.catch()) {
-        Some((name, message)) => JsError::Compile(format!("{name}: {message}")),
-        None => JsError::Compile("the body could not be compiled".into()),
-    }
-}
-
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_MESSAGE_LEN {
-        let mut end = MAX_MESSAGE_LEN;
-        while !text.is_char_boundary(end) {
-            end -= 1;
+    match engine_error(ctx, &ctx.catch()) {
+        Some(("InternalError", "out of memory")) | None => {
+            JsError::Compile(COMPILE_OUT_OF_MEMORY.into())
         }
-        text.truncate(end);
-        text.push('…');
+        Some((name, message)) => JsError::Compile(format!("{name}: {message}")),
     }
-    text
 }
 
 fn engine(e: rquickjs::Error) -> JsError {
@@ -648,3 +419,7 @@ fn engine(e: rquickjs::Error) -> JsError {
 fn closed() -> JsError {
     JsError::Engine("the engine is closed".into())
 }
+
+mod call;
+#[cfg(test)]
+mod tests;
