@@ -74,6 +74,71 @@ impl WriteTxn {
     }
 }
 
+/// A read transaction: reads of one database on one snapshot (see [`Documents::snapshot`]).
+pub struct Snapshot<'a> {
+    db: ThreadId,
+    txn: &'a dyn ReadTxn,
+    fold: &'a mut DocFold,
+}
+
+impl Snapshot<'_> {
+    /// An instance as `reader` sees it.
+    pub fn get(
+        &mut self,
+        collection: &str,
+        id: &str,
+        reader: Option<&str>,
+    ) -> Result<Value, DocsError> {
+        Ok(db::read::get(
+            self.txn,
+            &self.db,
+            collection,
+            id,
+            reader,
+            self.fold.scripts(),
+        )?)
+    }
+
+    /// Whether every id exists and is visible to `reader`.
+    pub fn has(
+        &mut self,
+        collection: &str,
+        ids: &[&str],
+        reader: Option<&str>,
+    ) -> Result<bool, DocsError> {
+        Ok(db::read::has(
+            self.txn,
+            &self.db,
+            collection,
+            ids,
+            reader,
+            self.fold.scripts(),
+        )?)
+    }
+
+    /// Runs a query.
+    pub fn find(
+        &mut self,
+        collection: &str,
+        query: &Query,
+        reader: Option<&str>,
+    ) -> Result<Vec<Row>, DocsError> {
+        Ok(db::read::find(
+            self.txn,
+            &self.db,
+            collection,
+            query,
+            reader,
+            self.fold.scripts(),
+        )?)
+    }
+
+    /// A collection's definition.
+    pub fn collection_info(&self, name: &str) -> Result<CollectionConfig, DocsError> {
+        Ok(db::read::collection_info(self.txn, &self.db, name)?)
+    }
+}
+
 /// The document database of one host. See the [module docs](self).
 pub struct Documents<S: Store> {
     host: Host<S, Convergent<DocFold>>,
@@ -400,6 +465,23 @@ impl<S: Store> Documents<S> {
         Ok(db::read::find(
             &txn, db, collection, query, reader, scripts,
         )?)
+    }
+
+    /// Runs `reads` on one consistent snapshot of the state: every read inside sees the same
+    /// committed state, whatever commits meanwhile (a read transaction).
+    pub fn snapshot<T>(
+        &mut self,
+        db: &ThreadId,
+        reads: impl FnOnce(&mut Snapshot<'_>) -> T,
+    ) -> Result<T, DocsError> {
+        let (store, app) = self.host.store_and_app();
+        let txn = store.read()?;
+        let mut snap = Snapshot {
+            db: *db,
+            txn: &txn,
+            fold: app.fold_mut(),
+        };
+        Ok(reads(&mut snap))
     }
 
     /// The digest of a database's folded state: equal on replicas holding the same records.

@@ -384,3 +384,118 @@ fn concurrent_creates_of_one_id_converge_to_the_first_in_order() {
     );
     let _: Value = a;
 }
+
+#[test]
+fn a_snapshot_does_not_see_later_commits() {
+    let mut docs = open(30);
+    let db = with_people(&mut docs);
+    let mut txn = docs.begin(&db, None);
+    docs.txn_create(
+        &mut txn,
+        "people",
+        json!({"_id": "a", "name": "A", "age": 1}),
+        NANOS,
+    )
+    .unwrap();
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    // Hold a snapshot's view in a store read transaction while another write commits.
+    let store = docs.host().store().clone();
+    let before = {
+        use threads_protocol::store::Store;
+        store.read().unwrap()
+    };
+    let mut txn = docs.begin(&db, None);
+    docs.txn_create(
+        &mut txn,
+        "people",
+        json!({"_id": "b", "name": "B", "age": 2}),
+        NANOS,
+    )
+    .unwrap();
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    let old = threads_reducer::db::read::list_collections(&before, &db).unwrap();
+    assert_eq!(old.len(), 1);
+    let mut scripts = threads_reducer::db::Scripts::new();
+    assert!(
+        threads_reducer::db::read::get(&before, &db, "people", "b", None, &mut scripts).is_err(),
+        "the snapshot predates b"
+    );
+    // Snapshot reads see one state.
+    let (a, b) = docs
+        .snapshot(&db, |s| {
+            (s.has("people", &["a"], None), s.get("people", "b", None))
+        })
+        .unwrap();
+    assert!(a.unwrap());
+    assert_eq!(b.unwrap()["name"], "B");
+}
+
+#[test]
+fn a_storage_failure_leaves_no_trace_and_the_record_is_applied_on_retry() {
+    use threads_protocol::store::memory::{FaultOp, FaultyStore};
+    let config = Config {
+        sync_interval_min_ms: 100,
+        ..Config::default()
+    };
+    let writer = open(40);
+    let faulty = FaultyStore::new(MemoryStore::new());
+    let reader: Documents<FaultyStore<MemoryStore>> =
+        Documents::open(config, faulty.clone(), seeded(41), None, Time(0)).unwrap();
+    let mut w = writer;
+    let mut r = reader;
+    let db = with_people(&mut w);
+    let info = w.host().thread_info(&db).unwrap();
+    let addr = format!(
+        "/ip4/127.0.0.1/tcp/1/p2p/{}/thread/{}",
+        w.host().peer_id(),
+        db
+    )
+    .parse()
+    .unwrap();
+    r.host_mut().join_thread(Time(0), &addr, info.key).unwrap();
+    let digest_before = r.state_digest(&db).unwrap();
+    // The reader's next put fails: the page with the collection record must leave no trace.
+    faulty.fail_nth(FaultOp::Put, 1);
+    let mut now = Time(0);
+    let mut applied = false;
+    let mut failures = 0;
+    for _ in 0..2_000 {
+        let mut moved = false;
+        let from_w: Vec<Output> = std::iter::from_fn(|| w.poll_output()).collect();
+        let from_r: Vec<Output> = std::iter::from_fn(|| r.poll_output()).collect();
+        let (wp, rp) = (*w.host().peer_id(), *r.host().peer_id());
+        for o in from_w {
+            if let Output::Transmit { bytes, .. } = o {
+                moved = true;
+                r.host_mut().handle_message(now, &wp, &bytes);
+            }
+        }
+        for o in from_r {
+            match o {
+                Output::Transmit { bytes, .. } => {
+                    moved = true;
+                    w.host_mut().handle_message(now, &rp, &bytes);
+                }
+                Output::Event(threads_protocol::engine::Event::ApplyFailed { .. }) => {
+                    failures += 1;
+                    // The failed attempt left nothing behind.
+                    assert!(r.host().heads(&db).unwrap().is_empty());
+                    assert_eq!(r.state_digest(&db).unwrap(), digest_before);
+                }
+                Output::Event(_) => {}
+            }
+        }
+        if r.collection_info(&db, "people").is_ok() {
+            applied = true;
+            break;
+        }
+        if !moved {
+            now = Time(now.0 + 200);
+            w.host_mut().handle_timeout(now);
+            r.host_mut().handle_timeout(now);
+        }
+    }
+    assert_eq!(failures, 1, "the injected failure happened once");
+    assert!(applied, "the record was applied on retry");
+    assert_eq!(w.state_digest(&db).unwrap(), r.state_digest(&db).unwrap());
+}

@@ -66,4 +66,3 @@ fn truncation_keeps_char_boundaries() {
     assert!(cut.ends_with('…'));
     assert_eq!(truncate("short".into()), "short");
 }
-
