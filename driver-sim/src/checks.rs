@@ -48,6 +48,7 @@ pub(crate) fn converged(w: &World) -> bool {
         let Ok(heads) = e.heads(&w.thread) else {
             return false;
         };
+        let heads = without_adversary(w, heads);
         match &first {
             None => first = Some(heads),
             Some(f) if *f != heads => return false,
@@ -62,6 +63,27 @@ pub(crate) fn converged(w: &World) -> bool {
     w.acked
         .values()
         .all(|a| height.get(&a.log).is_some_and(|h| *h >= a.counter))
+}
+
+/// Heads without the adversary's own log: its key may sign forks (equivocate), which splits
+/// hosts on that log for good (forks are detected, not repaired; spec/simulation.md §2a).
+fn without_adversary(
+    w: &World,
+    heads: Vec<(
+        LogId,
+        threads_protocol::counter::LogHeight,
+        threads_protocol::Cid,
+    )>,
+) -> Vec<(
+    LogId,
+    threads_protocol::counter::LogHeight,
+    threads_protocol::Cid,
+)> {
+    let adversary = w.adversary.as_ref().map(|a| a.key.public().peer_id());
+    heads
+        .into_iter()
+        .filter(|(l, _, _)| Some(*l) != adversary)
+        .collect()
 }
 
 /// One stored record of the thread: (log, counter, bundle bytes).
@@ -189,7 +211,7 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
                     ));
                 }
             }
-            heads.push((i, hs));
+            heads.push((i, without_adversary(w, hs)));
         }
         for (log, got) in per_log {
             out.push(violation(

@@ -5,7 +5,7 @@ use super::message::Payload;
 use super::output::{Event, Misbehaviour};
 use super::state::LogState;
 use super::{Application, EngineError, Host, PeerId, Time, Verdict, as_read, commands, layout};
-use crate::counter::{LamportClock, LogHeight};
+use crate::counter::{LamportClock, LogCounter, LogHeight};
 use crate::id::ThreadId;
 use crate::log_id::LogId;
 use crate::record::{self, RecordBundle, VerifiedRecord, wire};
@@ -90,7 +90,7 @@ impl<S: Store, A: Application> Host<S, A> {
                         .map(|b| b.cid())
                 };
                 if held.is_some_and(|cid| cid != rec.cid()) {
-                    self.misbehaved(peer, fork(thread, log, c.get()));
+                    self.forked(peer, thread, log, c);
                     out.failed = true;
                     break;
                 }
@@ -101,7 +101,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 break;
             }
             if rec.prev() != head {
-                self.misbehaved(peer, fork(thread, log, c.get()));
+                self.forked(peer, thread, log, c);
                 out.failed = true;
                 break;
             }
@@ -320,6 +320,16 @@ impl<S: Store, A: Application> Host<S, A> {
 }
 
 impl<S: Store, A: Application> Host<S, A> {
+    /// Reports a fork of `log` at `counter`, offered by `peer`.
+    fn forked(&mut self, peer: &PeerId, thread: &ThreadId, log: &LogId, counter: LogCounter) {
+        self.emit(Event::LogForked {
+            thread: *thread,
+            log: *log,
+            counter,
+            from: *peer,
+        });
+    }
+
     /// Whether a record with this CID is stored.
     fn holds(&self, cid: &cid::Cid) -> bool {
         self.store
@@ -343,13 +353,5 @@ impl<S: Store, A: Application> Host<S, A> {
             return record::verify_without_signature(bundle, thread, log, service);
         }
         record::verify(bundle, thread, log, service)
-    }
-}
-
-fn fork(thread: &ThreadId, log: &LogId, counter: u64) -> Misbehaviour {
-    Misbehaviour::Fork {
-        thread: thread.to_string(),
-        log: log.to_string(),
-        counter,
     }
 }

@@ -62,6 +62,21 @@ pub enum Event {
         /// What it did.
         reason: Misbehaviour,
     },
+    /// The key of a log signed two different records for one position (a fork, also when a
+    /// record's `prev` is not the head this host holds). Proof against the log's owner, not
+    /// against the peer that relayed it (an honest peer may hold the other branch). This host
+    /// keeps the branch it stored first; hosts that saw different branches stay split on that
+    /// log (forks are detected and reported, not repaired).
+    LogForked {
+        /// Its thread.
+        thread: ThreadId,
+        /// The forked log.
+        log: LogId,
+        /// The position of the conflict.
+        counter: LogCounter,
+        /// The peer that offered the other branch.
+        from: PeerId,
+    },
     /// A thread was created here because a peer invited this host to replicate it.
     ThreadAdopted {
         /// The thread.
@@ -92,17 +107,6 @@ pub enum Misbehaviour {
         log: String,
         /// Why.
         error: String,
-    },
-    /// Two different records were offered for the same position of a log, or a record whose
-    /// `prev` is not the log's head: the log key signed a fork.
-    #[error("forked log {log} of thread {thread} at counter {counter}")]
-    Fork {
-        /// Thread id string.
-        thread: String,
-        /// Log id string.
-        log: String,
-        /// Position of the conflict.
-        counter: u64,
     },
     /// A log's Lamport clock did not increase.
     #[error("log {log} of thread {thread}: clock does not increase at counter {counter}")]
