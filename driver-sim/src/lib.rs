@@ -170,10 +170,9 @@ pub(crate) fn describe(e: &Event) -> String {
         }
         Event::PeerMisbehaved { peer, reason } => format!("peer {peer} misbehaved: {reason}"),
         Event::ThreadAdopted { by, .. } => format!("thread adopted, invited by {by}"),
-        Event::LogForked {
-            log, counter, from, ..
-        } => {
-            format!("log {log} forked at {counter} (other branch offered by {from})")
-        }
+        Event::LogForked(f) => format!(
+            "log {} forked at {} (other branch offered by {})",
+            f.log, f.counter, f.from
+        ),
     }
 }

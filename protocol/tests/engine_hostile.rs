@@ -246,7 +246,7 @@ fn a_fork_is_reported_and_the_first_record_kept() {
     assert!(s.push(&log, vec![b]).is_empty());
     let forks: Vec<_> = s.net.events[0][before..]
         .iter()
-        .filter(|e| matches!(e, Event::LogForked { counter, .. } if counter.get() == 1))
+        .filter(|e| matches!(e, Event::LogForked(f) if f.counter.get() == 1))
         .collect();
     assert_eq!(forks.len(), 1);
     assert!(s.unchanged_since(d));

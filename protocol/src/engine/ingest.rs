@@ -322,12 +322,12 @@ impl<S: Store, A: Application> Host<S, A> {
 impl<S: Store, A: Application> Host<S, A> {
     /// Reports a fork of `log` at `counter`, offered by `peer`.
     fn forked(&mut self, peer: &PeerId, thread: &ThreadId, log: &LogId, counter: LogCounter) {
-        self.emit(Event::LogForked {
+        self.emit(Event::LogForked(Box::new(super::output::Fork {
             thread: *thread,
             log: *log,
             counter,
             from: *peer,
-        });
+        })));
     }
 
     /// Whether a record with this CID is stored.

@@ -27,7 +27,7 @@ pub use commands::{LogInfo, NewThread, ThreadInfo};
 pub use config::Bugs;
 pub use config::Config;
 pub use error::EngineError;
-pub use output::{Event, Misbehaviour, Output, Subscription};
+pub use output::{Event, Fork, Misbehaviour, Output, Subscription};
 
 use crate::id::ThreadId;
 use crate::identity::PrivateKey;

@@ -67,16 +67,7 @@ pub enum Event {
     /// against the peer that relayed it (an honest peer may hold the other branch). This host
     /// keeps the branch it stored first; hosts that saw different branches stay split on that
     /// log (forks are detected and reported, not repaired).
-    LogForked {
-        /// Its thread.
-        thread: ThreadId,
-        /// The forked log.
-        log: LogId,
-        /// The position of the conflict.
-        counter: LogCounter,
-        /// The peer that offered the other branch.
-        from: PeerId,
-    },
+    LogForked(Box<Fork>),
     /// A thread was created here because a peer invited this host to replicate it.
     ThreadAdopted {
         /// The thread.
@@ -84,6 +75,19 @@ pub enum Event {
         /// The inviting peer.
         by: PeerId,
     },
+}
+
+/// A fork of a log: two different records signed by its key for one position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fork {
+    /// Its thread.
+    pub thread: ThreadId,
+    /// The forked log.
+    pub log: LogId,
+    /// The position of the conflict.
+    pub counter: LogCounter,
+    /// The peer that offered the other branch.
+    pub from: PeerId,
 }
 
 /// The ways a peer can misbehave; each names what was refused.
