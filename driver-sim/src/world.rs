@@ -249,6 +249,16 @@ impl World {
         let rec = e
             .create_record(now, &thread, None, &body, 0)
             .expect("defining the collection on a fresh host");
+        self.acknowledge(&rec, author, body);
+    }
+
+    /// Remembers a write the engine acknowledged; returns the hash of its bundle.
+    fn acknowledge(
+        &mut self,
+        rec: &threads_protocol::record::VerifiedRecord,
+        author: threads_protocol::identity::PublicKey,
+        body: Vec<u8>,
+    ) -> [u8; 32] {
         let hash: [u8; 32] = Sha256::digest(rec.bundle().encode()).into();
         self.acked.insert(
             rec.cid(),
@@ -256,11 +266,12 @@ impl World {
                 log: *rec.log(),
                 counter: rec.counter().get(),
                 bundle_hash: hash,
-                order: OrderKey::of(&rec),
+                order: OrderKey::of(rec),
                 author,
                 body,
             },
         );
+        hash
     }
 
     fn schedule_everything(&mut self, n: usize) {
@@ -512,20 +523,9 @@ impl World {
         let author = e.identity().public();
         match e.create_record(now, &thread, None, &body, now.as_millis()) {
             Ok(rec) => {
-                let hash: [u8; 32] = Sha256::digest(rec.bundle().encode()).into();
+                let hash = self.acknowledge(&rec, author, body);
                 self.mix(&[b"write", &[host as u8], &hash]);
                 self.log(|| format!("host {host} writes record {} of its log", rec.counter()));
-                self.acked.insert(
-                    rec.cid(),
-                    Acked {
-                        log: *rec.log(),
-                        counter: rec.counter().get(),
-                        bundle_hash: hash,
-                        order: OrderKey::of(&rec),
-                        author,
-                        body,
-                    },
-                );
             }
             // The database refused the transaction (say, a create of an id this writer
             // already holds): a client error, nothing was written or acknowledged.

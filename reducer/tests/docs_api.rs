@@ -211,6 +211,22 @@ fn read_filters_and_validators_apply() {
     );
 }
 
+/// Makes host 1 join host 0's database.
+fn join(nodes: &mut [Documents<MemoryStore>], db: &ThreadId) {
+    let info = nodes[0].host().thread_info(db).unwrap();
+    let addr = format!(
+        "/ip4/127.0.0.1/tcp/1/p2p/{}/thread/{}",
+        nodes[0].host().peer_id(),
+        db
+    )
+    .parse()
+    .unwrap();
+    nodes[1]
+        .host_mut()
+        .join_thread(Time(0), &addr, info.key)
+        .unwrap();
+}
+
 /// A tiny driver for several `Documents` hosts with instant, in-order delivery.
 struct Net {
     nodes: Vec<Documents<MemoryStore>>,
@@ -266,18 +282,7 @@ fn two_hosts_share_collections_instances_and_changes() {
         now: Time(0),
     };
     let db = with_people(&mut net.nodes[0]);
-    let info = net.nodes[0].host().thread_info(&db).unwrap();
-    let addr = format!(
-        "/ip4/127.0.0.1/tcp/1/p2p/{}/thread/{}",
-        net.nodes[0].host().peer_id(),
-        db
-    )
-    .parse()
-    .unwrap();
-    net.nodes[1]
-        .host_mut()
-        .join_thread(Time(0), &addr, info.key)
-        .unwrap();
+    join(&mut net.nodes, &db);
     let listener = net.nodes[1].listen(
         &db,
         vec![Filter {
@@ -345,18 +350,7 @@ fn concurrent_creates_of_one_id_converge_to_the_first_in_order() {
         now: Time(0),
     };
     let db = with_people(&mut net.nodes[0]);
-    let info = net.nodes[0].host().thread_info(&db).unwrap();
-    let addr = format!(
-        "/ip4/127.0.0.1/tcp/1/p2p/{}/thread/{}",
-        net.nodes[0].host().peer_id(),
-        db
-    )
-    .parse()
-    .unwrap();
-    net.nodes[1]
-        .host_mut()
-        .join_thread(Time(0), &addr, info.key)
-        .unwrap();
+    join(&mut net.nodes, &db);
     assert!(net.run(|n| n.nodes[1].collection_info(&db, "people").is_ok()));
     // Both create the same id before hearing of each other.
     for (i, name) in [(0usize, "a"), (1, "b")] {
