@@ -139,6 +139,22 @@ impl Snapshot<'_> {
     }
 }
 
+/// Whether two events may interact: same collection and instance, or either is a collection
+/// event of the other's collection.
+fn related(a: &DbEvent, b: &DbEvent) -> bool {
+    let instance = |e: &DbEvent| match e {
+        DbEvent::Create { id, .. } | DbEvent::Save { id, .. } | DbEvent::Delete { id, .. } => {
+            Some(id.clone())
+        }
+        _ => None,
+    };
+    a.collection() == b.collection()
+        && match (instance(a), instance(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
+}
+
 /// The document database of one host. See the [module docs](self).
 pub struct Documents<S: Store> {
     host: Host<S, Convergent<DocFold>>,
@@ -271,7 +287,7 @@ impl<S: Store> Documents<S> {
             id: id.clone(),
             instance,
         });
-        self.check_pending(txn)?;
+        self.check_last(txn)?;
         Ok(id)
     }
 
@@ -295,10 +311,7 @@ impl<S: Store> Documents<S> {
             ));
         };
         map.insert("_mod".into(), Value::from(unix_nanos));
-        let db = txn.db;
-        let current = self.with_pending(txn, |txn, _| {
-            Ok(db::read::stored(txn, &db, collection, &id)?)
-        })?;
+        let current = self.pending_instance(txn, collection, &id)?;
         let patch = db::merge::diff(
             &current.unwrap_or(Value::Object(Default::default())),
             &instance,
@@ -308,7 +321,7 @@ impl<S: Store> Documents<S> {
             id,
             patch,
         });
-        self.check_pending(txn)
+        self.check_last(txn)
     }
 
     /// Deletes instances; returns the ids that did not exist (every id is handled).
@@ -318,12 +331,9 @@ impl<S: Store> Documents<S> {
         collection: &str,
         ids: &[&str],
     ) -> Result<Vec<String>, DocsError> {
-        let db = txn.db;
         let mut missing = Vec::new();
         for id in ids {
-            let exists = self.with_pending(txn, |t, _| {
-                Ok(db::read::stored(t, &db, collection, id)?.is_some())
-            })?;
+            let exists = self.pending_instance(txn, collection, id)?.is_some();
             if exists {
                 txn.events.push(DbEvent::Delete {
                     collection: collection.into(),
@@ -558,11 +568,63 @@ impl<S: Store> Documents<S> {
         self.with_pending(txn, |_, _| Ok(()))
     }
 
+    /// Checks the event just added. When no earlier pending event concerns the same collection
+    /// and instance, folding it alone on the committed state is enough (constant cost per
+    /// call); otherwise, or when that fails, the whole pending batch is folded for the exact
+    /// answer. The commit folds the whole batch anyway, so this only decides how early an
+    /// error shows.
+    fn check_last(&mut self, txn: &WriteTxn) -> Result<(), DocsError> {
+        let Some((last, earlier)) = txn.events.split_last() else {
+            return Ok(());
+        };
+        if !earlier.iter().any(|e| related(e, last))
+            && self
+                .with_events(txn, std::slice::from_ref(last), |_, _| Ok(()))
+                .is_ok()
+        {
+            return Ok(());
+        }
+        self.check_pending(txn)
+    }
+
+    /// Reads a stored instance as the transaction sees it: from the committed state when no
+    /// pending event concerns it, else with the pending events folded in.
+    fn pending_instance(
+        &mut self,
+        txn: &WriteTxn,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Value>, DocsError> {
+        let db = txn.db;
+        let probe = DbEvent::Delete {
+            collection: collection.into(),
+            id: id.into(),
+        };
+        let events: &[DbEvent] = if txn.events.iter().any(|e| related(e, &probe)) {
+            &txn.events
+        } else {
+            &[]
+        };
+        self.with_events(txn, events, |t, _| {
+            Ok(db::read::stored(t, &db, collection, id)?)
+        })
+    }
+
     /// Runs `read` on the state as `txn` would leave it: the pending events are folded into a
     /// store write transaction that is dropped afterwards (nothing is committed).
     fn with_pending<T>(
         &mut self,
         txn: &WriteTxn,
+        read: impl FnOnce(&dyn ReadTxn, &mut DocFold) -> Result<T, DocsError>,
+    ) -> Result<T, DocsError> {
+        self.with_events(txn, &txn.events, read)
+    }
+
+    /// Like [`Self::with_pending`], folding only `events` (a subset of the pending ones).
+    fn with_events<T>(
+        &mut self,
+        txn: &WriteTxn,
+        events: &[DbEvent],
         read: impl FnOnce(&dyn ReadTxn, &mut DocFold) -> Result<T, DocsError>,
     ) -> Result<T, DocsError> {
         let author = txn.author.unwrap_or_else(|| self.host.identity().public());
@@ -577,11 +639,11 @@ impl<S: Store> Documents<S> {
             author,
             time: 0,
         };
-        let body = Batch::new(txn.events.clone()).encode();
+        let body = Batch::new(events.to_vec()).encode();
         let (store, app) = self.host.store_and_app();
         let fold = app.fold_mut();
         let mut scratch = store.write()?;
-        if !txn.events.is_empty()
+        if !events.is_empty()
             && let Outcome::Rejected(reason) = fold.apply(&mut scratch, &info, &body)?
         {
             return Err(DocsError::Rejected(reason));

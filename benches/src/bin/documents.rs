@@ -1,0 +1,623 @@
+//! Document database benchmark: the embedded API ([`Documents`]) and the convergent fold
+//! ([`Convergent::fold_in`]) on the in-memory store and on LMDB. Prints one JSON object per
+//! measurement on stdout (progress goes to stderr):
+//!
+//! * `create`: N instances created in write transactions of 1000 instances (one record each),
+//!   in a collection with a JSON schema (`_id`, `name`, `age`, `city`) and an index on `age`.
+//!   The records carry the same batch `Documents::commit` would write; they are committed with
+//!   `host_mut().create_record` because building a 1000-instance transaction with
+//!   `txn_create` re-folds the whole pending transaction on every call (quadratic), which the
+//!   `create_api` line measures on a few transactions of 10, 100 and 1000 instances.
+//! * `write_latency`: 2000 write transactions of one `txn_save` each (begin, save, commit,
+//!   drain the host's outputs), median and p99.
+//! * `query`: `{"age": 42}` and `{"age": {"$gte": 30, "$lt": 32}}` through the `age` index,
+//!   and `{"city": ...}` by a full scan (unindexed), median over up to 200 runs.
+//! * `fold_late`: a fresh store holding N records folded in order with `fold_in` (one writer,
+//!   increasing clocks, one create each), then one record whose clock is below the last k
+//!   records' (k = 10, 100, 1000): time and `FoldStats::undone`. Each late record is folded in
+//!   a write transaction that is then aborted, so every k sees the same history.
+//!
+//! `cargo run --release -p threads-benches --bin documents -- [--instances N ...]
+//! [--store memory|lmdb|both]` (defaults: 100000 instances, both stores). LMDB commits are
+//! synced (its default), so `write_latency` on LMDB includes an fsync per commit.
+//!
+//! Cost (measured on a shared 2-core VM): the defaults take about 55 s. `--instances 1000000`
+//! takes about 7.5 minutes for both stores (~3 minutes with `--store memory`), peaks at ~3 GB
+//! of resident memory (the memory store holds everything in RAM) and writes ~2.7 GB to the
+//! temporary folder for LMDB; the unindexed scans then take 1-2 s each, so they run only
+//! [`MIN_QUERY_RUNS`] times. Timings are wall-clock and sensitive to other load.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
+use threads_protocol::engine::{Config, NewThread, Time};
+use threads_protocol::id::{ThreadId, Variant};
+use threads_protocol::identity::{PrivateKey, PublicKey};
+use threads_protocol::rng::{ProtocolRng, Rng, seeded};
+use threads_protocol::store::memory::MemoryStore;
+use threads_protocol::store::{Store, WriteTxn};
+use threads_reducer::db::{Batch, CollectionConfig, DbEvent, DocFold, IndexSpec};
+use threads_reducer::docs::Documents;
+use threads_reducer::fold::{Convergent, OrderKey, Outcome, RecordInfo};
+use threads_reducer::query::{Query, plan};
+
+/// Instances per write transaction (one record each) when loading.
+const BATCH: usize = 1000;
+/// Single-save write transactions timed.
+const WRITES: usize = 2000;
+/// Most runs of one query.
+const QUERY_RUNS: usize = 200;
+/// Time after which a query stops being repeated (at least [`MIN_QUERY_RUNS`] runs).
+const QUERY_BUDGET: Duration = Duration::from_secs(2);
+/// Fewest runs of one query.
+const MIN_QUERY_RUNS: usize = 5;
+/// How many records each late record lands before.
+const LATE: [u64; 3] = [10, 100, 1000];
+/// Repetitions of each late fold (on the same history, aborted each time).
+const LATE_RUNS: usize = 5;
+/// Distinct values of `age` (0..AGES).
+const AGES: u64 = 100;
+/// Distinct values of `city` (`city-00`..).
+const CITIES: u64 = 100;
+/// `_mod` and the record time of every write.
+const NANOS: u64 = 1_700_000_000_000_000_000;
+const COLLECTION: &str = "people";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Memory,
+    Lmdb,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::Lmdb => "lmdb",
+        }
+    }
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("{msg}");
+    eprintln!("usage: documents [--instances N ...] [--store memory|lmdb|both]");
+    std::process::exit(2)
+}
+
+fn parse_args() -> (Vec<u64>, Vec<Kind>) {
+    let mut sizes = Vec::new();
+    let mut kinds = vec![Kind::Memory, Kind::Lmdb];
+    let mut args = std::env::args().skip(1).peekable();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--instances" | "-n" => {
+                while let Some(n) = args.next_if(|v| !v.starts_with('-')) {
+                    let n = n.replace('_', "");
+                    match n.parse::<u64>() {
+                        Ok(n) if n > 0 => sizes.push(n),
+                        _ => usage(&format!("not a positive instance count: {n}")),
+                    }
+                }
+            }
+            "--store" => {
+                kinds = match args.next().as_deref() {
+                    Some("memory") => vec![Kind::Memory],
+                    Some("lmdb") => vec![Kind::Lmdb],
+                    Some("both") => vec![Kind::Memory, Kind::Lmdb],
+                    other => usage(&format!("unknown store: {other:?}")),
+                }
+            }
+            "--help" | "-h" => usage("document database benchmark"),
+            other => usage(&format!("unknown argument: {other}")),
+        }
+    }
+    if sizes.is_empty() {
+        sizes.push(100_000);
+    }
+    (sizes, kinds)
+}
+
+fn config() -> Config {
+    Config {
+        sync_interval_min_ms: 100,
+        ..Config::default()
+    }
+}
+
+fn collection() -> CollectionConfig {
+    CollectionConfig {
+        name: COLLECTION.into(),
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "_id": {"type": "string"},
+                "name": {"type": "string"},
+                "age": {"type": "integer"},
+                "city": {"type": "string"}
+            }
+        }),
+        indexes: vec![IndexSpec {
+            path: "age".into(),
+            unique: false,
+        }],
+        write_validator: String::new(),
+        read_filter: String::new(),
+    }
+}
+
+/// The generated data set: instance `i` has `ids[i]`, `ages[i]`, `cities[i]` and a name
+/// derived from `i` and its version (bumped by saves).
+struct Data {
+    ids: Vec<String>,
+    ages: Vec<u8>,
+    cities: Vec<u8>,
+}
+
+const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// A lowercase ULID with a fixed timestamp (as `txn_create` makes them within one
+/// millisecond): random order.
+fn ulid(rng: &mut ProtocolRng) -> String {
+    let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+    let value = (u128::from(NANOS / 1_000_000) << 80) | (random >> 48);
+    (0..26)
+        .map(|i| char::from(CROCKFORD[((value >> (5 * (25 - i))) & 31) as usize]))
+        .collect()
+}
+
+impl Data {
+    fn new(n: u64, rng: &mut ProtocolRng) -> Self {
+        let n = n as usize;
+        let mut d = Data {
+            ids: Vec::with_capacity(n),
+            ages: Vec::with_capacity(n),
+            cities: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            d.ids.push(ulid(rng));
+            d.ages.push((rng.next_u64() % AGES) as u8);
+            d.cities.push((rng.next_u64() % CITIES) as u8);
+        }
+        d
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The full document of instance `i` at `version` (without `_mod`).
+    fn doc(&self, i: usize, version: u64) -> Value {
+        json!({
+            "_id": self.ids[i],
+            "name": format!("person-{i:07}-v{version}"),
+            "age": self.ages[i],
+            "city": format!("city-{:02}", self.cities[i]),
+        })
+    }
+
+    /// The create event of instance `i`, as `txn_create` records it.
+    fn create(&self, i: usize) -> DbEvent {
+        let mut instance = self.doc(i, 0);
+        instance["_mod"] = json!(NANOS);
+        DbEvent::Create {
+            collection: COLLECTION.into(),
+            id: self.ids[i].clone(),
+            instance,
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    percentile(v, 50.0)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// `x` rounded to `digits` decimals, as a JSON number.
+fn r(x: f64, digits: i32) -> Value {
+    let m = 10f64.powi(digits);
+    json!((x * m).round() / m)
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn emit(mut line: Value, ctx: &Value) {
+    if let (Value::Object(l), Value::Object(c)) = (&mut line, ctx) {
+        let mut out = c.clone();
+        out.append(l);
+        *l = out;
+    }
+    println!("{line}");
+}
+
+/// Drains the host's outputs (publishing the changes to listeners), as a driver would.
+fn drain<S: Store>(docs: &mut Documents<S>) {
+    while docs.poll_output().is_some() {}
+}
+
+/// The machine-independent context of every line.
+fn context(kind: Kind, data: &Data) -> Value {
+    let sample = data.len().min(1000);
+    let bytes: usize = (0..sample)
+        .map(|i| match data.create(i) {
+            DbEvent::Create { instance, .. } => {
+                serde_json::to_vec(&instance).map_or(0, |v| v.len())
+            }
+            _ => 0,
+        })
+        .sum();
+    json!({
+        "bench": "documents",
+        "store": kind.name(),
+        "instances": data.len(),
+        "instance_bytes": r(bytes as f64 / sample.max(1) as f64, 1),
+    })
+}
+
+/// Prints progress on stderr about every tenth of `total`.
+fn progress(what: &str, done: usize, total: usize, step: usize) {
+    let tenth = (total / 10).max(1);
+    if done == total || done / tenth != (done - step.min(done)) / tenth {
+        eprintln!("  {what}: {done}/{total}");
+    }
+}
+
+/// Benchmarks 1-3 on the embedded API over `store`.
+fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S) {
+    let n = data.len();
+    let ctx = context(kind, data);
+    eprintln!("[{}] {n} instances: documents API", kind.name());
+    let mut docs = Documents::open(config(), store, seeded(1), None, Time(0)).expect("open");
+    let db = docs
+        .new_db(Time(0), NewThread::default())
+        .expect("new database")
+        .id;
+    let mut txn = docs.begin(&db, None);
+    docs.txn_new_collection(&mut txn, collection())
+        .expect("collection");
+    let mut api = collection();
+    api.name = format!("{COLLECTION}-api");
+    docs.txn_new_collection(&mut txn, api.clone())
+        .expect("collection");
+    docs.commit(Time(0), txn, NANOS)
+        .expect("commit collections");
+    drain(&mut docs);
+
+    create(&mut docs, &db, data, &ctx);
+    create_api(&mut docs, &db, &api.name, &ctx);
+    queries(&mut docs, &db, data, &ctx);
+    write_latency(&mut docs, &db, data, &ctx);
+}
+
+/// 1. N instances in records of [`BATCH`] creates.
+fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &Value) {
+    let n = data.len();
+    let (mut encode, mut commit, mut publish) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut body_bytes = 0;
+    let mut records = 0;
+    let started = Instant::now();
+    for start in (0..n).step_by(BATCH) {
+        let end = (start + BATCH).min(n);
+        let t0 = Instant::now();
+        let events = (start..end).map(|i| data.create(i)).collect();
+        let body = Batch::new(events).encode();
+        let t1 = Instant::now();
+        docs.host_mut()
+            .create_record(Time(0), db, None, &body, NANOS)
+            .expect("create record");
+        let t2 = Instant::now();
+        drain(docs);
+        publish += t2.elapsed();
+        commit += t2 - t1;
+        encode += t1 - t0;
+        body_bytes += body.len();
+        records += 1;
+        progress("create", end, n, end - start);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    emit(
+        json!({
+            "test": "create",
+            "batch_instances": BATCH,
+            "records": records,
+            "record_body_bytes": body_bytes / records.max(1),
+            "seconds": r(secs, 3),
+            "instances_per_sec": r(n as f64 / secs, 0),
+            "encode_share": r(encode.as_secs_f64() / secs, 3),
+            "commit_share": r(commit.as_secs_f64() / secs, 3),
+            "publish_share": r(publish.as_secs_f64() / secs, 3),
+        }),
+        ctx,
+    );
+}
+
+/// 1b. The same through `txn_create` + `commit`, on a few transactions per size (into another
+/// collection, so that the queries see exactly N instances).
+fn create_api<S: Store>(docs: &mut Documents<S>, db: &ThreadId, name: &str, ctx: &Value) {
+    let mut rng = seeded(1);
+    for batch in [10usize, 100, 1000] {
+        let txns = (1000 / batch).clamp(1, 20);
+        let (mut build, mut commit) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..txns {
+            let t0 = Instant::now();
+            let mut txn = docs.begin(db, None);
+            for _ in 0..batch {
+                let doc = json!({
+                    "name": "person-api",
+                    "age": rng.next_u64() % AGES,
+                    "city": format!("city-{:02}", rng.next_u64() % CITIES),
+                });
+                docs.txn_create(&mut txn, name, doc, NANOS)
+                    .expect("txn_create");
+            }
+            let t1 = Instant::now();
+            docs.commit(Time(0), txn, NANOS).expect("commit");
+            drain(docs);
+            build += t1 - t0;
+            commit += t1.elapsed();
+        }
+        let instances = (txns * batch) as f64;
+        let secs = (build + commit).as_secs_f64();
+        eprintln!("  create_api: {txns} transactions of {batch}");
+        emit(
+            json!({
+                "test": "create_api",
+                "batch_instances": batch,
+                "transactions": txns,
+                "instances_per_sec": r(instances / secs, 0),
+                "txn_create_us_per_instance": r(us(build) / instances, 2),
+                "commit_us_per_instance": r(us(commit) / instances, 2),
+            }),
+            ctx,
+        );
+    }
+}
+
+/// A short name of the plan the reducer picks for `query` with an index on `age`.
+fn plan_name(query: &Query) -> String {
+    match plan(query, |p| p.as_str() == "age") {
+        Ok(p) => format!("{p:?}")
+            .split([' ', '{', '('])
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// 3. Indexed and unindexed queries.
+fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &Value) {
+    let n = data.len();
+    let count_age = |f: &dyn Fn(u8) -> bool| data.ages.iter().filter(|a| f(**a)).count();
+    let count_city = |f: &dyn Fn(u8) -> bool| data.cities.iter().filter(|c| f(**c)).count();
+    let cases: [(&str, bool, Value, usize); 4] = [
+        (
+            "indexed_eq",
+            true,
+            json!({"age": 42}),
+            count_age(&|a| a == 42),
+        ),
+        (
+            "indexed_range",
+            true,
+            json!({"age": {"$gte": 30, "$lt": 32}}),
+            count_age(&|a| (30..32).contains(&a)),
+        ),
+        (
+            "unindexed_eq",
+            false,
+            json!({"city": "city-42"}),
+            count_city(&|c| c == 42),
+        ),
+        (
+            "unindexed_range",
+            false,
+            json!({"city": {"$gte": "city-30", "$lt": "city-32"}}),
+            count_city(&|c| (30..32).contains(&c)),
+        ),
+    ];
+    for (test, indexed, json, expected) in cases {
+        let query = Query::from_json(&json).expect("query");
+        let mut times = Vec::new();
+        let mut results = 0;
+        let started = Instant::now();
+        while times.len() < QUERY_RUNS
+            && (times.len() < MIN_QUERY_RUNS || started.elapsed() < QUERY_BUDGET)
+        {
+            let t = Instant::now();
+            let rows = docs.find(db, COLLECTION, &query, None).expect("find");
+            times.push(us(t.elapsed()));
+            results = rows.len();
+        }
+        assert_eq!(results, expected, "{test}: wrong result count");
+        let runs = times.len();
+        let med = median(&mut times);
+        let mut line = json!({
+            "test": "query",
+            "query": test,
+            "filter": json,
+            "plan": plan_name(&query),
+            "results": results,
+            "runs": runs,
+            "median_us": r(med, 1),
+            "p90_us": r(percentile(&mut times, 90.0), 1),
+        });
+        if indexed {
+            line["us_per_result"] = r(med / results.max(1) as f64, 3);
+        } else {
+            line["scanned"] = json!(n);
+            line["scanned_per_sec"] = r(n as f64 / (med / 1e6), 0);
+        }
+        eprintln!("  query {test}: {runs} runs");
+        emit(line, ctx);
+    }
+}
+
+/// 2. Write transactions of one save each.
+fn write_latency<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &Value) {
+    let n = data.len();
+    let (mut total, mut save, mut commit) = (Vec::new(), Vec::new(), Vec::new());
+    for w in 0..WRITES {
+        let i = (w * 7919) % n;
+        let doc = data.doc(i, w as u64 + 1);
+        let t0 = Instant::now();
+        let mut txn = docs.begin(db, None);
+        docs.txn_save(&mut txn, COLLECTION, doc, NANOS + w as u64)
+            .expect("txn_save");
+        let t1 = Instant::now();
+        docs.commit(Time(0), txn, NANOS).expect("commit");
+        drain(docs);
+        let t2 = Instant::now();
+        total.push(us(t2 - t0));
+        save.push(us(t1 - t0));
+        commit.push(us(t2 - t1));
+        progress("write_latency", w + 1, WRITES, 1);
+    }
+    emit(
+        json!({
+            "test": "write_latency",
+            "transactions": WRITES,
+            "events_per_transaction": 1,
+            "median_us": r(median(&mut total), 1),
+            "p99_us": r(percentile(&mut total, 99.0), 1),
+            "mean_us": r(total.iter().sum::<f64>() / WRITES as f64, 1),
+            "txn_save_median_us": r(median(&mut save), 1),
+            "commit_median_us": r(median(&mut commit), 1),
+        }),
+        ctx,
+    );
+}
+
+/// 4. Late records folded into a history of N records.
+fn fold_bench<S: Store>(kind: Kind, data: &Data, store: S) {
+    let n = data.len();
+    let ctx = context(kind, data);
+    eprintln!("[{}] {n} records: fold_in", kind.name());
+    let mut rng = seeded(1);
+    let thread = ThreadId::random(Variant::Raw, &mut rng);
+    let writer = PrivateKey::generate(&mut rng).public();
+    let late_writer = PrivateKey::generate(&mut rng).public();
+    let info = |author: &PublicKey, clock: u64, counter: u64| RecordInfo {
+        thread,
+        order: OrderKey {
+            clock,
+            log: *author.peer_id().as_bytes(),
+            counter,
+        },
+        log: author.peer_id(),
+        author: *author,
+        time: NANOS,
+    };
+    let mut fold = Convergent::new(DocFold::new());
+
+    // The history: the collection at clock 2, then instance j at clock 2 (j + 2): even
+    // clocks, so a late record at an odd clock lands between two of them.
+    let started = Instant::now();
+    let mut txn = store.write().expect("write");
+    let body = Batch::new(vec![DbEvent::CreateCollection(collection())]).encode();
+    let outcome = fold.fold_in(&mut txn, &info(&writer, 2, 1), &body);
+    assert_eq!(outcome, Ok(Outcome::Applied));
+    for j in 0..n {
+        let body = Batch::new(vec![data.create(j)]).encode();
+        let rec = info(&writer, 2 * (j as u64 + 2), j as u64 + 2);
+        let outcome = fold.fold_in(&mut txn, &rec, &body);
+        assert_eq!(outcome, Ok(Outcome::Applied));
+        if (j + 1) % BATCH == 0 {
+            txn.commit().expect("commit");
+            txn = store.write().expect("write");
+        }
+        progress("fold in order", j + 1, n, 1);
+    }
+    txn.commit().expect("commit");
+    let secs = started.elapsed().as_secs_f64();
+    let applied = fold.stats().applied;
+    emit(
+        json!({
+            "test": "fold_in_order",
+            "records": n + 1,
+            "records_per_store_txn": BATCH,
+            "seconds": r(secs, 3),
+            "us_per_record": r(secs * 1e6 / applied as f64, 2),
+        }),
+        &ctx,
+    );
+
+    // The last record's clock is 2 (n + 1); k records lie above 2 (n + 1 - k) + 1.
+    let last = 2 * (n as u64 + 1);
+    for k in LATE.into_iter().filter(|&k| k <= n as u64) {
+        let id = format!("late-{k}");
+        let doc = json!({"_id": id, "name": "late", "age": 1, "city": "city-00", "_mod": NANOS});
+        let body = Batch::new(vec![DbEvent::Create {
+            collection: COLLECTION.into(),
+            id,
+            instance: doc,
+        }])
+        .encode();
+        let rec = info(&late_writer, last - 2 * k + 1, 1);
+        let mut times = Vec::new();
+        let mut undone = 0;
+        let mut applied = 0;
+        for _ in 0..LATE_RUNS {
+            let mut txn = store.write().expect("write");
+            let before = fold.stats();
+            let t = Instant::now();
+            let outcome = fold.fold_in(&mut txn, &rec, &body);
+            times.push(us(t.elapsed()));
+            assert_eq!(outcome, Ok(Outcome::Applied));
+            let after = fold.stats();
+            undone = after.undone - before.undone;
+            applied = after.applied - before.applied;
+            drop(txn); // aborted: the next run sees the same history
+        }
+        assert_eq!(undone, k, "records undone");
+        let med = median(&mut times);
+        eprintln!("  fold late by {k}");
+        emit(
+            json!({
+                "test": "fold_late",
+                "history_records": n + 1,
+                "k": k,
+                "undone": undone,
+                "applied": applied,
+                "runs": LATE_RUNS,
+                "us_per_late_record": r(med, 1),
+                "us_per_undone_record": r(med / undone.max(1) as f64, 2),
+            }),
+            &ctx,
+        );
+    }
+}
+
+fn main() {
+    let (sizes, kinds) = parse_args();
+    for &n in &sizes {
+        let data = Data::new(n, &mut seeded(1));
+        for &kind in &kinds {
+            match kind {
+                Kind::Memory => {
+                    documents_bench(kind, &data, MemoryStore::new());
+                    fold_bench(kind, &data, MemoryStore::new());
+                }
+                Kind::Lmdb => {
+                    let dir = tempfile::tempdir().expect("temporary folder");
+                    let options = LmdbOptions::default();
+                    let open = |name: &str| {
+                        LmdbStore::open(dir.path().join(name), &options).expect("open LMDB")
+                    };
+                    documents_bench(kind, &data, open("docs"));
+                    fold_bench(kind, &data, open("fold"));
+                }
+            }
+        }
+    }
+}
