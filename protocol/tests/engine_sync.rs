@@ -22,14 +22,8 @@ fn write(
 #[test]
 fn two_hosts_converge_after_concurrent_writes() {
     let (mut net, _) = net(2, 1);
-    let info = net.hosts[0]
-        .create_thread(Time(0), NewThread::default())
-        .unwrap();
+    let info = shared(&mut net, &[1]);
     let t = info.id;
-    let a = addr(&net, 0, &t);
-    net.hosts[1]
-        .join_thread(Time(0), &a, info.key.clone())
-        .unwrap();
     // Concurrent writes: both write before any message is delivered.
     for k in 0..5 {
         write(&mut net, 0, &t, format!("a{k}").as_bytes());
@@ -43,17 +37,8 @@ fn two_hosts_converge_after_concurrent_writes() {
 #[test]
 fn three_hosts_converge() {
     let (mut net, _) = net(3, 2);
-    let info = net.hosts[0]
-        .create_thread(Time(0), NewThread::default())
-        .unwrap();
+    let info = shared(&mut net, &[1, 2]);
     let t = info.id;
-    let a = addr(&net, 0, &t);
-    net.hosts[1]
-        .join_thread(Time(0), &a, info.key.clone())
-        .unwrap();
-    net.hosts[2]
-        .join_thread(Time(0), &a, info.key.clone())
-        .unwrap();
     for k in 0..4 {
         for i in 0..3 {
             write(&mut net, i, &t, format!("{i}-{k}").as_bytes());
@@ -151,14 +136,8 @@ fn replicator_relays_between_writers_that_never_meet() {
 #[test]
 fn restarted_host_resumes_from_its_store() {
     let (mut net, stores) = net(2, 5);
-    let info = net.hosts[0]
-        .create_thread(Time(0), NewThread::default())
-        .unwrap();
+    let info = shared(&mut net, &[1]);
     let t = info.id;
-    let a = addr(&net, 0, &t);
-    net.hosts[1]
-        .join_thread(Time(0), &a, info.key.clone())
-        .unwrap();
     for k in 0..3 {
         write(&mut net, 1, &t, format!("b{k}").as_bytes());
     }
@@ -179,14 +158,8 @@ fn restarted_host_resumes_from_its_store() {
 #[test]
 fn quiet_thread_costs_little() {
     let (mut net, _) = net(2, 6);
-    let info = net.hosts[0]
-        .create_thread(Time(0), NewThread::default())
-        .unwrap();
+    let info = shared(&mut net, &[1]);
     let t = info.id;
-    let a = addr(&net, 0, &t);
-    net.hosts[1]
-        .join_thread(Time(0), &a, info.key.clone())
-        .unwrap();
     write(&mut net, 0, &t, b"x");
     assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)));
     // Let the back-off reach its ceiling, then measure ten quiet minutes.
@@ -244,14 +217,9 @@ fn same_seed_same_outputs() {
 #[test]
 fn joining_twice_or_unknown_thread_are_errors() {
     let (mut net, _) = net(2, 7);
-    let info = net.hosts[0]
-        .create_thread(Time(0), NewThread::default())
-        .unwrap();
+    let info = shared(&mut net, &[1]);
     let t = info.id;
     let a = addr(&net, 0, &t);
-    net.hosts[1]
-        .join_thread(Time(0), &a, info.key.clone())
-        .unwrap();
     assert_eq!(
         net.hosts[1]
             .join_thread(Time(0), &a, info.key.clone())

@@ -76,3 +76,20 @@ pub fn total<S: Store, A: Application>(net: &Loopback<S, A>, i: usize, thread: &
         .map(|h| h.iter().map(|(_, height, _)| height.0).sum())
         .unwrap_or(0)
 }
+
+/// Creates a thread on host 0 and makes the `joiners` join it through host 0.
+pub fn shared<S: Store, A: Application>(
+    net: &mut Loopback<S, A>,
+    joiners: &[usize],
+) -> threads_protocol::engine::ThreadInfo {
+    let info = net.hosts[0]
+        .create_thread(Time(0), threads_protocol::engine::NewThread::default())
+        .unwrap();
+    let a = addr(net, 0, &info.id);
+    for &i in joiners {
+        net.hosts[i]
+            .join_thread(Time(0), &a, info.key.clone())
+            .unwrap();
+    }
+    info
+}
