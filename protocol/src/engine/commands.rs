@@ -64,21 +64,11 @@ impl<S: Store, A: Application> Host<S, A> {
         if self.threads.contains_key(&id) {
             return Err(EngineError::ThreadExists);
         }
-        if self.threads.len() >= self.config.max_threads {
-            return Err(EngineError::Limit("maximum number of threads"));
-        }
         let key = match opts.key {
             Some(k) => k,
             None => ThreadKey::random(&mut self.rng, true),
         };
-        let thread = self.new_thread_state(now, key, BTreeSet::new());
-        let mut txn = self.store.write()?;
-        txn.put(
-            &layout::thread(&id),
-            &crate::record::wire::encode(&thread.row()),
-        )?;
-        txn.commit()?;
-        self.insert_thread(id, thread);
+        self.register_thread(now, id, key, BTreeSet::new())?;
         let identity = opts.identity.unwrap_or_else(|| self.identity.public());
         if let Err(e) = self.create_log(&id, &identity, opts.log_key) {
             // Keep the command atomic: a failed log creation leaves no thread behind.
@@ -98,24 +88,11 @@ impl<S: Store, A: Application> Host<S, A> {
     ) -> Result<ThreadInfo, EngineError> {
         let peer = addr.peer().ok_or(EngineError::NoPeerInAddress)?;
         let id = addr.thread;
-        if self.threads.contains_key(&id) {
-            return Err(EngineError::ThreadExists);
-        }
-        if self.threads.len() >= self.config.max_threads {
-            return Err(EngineError::Limit("maximum number of threads"));
-        }
         let mut peers = BTreeSet::new();
         if peer != self.peer_id {
             peers.insert(peer);
         }
-        let thread = self.new_thread_state(now, key, peers);
-        let mut txn = self.store.write()?;
-        txn.put(
-            &layout::thread(&id),
-            &crate::record::wire::encode(&thread.row()),
-        )?;
-        txn.commit()?;
-        self.insert_thread(id, thread);
+        self.register_thread(now, id, key, peers)?;
         self.send_heights(&id, &peer, true);
         self.thread_info(&id)
     }
@@ -487,7 +464,33 @@ impl<S: Store, A: Application> Host<S, A> {
         self.send(id, peer, &payload);
     }
 
-    pub(super) fn insert_thread(&mut self, id: ThreadId, t: ThreadState) {
+    /// Adds a new thread: checks it is new and within the limit, stores its row, and starts
+    /// its sync timer.
+    pub(super) fn register_thread(
+        &mut self,
+        now: Time,
+        id: ThreadId,
+        key: ThreadKey,
+        peers: BTreeSet<PeerId>,
+    ) -> Result<(), EngineError> {
+        if self.threads.contains_key(&id) {
+            return Err(EngineError::ThreadExists);
+        }
+        if self.threads.len() >= self.config.max_threads {
+            return Err(EngineError::Limit("maximum number of threads"));
+        }
+        let thread = self.new_thread_state(now, key, peers);
+        let mut txn = self.store.write()?;
+        txn.put(
+            &layout::thread(&id),
+            &crate::record::wire::encode(&thread.row()),
+        )?;
+        txn.commit()?;
+        self.insert_thread(id, thread);
+        Ok(())
+    }
+
+    fn insert_thread(&mut self, id: ThreadId, t: ThreadState) {
         self.schedule.insert((Time(t.sync.deadline), id));
         self.threads.insert(id, t);
     }

@@ -9,12 +9,11 @@ use crate::identity::PrivateKey;
 use crate::key::ThreadKey;
 use crate::log_id::LogId;
 use crate::record::wire;
-use crate::store::{Direction, KeyRange, ReadTxn, StoreError};
+use crate::store::{ReadTxn, StoreError, scan_prefix_collect};
 use cid::Cid;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::ControlFlow;
 
 /// A thread as stored: `{"c": clock, "i": [invited peer ids], "k": key bytes, "p": [peer ids]}`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -161,16 +160,7 @@ pub fn load_threads(
     interval: u64,
 ) -> Result<BTreeMap<ThreadId, ThreadState>, StoreError> {
     let mut threads = BTreeMap::new();
-    let mut rows = Vec::new();
-    txn.scan(
-        KeyRange::prefix(&[layout::TAG_THREAD]),
-        Direction::Forward,
-        &mut |k, v| {
-            rows.push((k.to_vec(), v.to_vec()));
-            ControlFlow::Continue(())
-        },
-    )?;
-    for (k, v) in rows {
+    for (k, v) in scan_prefix_collect(txn, &[layout::TAG_THREAD], usize::MAX)? {
         let mut r = crate::store::key::KeyReader::new(&k[1..]);
         let id = ThreadId::from_bytes(&r.bytes()?).map_err(|e| corrupt("thread key", e))?;
         let row: ThreadRow = wire::decode_plain(&v).map_err(|e| corrupt("thread row", e))?;
@@ -203,17 +193,8 @@ pub fn load_threads(
 
 fn load_logs(txn: &dyn ReadTxn, id: &ThreadId, state: &mut ThreadState) -> Result<(), StoreError> {
     let prefix = layout::thread_prefix(layout::TAG_LOG, id);
-    let mut rows = Vec::new();
-    txn.scan(
-        KeyRange::prefix(&prefix),
-        Direction::Forward,
-        &mut |k, v| {
-            rows.push((k[prefix.len()..].to_vec(), v.to_vec()));
-            ControlFlow::Continue(())
-        },
-    )?;
-    for (log_bytes, v) in rows {
-        let log = LogId::from_bytes(&log_bytes).map_err(|e| corrupt("log id", e))?;
+    for (k, v) in scan_prefix_collect(txn, &prefix, usize::MAX)? {
+        let log = LogId::from_bytes(&k[prefix.len()..]).map_err(|e| corrupt("log id", e))?;
         let row: LogRow = wire::decode_plain(&v).map_err(|e| corrupt("log row", e))?;
         let key = match row.secret {
             Some(bytes) => {
@@ -232,18 +213,8 @@ fn load_logs(txn: &dyn ReadTxn, id: &ThreadId, state: &mut ThreadState) -> Resul
         );
     }
     let prefix = layout::thread_prefix(layout::TAG_IDENTITY_LOG, id);
-    let mut rows = Vec::new();
-    txn.scan(
-        KeyRange::prefix(&prefix),
-        Direction::Forward,
-        &mut |k, v| {
-            rows.push((k[prefix.len()..].to_vec(), v.to_vec()));
-            ControlFlow::Continue(())
-        },
-    )?;
-    for (identity, log) in rows {
-        let identity: [u8; 36] = identity
-            .as_slice()
+    for (k, log) in scan_prefix_collect(txn, &prefix, usize::MAX)? {
+        let identity: [u8; 36] = k[prefix.len()..]
             .try_into()
             .map_err(|e| corrupt("identity key", e))?;
         let log = LogId::from_bytes(&log).map_err(|e| corrupt("identity log", e))?;

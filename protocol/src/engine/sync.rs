@@ -4,11 +4,11 @@ use super::message::{self, LogHeightEntry, Payload};
 use super::output::{Event, Misbehaviour};
 use super::state::{SyncTimer, ThreadState};
 use super::{Application, Host, PeerId, PendingPull, Time, as_read, commands};
-use crate::counter::{LamportClock, LogCounter};
+use crate::counter::LogCounter;
 use crate::id::ThreadId;
 use crate::key::ThreadKey;
 use crate::log_id::LogId;
-use crate::store::{Store, WriteTxn};
+use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl<S: Store, A: Application> Host<S, A> {
@@ -311,19 +311,9 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let mut peers = BTreeSet::new();
         peers.insert(*from);
-        let mut thread = self.new_thread_state(now, key, peers);
-        thread.clock = LamportClock(0);
-        let stored = self.store.write().and_then(|mut txn| {
-            txn.put(
-                &super::layout::thread(id),
-                &crate::record::wire::encode(&thread.row()),
-            )?;
-            txn.commit()
-        });
-        if stored.is_err() {
+        if self.register_thread(now, *id, key, peers).is_err() {
             return;
         }
-        self.insert_thread(*id, thread);
         self.emit(Event::ThreadAdopted {
             thread: *id,
             by: *from,
