@@ -1,11 +1,21 @@
-//! threads-driver-tokio: the ThreadDB daemon (`threadsd`) and client side of the system.
+//! threads-driver-tokio: the ThreadDB daemon (`threadsd`) and its building blocks.
 //!
-//! The daemon lives here: a tokio runtime, the libp2p swarm, the gRPC API and the on-disk
-//! repository. This crate owns all I/O; the protocol engine and the reducer it drives are
-//! sans-IO and live in `threads-protocol` and `threads-reducer`.
+//! The daemon is a thin driver around the sans-IO core: one engine thread owns the document
+//! database and the replication engine on the LMDB repository ([`node`]); one tokio task owns
+//! the libp2p swarm ([`net`]); callers use the async [`node::NodeHandle`]. `spec/daemon.md`
+//! describes the loop, the sync protocol binding, the address book and durability.
 //!
 //! [`lmdb`] implements the storage contract of `threads_protocol::store` on LMDB.
 
 #![warn(missing_docs)]
 
+pub mod addr_book;
+pub mod cli;
 pub mod lmdb;
+pub mod metrics;
+pub mod net;
+pub mod node;
+pub mod repo;
+
+pub use lmdb::{LmdbOptions, LmdbStore};
+pub use node::{Node, NodeConfig, NodeError, NodeHandle};

@@ -196,6 +196,12 @@ impl<S: Store> Documents<S> {
         &mut self.host
     }
 
+    /// Shuts the database down and hands back its replication host (and through it the
+    /// store, to close or reopen it).
+    pub fn into_host(self) -> Host<S, Convergent<DocFold>> {
+        self.host
+    }
+
     /// The next engine output; publishes the changes of every record added.
     pub fn poll_output(&mut self) -> Option<Output> {
         let out = self.host.poll_output()?;

@@ -1,0 +1,384 @@
+//! The engine task: the one thread that owns `Documents<LmdbStore>` (the replication engine
+//! and the document fold) and every store write.
+//!
+//! It runs on a dedicated OS thread with a current-thread tokio runtime, so LMDB commits and
+//! their fsync never block the networking runtime. Each turn takes one input (a command, a
+//! peer message, connection news or the timer), then drains every engine output and feeds the
+//! listeners, then re-arms the single timer from `poll_timeout`.
+
+use crate::addr_book::AddressBook;
+use crate::lmdb::LmdbStore;
+use crate::metrics::Metrics;
+use crate::net::{NetInput, NetOutput};
+use crate::node::command::{ChangeItem, Command, OpOutput, WriteOp, WriteOutcome};
+use crate::node::{NetRecord, NodeError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use threads_protocol::engine::{Event, Output, Time};
+use threads_protocol::store::{Store, WriteTxn as _};
+use threads_reducer::docs::Documents;
+use threads_reducer::listen::ListenerId;
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// How often the engine task logs its figures at debug level.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a listener whose channel is full waits before the task looks again.
+const LISTENER_RETRY: Duration = Duration::from_millis(10);
+
+struct Listener {
+    id: ListenerId,
+    reader: Option<String>,
+    sink: mpsc::Sender<ChangeItem>,
+}
+
+/// Everything the engine thread owns.
+pub(crate) struct EngineTask {
+    pub docs: Documents<LmdbStore>,
+    pub epoch: Instant,
+    pub cmds: mpsc::Receiver<Command>,
+    pub net_in: mpsc::Receiver<NetInput>,
+    pub net_out: mpsc::Sender<NetOutput>,
+    pub records: broadcast::Sender<NetRecord>,
+    pub metrics: Arc<Metrics>,
+    pub stop: watch::Receiver<bool>,
+    listeners: Vec<Listener>,
+    listeners_blocked: bool,
+}
+
+/// Nanoseconds since the Unix epoch (the `_mod` stamp of written instances).
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl EngineTask {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        docs: Documents<LmdbStore>,
+        epoch: Instant,
+        cmds: mpsc::Receiver<Command>,
+        net_in: mpsc::Receiver<NetInput>,
+        net_out: mpsc::Sender<NetOutput>,
+        records: broadcast::Sender<NetRecord>,
+        metrics: Arc<Metrics>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        EngineTask {
+            docs,
+            epoch,
+            cmds,
+            net_in,
+            net_out,
+            records,
+            metrics,
+            stop,
+            listeners: Vec::new(),
+            listeners_blocked: false,
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    /// Runs until stopped, then hands back the store (to close it).
+    pub fn run(mut self) -> LmdbStore {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime with timers can always be built");
+        rt.block_on(self.event_loop());
+        self.docs.into_host().into_store()
+    }
+
+    async fn event_loop(&mut self) {
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Outputs produced while opening (none today) go out first.
+        self.drain();
+        loop {
+            let deadline = self
+                .docs
+                .host()
+                .poll_timeout()
+                .map(|t| self.epoch + Duration::from_millis(t.as_millis()));
+            let timer = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let blocked = self.listeners_blocked;
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                Some(input) = self.net_in.recv() => self.net(input),
+                _ = timer => {
+                    let now = self.now();
+                    self.docs.host_mut().handle_timeout(now);
+                }
+                _ = tokio::time::sleep(LISTENER_RETRY), if blocked => {}
+                _ = report.tick() => self.report(),
+                _ = self.stop.changed() => break,
+            }
+            self.drain();
+            self.pump_listeners();
+        }
+        // Stop accepting work, but finish what callers already handed over.
+        self.cmds.close();
+        while let Ok(cmd) = self.cmds.try_recv() {
+            self.command(cmd);
+            self.drain();
+        }
+        self.pump_listeners();
+        tracing::info!("engine stopped");
+    }
+
+    fn net(&mut self, input: NetInput) {
+        let now = self.now();
+        match input {
+            NetInput::Message { from, bytes } => {
+                self.metrics
+                    .add(&self.metrics.bytes_received, bytes.len() as u64);
+                self.docs.host_mut().handle_message(now, &from, &bytes);
+            }
+            NetInput::Connected(peer) => self.docs.host_mut().handle_connected(now, &peer),
+            NetInput::Addrs { peer, addrs } => self.save_addrs(&peer, &addrs),
+        }
+    }
+
+    fn save_addrs(&mut self, peer: &threads_protocol::engine::PeerId, addrs: &[libp2p::Multiaddr]) {
+        let result = self.docs.host().store().write().and_then(|mut txn| {
+            AddressBook::save(&mut txn, peer, addrs)?;
+            txn.commit()
+        });
+        if let Err(e) = result {
+            tracing::warn!(%peer, error = %e, "could not save the peer's addresses");
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = self.now();
+        match cmd {
+            Command::NewDb { opts, reply } => {
+                let _ = reply.send(self.docs.new_db(now, opts).map_err(NodeError::from));
+            }
+            Command::Join { addr, key, reply } => {
+                let result = self.docs.host_mut().join_thread(now, &addr, key);
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::ThreadInfo { id, reply } => {
+                let _ = reply.send(self.docs.host().thread_info(&id).map_err(NodeError::from));
+            }
+            Command::ListThreads { reply } => {
+                let _ = reply.send(Ok(self.docs.host().thread_ids()));
+            }
+            Command::AddReplicator { id, peer, reply } => {
+                let result = self.docs.host_mut().add_replicator(now, &id, &peer);
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::Pull { id, reply } => {
+                let result = self.docs.host_mut().pull_thread(now, &id);
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Command::Write {
+                db,
+                author,
+                ops,
+                reply,
+            } => {
+                let _ = reply.send(self.write(now, db, author, ops));
+            }
+            Command::Listen {
+                db,
+                filters,
+                from,
+                reader,
+                sink,
+                reply,
+            } => {
+                let id = self.docs.listen(&db, filters, from);
+                self.listeners.push(Listener { id, reader, sink });
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn write(
+        &mut self,
+        now: Time,
+        db: threads_protocol::id::ThreadId,
+        author: Option<threads_protocol::identity::PublicKey>,
+        ops: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, NodeError> {
+        let nanos = unix_nanos();
+        let mut txn = self.docs.begin(&db, author);
+        let docs = &mut self.docs;
+        let results = ops
+            .into_iter()
+            .map(|op| {
+                let out = match op {
+                    WriteOp::NewCollection(c) => {
+                        docs.txn_new_collection(&mut txn, c).map(|_| OpOutput::Done)
+                    }
+                    WriteOp::UpdateCollection(c) => docs
+                        .txn_update_collection(&mut txn, c)
+                        .map(|_| OpOutput::Done),
+                    WriteOp::DeleteCollection(name) => docs
+                        .txn_delete_collection(&mut txn, &name)
+                        .map(|_| OpOutput::Done),
+                    WriteOp::Create {
+                        collection,
+                        instance,
+                    } => docs
+                        .txn_create(&mut txn, &collection, instance, nanos)
+                        .map(OpOutput::Created),
+                    WriteOp::Save {
+                        collection,
+                        instance,
+                    } => docs
+                        .txn_save(&mut txn, &collection, instance, nanos)
+                        .map(|_| OpOutput::Done),
+                    WriteOp::Delete { collection, ids } => {
+                        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                        docs.txn_delete(&mut txn, &collection, &ids)
+                            .and_then(|missing| {
+                                if missing.is_empty() {
+                                    Ok(OpOutput::Done)
+                                } else {
+                                    Err(threads_reducer::docs::DocsError::Db(
+                                        threads_reducer::db::DbError::InstanceNotFound(
+                                            missing.join(", "),
+                                        ),
+                                    ))
+                                }
+                            })
+                    }
+                };
+                out.map_err(NodeError::from)
+            })
+            .collect();
+        let started = Instant::now();
+        let record = self.docs.commit(now, txn, nanos)?;
+        if record.is_some() {
+            self.metrics.observe_commit(started.elapsed());
+        }
+        Ok(WriteOutcome {
+            ops: results,
+            record: record.map(|r| r.cid()),
+        })
+    }
+
+    /// Drains every engine output: transmits go to the swarm (dropped, and counted, when its
+    /// queue is full: sync repairs losses), events to metrics, logs and subscribers.
+    fn drain(&mut self) {
+        while let Some(out) = self.docs.poll_output() {
+            match out {
+                Output::Transmit { to, bytes } => {
+                    let len = bytes.len() as u64;
+                    match self.net_out.try_send(NetOutput::Transmit { to, bytes }) {
+                        Ok(()) => self.metrics.add(&self.metrics.bytes_queued, len),
+                        Err(_) => self.metrics.add(&self.metrics.transmits_dropped, 1),
+                    }
+                }
+                Output::Event(event) => self.event(event),
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::RecordAdded {
+                thread,
+                local,
+                record,
+            } => {
+                let counter = if local {
+                    &self.metrics.records_written
+                } else {
+                    &self.metrics.records_ingested
+                };
+                self.metrics.add(counter, 1);
+                // Nobody subscribed is not an error.
+                let _ = self.records.send(NetRecord {
+                    thread,
+                    record: Arc::from(record),
+                });
+            }
+            Event::RecordRejected {
+                thread,
+                log,
+                counter,
+                reason,
+            } => {
+                self.metrics.add(&self.metrics.records_rejected, 1);
+                tracing::debug!(%thread, %log, counter = counter.get(), %reason, "record rejected by the database rules");
+            }
+            Event::ApplyFailed {
+                thread,
+                log,
+                counter,
+                error,
+            } => {
+                self.metrics.add(&self.metrics.apply_failures, 1);
+                tracing::warn!(%thread, %log, counter = counter.get(), %error, "storing a record failed; it will be fetched again");
+            }
+            Event::PeerMisbehaved { peer, reason } => {
+                self.metrics.add(&self.metrics.peers_misbehaved, 1);
+                tracing::warn!(%peer, %reason, "peer misbehaved");
+            }
+            Event::LogForked(fork) => {
+                tracing::warn!(thread = %fork.thread, log = %fork.log, counter = fork.counter.get(), from = %fork.from, "log forked");
+            }
+            Event::ThreadAdopted { thread, by } => {
+                tracing::info!(%thread, %by, "replicating thread on invitation");
+            }
+        }
+    }
+
+    /// Hands each listener the changes its channel has room for.
+    fn pump_listeners(&mut self) {
+        let mut blocked = false;
+        let mut closed = Vec::new();
+        for l in &self.listeners {
+            loop {
+                let permit = match l.sink.try_reserve() {
+                    Ok(p) => p,
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(())) => {
+                        closed.push(l.id);
+                        break;
+                    }
+                };
+                match self.docs.next_change(l.id, l.reader.as_deref()) {
+                    Ok(Some(change)) => permit.send(Ok(change)),
+                    Ok(None) => break,
+                    Err(lagged) => {
+                        permit.send(Err(lagged));
+                        closed.push(l.id);
+                        break;
+                    }
+                }
+            }
+        }
+        for id in &closed {
+            self.docs.close_listener(*id);
+        }
+        self.listeners.retain(|l| !closed.contains(&l.id));
+        self.listeners_blocked = blocked;
+    }
+
+    fn report(&self) {
+        let threads = self.docs.host().thread_ids().len();
+        self.metrics.set(&self.metrics.threads, threads as u64);
+        tracing::debug!(target: "threadsd::metrics", "{}", self.metrics.summary());
+    }
+}
