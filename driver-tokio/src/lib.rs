@@ -13,6 +13,7 @@ pub mod addr_book;
 pub mod cli;
 pub mod lmdb;
 pub mod metrics;
+pub mod metrics_http;
 pub mod net;
 pub mod node;
 pub mod repo;

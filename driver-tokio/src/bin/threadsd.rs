@@ -1,1 +1,114 @@
-fn main() {}
+//! `threadsd`: the ThreadDB daemon. See `threadsd --help` and the README.
+
+use std::io::Write;
+use std::process::ExitCode;
+use threads_driver_tokio::Node;
+use threads_driver_tokio::cli::Args;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(args: &Args) -> Result<(), String> {
+    let level = if args.debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_env("THRDS_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},libp2p=warn,libp2p_swarm=warn")));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    let result = match (args.log_file.is_empty(), args.log_json) {
+        (true, false) => builder.with_writer(std::io::stderr).try_init(),
+        (true, true) => builder.json().with_writer(std::io::stderr).try_init(),
+        (false, json) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&args.log_file)
+                .map_err(|e| format!("invalid setting logFile: cannot open {}: {e}", args.log_file))?;
+            let writer = std::sync::Mutex::new(file);
+            if json {
+                builder.json().with_ansi(false).with_writer(writer).try_init()
+            } else {
+                builder.with_ansi(false).with_writer(writer).try_init()
+            }
+        }
+    };
+    result.map_err(|e| format!("logging: {e}"))
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::from_env();
+    if let Err(e) = init_logging(&args) {
+        eprintln!("threadsd: {e}");
+        return ExitCode::FAILURE;
+    }
+    for (flag, why) in args.ignored() {
+        tracing::warn!("flag {flag} has no effect in this daemon: {why}");
+    }
+    let config = match args.node_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("threadsd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics_addr = match args.metrics_socket() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("threadsd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("threadsd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let node = match Node::start(config).await {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("threadsd: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(addr) = metrics_addr {
+            match threads_driver_tokio::metrics_http::serve(addr, node.handle().metrics().clone()).await {
+                Ok(_) => tracing::info!(%addr, "metrics at http://{addr}/metrics"),
+                Err(e) => {
+                    eprintln!("threadsd: invalid setting metricsAddr: cannot listen on {addr}: {e}");
+                    let _ = node.shutdown().await;
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        for addr in node.listen_addrs() {
+            tracing::info!(%addr, "listening for peers");
+        }
+        // Scripts wait for exactly these two lines.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Welcome to Threads!");
+        let _ = writeln!(out, "Your peer ID is {}", node.peer_id());
+        let _ = out.flush();
+        drop(out);
+        let signal = wait_for_signal().await;
+        tracing::info!("{signal}: gracefully stopping");
+        match node.shutdown().await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("threadsd: stopping: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

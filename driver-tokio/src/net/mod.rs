@@ -106,6 +106,23 @@ pub(crate) struct Behaviour {
     sync: request_response::Behaviour<SyncCodec>,
 }
 
+/// An error and its sources on one line (libp2p errors often say little at the top).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        parts.push(s.to_string());
+        next = s.source();
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.dedup();
+    if parts.is_empty() {
+        format!("{e:?}")
+    } else {
+        parts.join(": ")
+    }
+}
+
 /// The engine's peer id as a libp2p peer id (both are the identity multihash of the key).
 pub fn to_libp2p(peer: &PeerId) -> libp2p::PeerId {
     libp2p::PeerId::from_bytes(peer.as_bytes()).expect("an Ed25519 log id is a valid peer id")
@@ -162,7 +179,7 @@ pub(crate) fn build_swarm(
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| format!("hostAddr {addr}: {e}"))?;
+            .map_err(|e| format!("hostAddr {addr}: {}", error_chain(&e)))?;
     }
     for addr in &config.announce {
         swarm.add_external_address(addr.clone());

@@ -60,7 +60,7 @@ impl NodeHandle {
     }
 
     /// The node's figures.
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
