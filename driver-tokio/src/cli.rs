@@ -35,7 +35,11 @@ fn parse_multiaddr(s: &str) -> Result<Multiaddr, String> {
 
 /// Flags of `threadsd`. Names, environment names and defaults follow go-threads.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "threadsd", version, about = "ThreadDB daemon: peer-to-peer, event-sourced document database")]
+#[command(
+    name = "threadsd",
+    version,
+    about = "ThreadDB daemon: peer-to-peer, event-sourced document database"
+)]
 pub struct Args {
     /// Repository folder (LMDB environment, host key, address book).
     #[arg(long = "repo", env = "THRDS_REPO", default_value = ".threads")]
@@ -53,10 +57,18 @@ pub struct Args {
     #[arg(long = "apiProxyAddr", env = "THRDS_APIPROXYADDR", default_value = "/ip4/127.0.0.1/tcp/6007", value_parser = parse_multiaddr)]
     pub api_proxy_addr: Multiaddr,
     /// Connections kept when the connection manager trims.
-    #[arg(long = "connLowWater", env = "THRDS_CONNLOWWATER", default_value_t = 100)]
+    #[arg(
+        long = "connLowWater",
+        env = "THRDS_CONNLOWWATER",
+        default_value_t = 100
+    )]
     pub conn_low_water: usize,
     /// Connections above which the connection manager trims.
-    #[arg(long = "connHighWater", env = "THRDS_CONNHIGHWATER", default_value_t = 400)]
+    #[arg(
+        long = "connHighWater",
+        env = "THRDS_CONNHIGHWATER",
+        default_value_t = 400
+    )]
     pub conn_high_water: usize,
     /// Age below which a connection is never trimmed.
     #[arg(long = "connGracePeriod", env = "THRDS_CONNGRACEPERIOD", default_value = "20s", value_parser = parse_duration)]
@@ -68,7 +80,11 @@ pub struct Args {
     #[arg(long = "disableNetPulling", env = "THRDS_DISABLENETPULLING", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub disable_net_pulling: bool,
     /// Most records in one page of a pull.
-    #[arg(long = "netPullingLimit", env = "THRDS_NETPULLINGLIMIT", default_value_t = 10000)]
+    #[arg(
+        long = "netPullingLimit",
+        env = "THRDS_NETPULLINGLIMIT",
+        default_value_t = 10000
+    )]
     pub net_pulling_limit: u32,
     /// Accepted for compatibility; anti-entropy starts one initial interval after start.
     #[arg(long = "netPullingStartAfter", env = "THRDS_NETPULLINGSTARTAFTER", default_value = "1s", value_parser = parse_duration)]
@@ -89,7 +105,11 @@ pub struct Args {
     #[arg(long = "mongoUri", env = "THRDS_MONGOURI", default_value = "")]
     pub mongo_uri: String,
     /// Accepted for compatibility, no effect (the store is LMDB).
-    #[arg(long = "mongoDatabase", env = "THRDS_MONGODATABASE", default_value = "")]
+    #[arg(
+        long = "mongoDatabase",
+        env = "THRDS_MONGODATABASE",
+        default_value = ""
+    )]
     pub mongo_database: String,
     /// Accepted for compatibility, no effect (the store is LMDB).
     #[arg(long = "badgerLowMem", env = "THRDS_BADGERLOWMEM", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -188,19 +208,31 @@ impl Args {
     pub fn ignored(&self) -> Vec<(&'static str, &'static str)> {
         let mut out = Vec::new();
         if self.enable_net_pubsub {
-            out.push(("enableNetPubsub", "records are pushed to peers over /threads/sync/1"));
+            out.push((
+                "enableNetPubsub",
+                "records are pushed to peers over /threads/sync/1",
+            ));
         }
         if !self.mongo_uri.is_empty() || !self.mongo_database.is_empty() {
-            out.push(("mongoUri/mongoDatabase", "the repository is an LMDB environment"));
+            out.push((
+                "mongoUri/mongoDatabase",
+                "the repository is an LMDB environment",
+            ));
         }
         if self.badger_low_mem {
             out.push(("badgerLowMem", "the repository is an LMDB environment"));
         }
         if self.disable_exchange_edges_migration {
-            out.push(("disableExchangeEdgesMigration", "there is no head-counter migration"));
+            out.push((
+                "disableExchangeEdgesMigration",
+                "there is no head-counter migration",
+            ));
         }
         if self.net_pulling_start_after.0 != Duration::from_secs(1) {
-            out.push(("netPullingStartAfter", "anti-entropy starts one netPullingInitialInterval after start"));
+            out.push((
+                "netPullingStartAfter",
+                "anti-entropy starts one netPullingInitialInterval after start",
+            ));
         }
         out
     }
@@ -208,10 +240,13 @@ impl Args {
     /// The node configuration these flags describe.
     pub fn node_config(&self) -> Result<NodeConfig, ConfigError> {
         if self.conn_low_water > self.conn_high_water {
-            return Err(bad("connLowWater", format!(
-                "{} is above connHighWater {}",
-                self.conn_low_water, self.conn_high_water
-            )));
+            return Err(bad(
+                "connLowWater",
+                format!(
+                    "{} is above connHighWater {}",
+                    self.conn_low_water, self.conn_high_water
+                ),
+            ));
         }
         if self.keep_alive_interval.0 < Duration::from_secs(1) {
             return Err(bad("keepAliveInterval", "must be at least 1s"));
@@ -220,10 +255,20 @@ impl Args {
             return Err(bad("netPullingLimit", "must be above 0"));
         }
         if self.net_pulling_initial_interval.0.is_zero() || self.net_pulling_interval.0.is_zero() {
-            return Err(bad("netPullingInterval", "pulling intervals must be above 0"));
+            return Err(bad(
+                "netPullingInterval",
+                "pulling intervals must be above 0",
+            ));
         }
-        if !self.host_addr.iter().any(|p| matches!(p, Protocol::Tcp(_) | Protocol::QuicV1)) {
-            return Err(bad("hostAddr", format!("{} is neither a TCP nor a QUIC address", self.host_addr)));
+        if !self
+            .host_addr
+            .iter()
+            .any(|p| matches!(p, Protocol::Tcp(_) | Protocol::QuicV1))
+        {
+            return Err(bad(
+                "hostAddr",
+                format!("{} is neither a TCP nor a QUIC address", self.host_addr),
+            ));
         }
         let mut listen = vec![self.host_addr.clone()];
         if !self.disable_quic
@@ -243,7 +288,8 @@ impl Args {
         config.engine.page_max_records = self.net_pulling_limit;
         let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
         config.engine.sync_interval_min_ms = ms(self.net_pulling_initial_interval.0);
-        config.engine.sync_interval_max_ms = ms(self.net_pulling_interval.0).max(config.engine.sync_interval_min_ms);
+        config.engine.sync_interval_max_ms =
+            ms(self.net_pulling_interval.0).max(config.engine.sync_interval_min_ms);
         if self.disable_net_pulling {
             // A day between digest rounds: in practice only pushes and explicit pulls remain.
             config.engine.sync_interval_min_ms = 86_400_000;
@@ -258,7 +304,12 @@ impl Args {
             return Ok(None);
         }
         let addr = parse_multiaddr(&self.metrics_addr).map_err(|e| bad("metricsAddr", e))?;
-        socket_of(&addr).map(Some).ok_or_else(|| bad("metricsAddr", format!("{addr} is not an /ip4|ip6/.../tcp/PORT address")))
+        socket_of(&addr).map(Some).ok_or_else(|| {
+            bad(
+                "metricsAddr",
+                format!("{addr} is not an /ip4|ip6/.../tcp/PORT address"),
+            )
+        })
     }
 }
 
@@ -282,7 +333,9 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        let args = std::iter::once("threadsd").chain(args.iter().copied()).map(OsString::from);
+        let args = std::iter::once("threadsd")
+            .chain(args.iter().copied())
+            .map(OsString::from);
         Args::try_parse_from(normalize_args(args))
     }
 
@@ -306,13 +359,27 @@ mod tests {
 
     #[test]
     fn go_flag_syntax() {
-        let a = parse(&["-hostAddr=/ip4/127.0.0.1/tcp/5000", "--repo", "r", "-debug", "-connGracePeriod=1m30s", "-badgerLowMem=false"]).unwrap();
+        let a = parse(&[
+            "-hostAddr=/ip4/127.0.0.1/tcp/5000",
+            "--repo",
+            "r",
+            "-debug",
+            "-connGracePeriod=1m30s",
+            "-badgerLowMem=false",
+        ])
+        .unwrap();
         assert_eq!(a.host_addr.to_string(), "/ip4/127.0.0.1/tcp/5000");
         assert_eq!(a.repo, PathBuf::from("r"));
         assert!(a.debug);
         assert!(!a.badger_low_mem);
         assert_eq!(a.conn_grace_period.0, Duration::from_secs(90));
-        let a = parse(&["-debug=false", "-enableNetPubsub", "-keepAliveInterval", "500ms"]).unwrap();
+        let a = parse(&[
+            "-debug=false",
+            "-enableNetPubsub",
+            "-keepAliveInterval",
+            "500ms",
+        ])
+        .unwrap();
         assert!(!a.debug && a.enable_net_pubsub);
         assert_eq!(a.ignored()[0].0, "enableNetPubsub");
         assert_eq!(a.node_config().unwrap_err().setting, "keepAliveInterval");
@@ -321,7 +388,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let err = parse(&["-hostAddr=nonsense"]).unwrap_err().to_string();
-        assert!(err.contains("hostAddr") && err.contains("multiaddr"), "{err}");
+        assert!(
+            err.contains("hostAddr") && err.contains("multiaddr"),
+            "{err}"
+        );
         let err = parse(&["-connGracePeriod=soon"]).unwrap_err().to_string();
         assert!(err.contains("connGracePeriod"), "{err}");
         let a = parse(&["-connLowWater=500"]).unwrap();

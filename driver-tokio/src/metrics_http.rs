@@ -10,7 +10,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Binds `addr` (errors name it) and serves the metrics until the task is dropped.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(addr).await?;
     Ok(tokio::spawn(async move {
         loop {
@@ -19,21 +22,23 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<t
             };
             let metrics = metrics.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let metrics = metrics.clone();
-                    async move {
-                        let resp = if req.uri().path() == "/metrics" {
-                            Response::builder()
-                                .header("content-type", "text/plain; version=0.0.4")
-                                .body(Full::new(Bytes::from(metrics.prometheus())))
-                        } else {
-                            Response::builder()
-                                .status(StatusCode::NOT_FOUND)
-                                .body(Full::new(Bytes::from_static(b"not found; try /metrics\n")))
-                        };
-                        Ok::<_, Infallible>(resp.expect("static response parts are valid"))
-                    }
-                });
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let metrics = metrics.clone();
+                        async move {
+                            let resp =
+                                if req.uri().path() == "/metrics" {
+                                    Response::builder()
+                                        .header("content-type", "text/plain; version=0.0.4")
+                                        .body(Full::new(Bytes::from(metrics.prometheus())))
+                                } else {
+                                    Response::builder().status(StatusCode::NOT_FOUND).body(
+                                        Full::new(Bytes::from_static(b"not found; try /metrics\n")),
+                                    )
+                                };
+                            Ok::<_, Infallible>(resp.expect("static response parts are valid"))
+                        }
+                    });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)

@@ -163,12 +163,9 @@ async fn main() {
     }
     let total = args.nodes * args.writes;
     let poll_handles = handles.clone();
-    wait_for(
-        "all nodes converge",
-        POLL,
-        args.timeout,
-        || converged(&poll_handles, db, total),
-    )
+    wait_for("all nodes converge", POLL, args.timeout, || {
+        converged(&poll_handles, db, total)
+    })
     .await;
     let converge_secs = writes_started.elapsed().as_secs_f64();
     let after = bytes_sent(&handles);

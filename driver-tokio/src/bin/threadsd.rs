@@ -11,7 +11,9 @@ fn init_logging(args: &Args) -> Result<(), String> {
     let filter = EnvFilter::try_from_env("THRDS_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},libp2p=warn,libp2p_swarm=warn")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let result = match (args.log_file.is_empty(), args.log_json) {
         (true, false) => builder.with_writer(std::io::stderr).try_init(),
         (true, true) => builder.json().with_writer(std::io::stderr).try_init(),
@@ -20,10 +22,19 @@ fn init_logging(args: &Args) -> Result<(), String> {
                 .create(true)
                 .append(true)
                 .open(&args.log_file)
-                .map_err(|e| format!("invalid setting logFile: cannot open {}: {e}", args.log_file))?;
+                .map_err(|e| {
+                    format!(
+                        "invalid setting logFile: cannot open {}: {e}",
+                        args.log_file
+                    )
+                })?;
             let writer = std::sync::Mutex::new(file);
             if json {
-                builder.json().with_ansi(false).with_writer(writer).try_init()
+                builder
+                    .json()
+                    .with_ansi(false)
+                    .with_writer(writer)
+                    .try_init()
             } else {
                 builder.with_ansi(false).with_writer(writer).try_init()
             }
@@ -64,7 +75,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("threadsd: cannot start the runtime: {e}");
@@ -80,10 +94,14 @@ fn main() -> ExitCode {
             }
         };
         if let Some(addr) = metrics_addr {
-            match threads_driver_tokio::metrics_http::serve(addr, node.handle().metrics().clone()).await {
+            match threads_driver_tokio::metrics_http::serve(addr, node.handle().metrics().clone())
+                .await
+            {
                 Ok(_) => tracing::info!(%addr, "metrics at http://{addr}/metrics"),
                 Err(e) => {
-                    eprintln!("threadsd: invalid setting metricsAddr: cannot listen on {addr}: {e}");
+                    eprintln!(
+                        "threadsd: invalid setting metricsAddr: cannot listen on {addr}: {e}"
+                    );
                     let _ = node.shutdown().await;
                     return ExitCode::FAILURE;
                 }

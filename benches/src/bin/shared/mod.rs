@@ -279,11 +279,7 @@ pub fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// Parses the value following a flag, exiting with `usage` when it is missing or invalid.
-pub fn flag_value<T: std::str::FromStr>(
-    flag: &str,
-    value: Option<String>,
-    usage: &str,
-) -> T {
+pub fn flag_value<T: std::str::FromStr>(flag: &str, value: Option<String>, usage: &str) -> T {
     match value.map(|v| v.replace('_', "")).map(|v| v.parse::<T>()) {
         Some(Ok(v)) => v,
         _ => {

@@ -1,0 +1,428 @@
+//! The daemon benchmark: two nodes (`threads_driver_tokio::Node`, the engine thread + libp2p
+//! swarm + LMDB repository that `threadsd` runs) in this process, talking over TCP on
+//! 127.0.0.1, with the document database (a schema-checked collection with an index, not
+//! `AcceptAll`) and ~200-byte documents. Each figure starts from fresh repositories. Prints
+//! one JSON line per figure on stdout (progress on stderr):
+//!
+//! * `catchup`: A writes N documents in write transactions of `--batch` documents (1000; one
+//!   record each), then B joins from A's thread address. Time from the join call until B's
+//!   query returns N documents and B's state digest equals A's. Also A's write rate while
+//!   loading (no peer connected yet).
+//! * `two_writers`: B joins A's database (and holds its collection); then A and B each write
+//!   N/2 documents at once, in transactions of `--writer-batch` documents (100 by default:
+//!   batched, not one document per transaction), until both hold N documents with equal
+//!   digests. Time from the first write; the time until both writers' last write was
+//!   acknowledged is reported too.
+//! * `write_latency`: 1000 sequential single-document write transactions through the handle on
+//!   A (B joined, so each record is also pushed), each acknowledged once durable: p50, p99.
+//! * `batched_writes`: N documents in transactions of `--batch` documents on A (B joined):
+//!   documents per second.
+//! * `concurrent_writers`: 16 tasks each writing single-document transactions at once on A (B
+//!   joined): documents per second, latency p50/p99, and how many LMDB commits they took.
+//! * `rss`: resident memory of the process (`VmRSS`, `VmHWM` in `/proc/self/status`). Both
+//!   nodes run in this one process, so the figure covers two nodes; every line carries the
+//!   RSS at the time it was printed.
+//!
+//! The 10k catch-up and the two writers × 5k lines carry the figures to beat from the issue
+//! (OrbitDB 4: 43–45 s for a fresh peer to catch up 10k documents; a bare Hypercore log 0.8–1.15
+//! s; Autobase two writers × 5k: 10–12 s; goals 0.45 s and 0.5 s) and the ratios to them.
+//!
+//! `cargo run --release -p threads-benches --bin daemon -- [--docs N] [--large]
+//! [--batch B] [--writer-batch W]` (defaults: N = 10000; `--large` adds the 100k catch-up).
+//! Engine timers are `threadsd`'s defaults. LMDB commits are synced.
+
+mod shared;
+
+use serde_json::{Value, json};
+use shared::*;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use threads_driver_tokio::{Node, NodeHandle};
+use threads_protocol::engine::ThreadInfo;
+use threads_protocol::id::ThreadId;
+
+const USAGE: &str =
+    "usage: daemon [--docs N] [--large] [--batch B] [--writer-batch W] [--timeout SECS]";
+
+/// LMDB map size per node (address space only).
+const MAP_SIZE: usize = 16 << 30;
+/// Sequential single-document writes timed for the latency figure.
+const LATENCY_WRITES: usize = 1000;
+/// Concurrent single-document writers.
+const WRITERS: usize = 16;
+/// Writes per concurrent writer.
+const WRITES_PER_WRITER: usize = 100;
+/// Size of the large catch-up (`--large`).
+const LARGE: usize = 100_000;
+
+/// Figures to beat, from the issue (measured on the same kind of 2-core machine).
+const ANCHOR_CATCHUP_DOCS: usize = 10_000;
+const ORBITDB_CATCHUP_SECS: (f64, f64) = (43.0, 45.0);
+const HYPERCORE_CATCHUP_SECS: (f64, f64) = (0.8, 1.15);
+const GOAL_CATCHUP_SECS: f64 = 0.45;
+const ANCHOR_WRITER_DOCS: usize = 5_000;
+const AUTOBASE_TWO_WRITERS_SECS: (f64, f64) = (10.0, 12.0);
+const GOAL_TWO_WRITERS_SECS: f64 = 0.5;
+
+struct Args {
+    docs: usize,
+    large: bool,
+    batch: usize,
+    writer_batch: usize,
+    timeout: Duration,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        docs: 10_000,
+        large: false,
+        batch: 1000,
+        writer_batch: 100,
+        timeout: Duration::from_secs(600),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--docs" | "-n" => a.docs = flag_value(&flag, args.next(), USAGE),
+            "--large" => a.large = true,
+            "--batch" => a.batch = flag_value(&flag, args.next(), USAGE),
+            "--writer-batch" => a.writer_batch = flag_value(&flag, args.next(), USAGE),
+            "--timeout" => a.timeout = Duration::from_secs(flag_value(&flag, args.next(), USAGE)),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            other => {
+                eprintln!("unknown argument: {other}\n{USAGE}");
+                std::process::exit(2)
+            }
+        }
+    }
+    if a.docs < 2 || a.batch == 0 || a.writer_batch == 0 {
+        eprintln!("--docs must be at least 2, batches at least 1\n{USAGE}");
+        std::process::exit(2)
+    }
+    a
+}
+
+/// Two fresh nodes on fresh repositories.
+struct Pair {
+    a: Node,
+    b: Node,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| fail(&format!("temporary folder: {e}")));
+        let a = start(&dir.path().join("a"), Timers::daemon(), MAP_SIZE).await;
+        let b = start(&dir.path().join("b"), Timers::daemon(), MAP_SIZE).await;
+        Pair { a, b, _dir: dir }
+    }
+
+    /// A creates a database; B joins it and waits until it holds the collection.
+    async fn shared_db(&self, timeout: Duration) -> ThreadInfo {
+        let (ha, hb) = (self.a.handle(), self.b.handle());
+        let info = new_db(&ha).await;
+        join(&hb, &ha, &info).await;
+        let db = info.id;
+        wait_for(
+            "B receives the collection",
+            Duration::from_millis(5),
+            timeout,
+            || async { hb.reader().collection_info(db, COLLECTION).await.is_ok() },
+        )
+        .await;
+        info
+    }
+
+    async fn stop(self) {
+        for n in [self.a, self.b] {
+            if let Err(e) = n.shutdown().await {
+                fail(&format!("shutdown: {e}"));
+            }
+        }
+    }
+}
+
+/// Writes documents `from..to` of `writer` in transactions of `batch`.
+async fn write_range(
+    h: &NodeHandle,
+    db: ThreadId,
+    writer: usize,
+    from: usize,
+    to: usize,
+    batch: usize,
+) {
+    let mut i = from;
+    while i < to {
+        let end = (i + batch).min(to);
+        write(h, db, (i..end).map(|k| create(writer, k)).collect()).await;
+        i = end;
+    }
+}
+
+/// Records ingested from peers by `h` so far.
+fn ingested(h: &NodeHandle) -> u64 {
+    h.metrics().records_ingested.load(Ordering::Relaxed)
+}
+
+/// Records in the logs of `db` as `h` holds them.
+async fn records(h: &NodeHandle, db: ThreadId) -> u64 {
+    match h.thread_info(db).await {
+        Ok(info) => info.logs.iter().map(|l| l.height.0).sum(),
+        Err(e) => fail(&format!("thread_info: {e}")),
+    }
+}
+
+/// Prints `line` after the fields every line shares.
+fn emit(line: Value) {
+    let (rss, _) = rss_kib();
+    let mut out = json!({
+        "bench": "daemon",
+        "transport": "tcp 127.0.0.1, two nodes in one process",
+        "doc_bytes": doc_bytes(),
+        "timers": Timers::daemon().json(),
+    });
+    if let (Value::Object(o), Value::Object(l)) = (&mut out, line) {
+        o.extend(l);
+        o.insert("process_rss_mib".into(), round(rss as f64 / 1024.0, 1));
+    }
+    println!("{out}");
+}
+
+/// Fresh peer catch-up of `n` documents.
+async fn catchup(args: &Args, n: usize) {
+    eprintln!("catchup: A writes {n} documents");
+    let pair = Pair::start().await;
+    let (ha, hb) = (pair.a.handle(), pair.b.handle());
+    let info = new_db(&ha).await;
+    let db = info.id;
+    let t = Instant::now();
+    write_range(&ha, db, 0, 0, n, args.batch).await;
+    let load_secs = t.elapsed().as_secs_f64();
+    let want_records = records(&ha, db).await;
+    let want_digest = digest(&ha, db).await;
+
+    eprintln!("catchup: B joins");
+    let t = Instant::now();
+    join(&hb, &ha, &info).await;
+    let stored_secs = std::cell::Cell::new(None);
+    let secs = wait_for(
+        "B catches up",
+        Duration::from_millis(2),
+        args.timeout,
+        || {
+            let (hb, stored) = (hb.clone(), &stored_secs);
+            async move {
+                // Cheap first: B ingested every record (an atomic counter); then the digest scan
+                // and the full query.
+                if ingested(&hb) < want_records {
+                    return false;
+                }
+                if stored.get().is_none() {
+                    stored.set(Some(t.elapsed().as_secs_f64()));
+                }
+                digest(&hb, db).await == want_digest && count(&hb, db).await == n
+            }
+        },
+    )
+    .await;
+    let bytes = hb.metrics().bytes_received.load(Ordering::Relaxed);
+    let anchored = n == ANCHOR_CATCHUP_DOCS;
+    let ratio = |x: f64| if anchored { round(x, 2) } else { Value::Null };
+    emit(json!({
+        "test": "catchup",
+        "docs": n,
+        "docs_per_write_txn": args.batch,
+        "records": want_records,
+        "secs": round(secs, 3),
+        "records_stored_secs": stored_secs.get().map(|s| round(s, 3)),
+        "docs_per_sec": round(n as f64 / secs, 0),
+        "bytes_received_by_b": bytes,
+        "load_secs_on_a": round(load_secs, 3),
+        "load_docs_per_sec_on_a": round(n as f64 / load_secs, 0),
+        "anchor_docs": ANCHOR_CATCHUP_DOCS,
+        "orbitdb_secs_min": ORBITDB_CATCHUP_SECS.0,
+        "orbitdb_secs_max": ORBITDB_CATCHUP_SECS.1,
+        "hypercore_log_secs_min": HYPERCORE_CATCHUP_SECS.0,
+        "hypercore_log_secs_max": HYPERCORE_CATCHUP_SECS.1,
+        "goal_secs": GOAL_CATCHUP_SECS,
+        "secs_over_goal": ratio(secs / GOAL_CATCHUP_SECS),
+        "orbitdb_min_over_secs": ratio(ORBITDB_CATCHUP_SECS.0 / secs),
+    }));
+    pair.stop().await;
+}
+
+/// Two writers × `docs / 2` documents each, concurrently, until both converged.
+async fn two_writers(args: &Args) {
+    let per_writer = args.docs / 2;
+    eprintln!("two_writers: 2 × {per_writer} documents");
+    let pair = Pair::start().await;
+    let (ha, hb) = (pair.a.handle(), pair.b.handle());
+    let info = pair.shared_db(args.timeout).await;
+    let db = info.id;
+    let (base_a, base_b) = (ingested(&ha), ingested(&hb));
+    let txns = per_writer.div_ceil(args.writer_batch) as u64;
+    let batch = args.writer_batch;
+
+    let t = Instant::now();
+    let writers: Vec<_> = [(0, ha.clone()), (1, hb.clone())]
+        .into_iter()
+        .map(|(w, h)| {
+            tokio::spawn(async move {
+                write_range(&h, db, w, 0, per_writer, batch).await;
+                t.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    let mut acked_secs: f64 = 0.0;
+    for w in writers {
+        acked_secs = acked_secs.max(w.await.unwrap_or_else(|e| fail(&format!("writer: {e}"))));
+    }
+    let handles = [ha.clone(), hb.clone()];
+    wait_for(
+        "both writers converge",
+        Duration::from_millis(2),
+        args.timeout,
+        || {
+            let handles = handles.clone();
+            async move {
+                if ingested(&handles[0]) - base_a < txns || ingested(&handles[1]) - base_b < txns {
+                    return false;
+                }
+                converged(&handles, db, 2 * per_writer).await
+            }
+        },
+    )
+    .await;
+    let secs = t.elapsed().as_secs_f64();
+    let anchored = per_writer == ANCHOR_WRITER_DOCS;
+    let ratio = |x: f64| if anchored { round(x, 2) } else { Value::Null };
+    emit(json!({
+        "test": "two_writers",
+        "docs_per_writer": per_writer,
+        "docs_per_write_txn": batch,
+        "write_txns_per_writer": txns,
+        "secs": round(secs, 3),
+        "writes_acked_secs": round(acked_secs, 3),
+        "anchor_docs_per_writer": ANCHOR_WRITER_DOCS,
+        "autobase_secs_min": AUTOBASE_TWO_WRITERS_SECS.0,
+        "autobase_secs_max": AUTOBASE_TWO_WRITERS_SECS.1,
+        "goal_secs": GOAL_TWO_WRITERS_SECS,
+        "secs_over_goal": ratio(secs / GOAL_TWO_WRITERS_SECS),
+        "autobase_min_over_secs": ratio(AUTOBASE_TWO_WRITERS_SECS.0 / secs),
+    }));
+    pair.stop().await;
+}
+
+/// Durable write latency, batched throughput and concurrent single-document writers on A,
+/// with B joined.
+async fn writes(args: &Args) {
+    eprintln!("writes: latency, batches, concurrent writers");
+    let pair = Pair::start().await;
+    let ha = pair.a.handle();
+    let info = pair.shared_db(args.timeout).await;
+    let db = info.id;
+
+    // Sequential single-document transactions.
+    let n = LATENCY_WRITES.min(args.docs);
+    let mut micros = Vec::with_capacity(n);
+    let t = Instant::now();
+    for i in 0..n {
+        let w = Instant::now();
+        write(&ha, db, vec![create(0, i)]).await;
+        micros.push(w.elapsed().as_secs_f64() * 1e6);
+    }
+    let total = t.elapsed().as_secs_f64();
+    let mean = micros.iter().sum::<f64>() / n as f64;
+    emit(json!({
+        "test": "write_latency",
+        "writes": n,
+        "docs_per_write_txn": 1,
+        "p50_us": round(percentile(&mut micros, 50.0), 0),
+        "p99_us": round(percentile(&mut micros, 99.0), 0),
+        "mean_us": round(mean, 0),
+        "max_us": round(percentile(&mut micros, 100.0), 0),
+        "writes_per_sec": round(n as f64 / total, 0),
+    }));
+
+    // Batched transactions.
+    let t = Instant::now();
+    write_range(&ha, db, 1, 0, args.docs, args.batch).await;
+    let secs = t.elapsed().as_secs_f64();
+    emit(json!({
+        "test": "batched_writes",
+        "docs": args.docs,
+        "docs_per_write_txn": args.batch,
+        "secs": round(secs, 3),
+        "docs_per_sec": round(args.docs as f64 / secs, 0),
+    }));
+
+    // Concurrent single-document writers.
+    let per = WRITES_PER_WRITER.min(args.docs.div_ceil(WRITERS));
+    let commits_before = ha.metrics().commits.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let h = ha.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per);
+                for i in 0..per {
+                    let s = Instant::now();
+                    write(&h, db, vec![create(10 + w, i)]).await;
+                    lat.push(s.elapsed().as_secs_f64() * 1e6);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat = Vec::with_capacity(WRITERS * per);
+    for task in tasks {
+        lat.extend(task.await.unwrap_or_else(|e| fail(&format!("writer: {e}"))));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let commits = ha.metrics().commits.load(Ordering::Relaxed) - commits_before;
+    emit(json!({
+        "test": "concurrent_writers",
+        "writers": WRITERS,
+        "writes_per_writer": per,
+        "docs_per_write_txn": 1,
+        "secs": round(secs, 3),
+        "docs_per_sec": round((WRITERS * per) as f64 / secs, 0),
+        "p50_us": round(percentile(&mut lat, 50.0), 0),
+        "p99_us": round(percentile(&mut lat, 99.0), 0),
+        "commits": commits,
+    }));
+
+    // B converges on everything A wrote (not timed; a sanity check of the figures above).
+    let hb = pair.b.handle();
+    let want = n + args.docs + WRITERS * per;
+    let handles = [ha.clone(), hb.clone()];
+    wait_for(
+        "B receives the writes",
+        Duration::from_millis(20),
+        args.timeout,
+        || converged(&handles, db, want),
+    )
+    .await;
+    pair.stop().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    catchup(&args, args.docs).await;
+    if args.large && args.docs != LARGE {
+        catchup(&args, LARGE).await;
+    }
+    two_writers(&args).await;
+    writes(&args).await;
+    let (rss, hwm) = rss_kib();
+    emit(json!({
+        "test": "rss",
+        "note": "both nodes of every case run in this one process, one case after the other",
+        "rss_mib": round(rss as f64 / 1024.0, 1),
+        "peak_rss_mib": round(hwm as f64 / 1024.0, 1),
+    }));
+}

@@ -1,0 +1,147 @@
+//! Two `threadsd` processes sync a thread over loopback: the binary, its Go-style flags and its
+//! environment names, the repository it reopens, the address book it dials from, the welcome
+//! lines, the metrics endpoint and a clean exit on SIGTERM and SIGINT.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use threads_driver_tokio::node::WriteOp;
+use threads_protocol::addr::ThreadAddr;
+use threads_protocol::engine::NewThread;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits for the two welcome lines and returns the peer id printed.
+fn welcome(child: &mut Child) -> String {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "Welcome to Threads!");
+    let second = lines.next().unwrap().unwrap();
+    second
+        .strip_prefix("Your peer ID is ")
+        .expect("peer id line")
+        .to_owned()
+}
+
+/// One figure from the metrics endpoint (0 while it is not reachable).
+fn metric(port: u16, name: &str) -> u64 {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_threadsd_processes_sync_a_thread() {
+    let (repo_a, repo_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+    let (metrics_a, metrics_b) = (free_port(), free_port());
+
+    // Seed the repositories with the library: A holds a database with 3 documents; B joined it
+    // from A's future address, which it keeps in its address book.
+    let a = start(repo_a.path()).await;
+    let info = a.handle().new_db(NewThread::default()).await.unwrap();
+    let db = info.id;
+    a.handle()
+        .write(db, None, vec![WriteOp::NewCollection(people())])
+        .await
+        .unwrap();
+    for n in ["a1", "a2", "a3"] {
+        write_one(&a.handle(), db, n).await;
+    }
+    let peer_a = a.peer_id();
+    a.shutdown().await.unwrap();
+    let addr_a: ThreadAddr = ThreadAddr::new(
+        format!("/ip4/127.0.0.1/tcp/{port_a}/p2p/{peer_a}")
+            .parse()
+            .unwrap(),
+        db,
+    );
+    let b = start(repo_b.path()).await;
+    b.handle().join(addr_a, info.key.clone()).await.unwrap();
+    let peer_b = b.peer_id();
+    b.shutdown().await.unwrap();
+
+    let bin = env!("CARGO_BIN_EXE_threadsd");
+    // A: Go-style single-dash flags.
+    let mut pa = Command::new(bin)
+        .arg(format!("-repo={}", repo_a.path().display()))
+        .arg(format!("-hostAddr=/ip4/127.0.0.1/tcp/{port_a}"))
+        .arg("-metricsAddr")
+        .arg(format!("/ip4/127.0.0.1/tcp/{metrics_a}"))
+        .args([
+            "-netPullingInitialInterval=100ms",
+            "-netPullingInterval=1s",
+            "-debug=false",
+            "-badgerLowMem",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // B: environment names.
+    let mut pb = Command::new(bin)
+        .env("THRDS_REPO", repo_b.path())
+        .env("THRDS_HOSTADDR", format!("/ip4/127.0.0.1/tcp/{port_b}"))
+        .env(
+            "THRDS_METRICSADDR",
+            format!("/ip4/127.0.0.1/tcp/{metrics_b}"),
+        )
+        .env("THRDS_NETPULLINGINITIALINTERVAL", "100ms")
+        .env("THRDS_NETPULLINGINTERVAL", "1s")
+        .env("THRDS_DEBUG", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(welcome(&mut pa), peer_a.to_string());
+    assert_eq!(welcome(&mut pb), peer_b.to_string());
+    eventually("B ingests A's four records", CONVERGE_WITHIN, || async {
+        metric(metrics_b, "threads_records_ingested_total") >= 4
+    })
+    .await;
+    assert!(metric(metrics_a, "threads_connected_peers") >= 1);
+
+    signal(&pa, "TERM");
+    signal(&pb, "INT");
+    assert!(pa.wait().unwrap().success(), "threadsd exits 0 on SIGTERM");
+    assert!(pb.wait().unwrap().success(), "threadsd exits 0 on SIGINT");
+
+    // Both repositories hold the same database.
+    let a = start(repo_a.path()).await;
+    let b = start(repo_b.path()).await;
+    assert!(
+        converged(vec![a.handle(), b.handle()], db, 3).await,
+        "the processes synced the database"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
