@@ -152,7 +152,7 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
             && bytes[0] == b'-'
             && bytes[1].is_ascii_alphabetic()
             && (bytes[2].is_ascii_alphanumeric() || bytes[2] == b'=');
-        if go_long && !(bytes.len() == 2) {
+        if go_long {
             let mut fixed = OsString::from("-");
             fixed.push(&arg);
             out.push(fixed);

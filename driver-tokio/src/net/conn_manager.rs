@@ -36,7 +36,7 @@ impl ConnManager {
 
     /// Connections to close now: none while at most `high` are open; otherwise the oldest
     /// ones past the grace period, until `low` would remain.
-    pub fn to_trim(&mut self, now: Instant) -> Vec<ConnectionId> {
+    pub fn trim_now(&mut self, now: Instant) -> Vec<ConnectionId> {
         if self.open.len() <= self.high {
             return Vec::new();
         }
@@ -72,14 +72,14 @@ mod tests {
             );
         }
         // Over the high mark but everyone is within grace.
-        assert!(m.to_trim(start + Duration::from_secs(5)).is_empty());
+        assert!(m.trim_now(start + Duration::from_secs(5)).is_empty());
         // Later: the three oldest go, two remain.
-        let gone = m.to_trim(start + Duration::from_secs(60));
+        let gone = m.trim_now(start + Duration::from_secs(60));
         assert_eq!(
             gone,
             (0..3).map(ConnectionId::new_unchecked).collect::<Vec<_>>()
         );
-        assert!(m.to_trim(start + Duration::from_secs(60)).is_empty());
+        assert!(m.trim_now(start + Duration::from_secs(60)).is_empty());
         m.closed(ConnectionId::new_unchecked(4));
         assert_eq!(m.open.len(), 1);
     }

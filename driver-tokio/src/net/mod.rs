@@ -88,7 +88,7 @@ pub(crate) enum NetOutput {
 pub(crate) enum NetControl {
     /// Remember addresses of a peer (from a thread address or a replicator address).
     Learn {
-        peer: PeerId,
+        peer: Box<PeerId>,
         addrs: Vec<Multiaddr>,
         done: oneshot::Sender<()>,
     },
@@ -346,7 +346,7 @@ impl NetTask {
     }
 
     fn trim(&mut self) {
-        for conn in self.conns.to_trim(std::time::Instant::now()) {
+        for conn in self.conns.trim_now(std::time::Instant::now()) {
             self.swarm.close_connection(conn);
         }
     }

@@ -72,11 +72,11 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 /// Requests to the engine task.
 pub(crate) enum Command {
     NewDb {
-        opts: NewThread,
+        opts: Box<NewThread>,
         reply: Reply<ThreadInfo>,
     },
     Join {
-        addr: ThreadAddr,
+        addr: Box<ThreadAddr>,
         key: ThreadKey,
         reply: Reply<ThreadInfo>,
     },

@@ -166,7 +166,7 @@ impl EngineTask {
         let now = self.now();
         match cmd {
             Command::NewDb { opts, reply } => {
-                let _ = reply.send(self.docs.new_db(now, opts).map_err(NodeError::from));
+                let _ = reply.send(self.docs.new_db(now, *opts).map_err(NodeError::from));
             }
             Command::Join { addr, key, reply } => {
                 let result = self.docs.host_mut().join_thread(now, &addr, key);

@@ -87,7 +87,11 @@ impl NodeHandle {
 
     /// Creates a database (a thread with a read key and this host's log).
     pub async fn new_db(&self, opts: NewThread) -> Result<ThreadInfo, NodeError> {
-        self.ask(|reply| Command::NewDb { opts, reply }).await
+        self.ask(|reply| Command::NewDb {
+            opts: Box::new(opts),
+            reply,
+        })
+        .await
     }
 
     /// Joins a thread from a peer's thread address (`.../p2p/<peer>/thread/<id>`) with its
@@ -98,7 +102,12 @@ impl NodeHandle {
             NodeError::Invalid(format!("thread address {} names no /p2p peer", addr.host))
         })?;
         self.learn(peer, addr.host.clone()).await?;
-        self.ask(|reply| Command::Join { addr, key, reply }).await
+        self.ask(|reply| Command::Join {
+            addr: Box::new(addr),
+            key,
+            reply,
+        })
+        .await
     }
 
     /// Everything the node knows about a thread.
@@ -187,7 +196,7 @@ impl NodeHandle {
     /// Remembers where a peer can be dialed (the part of `addr` before `/p2p`).
     pub async fn learn(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NodeError> {
         self.net_ask(|done| NetControl::Learn {
-            peer,
+            peer: Box::new(peer),
             addrs: vec![addr],
             done,
         })
