@@ -1,0 +1,184 @@
+//! The node handle's contract beyond sync: write transactions where each operation stands on
+//! its own, listeners that see local and replicated changes in order, snapshot reads, and
+//! refusals that change nothing.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+use threads_driver_tokio::NodeError;
+use threads_driver_tokio::node::{OpOutput, WriteOp};
+use threads_protocol::engine::NewThread;
+use threads_protocol::id::{ThreadId, Variant};
+use threads_reducer::listen::{Action, Filter};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_see_local_and_replicated_changes_in_order() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = start(dirs[0].path()).await;
+    let b = start(dirs[1].path()).await;
+    let (ha, hb) = (a.handle(), b.handle());
+    let info = ha.new_db(NewThread::default()).await.unwrap();
+    let db = info.id;
+    ha.write(db, None, vec![WriteOp::NewCollection(people())])
+        .await
+        .unwrap();
+    let filter = Filter {
+        collection: Some("people".into()),
+        instance_id: None,
+        actions: Vec::new(),
+    };
+    let mut changes = ha.listen(db, vec![filter], None, None).await.unwrap();
+
+    let local = write_one(&ha, db, "local").await;
+    hb.join(
+        ha.thread_addrs(db).await.unwrap().remove(0),
+        info.key.clone(),
+    )
+    .await
+    .unwrap();
+    eventually("B has the collection", CONVERGE_WITHIN, || async {
+        hb.reader().collection_info(db, "people").await.is_ok()
+    })
+    .await;
+    let remote = write_one(&hb, db, "remote").await;
+    // Delete only once A has B's write, so the three changes have one possible order.
+    eventually("A has B's write", CONVERGE_WITHIN, || async {
+        all_people(&ha, db).await.len() == 2
+    })
+    .await;
+    ha.write(
+        db,
+        None,
+        vec![WriteOp::Delete {
+            collection: "people".into(),
+            ids: vec![local.clone()],
+        }],
+    )
+    .await
+    .unwrap();
+
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let change = tokio::time::timeout(Duration::from_secs(60), changes.recv())
+            .await
+            .expect("a change within a minute")
+            .expect("stream open")
+            .expect("not lagged");
+        seen.push((change.instance_id.clone(), change.action));
+        if change.action == Action::Create {
+            assert_eq!(
+                change.instance.as_ref().unwrap()["_id"],
+                json!(change.instance_id)
+            );
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (local.clone(), Action::Create),
+            (remote, Action::Create),
+            (local, Action::Delete)
+        ]
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path()).await;
+    let h = a.handle();
+    let db = h.new_db(NewThread::default()).await.unwrap().id;
+    h.write(db, None, vec![WriteOp::NewCollection(people())])
+        .await
+        .unwrap();
+    let digest = h.reader().state_digest(db).await.unwrap();
+
+    // Unknown database, unknown collection, schema violation: errors, and nothing written.
+    let unknown = ThreadId::random(Variant::Raw, &mut rand_key());
+    assert!(matches!(
+        h.write(unknown, None, vec![create("x")]).await,
+        Err(NodeError::Docs(_) | NodeError::Engine(_))
+    ));
+    let out = h
+        .write(
+            db,
+            None,
+            vec![WriteOp::Create {
+                collection: "people".into(),
+                instance: json!({"name": 42}),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(out.ops[0].is_err(), "schema violation refused");
+    assert!(out.record.is_none(), "nothing left to commit");
+    let out = h
+        .write(
+            db,
+            None,
+            vec![WriteOp::Create {
+                collection: "nobody".into(),
+                instance: json!({}),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(out.ops[0].is_err());
+    assert_eq!(h.reader().state_digest(db).await.unwrap(), digest);
+    assert!(h.reader().get(db, "people", "missing", None).await.is_err());
+    assert!(h.reader().collection_info(db, "nobody").await.is_err());
+
+    // A join address without a peer is refused before anything is registered.
+    let addr =
+        threads_protocol::addr::ThreadAddr::new("/ip4/127.0.0.1/tcp/1".parse().unwrap(), unknown);
+    assert!(matches!(
+        h.join(
+            addr,
+            threads_protocol::key::ThreadKey::random(&mut rand_key(), true)
+        )
+        .await,
+        Err(NodeError::Invalid(_))
+    ));
+    assert_eq!(h.threads().await.unwrap(), vec![db]);
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failed_operation_does_not_poison_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path()).await;
+    let h = a.handle();
+    let db = h.new_db(NewThread::default()).await.unwrap().id;
+    h.write(db, None, vec![WriteOp::NewCollection(people())])
+        .await
+        .unwrap();
+    let out = h
+        .write(
+            db,
+            None,
+            vec![
+                create("x"),
+                WriteOp::Create {
+                    collection: "people".into(),
+                    instance: json!({"name": 42}),
+                },
+                create("y"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out.ops[0], Ok(OpOutput::Created(_))));
+    assert!(out.ops[1].is_err());
+    assert!(matches!(out.ops[2], Ok(OpOutput::Created(_))));
+    assert!(out.record.is_some());
+    assert_eq!(all_people(&h, db).await.len(), 2);
+    a.shutdown().await.unwrap();
+}
+
+fn rand_key() -> threads_protocol::rng::ProtocolRng {
+    threads_protocol::rng::seeded(7)
+}
