@@ -7,18 +7,19 @@
 //! not connected. Each peer has an outbound budget in bytes; messages beyond it are dropped
 //! and counted (the engine's anti-entropy repairs anything lost).
 
+mod budget;
 pub mod codec;
 mod conn_manager;
 
 use crate::addr_book::AddressBook;
 use crate::metrics::Metrics;
+use budget::Budgets;
 use codec::SyncCodec;
 use conn_manager::ConnManager;
 use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, Swarm, connection_limits, identify, noise, ping, tcp, yamux};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use threads_protocol::engine::PeerId;
@@ -197,8 +198,7 @@ pub(crate) struct NetTask {
     pub control: mpsc::Receiver<NetControl>,
     pub metrics: Arc<Metrics>,
     pub listen_addrs: Vec<Multiaddr>,
-    in_flight: HashMap<OutboundRequestId, (PeerId, usize)>,
-    budget_used: HashMap<PeerId, usize>,
+    budgets: Budgets<PeerId, OutboundRequestId>,
     conns: ConnManager,
 }
 
@@ -212,6 +212,7 @@ impl NetTask {
         control: mpsc::Receiver<NetControl>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let budgets = Budgets::new(config.max_outbound_bytes_per_peer);
         let conns = ConnManager::new(
             config.conn_low_water,
             config.conn_high_water,
@@ -226,8 +227,7 @@ impl NetTask {
             control,
             metrics,
             listen_addrs: Vec::new(),
-            in_flight: HashMap::new(),
-            budget_used: HashMap::new(),
+            budgets,
             conns,
         }
     }
@@ -315,33 +315,25 @@ impl NetTask {
 
     fn transmit(&mut self, to: PeerId, bytes: Vec<u8>) {
         let len = bytes.len();
-        let used = self.budget_used.entry(to).or_default();
-        if *used + len > self.config.max_outbound_bytes_per_peer && *used > 0 {
+        if !self.budgets.fits(&to, len) {
             self.metrics.add(&self.metrics.transmits_dropped, 1);
-            tracing::debug!(peer = %to, len, used = *used, "outbound budget full; message dropped");
+            tracing::debug!(peer = %to, len, used = self.budgets.used(&to), "outbound budget full; message dropped");
             return;
         }
-        *used += len;
         let addrs = self.book.get(&to);
         let id = self.swarm.behaviour_mut().sync.send_request_with_addresses(
             &to_libp2p(&to),
             bytes,
             addrs,
         );
-        self.in_flight.insert(id, (to, len));
+        self.budgets.charge(to, id, len);
     }
 
     fn settle(&mut self, id: &OutboundRequestId, delivered: bool) {
-        if let Some((peer, len)) = self.in_flight.remove(id) {
-            if let Some(used) = self.budget_used.get_mut(&peer) {
-                *used = used.saturating_sub(len);
-                if *used == 0 {
-                    self.budget_used.remove(&peer);
-                }
-            }
-            if delivered {
-                self.metrics.add(&self.metrics.bytes_sent, len as u64);
-            }
+        if let Some(len) = self.budgets.settle(id)
+            && delivered
+        {
+            self.metrics.add(&self.metrics.bytes_sent, len as u64);
         }
     }
 
