@@ -297,6 +297,8 @@ async fn two_writers(args: &Args) {
     )
     .await;
     let secs = t.elapsed().as_secs_f64();
+    let sent = |h: &NodeHandle| h.metrics().bytes_sent.load(Ordering::Relaxed);
+    let dropped = |h: &NodeHandle| h.metrics().transmits_dropped.load(Ordering::Relaxed);
     let anchored = per_writer == ANCHOR_WRITER_DOCS;
     let ratio = |x: f64| if anchored { round(x, 2) } else { Value::Null };
     emit(json!({
@@ -306,6 +308,9 @@ async fn two_writers(args: &Args) {
         "write_txns_per_writer": txns,
         "secs": round(secs, 3),
         "writes_acked_secs": round(acked_secs, 3),
+        "bytes_sent_a": sent(&ha),
+        "bytes_sent_b": sent(&hb),
+        "messages_dropped": dropped(&ha) + dropped(&hb),
         "anchor_docs_per_writer": ANCHOR_WRITER_DOCS,
         "autobase_secs_min": AUTOBASE_TWO_WRITERS_SECS.0,
         "autobase_secs_max": AUTOBASE_TWO_WRITERS_SECS.1,
