@@ -36,7 +36,14 @@ pub struct Metrics {
     pub commit_micros_total: AtomicU64,
     /// Largest commit latency seen, in microseconds.
     pub commit_micros_max: AtomicU64,
+    /// Records peers reported that this node does not hold yet, over all threads (gauge).
+    pub sync_lag: AtomicU64,
+    /// The threads with a sync lag, and theirs (at most [`MAX_LAG_LABELS`]).
+    pub lagging: std::sync::Mutex<Vec<(String, u64)>>,
 }
+
+/// Most threads listed with their own sync lag in the exposition.
+pub const MAX_LAG_LABELS: usize = 100;
 
 impl Metrics {
     /// Adds `n` to a counter.
@@ -58,7 +65,7 @@ impl Metrics {
         self.commit_micros_max.fetch_max(micros, Ordering::Relaxed);
     }
 
-    fn all(&self) -> [(&'static str, &'static str, &'static str, u64); 14] {
+    fn all(&self) -> [(&'static str, &'static str, &'static str, u64); 15] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             (
@@ -145,6 +152,12 @@ impl Metrics {
                 "Slowest durable commit.",
                 g(&self.commit_micros_max),
             ),
+            (
+                "threads_sync_lag_records",
+                "gauge",
+                "Records peers have that this node does not, all threads.",
+                g(&self.sync_lag),
+            ),
         ]
     }
 
@@ -161,6 +174,18 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
+        }
+        if let Ok(lagging) = self.lagging.lock()
+            && !lagging.is_empty()
+        {
+            let name = "threads_thread_sync_lag_records";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Records peers have that this node does not, per lagging thread.\n# TYPE {name} gauge"
+            );
+            for (thread, lag) in lagging.iter() {
+                let _ = writeln!(out, "{name}{{thread=\"{thread}\"}} {lag}");
+            }
         }
         out
     }
@@ -196,7 +221,12 @@ mod tests {
             text.contains("threads_commit_seconds_sum 0.0015\n"),
             "{text}"
         );
-        assert_eq!(text.matches("# TYPE").count(), 14);
+        assert_eq!(text.matches("# TYPE").count(), 15);
+        *m.lagging.lock().unwrap() = vec![("bafk".into(), 7)];
+        assert!(
+            m.prometheus()
+                .contains("threads_thread_sync_lag_records{thread=\"bafk\"} 7\n")
+        );
         assert!(m.summary().contains("records_ingested=3"));
     }
 }

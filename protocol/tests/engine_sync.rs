@@ -348,3 +348,37 @@ fn subscriptions_select_new_records_by_thread() {
     }
     assert_eq!(Subscription::threads([]), Subscription::all());
 }
+
+#[test]
+fn sync_lag_counts_what_peers_have_until_it_arrives() {
+    let (mut net, _) = net(2, 9);
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
+    for k in 0..20 {
+        write(&mut net, 0, &t, format!("r{k}").as_bytes());
+    }
+    net.collect();
+    while net.deliver_one() {}
+    let a = addr(&net, 0, &t);
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    assert_eq!(net.hosts[1].sync_lag(&t), Some(0), "nothing heard yet");
+    // Deliver one message at a time: once host 1 hears host 0's heights it knows it lags
+    // by 20 records, and the lag falls to 0 as pages arrive.
+    let mut peak = 0;
+    net.collect();
+    for _ in 0..1000 {
+        if !net.deliver_one() {
+            break;
+        }
+        net.collect();
+        peak = peak.max(net.hosts[1].sync_lag(&t).unwrap());
+    }
+    assert_eq!(peak, 20);
+    assert!(net.run_until(60_000, |n| total(n, 1, &t) == 20));
+    assert_eq!(net.hosts[1].sync_lag(&t), Some(0));
+    assert_eq!(net.hosts[0].sync_lag(&t), Some(0));
+}

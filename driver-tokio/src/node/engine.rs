@@ -20,8 +20,11 @@ use threads_reducer::docs::Documents;
 use threads_reducer::listen::ListenerId;
 use tokio::sync::{broadcast, mpsc, watch};
 
-/// How often the engine task logs its figures at debug level.
-const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// How often the engine task refreshes its gauges.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Every how many refreshes the figures are logged at debug level.
+const LOG_EVERY: u64 = 10;
 
 /// How long a listener whose channel is full waits before the task looks again.
 const LISTENER_RETRY: Duration = Duration::from_millis(10);
@@ -44,6 +47,7 @@ pub(crate) struct EngineTask {
     pub stop: watch::Receiver<bool>,
     listeners: Vec<Listener>,
     listeners_blocked: bool,
+    reports: u64,
 }
 
 /// Nanoseconds since the Unix epoch (the `_mod` stamp of written instances).
@@ -77,6 +81,7 @@ impl EngineTask {
             stop,
             listeners: Vec::new(),
             listeners_blocked: false,
+            reports: 0,
         }
     }
 
@@ -376,9 +381,26 @@ impl EngineTask {
         self.listeners_blocked = blocked;
     }
 
-    fn report(&self) {
-        let threads = self.docs.host().thread_ids().len();
-        self.metrics.set(&self.metrics.threads, threads as u64);
-        tracing::debug!(target: "threadsd::metrics", "{}", self.metrics.summary());
+    fn report(&mut self) {
+        let host = self.docs.host();
+        let ids = host.thread_ids();
+        self.metrics.set(&self.metrics.threads, ids.len() as u64);
+        let mut total = 0;
+        let mut lagging = Vec::new();
+        for id in &ids {
+            let lag = host.sync_lag(id).unwrap_or(0);
+            total += lag;
+            if lag > 0 && lagging.len() < crate::metrics::MAX_LAG_LABELS {
+                lagging.push((id.to_string(), lag));
+            }
+        }
+        self.metrics.set(&self.metrics.sync_lag, total);
+        if let Ok(mut slot) = self.metrics.lagging.lock() {
+            *slot = lagging;
+        }
+        self.reports += 1;
+        if self.reports % LOG_EVERY == 1 {
+            tracing::debug!(target: "threadsd::metrics", "{}", self.metrics.summary());
+        }
     }
 }

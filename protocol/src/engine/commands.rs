@@ -440,6 +440,7 @@ impl<S: Store, A: Application> Host<S, A> {
             invited: BTreeSet::new(),
             clock: LamportClock(0),
             sync: SyncTimer { deadline, interval },
+            peer_heights: BTreeMap::new(),
         }
     }
 

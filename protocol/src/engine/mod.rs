@@ -215,6 +215,12 @@ impl<S: Store, A: Application> Host<S, A> {
         self.schedule.first().map(|(t, _)| *t)
     }
 
+    /// How many records of a thread peers reported that this host does not hold yet (0 when
+    /// caught up with everything it heard of; `None` for an unknown thread).
+    pub fn sync_lag(&self, thread: &ThreadId) -> Option<u64> {
+        self.threads.get(thread).map(|t| t.lag())
+    }
+
     /// The anti-entropy digest of a thread (what peers compare).
     pub fn digest(&self, thread: &ThreadId) -> Option<[u8; 32]> {
         self.threads.get(thread).map(|t| t.digest())

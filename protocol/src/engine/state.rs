@@ -113,9 +113,20 @@ pub struct ThreadState {
     pub clock: LamportClock,
     /// Anti-entropy timer.
     pub sync: SyncTimer,
+    /// The highest height of each log that a peer reported (memory only): what this host
+    /// knows exists, to tell how far behind it is.
+    pub peer_heights: BTreeMap<LogId, u64>,
 }
 
 impl ThreadState {
+    /// Records that peers reported and this host does not hold yet (its sync lag).
+    pub fn lag(&self) -> u64 {
+        self.peer_heights
+            .iter()
+            .map(|(log, h)| h.saturating_sub(self.logs.get(log).map_or(0, |s| s.height.0)))
+            .sum()
+    }
+
     /// The row this thread is stored as.
     pub fn row(&self) -> ThreadRow {
         ThreadRow {
@@ -184,6 +195,7 @@ pub fn load_threads(
                 deadline: first_deadline,
                 interval,
             },
+            peer_heights: BTreeMap::new(),
         };
         load_logs(txn, &id, &mut state)?;
         threads.insert(id, state);

@@ -156,9 +156,15 @@ impl<S: Store, A: Application> Host<S, A> {
             };
             theirs.insert(log, entry.height);
         }
-        let Some(t) = self.threads.get(id) else {
+        let Some(t) = self.threads.get_mut(id) else {
             return;
         };
+        for (log, h) in &theirs {
+            if t.peer_heights.contains_key(log) || t.peer_heights.len() < max_logs {
+                let known = t.peer_heights.entry(*log).or_default();
+                *known = (*known).max(*h);
+            }
+        }
         let mut wanted = Vec::new();
         let mut ahead = false;
         for (log, state) in &t.logs {
