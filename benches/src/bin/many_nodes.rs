@@ -34,7 +34,7 @@ const MAP_SIZE: usize = 1 << 30;
 /// How often convergence is checked.
 const POLL: Duration = Duration::from_millis(10);
 /// How often progress goes to stderr while waiting.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 struct Args {
     nodes: usize,
@@ -194,10 +194,12 @@ async fn main() {
             ));
         }
         if last_report.elapsed() > PROGRESS_EVERY {
+            let stored: u64 = handles.iter().map(records_stored).sum();
             eprintln!(
-                "{:.1} s: {complete} of {} nodes hold every record",
+                "{:.1} s: {complete} of {} nodes hold every record; {:.1}% of all records stored",
                 now.as_secs_f64(),
-                args.nodes
+                args.nodes,
+                100.0 * stored as f64 / (all_records * args.nodes as u64) as f64
             );
             last_report = Instant::now();
         }
