@@ -396,6 +396,71 @@ impl<S: Store> Documents<S> {
         })
     }
 
+    /// Commits several transactions with as few durable store commits as possible (group
+    /// commit): consecutive transactions of one database and author become consecutive records
+    /// of one log, stored in one store transaction. If that group fails as a whole (one of its
+    /// records breaks a rule given the others, or storing fails), its transactions are
+    /// committed one by one instead, so each gets its own verdict. Results are in input order.
+    pub fn commit_batch(
+        &mut self,
+        now: Time,
+        txns: Vec<WriteTxn>,
+        unix_nanos: u64,
+    ) -> Vec<Result<Option<VerifiedRecord>, DocsError>> {
+        let mut results = Vec::with_capacity(txns.len());
+        let mut rest = txns.into_iter().peekable();
+        while let Some(first) = rest.next() {
+            let mut group = vec![first];
+            while let Some(next) = rest.peek() {
+                let head = &group[0];
+                if next.db == head.db && next.author == head.author {
+                    group.extend(rest.next());
+                } else {
+                    break;
+                }
+            }
+            results.extend(self.commit_group(now, group, unix_nanos));
+        }
+        results
+    }
+
+    fn commit_group(
+        &mut self,
+        now: Time,
+        group: Vec<WriteTxn>,
+        unix_nanos: u64,
+    ) -> Vec<Result<Option<VerifiedRecord>, DocsError>> {
+        let writes = group.iter().filter(|t| !t.events.is_empty()).count();
+        if writes > 1 {
+            let bodies: Vec<Vec<u8>> = group
+                .iter()
+                .filter(|t| !t.events.is_empty())
+                .map(|t| Batch::new(t.events.clone()).encode())
+                .collect();
+            let (db, author) = (group[0].db, group[0].author);
+            if let Ok(records) =
+                self.host
+                    .create_records(now, &db, author.as_ref(), &bodies, unix_nanos)
+            {
+                let mut records = records.into_iter();
+                return group
+                    .iter()
+                    .map(|t| {
+                        Ok(if t.events.is_empty() {
+                            None
+                        } else {
+                            records.next()
+                        })
+                    })
+                    .collect();
+            }
+        }
+        group
+            .into_iter()
+            .map(|t| self.commit(now, t, unix_nanos))
+            .collect()
+    }
+
     /// Checks the transaction against every rule (schemas, validators, unique indexes) without
     /// committing anything.
     pub fn verify(&mut self, txn: &WriteTxn) -> Result<(), DocsError> {

@@ -493,3 +493,48 @@ fn a_storage_failure_leaves_no_trace_and_the_record_is_applied_on_retry() {
     assert!(applied, "the record was applied on retry");
     assert_eq!(w.state_digest(&db).unwrap(), r.state_digest(&db).unwrap());
 }
+
+#[test]
+fn group_commit_writes_consecutive_records_and_falls_back_to_single_verdicts() {
+    let mut docs = open(51);
+    let db = with_people(&mut docs);
+    let before = docs.host().heads(&db).unwrap()[0].1;
+    // Three independent transactions: one group, three consecutive records of one log.
+    let mut txns = Vec::new();
+    for name in ["a", "b", "c"] {
+        let mut t = docs.begin(&db, None);
+        docs.txn_create(&mut t, "people", json!({"_id": name, "name": name}), NANOS)
+            .unwrap();
+        txns.push(t);
+    }
+    txns.insert(1, docs.begin(&db, None)); // an empty one writes nothing
+    let out = docs.commit_batch(Time(1), txns, NANOS);
+    assert_eq!(out.len(), 4);
+    assert!(out[1].as_ref().unwrap().is_none());
+    let counters: Vec<u64> = [0, 2, 3]
+        .iter()
+        .map(|&i| out[i].as_ref().unwrap().as_ref().unwrap().counter().get())
+        .collect();
+    assert_eq!(counters, vec![before.0 + 1, before.0 + 2, before.0 + 3]);
+    assert_eq!(docs.host().heads(&db).unwrap()[0].1.0, before.0 + 3);
+
+    // Two transactions that were each valid alone but clash together (same new _id): the
+    // group fails as a whole, then each commits alone: the first wins, the second is refused.
+    let mut txns = Vec::new();
+    for age in [1, 2] {
+        let mut t = docs.begin(&db, None);
+        docs.txn_create(
+            &mut t,
+            "people",
+            json!({"_id": "d", "name": "d", "age": age}),
+            NANOS,
+        )
+        .unwrap();
+        txns.push(t);
+    }
+    let out = docs.commit_batch(Time(2), txns, NANOS);
+    assert!(out[0].as_ref().unwrap().is_some());
+    assert!(out[1].is_err(), "{:?}", out[1]);
+    assert_eq!(docs.get(&db, "people", "d", None).unwrap()["age"], json!(1));
+    assert_eq!(docs.host().heads(&db).unwrap()[0].1.0, before.0 + 4);
+}

@@ -26,6 +26,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Every how many refreshes the figures are logged at debug level.
 const LOG_EVERY: u64 = 10;
 
+/// Most write transactions committed together (group commit).
+pub const MAX_GROUP: usize = 128;
+
 /// How long a listener whose channel is full waits before the task looks again.
 const LISTENER_RETRY: Duration = Duration::from_millis(10);
 
@@ -119,7 +122,7 @@ impl EngineTask {
             let blocked = self.listeners_blocked;
             tokio::select! {
                 cmd = self.cmds.recv() => match cmd {
-                    Some(cmd) => self.command(cmd),
+                    Some(cmd) => self.commands(cmd),
                     None => break,
                 },
                 Some(input) = self.net_in.recv() => self.net(input),
@@ -137,7 +140,7 @@ impl EngineTask {
         // Stop accepting work, but finish what callers already handed over.
         self.cmds.close();
         while let Ok(cmd) = self.cmds.try_recv() {
-            self.command(cmd);
+            self.commands(cmd);
             self.drain();
         }
         self.pump_listeners();
@@ -167,6 +170,30 @@ impl EngineTask {
         }
     }
 
+    /// Handles `first` and, when it is a write, every write already queued behind it (up to
+    /// [`MAX_GROUP`]) in one group commit; a non-write found while gathering runs after them.
+    fn commands(&mut self, first: Command) {
+        if !matches!(first, Command::Write { .. }) {
+            return self.command(first);
+        }
+        let mut writes = vec![first];
+        let mut after = None;
+        while writes.len() < MAX_GROUP {
+            match self.cmds.try_recv() {
+                Ok(cmd @ Command::Write { .. }) => writes.push(cmd),
+                Ok(other) => {
+                    after = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.write_group(writes);
+        if let Some(cmd) = after {
+            self.command(cmd);
+        }
+    }
+
     fn command(&mut self, cmd: Command) {
         let now = self.now();
         match cmd {
@@ -191,14 +218,7 @@ impl EngineTask {
                 let result = self.docs.host_mut().pull_thread(now, &id);
                 let _ = reply.send(result.map_err(NodeError::from));
             }
-            Command::Write {
-                db,
-                author,
-                ops,
-                reply,
-            } => {
-                let _ = reply.send(self.write(now, db, author, ops));
-            }
+            cmd @ Command::Write { .. } => self.write_group(vec![cmd]),
             Command::Listen {
                 db,
                 filters,
@@ -214,69 +234,87 @@ impl EngineTask {
         }
     }
 
-    fn write(
-        &mut self,
-        now: Time,
-        db: threads_protocol::id::ThreadId,
-        author: Option<threads_protocol::identity::PublicKey>,
-        ops: Vec<WriteOp>,
-    ) -> Result<WriteOutcome, NodeError> {
+    /// Runs each write transaction's operations (each succeeds or fails on its own), commits
+    /// them all with as few durable commits as possible, then answers every caller.
+    fn write_group(&mut self, writes: Vec<Command>) {
+        let now = self.now();
         let nanos = unix_nanos();
-        let mut txn = self.docs.begin(&db, author);
-        let docs = &mut self.docs;
-        let results = ops
-            .into_iter()
-            .map(|op| {
-                let out = match op {
-                    WriteOp::NewCollection(c) => {
-                        docs.txn_new_collection(&mut txn, c).map(|_| OpOutput::Done)
-                    }
-                    WriteOp::UpdateCollection(c) => docs
-                        .txn_update_collection(&mut txn, c)
-                        .map(|_| OpOutput::Done),
-                    WriteOp::DeleteCollection(name) => docs
-                        .txn_delete_collection(&mut txn, &name)
-                        .map(|_| OpOutput::Done),
-                    WriteOp::Create {
-                        collection,
-                        instance,
-                    } => docs
-                        .txn_create(&mut txn, &collection, instance, nanos)
-                        .map(OpOutput::Created),
-                    WriteOp::Save {
-                        collection,
-                        instance,
-                    } => docs
-                        .txn_save(&mut txn, &collection, instance, nanos)
-                        .map(|_| OpOutput::Done),
-                    WriteOp::Delete { collection, ids } => {
-                        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                        docs.txn_delete(&mut txn, &collection, &ids)
-                            .and_then(|missing| {
-                                if missing.is_empty() {
-                                    Ok(OpOutput::Done)
-                                } else {
-                                    Err(threads_reducer::docs::DocsError::Db(
-                                        threads_reducer::db::DbError::InstanceNotFound(
-                                            missing.join(", "),
-                                        ),
-                                    ))
-                                }
-                            })
-                    }
-                };
-                out.map_err(NodeError::from)
-            })
-            .collect();
+        let mut txns = Vec::with_capacity(writes.len());
+        let mut pending = Vec::with_capacity(writes.len());
+        for cmd in writes {
+            let Command::Write {
+                db,
+                author,
+                ops,
+                reply,
+            } = cmd
+            else {
+                continue;
+            };
+            let mut txn = self.docs.begin(&db, author);
+            let results: Vec<_> = ops
+                .into_iter()
+                .map(|op| self.op(&mut txn, op, nanos))
+                .collect();
+            txns.push(txn);
+            pending.push((results, reply));
+        }
         let started = Instant::now();
-        let record = self.docs.commit(now, txn, nanos)?;
-        if record.is_some() {
+        let outcomes = self.docs.commit_batch(now, txns, nanos);
+        if outcomes.iter().any(|o| matches!(o, Ok(Some(_)))) {
             self.metrics.observe_commit(started.elapsed());
         }
-        Ok(WriteOutcome {
-            ops: results,
-            record: record.map(|r| r.cid()),
-        })
+        for ((ops, reply), outcome) in pending.into_iter().zip(outcomes) {
+            let answer = outcome.map_err(NodeError::from).map(|record| WriteOutcome {
+                ops,
+                record: record.map(|r| r.cid()),
+            });
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Adds one operation to a write transaction.
+    fn op(
+        &mut self,
+        txn: &mut threads_reducer::docs::WriteTxn,
+        op: WriteOp,
+        nanos: u64,
+    ) -> Result<OpOutput, NodeError> {
+        let docs = &mut self.docs;
+        let out = match op {
+            WriteOp::NewCollection(c) => docs.txn_new_collection(txn, c).map(|_| OpOutput::Done),
+            WriteOp::UpdateCollection(c) => {
+                docs.txn_update_collection(txn, c).map(|_| OpOutput::Done)
+            }
+            WriteOp::DeleteCollection(name) => docs
+                .txn_delete_collection(txn, &name)
+                .map(|_| OpOutput::Done),
+            WriteOp::Create {
+                collection,
+                instance,
+            } => docs
+                .txn_create(txn, &collection, instance, nanos)
+                .map(OpOutput::Created),
+            WriteOp::Save {
+                collection,
+                instance,
+            } => docs
+                .txn_save(txn, &collection, instance, nanos)
+                .map(|_| OpOutput::Done),
+            WriteOp::Delete { collection, ids } => {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                docs.txn_delete(txn, &collection, &ids).and_then(|missing| {
+                    if missing.is_empty() {
+                        Ok(OpOutput::Done)
+                    } else {
+                        Err(threads_reducer::docs::DocsError::Db(
+                            threads_reducer::db::DbError::InstanceNotFound(missing.join(", ")),
+                        ))
+                    }
+                })
+            }
+        };
+        out.map_err(NodeError::from)
     }
 
     /// Drains every engine output: transmits go to the swarm (dropped, and counted, when its

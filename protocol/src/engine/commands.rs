@@ -253,6 +253,68 @@ impl<S: Store, A: Application> Host<S, A> {
         Ok(rec)
     }
 
+    /// Writes several bodies as consecutive records of the log of `author` (the host identity
+    /// when `None`) in **one** store transaction: one durable commit for all of them (group
+    /// commit). All or nothing: if the application hook rejects any of them, or storing fails,
+    /// nothing is stored and the error is returned (callers then write them one by one to learn
+    /// which failed). The log must exist already ([`EngineError::LogNotFound`] otherwise; the
+    /// first write of an identity goes through [`Host::create_record`]).
+    pub fn create_records(
+        &mut self,
+        now: Time,
+        thread: &ThreadId,
+        author: Option<&PublicKey>,
+        bodies: &[Vec<u8>],
+        unix_nanos: u64,
+    ) -> Result<Vec<VerifiedRecord>, EngineError> {
+        let author = author.cloned().unwrap_or_else(|| self.identity.public());
+        let t = self
+            .threads
+            .get(thread)
+            .ok_or(EngineError::ThreadNotFound)?;
+        if !t.key.can_read() {
+            return Err(EngineError::NoReadKey("cannot create records"));
+        }
+        let log = *t
+            .identities
+            .get(&author.to_protobuf())
+            .ok_or(EngineError::LogNotFound)?;
+        let state = t.logs.get(&log).ok_or(EngineError::LogNotFound)?;
+        let log_key = state
+            .key
+            .clone()
+            .ok_or_else(|| EngineError::NotLogOwner(log.to_string()))?;
+        let key = t.key.clone();
+        let mut prev = state.head;
+        let mut counter = state.height.next_counter();
+        let mut clock = LamportClock(t.clock.0.max(state.head_clock.0)).tick();
+        let mut records = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let draft = RecordDraft {
+                thread,
+                author: &author,
+                prev,
+                counter,
+                clock,
+                time: unix_nanos,
+                body,
+            };
+            let rec = record::create(&draft, &log_key, &key, &mut self.rng)?
+                .record()
+                .clone();
+            prev = Some(rec.cid());
+            counter = counter.next();
+            clock = clock.tick();
+            records.push(rec);
+        }
+        if records.is_empty() {
+            return Ok(records);
+        }
+        self.commit_records(now, thread, &log, records.clone(), true, None)
+            .map_err(|(_, e)| e)?;
+        Ok(records)
+    }
+
     /// Adds a record signed elsewhere to a known log. It must be the next record of the log:
     /// its counter follows the head and its `prev` is the head. Returns `false` when the record
     /// is already stored.
