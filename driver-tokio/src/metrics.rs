@@ -30,6 +30,8 @@ pub struct Metrics {
     pub bytes_sent: AtomicU64,
     /// Engine messages dropped because a queue or a peer's outbound budget was full.
     pub transmits_dropped: AtomicU64,
+    /// Inbound sync messages refused because the engine was too far behind.
+    pub inbound_refused: AtomicU64,
     /// Durable write commits.
     pub commits: AtomicU64,
     /// Sum of commit latencies, in microseconds.
@@ -65,7 +67,7 @@ impl Metrics {
         self.commit_micros_max.fetch_max(micros, Ordering::Relaxed);
     }
 
-    fn all(&self) -> [(&'static str, &'static str, &'static str, u64); 15] {
+    fn all(&self) -> [(&'static str, &'static str, &'static str, u64); 16] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             (
@@ -153,6 +155,12 @@ impl Metrics {
                 g(&self.commit_micros_max),
             ),
             (
+                "threads_sync_messages_refused_total",
+                "counter",
+                "Inbound sync messages refused while the engine was behind.",
+                g(&self.inbound_refused),
+            ),
+            (
                 "threads_sync_lag_records",
                 "gauge",
                 "Records peers have that this node does not, all threads.",
@@ -221,7 +229,7 @@ mod tests {
             text.contains("threads_commit_seconds_sum 0.0015\n"),
             "{text}"
         );
-        assert_eq!(text.matches("# TYPE").count(), 15);
+        assert_eq!(text.matches("# TYPE").count(), 16);
         *m.lagging.lock().unwrap() = vec![("bafk".into(), 7)];
         assert!(
             m.prometheus()

@@ -20,6 +20,7 @@ use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, Swarm, connection_limits, identify, noise, ping, tcp, yamux};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use threads_protocol::engine::PeerId;
@@ -124,6 +125,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
 }
 
+/// Most inbound sync messages held while the engine's queue is full; beyond it messages are
+/// refused (their senders see a failure and sync repairs the loss).
+pub const MAX_PENDING_INBOUND: usize = 1024;
+
+/// Input for the engine that waits for room in its queue, with the acknowledgement to send
+/// once the engine took it.
+struct Pending {
+    input: NetInput,
+    ack: Option<request_response::ResponseChannel<()>>,
+}
+
 /// The engine's peer id as a libp2p peer id (both are the identity multihash of the key).
 pub fn to_libp2p(peer: &PeerId) -> libp2p::PeerId {
     libp2p::PeerId::from_bytes(peer.as_bytes()).expect("an Ed25519 log id is a valid peer id")
@@ -200,6 +212,7 @@ pub(crate) struct NetTask {
     pub listen_addrs: Vec<Multiaddr>,
     budgets: Budgets<PeerId, OutboundRequestId>,
     conns: ConnManager,
+    pending: VecDeque<Pending>,
 }
 
 impl NetTask {
@@ -229,6 +242,7 @@ impl NetTask {
             listen_addrs: Vec::new(),
             budgets,
             conns,
+            pending: VecDeque::new(),
         }
     }
 
@@ -262,7 +276,22 @@ impl NetTask {
     pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut trim = tokio::time::interval(Duration::from_secs(5));
         loop {
+            // The swarm keeps running while the engine is busy: inputs wait in `pending` and
+            // go over as the engine's queue makes room.
+            let to_engine = self.to_engine.clone();
+            let waiting = !self.pending.is_empty();
             tokio::select! {
+                permit = to_engine.reserve(), if waiting => match permit {
+                    Ok(permit) => {
+                        if let Some(p) = self.pending.pop_front() {
+                            permit.send(p.input);
+                            if let Some(ack) = p.ack {
+                                let _ = self.swarm.behaviour_mut().sync.send_response(ack, ());
+                            }
+                        }
+                    }
+                    Err(_) => break,
+                },
                 event = self.swarm.select_next_some() => self.swarm_event(event).await,
                 out = self.from_engine.recv() => match out {
                     Some(NetOutput::Transmit { to, bytes }) => self.transmit(to, bytes),
@@ -334,6 +363,30 @@ impl NetTask {
             && delivered
         {
             self.metrics.add(&self.metrics.bytes_sent, len as u64);
+        }
+    }
+
+    /// Hands `input` to the engine now if its queue has room (then acknowledges it), or keeps
+    /// it, in order, until it has.
+    fn hand_to_engine(
+        &mut self,
+        input: NetInput,
+        ack: Option<request_response::ResponseChannel<()>>,
+    ) {
+        if self.pending.is_empty() {
+            match self.to_engine.try_send(input) {
+                Ok(()) => {
+                    if let Some(ack) = ack {
+                        let _ = self.swarm.behaviour_mut().sync.send_response(ack, ());
+                    }
+                }
+                Err(mpsc::error::TrySendError::Full(input)) => {
+                    self.pending.push_back(Pending { input, ack })
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        } else {
+            self.pending.push_back(Pending { input, ack });
         }
     }
 
@@ -433,20 +486,17 @@ impl NetTask {
                 let Some(from) = from_libp2p(&peer) else {
                     return;
                 };
-                // Waiting here for room in the engine's queue is the backpressure: the swarm
-                // stops reading until the engine catches up.
-                if self
-                    .to_engine
-                    .send(NetInput::Message {
-                        from,
-                        bytes: request,
-                    })
-                    .await
-                    .is_err()
-                {
+                let input = NetInput::Message {
+                    from,
+                    bytes: request,
+                };
+                if self.pending.len() >= MAX_PENDING_INBOUND {
+                    // Dropping the channel tells the sender the message failed.
+                    self.metrics.add(&self.metrics.inbound_refused, 1);
+                    tracing::debug!(%peer, "engine queue full; inbound sync message refused");
                     return;
                 }
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, ());
+                self.hand_to_engine(input, Some(channel));
             }
             Event::Message {
                 message: Message::Response { request_id, .. },
