@@ -126,6 +126,9 @@ pub struct Args {
     /// Serve Prometheus metrics at http://<addr>/metrics, e.g. /ip4/127.0.0.1/tcp/9090 (off when empty).
     #[arg(long = "metricsAddr", env = "THRDS_METRICSADDR", default_value = "")]
     pub metrics_addr: String,
+    /// Discover peers on the local network with mDNS (this daemon's addition; off by default).
+    #[arg(long = "enableMdns", env = "THRDS_ENABLEMDNS", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub enable_mdns: bool,
     /// Do not listen on QUIC (this daemon's addition).
     #[arg(long = "disableQuic", env = "THRDS_DISABLEQUIC", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub disable_quic: bool,
@@ -285,6 +288,7 @@ impl Args {
         config.net.conn_high_water = self.conn_high_water;
         config.net.conn_grace = self.conn_grace_period.0;
         config.net.ping_interval = self.keep_alive_interval.0;
+        config.net.mdns = self.enable_mdns;
         config.engine.page_max_records = self.net_pulling_limit;
         let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
         config.engine.sync_interval_min_ms = ms(self.net_pulling_initial_interval.0);

@@ -18,8 +18,9 @@ use codec::SyncCodec;
 use conn_manager::ConnManager;
 use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, Swarm, connection_limits, identify, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, Swarm, connection_limits, identify, mdns, noise, ping, tcp, yamux};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,9 @@ pub struct NetConfig {
     pub max_outbound_bytes_per_peer: usize,
     /// How long a sync message may wait for its acknowledgement.
     pub request_timeout: Duration,
+    /// Discover peers on the local network with mDNS (multicast on every interface: off by
+    /// default, never in tests).
+    pub mdns: bool,
 }
 
 impl Default for NetConfig {
@@ -66,6 +70,7 @@ impl Default for NetConfig {
             max_message_len: 8 << 20,
             max_outbound_bytes_per_peer: 32 << 20,
             request_timeout: Duration::from_secs(30),
+            mdns: false,
         }
     }
 }
@@ -106,6 +111,7 @@ pub(crate) struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
+    mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 /// An error and its sources on one line (libp2p errors often say little at the top).
@@ -164,6 +170,7 @@ pub(crate) fn build_swarm(
         .with_request_timeout(config.request_timeout)
         .with_max_concurrent_streams(1024);
     let ping_interval = config.ping_interval;
+    let use_mdns = config.mdns;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -173,18 +180,29 @@ pub(crate) fn build_swarm(
         )
         .map_err(|e| format!("setting up TCP: {e}"))?
         .with_quic()
-        .with_behaviour(|key| Behaviour {
-            limits: connection_limits::Behaviour::new(limits),
-            identify: identify::Behaviour::new(
-                identify::Config::new("/threads/1.0.0".into(), key.public())
-                    .with_agent_version(format!("threadsd/{}", env!("CARGO_PKG_VERSION"))),
-            ),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
-            sync: request_response::Behaviour::with_codec(
-                codec,
-                [(codec::SYNC_PROTOCOL, ProtocolSupport::Full)],
-                rr_config,
-            ),
+        .with_behaviour(|key| {
+            let mdns = if use_mdns {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    key.public().to_peer_id(),
+                )?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/threads/1.0.0".into(), key.public())
+                        .with_agent_version(format!("threadsd/{}", env!("CARGO_PKG_VERSION"))),
+                ),
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
+                sync: request_response::Behaviour::with_codec(
+                    codec,
+                    [(codec::SYNC_PROTOCOL, ProtocolSupport::Full)],
+                    rr_config,
+                ),
+                mdns: Toggle::from(mdns),
+            })
         })
         .map_err(|e| format!("setting up the network behaviour: {e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
@@ -410,6 +428,13 @@ impl NetTask {
                         .into_iter()
                         .take(crate::addr_book::MAX_ADDRS_PER_PEER);
                     self.learn(&peer, addrs.collect());
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer_id, addr) in found {
+                    if let Some(peer) = from_libp2p(&peer_id) {
+                        self.learn(&peer, vec![addr]);
+                    }
                 }
             }
             SwarmEvent::Behaviour(_) => {}
