@@ -630,6 +630,12 @@ impl World {
                     ));
                 }
             }
+            if let Event::StoreFailed { during, error, .. } = &ev {
+                self.problems.push((
+                    "host-error",
+                    format!("host {host}: store failed {during}: {error}"),
+                ));
+            }
             if let Event::ApplyFailed { error, .. } = &ev {
                 self.problems.push((
                     "host-error",

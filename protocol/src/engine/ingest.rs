@@ -1,6 +1,7 @@
 //! Storing records: verified records are appended to their log in one write transaction with
 //! the application hook, so a head never advances without its record and its effects.
 
+use super::commands::{NewLog, Origin};
 use super::message::Payload;
 use super::output::{Event, Misbehaviour};
 use super::state::LogState;
@@ -128,8 +129,11 @@ impl<S: Store, A: Application> Host<S, A> {
             ready.push(rec);
         }
         if !ready.is_empty() {
-            let to_forward = forward.then_some(peer);
-            match self.commit_records(now, thread, log, ready, false, to_forward) {
+            let origin = Origin::Peer {
+                from: peer,
+                forward,
+            };
+            match self.commit_records(now, thread, log, ready, origin) {
                 Ok(n) => out.applied = n,
                 Err((n, _)) => {
                     out.applied = n;
@@ -140,39 +144,45 @@ impl<S: Store, A: Application> Host<S, A> {
         out
     }
 
-    /// Appends consecutive verified records to a log in one transaction with the hook.
+    /// Appends consecutive verified records to a log in one transaction with the hook (and, for
+    /// a local write to a new log, with that log's rows).
     ///
-    /// For a `local` write a rejection by the hook is an error and nothing is stored. For
-    /// records from peers a rejection is recorded and the head still advances. When the hook
-    /// or the store fails at record `k`, the transaction is dropped and records `..k` are
-    /// committed again without it; the failed record is left for a later retry. Returns the
-    /// number stored, or that number with the error that stopped the rest.
+    /// For a local write a rejection by the hook is an error and nothing is stored. For
+    /// records from elsewhere a rejection is recorded and the head still advances. When the
+    /// hook or the store fails at record `k` of a batch from a peer, the transaction is dropped
+    /// and records `..k` are committed again without it; the failed record is left for a later
+    /// retry. Returns the number stored, or that number with the error that stopped the rest.
     pub(super) fn commit_records(
         &mut self,
         now: Time,
         thread: &ThreadId,
         log: &LogId,
         records: Vec<VerifiedRecord>,
-        local: bool,
-        forward_except: Option<&PeerId>,
+        origin: Origin<'_>,
     ) -> Result<usize, (usize, EngineError)> {
         let mut n = records.len();
         let mut stopped: Option<EngineError> = None;
+        let new_log = match &origin {
+            Origin::Local(new) => new.as_deref(),
+            _ => None,
+        };
+        let local = matches!(origin, Origin::Local(_));
         let verdicts = loop {
-            match self.try_commit(thread, log, &records[..n], local) {
+            match self.try_commit(thread, log, &records[..n], local, new_log) {
                 Ok(v) => break v,
                 Err((k, e)) => {
                     self.app.rolled_back();
                     let failed = &records[k];
-                    if !local {
+                    let from_peer = matches!(origin, Origin::Peer { .. });
+                    if from_peer {
                         self.emit(Event::ApplyFailed {
                             thread: *thread,
                             log: *log,
                             counter: failed.counter(),
-                            error: e.to_string(),
+                            error: e.clone(),
                         });
                     }
-                    if local || k == 0 {
+                    if !from_peer || k == 0 {
                         return Err((0, e));
                     }
                     n = k;
@@ -181,12 +191,19 @@ impl<S: Store, A: Application> Host<S, A> {
             }
         };
         let committed = &records[..n];
+        self.dirty.remove(thread);
         if let Some(t) = self.threads.get_mut(thread) {
             let last = &committed[n - 1];
-            let state = t.logs.entry(*log).or_insert_with(|| LogState::empty(None));
+            let state = t
+                .logs
+                .entry(*log)
+                .or_insert_with(|| LogState::empty(new_log.map(|l| l.key.clone())));
             state.height = LogHeight::of(last.counter());
             state.head = Some(last.cid());
             state.head_clock = last.clock();
+            if let Some(l) = new_log {
+                t.identities.insert(l.identity, *log);
+            }
             let max_clock = committed.iter().map(|r| r.clock()).max();
             t.clock = t.clock.max(max_clock.unwrap_or(LamportClock(0)));
         }
@@ -205,8 +222,13 @@ impl<S: Store, A: Application> Host<S, A> {
                 record: Box::new(rec.clone()),
             });
         }
-        if local || forward_except.is_some() {
-            self.push_records(thread, log, committed, forward_except);
+        match origin {
+            Origin::Local(_) | Origin::Added => self.push_records(thread, log, committed, None),
+            Origin::Peer {
+                from,
+                forward: true,
+            } => self.push_records(thread, log, committed, Some(from)),
+            Origin::Peer { forward: false, .. } => {}
         }
         self.touch(thread, now);
         match stopped {
@@ -222,6 +244,7 @@ impl<S: Store, A: Application> Host<S, A> {
         log: &LogId,
         records: &[VerifiedRecord],
         local: bool,
+        new_log: Option<&NewLog>,
     ) -> Result<Vec<Option<String>>, (usize, EngineError)> {
         let t = self
             .threads
@@ -232,9 +255,13 @@ impl<S: Store, A: Application> Host<S, A> {
             .logs
             .get(log)
             .cloned()
-            .unwrap_or_else(|| LogState::empty(None));
+            .unwrap_or_else(|| LogState::empty(new_log.map(|l| l.key.clone())));
         let mut thread_state_row = t.row();
         let mut txn = self.store.write().map_err(|e| (0, e.into()))?;
+        if let Some(l) = new_log {
+            txn.put(&layout::identity_log(thread, &l.identity), log.as_bytes())
+                .map_err(|e| (0, e.into()))?;
+        }
         let mut verdicts = Vec::with_capacity(records.len());
         for (i, rec) in records.iter().enumerate() {
             let at = |e: EngineError| (i, e);

@@ -108,6 +108,10 @@ pub struct Host<S: Store, A: Application> {
     schedule: BTreeSet<(Time, ThreadId)>,
     pulls: BTreeMap<(ThreadId, LogId), PendingPull>,
     outputs: VecDeque<Output>,
+    /// Threads whose row (peers, invitations) changed in memory and is not stored yet. The
+    /// change is stored with the records of the same input, or by [`Host::flush_rows`] at its
+    /// end, so that one input writes at most one transaction.
+    dirty: BTreeSet<ThreadId>,
 }
 
 impl<S: Store, A: Application> Host<S, A> {
@@ -150,6 +154,7 @@ impl<S: Store, A: Application> Host<S, A> {
             schedule: BTreeSet::new(),
             pulls: BTreeMap::new(),
             outputs: VecDeque::new(),
+            dirty: BTreeSet::new(),
         };
         for (id, mut t) in threads {
             t.sync.deadline = host.jittered(now, t.sync.interval).as_millis();
@@ -252,6 +257,45 @@ impl<S: Store, A: Application> Host<S, A> {
 
     fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Stores the rows of every thread marked dirty, in one write transaction. A failure is
+    /// reported as [`Event::StoreFailed`] and the rows stay dirty, to be stored by the next
+    /// input.
+    fn flush_rows(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let rows: Vec<(ThreadId, state::ThreadRow)> = self
+            .dirty
+            .iter()
+            .filter_map(|id| self.threads.get(id).map(|t| (*id, t.row())))
+            .collect();
+        let result = (|| -> Result<(), crate::store::StoreError> {
+            let mut txn = self.store.write()?;
+            for (id, row) in &rows {
+                txn.put(&layout::thread(id), &crate::record::wire::encode(row))?;
+            }
+            txn.commit()
+        })();
+        match result {
+            Ok(()) => self.dirty.clear(),
+            Err(error) => self.store_failed(None, "storing thread rows", error),
+        }
+    }
+
+    /// Reports a store failure that no caller can be told about.
+    fn store_failed(
+        &mut self,
+        thread: Option<ThreadId>,
+        during: &'static str,
+        error: crate::store::StoreError,
+    ) {
+        self.emit(Event::StoreFailed {
+            thread,
+            during,
+            error,
+        });
     }
 
     fn misbehaved(&mut self, peer: &PeerId, reason: Misbehaviour) {

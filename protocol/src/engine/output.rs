@@ -1,10 +1,11 @@
 //! What the engine asks its driver to do, and what it tells the application.
 
-use super::PeerId;
+use super::{EngineError, PeerId};
 use crate::counter::LogCounter;
 use crate::id::ThreadId;
 use crate::log_id::LogId;
 use crate::record::VerifiedRecord;
+use crate::store::StoreError;
 
 /// One output of the engine, drained with [`super::Host::poll_output`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +54,18 @@ pub enum Event {
         /// Its counter.
         counter: LogCounter,
         /// What went wrong.
-        error: String,
+        error: EngineError,
+    },
+    /// The store failed during an input whose caller cannot be told (a peer message, a timer):
+    /// nothing of the failed transaction was kept. Records are fetched again by sync; other
+    /// changes are retried with the next input.
+    StoreFailed {
+        /// The thread concerned, when there is one.
+        thread: Option<ThreadId>,
+        /// What the engine was doing.
+        during: &'static str,
+        /// The store's error.
+        error: StoreError,
     },
     /// A peer sent something invalid or hostile; it was refused and changed nothing.
     PeerMisbehaved {

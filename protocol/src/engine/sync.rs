@@ -14,7 +14,16 @@ use std::collections::{BTreeMap, BTreeSet};
 impl<S: Store, A: Application> Host<S, A> {
     /// Handles one message from `from`. Invalid or hostile input is refused, reported as
     /// [`Event::PeerMisbehaved`] and changes nothing.
+    ///
+    /// Everything the message changes is stored in at most one write transaction: the records
+    /// it carries together with any change of the thread's row (new peers, an answered
+    /// invitation), or that row alone.
     pub fn handle_message(&mut self, now: Time, from: &PeerId, bytes: &[u8]) {
+        self.dispatch_message(now, from, bytes);
+        self.flush_rows();
+    }
+
+    fn dispatch_message(&mut self, now: Time, from: &PeerId, bytes: &[u8]) {
         let (frame, payload) = match message::decode(bytes, self.config.max_message_len) {
             Ok(m) => m,
             Err(e) => return self.misbehaved(from, Misbehaviour::InvalidMessage(e.to_string())),
@@ -37,11 +46,11 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         // A peer that proves membership is a host of the thread (and has taken up any
         // invitation we sent it).
-        let _ = self.add_peer(&id, from);
+        self.add_peer(&id, from);
         if let Some(t) = self.threads.get_mut(&id)
             && t.invited.remove(from)
         {
-            let _ = self.save_thread_row(&id);
+            self.dirty.insert(id);
         }
         match payload {
             Payload::Digest { digest, .. } => self.on_digest(now, from, &id, &digest),
@@ -65,7 +74,9 @@ impl<S: Store, A: Application> Host<S, A> {
 
     /// Runs every timer due at `now`: digest rounds of threads whose interval ran out, and
     /// expiry of unanswered pulls.
+    /// Thread rows whose storing failed in an earlier input are stored again here.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.flush_rows();
         self.pulls.retain(|_, p| p.expires > now);
         while let Some((at, id)) = self.schedule.first().cloned() {
             if at > now {
@@ -176,7 +187,7 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         for p in peers.iter().take(self.config.max_peers_per_thread) {
             if let Some(peer) = self.parse_id(id, p) {
-                let _ = self.add_peer(id, &peer);
+                self.add_peer(id, &peer);
             }
         }
         if reply && ahead {
@@ -299,7 +310,7 @@ impl<S: Store, A: Application> Host<S, A> {
             if t.key.service().as_bytes() != key.service().as_bytes() {
                 return self.misbehaved(from, refuse("the thread is held with another key"));
             }
-            let _ = self.add_peer(id, from);
+            self.add_peer(id, from);
             self.send_heights(id, from, true);
             return;
         }
@@ -311,8 +322,13 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let mut peers = BTreeSet::new();
         peers.insert(*from);
-        if self.register_thread(now, *id, key, peers).is_err() {
-            return;
+        match self.register_thread(now, *id, key, peers) {
+            Ok(()) => {}
+            Err(crate::engine::EngineError::Store(error)) => {
+                return self.store_failed(Some(*id), "adopting a thread", error);
+            }
+            // Checked above: the thread is new and within the limit.
+            Err(_) => return,
         }
         self.emit(Event::ThreadAdopted {
             thread: *id,
