@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 mod ingest;
 pub mod layout;
+#[cfg(feature = "testing")]
 pub mod loopback;
 pub mod message;
 pub mod output;
