@@ -620,7 +620,7 @@ impl World {
             // can cause (it learned of a replicator before the invitation arrived); any other
             // report about an honest peer is a false accusation.
             if let Event::PeerMisbehaved { peer, reason } = &ev
-                && !matches!(reason, Misbehaviour::UnknownThread(_))
+                && !matches!(&**reason, Misbehaviour::UnknownThread(_))
             {
                 let from = self.index.get(peer).copied();
                 if from.map(|i| self.hosts[i].role) != Some(Role::Adversary) {

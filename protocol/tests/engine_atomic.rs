@@ -6,7 +6,9 @@ use common::*;
 use std::cell::RefCell;
 use std::rc::Rc;
 use threads_protocol::engine::loopback::Loopback;
-use threads_protocol::engine::{Application, EngineError, Event, NewThread, Time, Verdict};
+use threads_protocol::engine::{
+    Application, ApplyError, EngineError, Event, NewThread, Time, Verdict,
+};
 use threads_protocol::record::OpenedRecord;
 use threads_protocol::store::WriteTxn;
 use threads_protocol::store::memory::{FaultOp, FaultyStore, MemoryStore};
@@ -20,16 +22,23 @@ struct Recorder {
 }
 
 impl Application for Recorder {
-    fn apply(&mut self, txn: &mut dyn WriteTxn, record: &OpenedRecord) -> Result<Verdict, String> {
+    fn apply(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        record: &OpenedRecord,
+    ) -> Result<Verdict, ApplyError> {
         if *self.fail.borrow() {
-            return Err("application is down".into());
+            return Err(ApplyError::Component {
+                component: "recorder",
+                reason: "application is down".into(),
+            });
         }
         if record.body().starts_with(b"bad") {
             return Ok(Verdict::Reject("bodies may not start with bad".into()));
         }
         let mut key = vec![0x20];
         key.extend_from_slice(record.body());
-        txn.put(&key, b"applied").map_err(|e| e.to_string())?;
+        txn.put(&key, b"applied")?;
         Ok(Verdict::Accept)
     }
 
@@ -395,4 +404,36 @@ fn a_message_is_stored_in_one_transaction() {
         config(),
     );
     assert!(reopened.thread_info(&t).unwrap().peers.contains(&peer1));
+}
+
+#[test]
+fn a_store_failure_serving_a_page_is_reported_and_sync_recovers() {
+    let (mut net, stores, _) = pair();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
+    net.hosts[0]
+        .create_record(Time(0), &t, None, b"served", 0)
+        .unwrap();
+    net.collect();
+    let a = addr(&net, 0, &t);
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    // The next read transaction of host 0 is the one serving host 1's pull.
+    stores[0].fail_nth(FaultOp::Read, 1);
+    net.flush(100);
+    assert!(
+        net.events[0].iter().any(|e| matches!(
+            e,
+            Event::StoreFailed { thread: Some(th), during: "reading a page", .. } if *th == t
+        )),
+        "{:?}",
+        net.events[0]
+    );
+    assert_eq!(total(&net, 1, &t), 0, "no page was served");
+    // The pull expires and is asked again.
+    assert!(net.run_until(60_000, |n| total(n, 1, &t) == 1));
+    assert!(applied(&stores[1], b"served"));
 }

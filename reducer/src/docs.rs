@@ -16,7 +16,7 @@ use crate::listen::{Action, Change, ChangeFeed, Filter, Lagged, ListenerId};
 use crate::query::Query;
 use serde_json::Value;
 use threads_protocol::engine::{
-    Config, EngineError, Event, Host, NewThread, Output, ThreadInfo, Time,
+    ApplyError, Config, EngineError, Event, Host, NewThread, Output, ThreadInfo, Time,
 };
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::{PrivateKey, PublicKey};
@@ -46,6 +46,16 @@ pub enum DocsError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<ApplyError> for DocsError {
+    /// A failure of the fold's machinery (store, script engine) while checking a write.
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Store(e) => DocsError::Store(e),
+            other => DocsError::Engine(EngineError::Application(other)),
+        }
+    }
 }
 
 /// A write transaction: buffered events of one database, committed as one record by
@@ -221,8 +231,10 @@ impl<S: Store> Documents<S> {
         let out = self.host.poll_output()?;
         if let Output::Event(Event::RecordAdded { thread, record, .. }) = &out {
             // A record whose changes cannot be read back is still stored; listeners can
-            // re-read the state.
-            let _ = self.publish(thread, record);
+            // re-read the state. The failure is logged, not dropped silently.
+            if let Err(error) = self.publish(thread, record) {
+                tracing::warn!(%error, thread = %thread, "changes of a stored record not published");
+            }
         }
         Some(out)
     }

@@ -236,6 +236,7 @@ impl<S: Store, A: Application> Host<S, A> {
         body: &[u8],
         unix_nanos: u64,
     ) -> Result<VerifiedRecord, EngineError> {
+        let _span = tracing::debug_span!("create_record", thread = %thread).entered();
         let author = author.cloned().unwrap_or_else(|| self.identity.public());
         let t = self
             .threads

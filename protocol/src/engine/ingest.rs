@@ -49,29 +49,35 @@ impl<S: Store, A: Application> Host<S, A> {
         let mut head = state.head;
         let mut head_clock = state.head_clock;
         let mut ready: Vec<VerifiedRecord> = Vec::new();
-        let bad = |error: String| Misbehaviour::BadRecord {
-            thread: thread.to_string(),
-            log: log.to_string(),
+        let bad = |error: record::RecordError| Misbehaviour::BadRecord {
+            thread: *thread,
+            log: *log,
             error,
         };
         for bytes in bundles {
             let bundle = match RecordBundle::decode(bytes) {
                 Ok(b) => b,
                 Err(e) => {
-                    self.misbehaved(peer, bad(e.to_string()));
+                    self.misbehaved(peer, bad(e));
                     out.failed = true;
                     break;
                 }
             };
             // Identical bytes to a record already stored were verified when stored: a cheap
             // hash and lookup spares the signature check for replays and forwarded copies.
-            if self.holds(&bundle.cid()) {
-                continue;
+            match self.holds(&bundle.cid()) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(error) => {
+                    self.store_failed(Some(*thread), "looking up a record", error);
+                    out.failed = true;
+                    break;
+                }
             }
             let rec = match self.verify_record(bundle, thread, log, &service) {
                 Ok(rec) => rec,
                 Err(e) => {
-                    self.misbehaved(peer, bad(e.to_string()));
+                    self.misbehaved(peer, bad(e));
                     out.failed = true;
                     break;
                 }
@@ -83,12 +89,23 @@ impl<S: Store, A: Application> Host<S, A> {
                 let held = if c.get() > state.height.0 {
                     Some(ready[(c.get() - state.height.0 - 1) as usize].cid())
                 } else {
-                    self.store
+                    let stored = self
+                        .store
                         .read()
-                        .ok()
-                        .and_then(|txn| commands::read_bundle(as_read(&txn), thread, log, c).ok())
-                        .flatten()
-                        .map(|b| b.cid())
+                        .map_err(EngineError::from)
+                        .and_then(|txn| commands::read_bundle(as_read(&txn), thread, log, c));
+                    match stored {
+                        Ok(b) => b.map(|b| b.cid()),
+                        Err(e) => {
+                            let error = match e {
+                                EngineError::Store(error) => error,
+                                other => crate::store::StoreError::Corrupt(other.to_string()),
+                            };
+                            self.store_failed(Some(*thread), "reading a stored record", error);
+                            out.failed = true;
+                            break;
+                        }
+                    }
                 };
                 if held.is_some_and(|cid| cid != rec.cid()) {
                     self.forked(peer, thread, log, c);
@@ -110,16 +127,16 @@ impl<S: Store, A: Application> Host<S, A> {
                 self.misbehaved(
                     peer,
                     Misbehaviour::ClockRegression {
-                        thread: thread.to_string(),
-                        log: log.to_string(),
-                        counter: c.get(),
+                        thread: *thread,
+                        log: *log,
+                        counter: c,
                     },
                 );
                 out.failed = true;
                 break;
             }
             if too_many {
-                self.misbehaved(peer, Misbehaviour::TooManyLogs(thread.to_string()));
+                self.misbehaved(peer, Misbehaviour::TooManyLogs(*thread));
                 out.failed = true;
                 break;
             }
@@ -160,6 +177,13 @@ impl<S: Store, A: Application> Host<S, A> {
         records: Vec<VerifiedRecord>,
         origin: Origin<'_>,
     ) -> Result<usize, (usize, EngineError)> {
+        let _span = tracing::debug_span!(
+            "commit_records",
+            thread = %thread,
+            log = %log,
+            records = records.len()
+        )
+        .entered();
         let mut n = records.len();
         let mut stopped: Option<EngineError> = None;
         let new_log = match &origin {
@@ -171,6 +195,7 @@ impl<S: Store, A: Application> Host<S, A> {
             match self.try_commit(thread, log, &records[..n], local, new_log) {
                 Ok(v) => break v,
                 Err((k, e)) => {
+                    tracing::debug!(at = k, error = %e, "transaction dropped");
                     self.app.rolled_back();
                     let failed = &records[k];
                     let from_peer = matches!(origin, Origin::Peer { .. });
@@ -179,7 +204,7 @@ impl<S: Store, A: Application> Host<S, A> {
                             thread: *thread,
                             log: *log,
                             counter: failed.counter(),
-                            error: e.clone(),
+                            error: Box::new(e.clone()),
                         });
                     }
                     if !from_peer || k == 0 {
@@ -282,7 +307,7 @@ impl<S: Store, A: Application> Host<S, A> {
                     Ok(opened) => self
                         .app
                         .apply(&mut txn, &opened)
-                        .map_err(|e| at(EngineError::Application(e)))?,
+                        .map_err(|e| at(e.into()))?,
                     Err(e) => Verdict::Reject(format!("cannot open record: {e}")),
                 };
                 if let Verdict::Reject(reason) = outcome {
@@ -358,13 +383,8 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// Whether a record with this CID is stored.
-    fn holds(&self, cid: &cid::Cid) -> bool {
-        self.store
-            .read()
-            .ok()
-            .and_then(|txn| txn.get(&layout::cid(cid)).ok())
-            .flatten()
-            .is_some()
+    fn holds(&self, cid: &cid::Cid) -> Result<bool, crate::store::StoreError> {
+        Ok(self.store.read()?.get(&layout::cid(cid))?.is_some())
     }
 
     /// Verifies a record offered by a peer (see [`record::verify`]).

@@ -10,6 +10,12 @@
 //!
 //! Storage goes through the [`Store`] interface. A record is stored, its log head advanced and
 //! the application hook run in one write transaction: all of it commits, or none of it does.
+//! Every input stores its effects in at most one committed write transaction (spec/engine.md
+//! §1); a store failure that no caller can be told about is reported as
+//! [`Event::StoreFailed`].
+//!
+//! The engine emits `tracing` spans and events (inputs, commits, misbehaving peers, store
+//! failures) and never installs a subscriber: without one they cost a check of a cached flag.
 
 mod commands;
 pub mod config;
@@ -27,7 +33,7 @@ pub use commands::{LogInfo, NewThread, ThreadInfo};
 #[cfg(feature = "buggify")]
 pub use config::Bugs;
 pub use config::Config;
-pub use error::EngineError;
+pub use error::{ApplyError, EngineError};
 pub use output::{Event, Fork, Misbehaviour, Output, Subscription};
 
 use crate::id::ThreadId;
@@ -72,8 +78,13 @@ pub enum Verdict {
 /// returns an error, or a later step fails, the transaction is dropped and
 /// [`Application::rolled_back`] is called.
 pub trait Application {
-    /// Applies one opened record through `txn`.
-    fn apply(&mut self, txn: &mut dyn WriteTxn, record: &OpenedRecord) -> Result<Verdict, String>;
+    /// Applies one opened record through `txn`. `Err` only for a failure of the machine (see
+    /// [`ApplyError`]); a record the application refuses is `Ok(Verdict::Reject(..))`.
+    fn apply(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        record: &OpenedRecord,
+    ) -> Result<Verdict, ApplyError>;
 
     /// The transaction of the last `apply` calls was dropped; forget any cached effects.
     fn rolled_back(&mut self) {}
@@ -84,7 +95,7 @@ pub trait Application {
 pub struct AcceptAll;
 
 impl Application for AcceptAll {
-    fn apply(&mut self, _: &mut dyn WriteTxn, _: &OpenedRecord) -> Result<Verdict, String> {
+    fn apply(&mut self, _: &mut dyn WriteTxn, _: &OpenedRecord) -> Result<Verdict, ApplyError> {
         Ok(Verdict::Accept)
     }
 }
@@ -292,6 +303,7 @@ impl<S: Store, A: Application> Host<S, A> {
         during: &'static str,
         error: crate::store::StoreError,
     ) {
+        tracing::warn!(thread = ?thread, during, %error, "store failed");
         self.emit(Event::StoreFailed {
             thread,
             during,
@@ -300,9 +312,10 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     fn misbehaved(&mut self, peer: &PeerId, reason: Misbehaviour) {
+        tracing::debug!(%peer, %reason, "peer misbehaved");
         self.emit(Event::PeerMisbehaved {
             peer: *peer,
-            reason,
+            reason: Box::new(reason),
         });
     }
 }

@@ -19,6 +19,7 @@ impl<S: Store, A: Application> Host<S, A> {
     /// it carries together with any change of the thread's row (new peers, an answered
     /// invitation), or that row alone.
     pub fn handle_message(&mut self, now: Time, from: &PeerId, bytes: &[u8]) {
+        let _span = tracing::debug_span!("handle_message", %from, len = bytes.len()).entered();
         self.dispatch_message(now, from, bytes);
         self.flush_rows();
     }
@@ -26,23 +27,20 @@ impl<S: Store, A: Application> Host<S, A> {
     fn dispatch_message(&mut self, now: Time, from: &PeerId, bytes: &[u8]) {
         let (frame, payload) = match message::decode(bytes, self.config.max_message_len) {
             Ok(m) => m,
-            Err(e) => return self.misbehaved(from, Misbehaviour::InvalidMessage(e.to_string())),
+            Err(e) => return self.misbehaved(from, Misbehaviour::InvalidMessage(e)),
         };
         let Some(id) = message::thread_of(payload.thread_bytes()) else {
-            return self.misbehaved(
-                from,
-                Misbehaviour::InvalidMessage("invalid thread id".into()),
-            );
+            return self.misbehaved(from, Misbehaviour::InvalidField("invalid thread id"));
         };
         if let Payload::Invite { service_key, .. } = &payload {
             return self.on_invite(now, from, &id, service_key, &frame);
         }
         let Some(t) = self.threads.get(&id) else {
-            return self.misbehaved(from, Misbehaviour::UnknownThread(id.to_string()));
+            return self.misbehaved(from, Misbehaviour::UnknownThread(id));
         };
         let key = t.key.service();
         if !message::proof_is_valid(key, from, &self.peer_id, &frame.payload, &frame.proof) {
-            return self.misbehaved(from, Misbehaviour::BadProof(id.to_string()));
+            return self.misbehaved(from, Misbehaviour::BadProof(id));
         }
         // A peer that proves membership is a host of the thread (and has taken up any
         // invitation we sent it).
@@ -52,6 +50,7 @@ impl<S: Store, A: Application> Host<S, A> {
         {
             self.dirty.insert(id);
         }
+        tracing::trace!(kind = payload.kind(), thread = %id, "message");
         match payload {
             Payload::Digest { digest, .. } => self.on_digest(now, from, &id, &digest),
             Payload::Heights {
@@ -76,6 +75,7 @@ impl<S: Store, A: Application> Host<S, A> {
     /// expiry of unanswered pulls.
     /// Thread rows whose storing failed in an earlier input are stored again here.
     pub fn handle_timeout(&mut self, now: Time) {
+        let _span = tracing::debug_span!("handle_timeout", now = now.as_millis()).entered();
         self.flush_rows();
         self.pulls.retain(|_, p| p.expires > now);
         while let Some((at, id)) = self.schedule.first().cloned() {
@@ -156,13 +156,13 @@ impl<S: Store, A: Application> Host<S, A> {
     ) {
         let max_logs = self.config.max_logs_per_thread;
         if logs.len() > max_logs {
-            self.misbehaved(from, Misbehaviour::TooManyLogs(id.to_string()));
+            self.misbehaved(from, Misbehaviour::TooManyLogs(*id));
             logs.truncate(max_logs);
         }
         let mut theirs = BTreeMap::new();
         for entry in logs {
             let Some(log) = self.parse_id(id, &entry.log) else {
-                self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+                self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
                 continue;
             };
             theirs.insert(log, entry.height);
@@ -199,7 +199,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let (Some(log), Some(start)) = (self.parse_id(id, log), LogCounter::new(at)) else {
             return self.misbehaved(
                 from,
-                Misbehaviour::InvalidMessage("pull of an invalid log or counter 0".into()),
+                Misbehaviour::InvalidField("pull of an invalid log or counter 0"),
             );
         };
         let height = self
@@ -208,8 +208,8 @@ impl<S: Store, A: Application> Host<S, A> {
             .and_then(|t| t.logs.get(&log))
             .map_or(0, |s| s.height.0);
         let max = max.clamp(1, self.config.page_max_records) as usize;
-        let records = match self.store.read() {
-            Ok(txn) => commands::read_page(
+        let page = self.store.read().map_err(Into::into).and_then(|txn| {
+            commands::read_page(
                 as_read(&txn),
                 id,
                 &log,
@@ -217,8 +217,17 @@ impl<S: Store, A: Application> Host<S, A> {
                 max,
                 self.config.page_max_bytes,
             )
-            .unwrap_or_default(),
-            Err(_) => Vec::new(),
+        });
+        let records = match page {
+            Ok(records) => records,
+            // No page rather than an empty one: the peer's pull expires and is asked again.
+            Err(crate::engine::EngineError::Store(error)) => {
+                return self.store_failed(Some(*id), "reading a page", error);
+            }
+            Err(other) => {
+                let error = crate::store::StoreError::Corrupt(other.to_string());
+                return self.store_failed(Some(*id), "reading a page", error);
+            }
         };
         let payload = Payload::Page {
             thread: id.to_vec(),
@@ -245,7 +254,7 @@ impl<S: Store, A: Application> Host<S, A> {
         height: u64,
     ) {
         let Some(log) = self.parse_id(id, log) else {
-            return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+            return self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
         };
         let key = (*id, log);
         let ours = |h: &Self| {
@@ -256,7 +265,7 @@ impl<S: Store, A: Application> Host<S, A> {
         };
         if at == 0 || at > ours(self) + 1 {
             self.pulls.remove(&key);
-            return self.misbehaved(from, Misbehaviour::UnexpectedPage(id.to_string()));
+            return self.misbehaved(from, Misbehaviour::UnexpectedPage(*id));
         }
         let result = self.ingest(now, from, id, &log, records, false);
         let now_ours = ours(self);
@@ -275,7 +284,7 @@ impl<S: Store, A: Application> Host<S, A> {
         records: &[serde_bytes::ByteBuf],
     ) {
         let Some(log) = self.parse_id(id, log) else {
-            return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+            return self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
         };
         let result = self.ingest(now, from, id, &log, records, true);
         if let Some(at) = result.gap {
@@ -291,7 +300,7 @@ impl<S: Store, A: Application> Host<S, A> {
         service_key: &[u8],
         frame: &message::Frame,
     ) {
-        let refuse = |why| Misbehaviour::RefusedInvite(id.to_string(), why);
+        let refuse = |why| Misbehaviour::RefusedInvite(*id, why);
         let Ok(key) = ThreadKey::from_bytes(service_key) else {
             return self.misbehaved(from, refuse("the key is not a 32-byte service key"));
         };
