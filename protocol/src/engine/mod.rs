@@ -124,6 +124,12 @@ pub struct Host<S: Store, A: Application> {
     /// change is stored with the records of the same input, or by [`Host::flush_rows`] at its
     /// end, so that one input writes at most one transaction.
     dirty: BTreeSet<ThreadId>,
+    /// Threads whose digest round is due but whose messages are not made yet: they are made
+    /// one thread at a time by [`Host::poll_output`], so a timeout queues no more than one
+    /// thread's messages however many threads are due.
+    due: VecDeque<ThreadId>,
+    /// The members of `due`.
+    due_set: BTreeSet<ThreadId>,
 }
 
 impl<S: Store, A: Application> Host<S, A> {
@@ -167,6 +173,8 @@ impl<S: Store, A: Application> Host<S, A> {
             pulls: BTreeMap::new(),
             outputs: VecDeque::new(),
             dirty: BTreeSet::new(),
+            due: VecDeque::new(),
+            due_set: BTreeSet::new(),
         };
         for (id, mut t) in threads {
             t.sync.deadline = host.jittered(now, t.sync.interval).as_millis();
@@ -223,13 +231,33 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// The next output to act on, if any. Drain until `None` after every input.
+    ///
+    /// Digest rounds that a timeout made due are turned into messages here, one thread at a
+    /// time, when the queue is empty (as quinn's `poll_transmit` makes packets on demand): no
+    /// input queues more than one thread's worth of timer messages.
     pub fn poll_output(&mut self) -> Option<Output> {
+        while self.outputs.is_empty() {
+            let id = self.due.pop_front()?;
+            self.due_set.remove(&id);
+            self.digest_round(&id);
+        }
         self.outputs.pop_front()
     }
 
-    /// When [`Host::handle_timeout`] should next be called, if anything is scheduled.
+    /// How many outputs are queued now (digest rounds not yet made are not counted).
+    pub fn queued_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// When [`Host::handle_timeout`] should next be called, if anything is scheduled: the
+    /// earliest digest round of a thread or expiry of an outstanding pull.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.schedule.first().map(|(t, _)| *t)
+        let sync = self.schedule.first().map(|(t, _)| *t);
+        let pull = self.pulls.values().map(|p| p.expires).min();
+        match (sync, pull) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The anti-entropy digest of a thread (what peers compare).

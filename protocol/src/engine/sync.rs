@@ -71,13 +71,24 @@ impl<S: Store, A: Application> Host<S, A> {
         }
     }
 
-    /// Runs every timer due at `now`: digest rounds of threads whose interval ran out, and
-    /// expiry of unanswered pulls.
+    /// Runs every timer due at `now`: digest rounds of threads whose interval ran out (their
+    /// messages are made by [`Host::poll_output`]), and expiry of unanswered pulls (the
+    /// thread's next digest round is brought forward, so another peer can be asked).
     /// Thread rows whose storing failed in an earlier input are stored again here.
     pub fn handle_timeout(&mut self, now: Time) {
         let _span = tracing::debug_span!("handle_timeout", now = now.as_millis()).entered();
         self.flush_rows();
-        self.pulls.retain(|_, p| p.expires > now);
+        let mut expired = BTreeSet::new();
+        self.pulls.retain(|(thread, _), p| {
+            let keep = p.expires > now;
+            if !keep {
+                expired.insert(*thread);
+            }
+            keep
+        });
+        for id in &expired {
+            self.touch(id, now);
+        }
         while let Some((at, id)) = self.schedule.first().cloned() {
             if at > now {
                 break;
@@ -86,25 +97,12 @@ impl<S: Store, A: Application> Host<S, A> {
             let Some(t) = self.threads.get(&id) else {
                 continue;
             };
-            let peers: Vec<PeerId> = t.peers.iter().cloned().collect();
-            let invited: Vec<PeerId> = t.invited.iter().cloned().collect();
-            let digest = t.digest();
             let interval = (t.sync.interval.saturating_mul(2)).clamp(
                 self.config.sync_interval_min_ms,
                 self.config.sync_interval_max_ms,
             );
-            for p in &peers {
-                self.send(
-                    &id,
-                    p,
-                    &Payload::Digest {
-                        thread: id.to_vec(),
-                        digest: digest.to_vec(),
-                    },
-                );
-            }
-            for p in &invited {
-                self.send_invite(&id, p);
+            if self.due_set.insert(id) {
+                self.due.push_back(id);
             }
             let next = self.jittered(now, interval);
             if let Some(t) = self.threads.get_mut(&id) {
@@ -114,6 +112,29 @@ impl<S: Store, A: Application> Host<S, A> {
                 };
             }
             self.schedule.insert((next, id));
+        }
+    }
+
+    /// Sends a thread's digest to each of its peers and repeats unanswered invitations.
+    pub(super) fn digest_round(&mut self, id: &ThreadId) {
+        let Some(t) = self.threads.get(id) else {
+            return;
+        };
+        let peers: Vec<PeerId> = t.peers.iter().cloned().collect();
+        let invited: Vec<PeerId> = t.invited.iter().cloned().collect();
+        let digest = t.digest();
+        for p in &peers {
+            self.send(
+                id,
+                p,
+                &Payload::Digest {
+                    thread: id.to_vec(),
+                    digest: digest.to_vec(),
+                },
+            );
+        }
+        for p in &invited {
+            self.send_invite(id, p);
         }
     }
 
