@@ -20,7 +20,8 @@ use threads_reducer::fold::{self, OrderKey, RecordInfo, TAG_OPS, state_prefix};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     /// Which invariant: `convergence`, `lost-write`, `forged-accepted`, `plaintext-at-replicator`,
-    /// `half-applied`, `liveness`, `honest-blamed` or `host-error`.
+    /// `half-applied`, `liveness`, `honest-blamed`, `host-error`, `engine-invariant` or
+    /// `slow-replication`.
     pub invariant: &'static str,
     /// What was seen.
     pub detail: String,
@@ -58,6 +59,20 @@ pub(crate) fn converged(w: &World) -> bool {
     let Some(heads) = first else {
         return false;
     };
+    // Heights must count contiguous stored records: a host whose head jumped over a gap has
+    // not converged, whatever its heads say.
+    for i in honest(w) {
+        let mut per_log: BTreeMap<LogId, Vec<u64>> = BTreeMap::new();
+        for (log, counter, _) in stored_records(&w.hosts[i].store, &w.thread) {
+            per_log.entry(log).or_default().push(counter);
+        }
+        for (log, height, _) in &heads {
+            let got = per_log.get(log).map_or(&[][..], |v| &v[..]);
+            if got.len() as u64 != height.0 || got.iter().zip(1..).any(|(c, k)| *c != k) {
+                return false;
+            }
+        }
+    }
     // Equal heads imply equal contents; they must also cover every acknowledged write.
     let height: BTreeMap<LogId, u64> = heads.iter().map(|(l, h, _)| (*l, h.0)).collect();
     w.acked
@@ -154,6 +169,8 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
         .map(|(invariant, detail)| violation(invariant, detail.clone()))
         .collect();
     let adversary_log = w.adversary.as_ref().map(|a| a.key.public().peer_id());
+
+    out.extend(calm_bound(w));
 
     // (f) liveness.
     if w.converged_at.is_none() {
@@ -278,20 +295,34 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
     // (only acknowledged writes can be read; the adversary's records open for nobody), and the
     // fold applied each of those records exactly once (e).
     if read.is_some() {
-        let (expected_ops, expected) = fold_from_scratch(w, &union);
+        let (_, expected) = fold_from_scratch(w, &union);
         for i in honest(w) {
             let h = &w.hosts[i];
             if h.role == Role::Replicator {
                 continue;
             }
+            // (e) against the host's own stored records: a host that merely lacks records is
+            // a convergence or liveness matter, not a half-applied one.
+            let own: BTreeSet<OrderKey> = stored_records(&h.store, &w.thread)
+                .iter()
+                .filter_map(|(_, _, bytes)| {
+                    let bundle = RecordBundle::decode(bytes).ok()?;
+                    let hash: [u8; 32] = Sha256::digest(bytes).into();
+                    let a = w.acked.get(&bundle.cid())?;
+                    (a.bundle_hash == hash).then_some(a.order)
+                })
+                .collect();
             let ops = applied(&h.store, &w.thread);
-            if ops != expected_ops {
+            if ops != own {
+                let missing = own.difference(&ops).count();
+                let extra = ops.difference(&own).count();
                 out.push(violation(
                     "half-applied",
                     format!(
-                        "host {i} applied {} records, {} readable records are stored",
-                        ops.len(),
-                        expected_ops.len()
+                        "host {i} stores {} readable records but applied {}: {missing} stored \
+                         but not applied, {extra} applied but not stored",
+                        own.len(),
+                        ops.len()
                     ),
                 ));
             }
@@ -305,6 +336,55 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
                     "convergence",
                     format!("host {i}'s state differs from a from-scratch fold of all records"),
                 ));
+            }
+        }
+    }
+    out
+}
+
+/// Replication bound of calm runs: an acknowledged write reaches every other early member
+/// within two worst-case one-way delays plus this slack (ms).
+pub const CALM_SLACK_MS: u64 = 50;
+/// Writes acknowledged before this time (ms) are not held to the calm bound (members are still
+/// joining).
+pub const CALM_SETTLE_MS: u64 = 2_000;
+
+/// (a') On calm profiles, pushes must do the replicating: every write acknowledged after the
+/// members settled reaches every other host that joined at the start within a tight bound. A
+/// regression that leaves repairs to anti-entropy (say, a host that drops some pushed records)
+/// converges in the end but fails here.
+fn calm_bound(w: &World) -> Vec<Violation> {
+    if !w.profile.is_calm() {
+        return Vec::new();
+    }
+    let bound = 2 * (w.profile.latency_max_ms + w.profile.jitter_ms) + CALM_SLACK_MS;
+    let early: BTreeSet<usize> = honest(w)
+        .into_iter()
+        .filter(|&i| w.hosts[i].role != Role::LateJoiner)
+        .collect();
+    let mut reached: BTreeMap<(threads_protocol::Cid, usize), u64> = BTreeMap::new();
+    for (cid, host, delay) in &w.delays {
+        reached.entry((*cid, *host)).or_insert(*delay);
+    }
+    let mut out = Vec::new();
+    for (cid, at) in &w.acked_at {
+        if *at < CALM_SETTLE_MS || *at + bound > crate::world::FAULT_PHASE_MS {
+            continue;
+        }
+        for &i in &early {
+            match reached.get(&(*cid, i)) {
+                Some(d) if *d <= bound => {}
+                got => {
+                    out.push(violation(
+                        "slow-replication",
+                        format!(
+                            "write {cid} acknowledged at {at} ms reached host {i} {} (calm bound \
+                             {bound} ms)",
+                            got.map_or("never".to_string(), |d| format!("after {d} ms"))
+                        ),
+                    ));
+                    return out;
+                }
             }
         }
     }

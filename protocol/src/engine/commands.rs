@@ -289,6 +289,15 @@ impl<S: Store, A: Application> Host<S, A> {
             time: unix_nanos,
             body,
         };
+        #[cfg(feature = "buggify")]
+        let draft = if self.config.bugs.clock_from_local_time {
+            RecordDraft {
+                clock: LamportClock(now.as_millis().max(1)),
+                ..draft
+            }
+        } else {
+            draft
+        };
         let key = t.key.clone();
         let opened = record::create(&draft, &log_key, &key, &mut self.rng)?;
         let rec = opened.record().clone();

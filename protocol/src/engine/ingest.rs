@@ -302,7 +302,15 @@ impl<S: Store, A: Application> Host<S, A> {
             )
             .map_err(|e| at(e.into()))?;
             let mut verdict = None;
-            if let Some(read) = key.read() {
+            #[cfg(feature = "buggify")]
+            let read_key = if self.config.bugs.split_dispatch {
+                None
+            } else {
+                key.read()
+            };
+            #[cfg(not(feature = "buggify"))]
+            let read_key = key.read();
+            if let Some(read) = read_key {
                 let outcome = match record::open(rec.clone(), read) {
                     Ok(opened) => self
                         .app
@@ -331,6 +339,25 @@ impl<S: Store, A: Application> Host<S, A> {
         txn.put(&layout::thread(thread), &wire::encode(&thread_state_row))
             .map_err(|e| (last, e.into()))?;
         txn.commit().map_err(|e| (last, e.into()))?;
+        #[cfg(feature = "buggify")]
+        if self.config.bugs.split_dispatch
+            && let Some(read) = key.read()
+        {
+            // The planted defect: the hook runs in a second transaction, errors ignored.
+            let second = (|| -> Result<(), EngineError> {
+                let mut txn = self.store.write()?;
+                for rec in records {
+                    if let Ok(opened) = record::open(rec.clone(), read) {
+                        let _ = self.app.apply(&mut txn, &opened);
+                    }
+                }
+                txn.commit()?;
+                Ok(())
+            })();
+            if second.is_err() {
+                self.app.rolled_back();
+            }
+        }
         Ok(verdicts)
     }
 
@@ -354,10 +381,26 @@ impl<S: Store, A: Application> Host<S, A> {
         if peers.is_empty() {
             return;
         }
+        #[cfg(feature = "buggify")]
+        let records: Vec<&VerifiedRecord> = if self.config.bugs.drop_every_7th_push {
+            let mut kept = Vec::new();
+            for r in records {
+                self.pushed += 1;
+                if !self.pushed.is_multiple_of(7) {
+                    kept.push(r);
+                }
+            }
+            kept
+        } else {
+            records.iter().collect()
+        };
         let bundles: Vec<serde_bytes::ByteBuf> = records
             .iter()
             .map(|r| serde_bytes::ByteBuf::from(r.bundle().encode()))
             .collect();
+        if bundles.is_empty() {
+            return;
+        }
         for chunk in bundles.chunks(self.config.page_max_records.max(1) as usize) {
             let payload = Payload::Push {
                 thread: thread.to_vec(),

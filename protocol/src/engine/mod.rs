@@ -130,6 +130,9 @@ pub struct Host<S: Store, A: Application> {
     due: VecDeque<ThreadId>,
     /// The members of `due`.
     due_set: BTreeSet<ThreadId>,
+    /// Records pushed so far (for the planted `drop_every_7th_push` defect).
+    #[cfg(feature = "buggify")]
+    pushed: u64,
 }
 
 impl<S: Store, A: Application> Host<S, A> {
@@ -175,6 +178,8 @@ impl<S: Store, A: Application> Host<S, A> {
             dirty: BTreeSet::new(),
             due: VecDeque::new(),
             due_set: BTreeSet::new(),
+            #[cfg(feature = "buggify")]
+            pushed: 0,
         };
         for (id, mut t) in threads {
             t.sync.deadline = host.jittered(now, t.sync.interval).as_millis();
@@ -263,6 +268,78 @@ impl<S: Store, A: Application> Host<S, A> {
     /// The anti-entropy digest of a thread (what peers compare).
     pub fn digest(&self, thread: &ThreadId) -> Option<[u8; 32]> {
         self.threads.get(thread).map(|t| t.digest())
+    }
+
+    /// Checks the engine's memory against itself and its store, cheaply (for simulators and
+    /// tests, after any input): every thread has exactly one timer, at its deadline; due digest
+    /// rounds and pulls name held threads; every log's height and head equal its stored row,
+    /// the record at the head is stored with the head's CID and none is stored after it.
+    /// Returns what does not hold.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.schedule.len() != self.threads.len() {
+            return Err(format!(
+                "{} timers for {} threads",
+                self.schedule.len(),
+                self.threads.len()
+            ));
+        }
+        for (id, t) in &self.threads {
+            if !self.schedule.contains(&(Time(t.sync.deadline), *id)) {
+                return Err(format!("thread {id} has no timer at its deadline"));
+            }
+        }
+        if self.due.len() != self.due_set.len()
+            || self.due.iter().any(|id| !self.due_set.contains(id))
+        {
+            return Err("due digest rounds out of step".into());
+        }
+        if let Some((id, _)) = self
+            .pulls
+            .keys()
+            .find(|(id, _)| !self.threads.contains_key(id))
+        {
+            return Err(format!("a pull for thread {id}, which is not held"));
+        }
+        let txn = self.store.read().map_err(|e| format!("store: {e}"))?;
+        for (id, t) in &self.threads {
+            for (log, state) in &t.logs {
+                let row = txn
+                    .get(&layout::log(id, log))
+                    .map_err(|e| format!("store: {e}"))?
+                    .ok_or_else(|| format!("log {log} of thread {id} has no stored row"))?;
+                let row: state::LogRow = crate::record::wire::decode_plain(&row)
+                    .map_err(|e| format!("log row of {log}: {e}"))?;
+                if row.height != state.height.0 || row.head != state.head {
+                    return Err(format!(
+                        "log {log} of thread {id}: height {} in memory, {} stored",
+                        state.height.0, row.height
+                    ));
+                }
+                if let Some(counter) = crate::counter::LogCounter::new(state.height.0) {
+                    let head = commands::read_bundle(as_read(&txn), id, log, counter)
+                        .map_err(|e| format!("store: {e}"))?
+                        .map(|b| b.cid());
+                    if head != state.head {
+                        return Err(format!(
+                            "log {log} of thread {id}: the record at height {} is not the head",
+                            state.height.0
+                        ));
+                    }
+                }
+                let next = state.height.next_counter();
+                if txn
+                    .get(&layout::record(id, log, next))
+                    .map_err(|e| format!("store: {e}"))?
+                    .is_some()
+                {
+                    return Err(format!(
+                        "log {log} of thread {id}: a record is stored beyond height {}",
+                        state.height.0
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A time `interval` ± jitter after `now`.

@@ -13,6 +13,18 @@ const OPS: usize = 7;
 struct Plan {
     calls: [u64; OPS],
     fail_at: [Vec<u64>; OPS],
+    random: Option<RandomFaults>,
+    /// Commits left before the store "dies" (the process crashed at that point).
+    commits_left: Option<u64>,
+    dead: bool,
+}
+
+/// Failures drawn at random, from a seeded RNG so runs are reproducible.
+#[derive(Debug)]
+struct RandomFaults {
+    rng: crate::rng::ProtocolRng,
+    per_million: u64,
+    ops: [bool; OPS],
 }
 
 /// Wraps a [`Store`] and makes chosen calls fail with [`StoreError::Injected`], for testing that
@@ -55,9 +67,39 @@ impl<S: Store> FaultyStore<S> {
         plan.fail_at[op as usize].push(at);
     }
 
-    /// Disarms every pending failure.
+    /// Disarms every pending failure, stops random failures and revives a dead store.
     pub fn clear(&self) {
-        self.plan().fail_at = Default::default();
+        let mut plan = self.plan();
+        plan.fail_at = Default::default();
+        plan.random = None;
+        plan.commits_left = None;
+        plan.dead = false;
+    }
+
+    /// Makes each call of the kinds in `ops` fail with probability `per_million` / 10^6,
+    /// drawn from an RNG seeded with `seed` (reproducible). Replaces earlier random faults.
+    pub fn fail_randomly(&self, seed: u64, per_million: u64, ops: &[FaultOp]) {
+        let mut mask = [false; OPS];
+        for op in ops {
+            mask[*op as usize] = true;
+        }
+        self.plan().random = Some(RandomFaults {
+            rng: crate::rng::seeded(seed),
+            per_million,
+            ops: mask,
+        });
+    }
+
+    /// Simulates a crash after `n` more successful commits: the `n + 1`-th commit and every
+    /// later call of any kind fail, until [`FaultyStore::clear`]. What was committed before
+    /// stays in the inner store, as on a disk after the process died.
+    pub fn die_after_commits(&self, n: u64) {
+        self.plan().commits_left = Some(n);
+    }
+
+    /// Whether the store died (see [`FaultyStore::die_after_commits`]).
+    pub fn is_dead(&self) -> bool {
+        self.plan().dead
     }
 
     /// How many calls of kind `op` were made so far, injected failures included (calls refused
@@ -72,14 +114,34 @@ impl<S: Store> FaultyStore<S> {
 }
 
 fn tick(plan: &Mutex<Plan>, op: FaultOp) -> Result<(), StoreError> {
+    use crate::rng::Rng;
     let mut plan = plan.lock().unwrap_or_else(PoisonError::into_inner);
     let i = op as usize;
     plan.calls[i] += 1;
     let call = plan.calls[i];
+    let injected = Err(StoreError::Injected { op, call });
+    if plan.dead {
+        return injected;
+    }
+    if op == FaultOp::Commit
+        && let Some(left) = plan.commits_left
+    {
+        if left == 0 {
+            plan.dead = true;
+            return injected;
+        }
+        plan.commits_left = Some(left - 1);
+    }
     let armed = &mut plan.fail_at[i];
     if let Some(pos) = armed.iter().position(|&at| at == call) {
         armed.swap_remove(pos);
-        return Err(StoreError::Injected { op, call });
+        return injected;
+    }
+    if let Some(r) = plan.random.as_mut()
+        && r.ops[i]
+        && r.rng.next_u64() % 1_000_000 < r.per_million
+    {
+        return injected;
     }
     Ok(())
 }
