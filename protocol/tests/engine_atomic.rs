@@ -437,3 +437,26 @@ fn a_store_failure_serving_a_page_is_reported_and_sync_recovers() {
     assert!(net.run_until(60_000, |n| total(n, 1, &t) == 1));
     assert!(applied(&stores[1], b"served"));
 }
+
+#[test]
+fn check_invariants_sees_a_store_that_disagrees_with_memory() {
+    use threads_protocol::engine::layout;
+    use threads_protocol::store::{Store, WriteTxn};
+    let (mut net, stores, _) = pair();
+    let t = joined(&mut net);
+    let rec = net.hosts[0]
+        .create_record(Time(0), &t, None, b"kept", 0)
+        .unwrap();
+    net.flush(1000);
+    for h in &net.hosts {
+        assert_eq!(h.check_invariants(), Ok(()));
+    }
+    // Remove the head record behind the engine's back.
+    let mut txn = stores[0].inner().write().unwrap();
+    txn.delete(&layout::record(&t, rec.log(), rec.counter()))
+        .unwrap();
+    txn.commit().unwrap();
+    let err = net.hosts[0].check_invariants().unwrap_err();
+    assert!(err.contains("not the head"), "{err}");
+    assert_eq!(net.hosts[1].check_invariants(), Ok(()));
+}
