@@ -44,6 +44,9 @@ pub struct FaultProfile {
     pub clock_jumps: u32,
     /// Number of hosts, when the profile chooses it (2 to 9); otherwise the run's shape.
     pub hosts: Option<usize>,
+    /// Hosts (never host 0, at most a minority) whose faults never end: they go down at the
+    /// heal and stay down; the others must still converge (liveness of a core).
+    pub permanent_failures: u32,
     /// Whether the engine configuration is drawn too (page sizes down to 1 record and 1 byte,
     /// small message limits, short and long timers, a log limit at the number of writers,
     /// invitations refused by hosts that are not the replicator).
@@ -72,6 +75,7 @@ impl FaultProfile {
             clock_jumps: 0,
             hosts: None,
             swarm_config: false,
+            permanent_failures: 0,
         }
     }
 
@@ -84,6 +88,7 @@ impl FaultProfile {
             && self.crashes_inside == 0
             && self.storage_fault_ppm == 0
             && self.clock_jumps == 0
+            && self.permanent_failures == 0
             && !self.adversary
     }
 
@@ -110,6 +115,7 @@ impl FaultProfile {
             clock_jumps: (pick(2) * pick(4)) as u32,
             hosts: (pick(2) == 0).then(|| 2 + pick(8) as usize),
             swarm_config: pick(2) == 0,
+            permanent_failures: (pick(4) == 0) as u32 * (1 + pick(2) as u32),
         }
     }
 }
@@ -120,7 +126,7 @@ impl fmt::Display for FaultProfile {
             f,
             "latency={}..{}ms jitter={}ms loss={}‰ dup={}‰ partitions={}{} crashes={} skew<={}ms \
              adversary={} late_joiner={} replicator={} storage_faults={}ppm crashes_inside={} \
-             drift<={}ppm clock_jumps={} hosts={} swarm_config={}",
+             drift<={}ppm clock_jumps={} hosts={} swarm_config={} down_for_good={}",
             self.latency_min_ms,
             self.latency_max_ms,
             self.jitter_ms,
@@ -142,7 +148,8 @@ impl fmt::Display for FaultProfile {
             self.max_clock_drift_ppm,
             self.clock_jumps,
             self.hosts.map_or("shape".to_string(), |n| n.to_string()),
-            self.swarm_config
+            self.swarm_config,
+            self.permanent_failures
         )
     }
 }

@@ -98,6 +98,8 @@ pub(crate) struct SimHost {
 /// A record an honest writer was told is written: (host, sha2-256 of its bundle encoding).
 #[derive(Clone, Debug)]
 pub(crate) struct Acked {
+    /// The writer host.
+    pub host: usize,
     pub log: threads_protocol::log_id::LogId,
     pub counter: u64,
     pub bundle_hash: [u8; 32],
@@ -150,6 +152,8 @@ pub struct World {
     pub(crate) acked_at: BTreeMap<threads_protocol::Cid, u64>,
     /// Replication delays of acknowledged writes to other hosts: (write, host, delay in ms).
     pub(crate) delays: Vec<(threads_protocol::Cid, usize, u64)>,
+    /// Hosts that go down at the heal and stay down (liveness outside a core).
+    pub(crate) down_for_good: BTreeSet<usize>,
 }
 
 /// Every host's clock starts this far ahead of the simulation's, so that backward jumps and
@@ -311,6 +315,7 @@ impl World {
             config,
             acked_at: BTreeMap::new(),
             delays: Vec::new(),
+            down_for_good: BTreeSet::new(),
         };
         w.define_collection();
         w.schedule_everything(n);
@@ -361,12 +366,13 @@ impl World {
         let rec = e
             .create_record(now, &thread, None, &body, 0)
             .expect("defining the collection on a fresh host");
-        self.acknowledge(&rec, author, body);
+        self.acknowledge(0, &rec, author, body);
     }
 
     /// Remembers a write the engine acknowledged; returns the hash of its bundle.
     fn acknowledge(
         &mut self,
+        host: usize,
         rec: &threads_protocol::record::VerifiedRecord,
         author: threads_protocol::identity::PublicKey,
         body: Vec<u8>,
@@ -376,6 +382,7 @@ impl World {
         self.acked.insert(
             rec.cid(),
             Acked {
+                host,
                 log: *rec.log(),
                 counter: rec.counter().get(),
                 bundle_hash: hash,
@@ -410,6 +417,20 @@ impl World {
         let honest: Vec<usize> = (0..n)
             .filter(|&i| self.hosts[i].role != Role::Adversary)
             .collect();
+        // Hosts whose faults never end: they go down at the heal and stay down; the others
+        // (host 0 always among them) must converge without them.
+        let candidates: Vec<usize> = honest.iter().copied().filter(|&i| i != 0).collect();
+        let most = (honest.len().saturating_sub(1) / 2) as u32;
+        for _ in 0..self.profile.permanent_failures.min(most) {
+            let left: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|i| !self.down_for_good.contains(i))
+                .collect();
+            if let Some(&i) = left.get((self.rng.next_u64() % left.len().max(1) as u64) as usize) {
+                self.down_for_good.insert(i);
+            }
+        }
         for _ in 0..self.profile.partitions {
             let start = self.rng.next_u64() % FAULT_PHASE_MS;
             let end = (start + 500 + self.rng.next_u64() % 8_000).min(FAULT_PHASE_MS);
@@ -618,7 +639,15 @@ impl World {
         self.healed = true;
         self.healed_at = self.now;
         self.cut.clear();
+        for i in self.down_for_good.clone() {
+            self.mix(&[b"down-for-good", &[i as u8]]);
+            self.log(|| format!("host {i} goes down for good"));
+            self.crash(i);
+        }
         for i in 0..self.hosts.len() {
+            if self.down_for_good.contains(&i) {
+                continue;
+            }
             if self.hosts[i].dying {
                 // Armed but never reached: the crash did not happen.
                 self.hosts[i].dying = false;
@@ -631,7 +660,8 @@ impl World {
     }
 
     fn restart(&mut self, host: usize) {
-        if self.hosts[host].engine.is_some() {
+        if self.hosts[host].engine.is_some() || (self.healed && self.down_for_good.contains(&host))
+        {
             return;
         }
         self.mix(&[b"restart", &[host as u8]]);
@@ -729,7 +759,7 @@ impl World {
         let author = e.identity().public();
         match e.create_record(now, &thread, None, &body, now.as_millis()) {
             Ok(rec) => {
-                let hash = self.acknowledge(&rec, author, body);
+                let hash = self.acknowledge(host, &rec, author, body);
                 self.mix(&[b"write", &[host as u8], &hash]);
                 self.log(|| format!("host {host} writes record {} of its log", rec.counter()));
             }

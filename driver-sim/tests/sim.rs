@@ -238,3 +238,36 @@ fn storage_faults_crashes_inside_inputs_clock_jumps_and_swarmed_configs_hold() {
         assert!(r.acked > 5, "seed {seed}: {} writes acknowledged", r.acked);
     }
 }
+
+#[test]
+fn a_core_converges_while_other_hosts_stay_down() {
+    let opts = Options {
+        profile: Some(FaultProfile {
+            permanent_failures: 2,
+            hosts: Some(6),
+            loss_permille: 100,
+            ..FaultProfile::calm()
+        }),
+        ..small()
+    };
+    for seed in 0..4 {
+        let r = run(seed, &opts);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(r.converged_after_ms.is_some(), "seed {seed}");
+        assert!(
+            r.trace_hash
+                != run(
+                    seed,
+                    &Options {
+                        profile: Some(FaultProfile {
+                            permanent_failures: 0,
+                            ..opts.profile.clone().unwrap()
+                        }),
+                        ..small()
+                    }
+                )
+                .trace_hash,
+            "seed {seed}: the hosts really went down"
+        );
+    }
+}
