@@ -706,10 +706,24 @@ impl World {
             self.log(|| format!("host 0 invites host {host} as replicator"));
             let peer = self.hosts[host].peer;
             let now0 = self.local_now(0);
-            if let Some(e) = self.hosts[0].engine.as_mut() {
-                let _ = e.add_replicator(now0, &self.thread, &peer);
+            let invited = match self.hosts[0].engine.as_mut() {
+                Some(e) => e.add_replicator(now0, &self.thread, &peer),
+                None => Ok(()),
+            };
+            match invited {
+                Ok(()) => {}
+                Err(err) if self.injected(&err) => {
+                    self.hosts[host].member = false;
+                    let t = self.now + 500;
+                    self.at(t, Ev::Join { host });
+                }
+                Err(err) => self.problems.push((
+                    "host-error",
+                    format!("host 0 failed to invite host {host}: {err}"),
+                )),
             }
             self.drain(0);
+            self.after_input(0);
             return;
         }
         // Join through a random member that is not the joiner.
@@ -769,9 +783,14 @@ impl World {
                 self.mix(&[b"refused", &[host as u8]]);
                 self.log(|| format!("host {host} write {n} refused: {reason}"));
             }
-            // The disk failed (injected) or a drawn log limit was reached: the write is
-            // refused and not acknowledged.
-            Err(err) if self.injected(&err) || matches!(err, EngineError::Limit(_)) => {
+            // The disk failed (injected), a drawn log limit was reached, or the writer has not
+            // joined yet (its join hit an injected fault): the write is refused and not
+            // acknowledged.
+            Err(err)
+                if self.injected(&err)
+                    || matches!(err, EngineError::Limit(_))
+                    || (matches!(err, EngineError::ThreadNotFound) && !self.hosts[host].member) =>
+            {
                 self.mix(&[b"failed", &[host as u8]]);
                 self.log(|| format!("host {host} write {n} failed: {err}"));
             }
