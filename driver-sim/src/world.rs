@@ -727,8 +727,16 @@ impl World {
             return;
         }
         // Join through a random member that is not the joiner.
+        // Never through a host that will go down for good: a joiner whose only contact
+        // disappears has no address left to sync from (a real client would join again
+        // through another address), which is no fault of the engine.
         let members: Vec<usize> = (0..self.hosts.len())
-            .filter(|&i| i != host && self.hosts[i].member && self.hosts[i].engine.is_some())
+            .filter(|&i| {
+                i != host
+                    && self.hosts[i].member
+                    && self.hosts[i].engine.is_some()
+                    && !self.down_for_good.contains(&i)
+            })
             .collect();
         if members.is_empty() {
             self.hosts[host].member = false;

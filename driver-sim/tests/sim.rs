@@ -271,3 +271,34 @@ fn a_core_converges_while_other_hosts_stay_down() {
         );
     }
 }
+
+#[test]
+fn swarmed_configurations_catch_pages_that_ignore_their_byte_limit() {
+    // With drawn configurations, some seeds pair a small message limit with many records per
+    // page: a page filled by record count alone no longer fits in a message.
+    fn big_pages(c: &mut Config) {
+        c.bugs.ignore_page_bytes = true;
+    }
+    let opts = Options {
+        profile: Some(FaultProfile {
+            swarm_config: true,
+            late_joiner: true,
+            ..FaultProfile::calm()
+        }),
+        configure: Some(big_pages),
+        ..small()
+    };
+    let (seed, violations) = (0..40)
+        .find_map(|seed| {
+            let r = run(seed, &opts);
+            (!r.violations.is_empty()).then_some((seed, r.violations))
+        })
+        .expect("a swarmed configuration where oversized pages break the run");
+    eprintln!("oversized pages caught on seed {seed}: {:?}", violations[0]);
+    let honest = Options {
+        configure: None,
+        ..opts
+    };
+    let r = run(seed, &honest);
+    assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+}

@@ -49,6 +49,8 @@ pub struct Bugs {
     pub clock_from_local_time: bool,
     /// Leave every 7th record out of the pushes this host sends.
     pub drop_every_7th_push: bool,
+    /// Fill pages up to `page_max_records` whatever their size (ignore `page_max_bytes`).
+    pub ignore_page_bytes: bool,
 }
 
 impl Default for Config {

@@ -229,15 +229,16 @@ impl<S: Store, A: Application> Host<S, A> {
             .and_then(|t| t.logs.get(&log))
             .map_or(0, |s| s.height.0);
         let max = max.clamp(1, self.config.page_max_records) as usize;
+        #[cfg(feature = "buggify")]
+        let page_max_bytes = if self.config.bugs.ignore_page_bytes {
+            usize::MAX
+        } else {
+            self.config.page_max_bytes
+        };
+        #[cfg(not(feature = "buggify"))]
+        let page_max_bytes = self.config.page_max_bytes;
         let page = self.store.read().map_err(Into::into).and_then(|txn| {
-            commands::read_page(
-                as_read(&txn),
-                id,
-                &log,
-                start,
-                max,
-                self.config.page_max_bytes,
-            )
+            commands::read_page(as_read(&txn), id, &log, start, max, page_max_bytes)
         });
         let records = match page {
             Ok(records) => records,
