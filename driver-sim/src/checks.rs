@@ -20,7 +20,8 @@ use threads_reducer::fold::{self, OrderKey, RecordInfo, TAG_OPS, state_prefix};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     /// Which invariant: `convergence`, `lost-write`, `forged-accepted`, `plaintext-at-replicator`,
-    /// `half-applied`, `liveness`, `honest-blamed` or `host-error`.
+    /// `half-applied`, `liveness`, `honest-blamed`, `host-error`, `engine-invariant` or
+    /// `slow-replication`.
     pub invariant: &'static str,
     /// What was seen.
     pub detail: String,
@@ -37,11 +38,25 @@ fn honest(w: &World) -> Vec<usize> {
         .collect()
 }
 
-/// Whether every honest host is up, holds the thread, has the same heads as the others and
-/// holds every acknowledged record.
+/// Honest hosts that are not down for good: the core that must converge.
+fn core(w: &World) -> Vec<usize> {
+    honest(w)
+        .into_iter()
+        .filter(|i| !w.down_for_good.contains(i))
+        .collect()
+}
+
+/// Whether an acknowledged write must reach the core: it was written by a core host (a write
+/// of a host that went down for good before sending it is durable on that host's disk only).
+fn required(w: &World, a: &crate::world::Acked) -> bool {
+    !w.down_for_good.contains(&a.host)
+}
+
+/// Whether every core host is up, holds the thread, has the same heads as the others and
+/// holds every acknowledged record it must.
 pub(crate) fn converged(w: &World) -> bool {
     let mut first = None;
-    for i in honest(w) {
+    for i in core(w) {
         let Some(e) = w.hosts[i].engine.as_ref() else {
             return false;
         };
@@ -58,10 +73,25 @@ pub(crate) fn converged(w: &World) -> bool {
     let Some(heads) = first else {
         return false;
     };
+    // Heights must count contiguous stored records: a host whose head jumped over a gap has
+    // not converged, whatever its heads say.
+    for i in core(w) {
+        let mut per_log: BTreeMap<LogId, Vec<u64>> = BTreeMap::new();
+        for (log, counter, _) in stored_records(&w.hosts[i].store, &w.thread) {
+            per_log.entry(log).or_default().push(counter);
+        }
+        for (log, height, _) in &heads {
+            let got = per_log.get(log).map_or(&[][..], |v| &v[..]);
+            if got.len() as u64 != height.0 || got.iter().zip(1..).any(|(c, k)| *c != k) {
+                return false;
+            }
+        }
+    }
     // Equal heads imply equal contents; they must also cover every acknowledged write.
     let height: BTreeMap<LogId, u64> = heads.iter().map(|(l, h, _)| (*l, h.0)).collect();
     w.acked
         .values()
+        .filter(|a| required(w, a))
         .all(|a| height.get(&a.log).is_some_and(|h| *h >= a.counter))
 }
 
@@ -104,6 +134,31 @@ fn stored_records(store: &MemoryStore, thread: &threads_protocol::id::ThreadId) 
                 && let Ok(log) = log
             {
                 out.push((log, counter, v.to_vec()));
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    out
+}
+
+/// The heights of the thread's logs as stored in their log rows.
+fn stored_heights(
+    store: &MemoryStore,
+    thread: &threads_protocol::id::ThreadId,
+) -> BTreeMap<LogId, u64> {
+    let prefix = layout::thread_prefix(layout::TAG_LOG, thread);
+    let mut out = BTreeMap::new();
+    let Ok(txn) = store.read() else {
+        return out;
+    };
+    let _ = txn.scan(
+        KeyRange::prefix(&prefix),
+        Direction::Forward,
+        &mut |k, v| {
+            let row: Result<threads_protocol::engine::state::LogRow, _> =
+                threads_protocol::record::wire::decode_plain(v);
+            if let (Ok(log), Ok(row)) = (LogId::from_bytes(&k[prefix.len()..]), row) {
+                out.insert(log, row.height);
             }
             ControlFlow::Continue(())
         },
@@ -155,6 +210,8 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
         .collect();
     let adversary_log = w.adversary.as_ref().map(|a| a.key.public().peer_id());
 
+    out.extend(calm_bound(w));
+
     // (f) liveness.
     if w.converged_at.is_none() {
         out.push(violation(
@@ -170,11 +227,14 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
         let h = &w.hosts[i];
         let records = stored_records(&h.store, &w.thread);
         let mut per_log: BTreeMap<LogId, BTreeSet<u64>> = BTreeMap::new();
+        let in_core = !w.down_for_good.contains(&i);
         for (log, counter, bytes) in &records {
             per_log.entry(*log).or_default().insert(*counter);
-            union
-                .entry((*log, *counter))
-                .or_insert_with(|| bytes.clone());
+            if in_core {
+                union
+                    .entry((*log, *counter))
+                    .or_insert_with(|| bytes.clone());
+            }
             // (c) every stored record is an acknowledged honest record, byte for byte, or a
             // validly signed record of the adversary's own log.
             let bundle = RecordBundle::decode(bytes);
@@ -195,19 +255,31 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
                 ));
             }
         }
-        // (e) no half-applied record: the head covers exactly the stored records 1..=height.
-        if let Some(e) = h.engine.as_ref()
+        // (e) no half-applied record: the stored head covers exactly the stored records
+        // 1..=height (read from the durable log rows, so hosts that are down are checked too).
+        for (log, height) in stored_heights(&h.store, &w.thread) {
+            let got = per_log.remove(&log).unwrap_or_default();
+            if got.len() as u64 != height || got.last().copied().unwrap_or(0) != height {
+                out.push(violation(
+                    "half-applied",
+                    format!(
+                        "host {i} log {log}: stored head at {height} but {} records stored",
+                        got.len()
+                    ),
+                ));
+            }
+        }
+        if in_core
+            && let Some(e) = h.engine.as_ref()
             && let Ok(hs) = e.heads(&w.thread)
         {
+            let stored = stored_heights(&h.store, &w.thread);
             for (log, height, _) in &hs {
-                let got = per_log.remove(log).unwrap_or_default();
-                if got.len() as u64 != height.0 || got.last().copied().unwrap_or(0) != height.0 {
+                let got = stored.get(log).copied().unwrap_or(0);
+                if got != height.0 {
                     out.push(violation(
                         "half-applied",
-                        format!(
-                            "host {i} log {log}: head at {height} but {} records stored",
-                            got.len()
-                        ),
+                        format!("host {i} log {log}: head at {height} in memory, {got} stored"),
                     ));
                 }
             }
@@ -222,10 +294,10 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
                 ),
             ));
         }
-        // (b) no acknowledged write lost.
+        // (b) no acknowledged write lost (at the core).
         let present: BTreeSet<(LogId, u64)> = records.iter().map(|(l, c, _)| (*l, *c)).collect();
         for (cid, a) in &w.acked {
-            if !present.contains(&(a.log, a.counter)) {
+            if in_core && required(w, a) && !present.contains(&(a.log, a.counter)) {
                 out.push(violation(
                     "lost-write",
                     format!(
@@ -278,20 +350,35 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
     // (only acknowledged writes can be read; the adversary's records open for nobody), and the
     // fold applied each of those records exactly once (e).
     if read.is_some() {
-        let (expected_ops, expected) = fold_from_scratch(w, &union);
+        let (_, expected) = fold_from_scratch(w, &union);
         for i in honest(w) {
+            let in_core = !w.down_for_good.contains(&i);
             let h = &w.hosts[i];
             if h.role == Role::Replicator {
                 continue;
             }
+            // (e) against the host's own stored records: a host that merely lacks records is
+            // a convergence or liveness matter, not a half-applied one.
+            let own: BTreeSet<OrderKey> = stored_records(&h.store, &w.thread)
+                .iter()
+                .filter_map(|(_, _, bytes)| {
+                    let bundle = RecordBundle::decode(bytes).ok()?;
+                    let hash: [u8; 32] = Sha256::digest(bytes).into();
+                    let a = w.acked.get(&bundle.cid())?;
+                    (a.bundle_hash == hash).then_some(a.order)
+                })
+                .collect();
             let ops = applied(&h.store, &w.thread);
-            if ops != expected_ops {
+            if ops != own {
+                let missing = own.difference(&ops).count();
+                let extra = ops.difference(&own).count();
                 out.push(violation(
                     "half-applied",
                     format!(
-                        "host {i} applied {} records, {} readable records are stored",
-                        ops.len(),
-                        expected_ops.len()
+                        "host {i} stores {} readable records but applied {}: {missing} stored \
+                         but not applied, {extra} applied but not stored",
+                        own.len(),
+                        ops.len()
                     ),
                 ));
             }
@@ -300,11 +387,60 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
                 .read()
                 .ok()
                 .and_then(|t| fold::state_digest(&t, &w.thread).ok());
-            if got != Some(expected) {
+            if in_core && got != Some(expected) {
                 out.push(violation(
                     "convergence",
                     format!("host {i}'s state differs from a from-scratch fold of all records"),
                 ));
+            }
+        }
+    }
+    out
+}
+
+/// Replication bound of calm runs: an acknowledged write reaches every other early member
+/// within two worst-case one-way delays plus this slack (ms).
+pub const CALM_SLACK_MS: u64 = 50;
+/// Writes acknowledged before this time (ms) are not held to the calm bound (members are still
+/// joining).
+pub const CALM_SETTLE_MS: u64 = 2_000;
+
+/// (a') On calm profiles, pushes must do the replicating: every write acknowledged after the
+/// members settled reaches every other host that joined at the start within a tight bound. A
+/// regression that leaves repairs to anti-entropy (say, a host that drops some pushed records)
+/// converges in the end but fails here.
+fn calm_bound(w: &World) -> Vec<Violation> {
+    if !w.profile.is_calm() {
+        return Vec::new();
+    }
+    let bound = 2 * (w.profile.latency_max_ms + w.profile.jitter_ms) + CALM_SLACK_MS;
+    let early: BTreeSet<usize> = honest(w)
+        .into_iter()
+        .filter(|&i| w.hosts[i].role != Role::LateJoiner)
+        .collect();
+    let mut reached: BTreeMap<(threads_protocol::Cid, usize), u64> = BTreeMap::new();
+    for (cid, host, delay) in &w.delays {
+        reached.entry((*cid, *host)).or_insert(*delay);
+    }
+    let mut out = Vec::new();
+    for (cid, at) in &w.acked_at {
+        if *at < CALM_SETTLE_MS || *at + bound > crate::world::FAULT_PHASE_MS {
+            continue;
+        }
+        for &i in &early {
+            match reached.get(&(*cid, i)) {
+                Some(d) if *d <= bound => {}
+                got => {
+                    out.push(violation(
+                        "slow-replication",
+                        format!(
+                            "write {cid} acknowledged at {at} ms reached host {i} {} (calm bound \
+                             {bound} ms)",
+                            got.map_or("never".to_string(), |d| format!("after {d} ms"))
+                        ),
+                    ));
+                    return out;
+                }
             }
         }
     }

@@ -169,6 +169,7 @@ pub(crate) fn describe(e: &Event) -> String {
             format!("record {counter} of log {log} failed to apply: {error}")
         }
         Event::PeerMisbehaved { peer, reason } => format!("peer {peer} misbehaved: {reason}"),
+        Event::StoreFailed { during, error, .. } => format!("store failed {during}: {error}"),
         Event::ThreadAdopted { by, .. } => format!("thread adopted, invited by {by}"),
         Event::LogForked(f) => format!(
             "log {} forked at {} (other branch offered by {})",

@@ -31,6 +31,26 @@ pub struct FaultProfile {
     pub late_joiner: bool,
     /// Whether one host is a replicator (service key only).
     pub replicator: bool,
+    /// Chance, in parts per million, that a store call that writes (opening a write
+    /// transaction, put, delete, commit) fails during the fault phase.
+    pub storage_fault_ppm: u64,
+    /// Number of crashes *inside* an input: the host's store dies after 0 or 1 more commits,
+    /// the input runs on against the dead store, then the host is dropped and later restarted.
+    pub crashes_inside: u32,
+    /// Largest clock drift of a host, in parts per million (each host draws its own rate,
+    /// faster or slower than the simulation's clock).
+    pub max_clock_drift_ppm: u64,
+    /// Number of clock jumps (a host's clock steps forward or back by up to 5 s).
+    pub clock_jumps: u32,
+    /// Number of hosts, when the profile chooses it (2 to 9); otherwise the run's shape.
+    pub hosts: Option<usize>,
+    /// Hosts (never host 0, at most a minority) whose faults never end: they go down at the
+    /// heal and stay down; the others must still converge (liveness of a core).
+    pub permanent_failures: u32,
+    /// Whether the engine configuration is drawn too (page sizes down to 1 record and 1 byte,
+    /// small message limits, short and long timers, a log limit at the number of writers,
+    /// invitations refused by hosts that are not the replicator).
+    pub swarm_config: bool,
 }
 
 impl FaultProfile {
@@ -49,7 +69,27 @@ impl FaultProfile {
             adversary: false,
             late_joiner: false,
             replicator: false,
+            storage_fault_ppm: 0,
+            crashes_inside: 0,
+            max_clock_drift_ppm: 0,
+            clock_jumps: 0,
+            hosts: None,
+            swarm_config: false,
+            permanent_failures: 0,
         }
+    }
+
+    /// Whether the run is calm enough to hold writes to a tight replication bound: no loss,
+    /// partition, crash, storage fault, clock jump or adversary.
+    pub fn is_calm(&self) -> bool {
+        self.loss_permille == 0
+            && self.partitions == 0
+            && self.crashes == 0
+            && self.crashes_inside == 0
+            && self.storage_fault_ppm == 0
+            && self.clock_jumps == 0
+            && self.permanent_failures == 0
+            && !self.adversary
     }
 
     /// Draws a profile from the run's RNG.
@@ -69,6 +109,13 @@ impl FaultProfile {
             adversary: pick(2) == 0,
             late_joiner: pick(2) == 0,
             replicator: pick(3) != 0,
+            storage_fault_ppm: pick(2) * pick(3) * pick(15_000),
+            crashes_inside: (pick(2) * pick(3)) as u32,
+            max_clock_drift_ppm: pick(2) * pick(50_000),
+            clock_jumps: (pick(2) * pick(4)) as u32,
+            hosts: (pick(2) == 0).then(|| 2 + pick(8) as usize),
+            swarm_config: pick(2) == 0,
+            permanent_failures: (pick(4) == 0) as u32 * (1 + pick(2) as u32),
         }
     }
 }
@@ -78,7 +125,8 @@ impl fmt::Display for FaultProfile {
         write!(
             f,
             "latency={}..{}ms jitter={}ms loss={}‰ dup={}‰ partitions={}{} crashes={} skew<={}ms \
-             adversary={} late_joiner={} replicator={}",
+             adversary={} late_joiner={} replicator={} storage_faults={}ppm crashes_inside={} \
+             drift<={}ppm clock_jumps={} hosts={} swarm_config={} down_for_good={}",
             self.latency_min_ms,
             self.latency_max_ms,
             self.jitter_ms,
@@ -94,7 +142,14 @@ impl fmt::Display for FaultProfile {
             self.max_clock_skew_ms,
             self.adversary,
             self.late_joiner,
-            self.replicator
+            self.replicator,
+            self.storage_fault_ppm,
+            self.crashes_inside,
+            self.max_clock_drift_ppm,
+            self.clock_jumps,
+            self.hosts.map_or("shape".to_string(), |n| n.to_string()),
+            self.swarm_config,
+            self.permanent_failures
         )
     }
 }

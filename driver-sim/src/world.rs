@@ -15,7 +15,8 @@ use threads_protocol::engine::{
 use threads_protocol::id::ThreadId;
 use threads_protocol::key::ThreadKey;
 use threads_protocol::rng::{ProtocolRng, Rng, seeded};
-use threads_protocol::store::memory::MemoryStore;
+use threads_protocol::store::StoreError;
+use threads_protocol::store::memory::{FaultOp, FaultyStore, MemoryStore};
 use threads_reducer::db::DocFold;
 use threads_reducer::fold::{Convergent, OrderKey};
 
@@ -48,6 +49,13 @@ pub(crate) enum Ev {
     Crash {
         host: usize,
     },
+    CrashInside {
+        host: usize,
+    },
+    Jump {
+        host: usize,
+        delta_ms: i64,
+    },
     Restart {
         host: usize,
     },
@@ -64,20 +72,34 @@ pub(crate) enum Ev {
     Check,
 }
 
+/// The store a simulated engine runs on: the durable in-memory store behind a fault injector.
+pub type SimStore = FaultyStore<MemoryStore>;
+
 /// One simulated host.
 pub(crate) struct SimHost {
     pub role: Role,
+    /// What is durable: survives crashes.
     pub store: MemoryStore,
-    pub engine: Option<Host<MemoryStore, App>>,
+    /// The fault injector in front of `store` that the running engine uses.
+    pub faults: SimStore,
+    pub engine: Option<Host<SimStore, App>>,
     pub peer: PeerId,
+    /// The host's clock: constant offset (ms), drift (parts per million, signed) and the sum
+    /// of its jumps so far (ms, signed).
     pub skew: u64,
+    pub drift_ppm: i64,
+    pub jumped_ms: i64,
     pub timer: Option<u64>,
     pub member: bool,
+    /// The store dies at its next commit or the one after (a crash inside an input).
+    pub dying: bool,
 }
 
 /// A record an honest writer was told is written: (host, sha2-256 of its bundle encoding).
 #[derive(Clone, Debug)]
 pub(crate) struct Acked {
+    /// The writer host.
+    pub host: usize,
     pub log: threads_protocol::log_id::LogId,
     pub counter: u64,
     pub bundle_hash: [u8; 32],
@@ -124,22 +146,63 @@ pub struct World {
     pub converged_at: Option<u64>,
     /// Application-level problems seen during the run (write failures and the like).
     pub(crate) problems: Vec<(&'static str, String)>,
+    /// The drawn engine configuration, when the profile swarms it.
+    pub(crate) config: Option<Config>,
+    /// When each acknowledged write was acknowledged (simulated ms).
+    pub(crate) acked_at: BTreeMap<threads_protocol::Cid, u64>,
+    /// Replication delays of acknowledged writes to other hosts: (write, host, delay in ms).
+    pub(crate) delays: Vec<(threads_protocol::Cid, usize, u64)>,
+    /// Hosts that go down at the heal and stay down (liveness outside a core).
+    pub(crate) down_for_good: BTreeSet<usize>,
 }
 
-fn engine_config(opts: &Options) -> Config {
-    let mut c = Config {
-        sync_interval_min_ms: 200,
-        sync_interval_max_ms: 5_000,
-        pull_timeout_ms: 2_000,
-        max_message_len: 1 << 20,
-        page_max_records: 64,
-        page_max_bytes: 256 << 10,
-        ..Config::default()
+/// Every host's clock starts this far ahead of the simulation's, so that backward jumps and
+/// slow drift never take it below zero.
+const CLOCK_BASE_MS: i64 = 30_000;
+
+fn engine_config(opts: &Options, swarm: Option<&Config>) -> Config {
+    let mut c = match swarm {
+        Some(c) => c.clone(),
+        None => Config {
+            sync_interval_min_ms: 200,
+            sync_interval_max_ms: 5_000,
+            pull_timeout_ms: 2_000,
+            max_message_len: 1 << 20,
+            page_max_records: 64,
+            page_max_bytes: 256 << 10,
+            ..Config::default()
+        },
     };
     if let Some(f) = opts.configure {
         f(&mut c);
     }
     c
+}
+
+/// Draws an engine configuration (swarm testing of the configuration). Limits stay consistent
+/// with each other (a page fits in a message) and with the run (every writer can have its log).
+fn swarm_config(rng: &mut ProtocolRng, writers: usize, adversary: bool) -> Config {
+    let mut pick = |xs: &[u64]| xs[(rng.next_u64() % xs.len() as u64) as usize];
+    let max_message_len = pick(&[4 << 10, 16 << 10, 1 << 20]) as usize;
+    let page_max_bytes = pick(&[1, 100, 1_000, 2_048, (max_message_len / 2) as u64]) as usize;
+    let sync_interval_min_ms = pick(&[20, 200, 1_000]);
+    let sync_interval_max_ms = sync_interval_min_ms * pick(&[1, 5, 25]);
+    let max_logs_per_thread = if pick(&[0, 1]) == 0 {
+        writers + usize::from(adversary)
+    } else {
+        Config::default().max_logs_per_thread
+    };
+    Config {
+        sync_interval_min_ms,
+        sync_interval_max_ms,
+        jitter_percent: pick(&[0, 20, 50]),
+        page_max_records: pick(&[1, 2, 3, 8, 64, 512]) as u32,
+        page_max_bytes: page_max_bytes.min(max_message_len / 2),
+        pull_timeout_ms: pick(&[100, 2_000, 10_000]),
+        max_message_len,
+        max_logs_per_thread,
+        ..Config::default()
+    }
 }
 
 impl World {
@@ -150,15 +213,24 @@ impl World {
             .profile
             .clone()
             .unwrap_or_else(|| FaultProfile::draw(&mut rng));
-        let n = opts.hosts.max(3);
+        let n = profile.hosts.unwrap_or(opts.hosts).clamp(2, 9);
         let roles = crate::assign_roles(n, &profile);
+        let writers = roles.iter().filter(|r| **r == Role::Writer).count();
+        let config = profile
+            .swarm_config
+            .then(|| swarm_config(&mut rng, writers, roles.contains(&Role::Adversary)));
         let mut hosts = Vec::with_capacity(n);
         let mut index = BTreeMap::new();
         for (i, role) in roles.iter().enumerate() {
             let store = MemoryStore::new();
+            let faults = FaultyStore::new(store.clone());
             let skew = match profile.max_clock_skew_ms {
                 0 => 0,
                 m => rng.next_u64() % (m + 1),
+            };
+            let drift_ppm = match profile.max_clock_drift_ppm {
+                0 => 0,
+                m => (rng.next_u64() % (2 * m + 1)) as i64 - m as i64,
             };
             let (engine, peer) = if *role == Role::Adversary {
                 let peer = threads_protocol::identity::PrivateKey::from_seed([i as u8; 32])
@@ -166,13 +238,17 @@ impl World {
                     .peer_id();
                 (None, peer)
             } else {
+                let mut cfg = engine_config(&opts, config.as_ref());
+                if config.is_some() && *role != Role::Replicator {
+                    cfg.accept_invites = false;
+                }
                 let h = Host::open(
-                    engine_config(&opts),
-                    store.clone(),
+                    cfg,
+                    faults.clone(),
                     app(),
                     seeded(rng.next_u64()),
                     None,
-                    Time(skew),
+                    Time(CLOCK_BASE_MS as u64 + skew),
                 )
                 .expect("opening a host on a fresh memory store");
                 let peer = *h.peer_id();
@@ -182,11 +258,15 @@ impl World {
             hosts.push(SimHost {
                 role: *role,
                 store,
+                faults,
                 engine,
                 peer,
                 skew,
+                drift_ppm,
+                jumped_ms: 0,
                 timer: None,
                 member: false,
+                dying: false,
             });
         }
         let mut latency = BTreeMap::new();
@@ -198,7 +278,7 @@ impl World {
             }
         }
         // Host 0 creates the thread.
-        let skew0 = hosts[0].skew;
+        let skew0 = CLOCK_BASE_MS as u64 + hosts[0].skew;
         let info = hosts[0]
             .engine
             .as_mut()
@@ -232,11 +312,48 @@ impl World {
             healed_at: FAULT_PHASE_MS,
             converged_at: None,
             problems: Vec::new(),
+            config,
+            acked_at: BTreeMap::new(),
+            delays: Vec::new(),
+            down_for_good: BTreeSet::new(),
         };
         w.define_collection();
         w.schedule_everything(n);
         w.drain(0);
+        for i in 0..w.hosts.len() {
+            w.arm_storage_faults(i);
+        }
         w
+    }
+
+    /// During the fault phase, makes a host's store fail writes at the profile's rate.
+    fn arm_storage_faults(&mut self, host: usize) {
+        let ppm = self.profile.storage_fault_ppm;
+        if ppm == 0 || self.healed {
+            return;
+        }
+        let seed = self.rng.next_u64();
+        self.hosts[host].faults.fail_randomly(
+            seed,
+            ppm,
+            &[
+                FaultOp::Write,
+                FaultOp::Put,
+                FaultOp::Delete,
+                FaultOp::Commit,
+            ],
+        );
+    }
+
+    /// Whether an engine error is a storage failure the simulator injected (or its
+    /// consequence within the same transaction).
+    pub(crate) fn injected(&self, e: &EngineError) -> bool {
+        let faults = self.profile.storage_fault_ppm > 0 || self.profile.crashes_inside > 0;
+        faults
+            && matches!(
+                e,
+                EngineError::Store(StoreError::Injected { .. } | StoreError::Backend(_))
+            )
     }
 
     /// Host 0's first write: the collection every later write uses.
@@ -249,20 +366,23 @@ impl World {
         let rec = e
             .create_record(now, &thread, None, &body, 0)
             .expect("defining the collection on a fresh host");
-        self.acknowledge(&rec, author, body);
+        self.acknowledge(0, &rec, author, body);
     }
 
     /// Remembers a write the engine acknowledged; returns the hash of its bundle.
     fn acknowledge(
         &mut self,
+        host: usize,
         rec: &threads_protocol::record::VerifiedRecord,
         author: threads_protocol::identity::PublicKey,
         body: Vec<u8>,
     ) -> [u8; 32] {
         let hash: [u8; 32] = Sha256::digest(rec.bundle().encode()).into();
+        self.acked_at.insert(rec.cid(), self.now);
         self.acked.insert(
             rec.cid(),
             Acked {
+                host,
                 log: *rec.log(),
                 counter: rec.counter().get(),
                 bundle_hash: hash,
@@ -297,6 +417,20 @@ impl World {
         let honest: Vec<usize> = (0..n)
             .filter(|&i| self.hosts[i].role != Role::Adversary)
             .collect();
+        // Hosts whose faults never end: they go down at the heal and stay down; the others
+        // (host 0 always among them) must converge without them.
+        let candidates: Vec<usize> = honest.iter().copied().filter(|&i| i != 0).collect();
+        let most = (honest.len().saturating_sub(1) / 2) as u32;
+        for _ in 0..self.profile.permanent_failures.min(most) {
+            let left: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|i| !self.down_for_good.contains(i))
+                .collect();
+            if let Some(&i) = left.get((self.rng.next_u64() % left.len().max(1) as u64) as usize) {
+                self.down_for_good.insert(i);
+            }
+        }
         for _ in 0..self.profile.partitions {
             let start = self.rng.next_u64() % FAULT_PHASE_MS;
             let end = (start + 500 + self.rng.next_u64() % 8_000).min(FAULT_PHASE_MS);
@@ -318,6 +452,17 @@ impl World {
                     self.at(end, Ev::Mend { from: b, to: a });
                 }
             }
+        }
+        for _ in 0..self.profile.crashes_inside {
+            let host = honest[(self.rng.next_u64() % honest.len() as u64) as usize];
+            let at = self.rng.next_u64() % FAULT_PHASE_MS;
+            self.at(at, Ev::CrashInside { host });
+        }
+        for _ in 0..self.profile.clock_jumps {
+            let host = honest[(self.rng.next_u64() % honest.len() as u64) as usize];
+            let at = self.rng.next_u64() % FAULT_PHASE_MS;
+            let delta_ms = (self.rng.next_u64() % 10_001) as i64 - 5_000;
+            self.at(at, Ev::Jump { host, delta_ms });
         }
         for _ in 0..self.profile.crashes {
             let host = honest[(self.rng.next_u64() % honest.len() as u64) as usize];
@@ -373,6 +518,51 @@ impl World {
     }
 
     fn step(&mut self, ev: Ev) {
+        let touched = match &ev {
+            Ev::Deliver { to, .. } => Some(*to),
+            Ev::Timer { host, .. }
+            | Ev::Write { host, .. }
+            | Ev::Join { host }
+            | Ev::Restart { host } => Some(*host),
+            _ => None,
+        };
+        self.dispatch(ev);
+        if let Some(host) = touched {
+            self.after_input(host);
+        }
+    }
+
+    /// After an input: a host whose store died during it crashes now; the others must keep
+    /// the engine's invariants (checked during the run, not only at the end).
+    fn after_input(&mut self, host: usize) {
+        if self.hosts[host].dying && self.hosts[host].faults.is_dead() {
+            self.mix(&[b"crash-inside", &[host as u8]]);
+            self.log(|| format!("host {host} crashed inside an input"));
+            self.crash(host);
+            let t = self.now + 100 + self.rng.next_u64() % 5_000;
+            self.at(t, Ev::Restart { host });
+            return;
+        }
+        if let Some(e) = self.hosts[host].engine.as_ref()
+            && let Err(what) = e.check_invariants()
+        {
+            self.problems.push((
+                "engine-invariant",
+                format!("host {host} at {} ms: {what}", self.now),
+            ));
+        }
+    }
+
+    /// Drops a host's engine and everything in memory; its durable store survives.
+    fn crash(&mut self, host: usize) {
+        let h = &mut self.hosts[host];
+        h.engine = None;
+        h.timer = None;
+        h.dying = false;
+        h.faults.clear();
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { from, to, bytes } => self.deliver(from, to, bytes),
             Ev::Timer { host, at } => {
@@ -390,8 +580,26 @@ impl World {
             Ev::Crash { host } => {
                 self.mix(&[b"crash", &[host as u8]]);
                 self.log(|| format!("crash host {host}"));
-                self.hosts[host].engine = None;
-                self.hosts[host].timer = None;
+                self.crash(host);
+            }
+            Ev::CrashInside { host } => {
+                if !self.healed && self.hosts[host].engine.is_some() {
+                    let after = self.rng.next_u64() % 2;
+                    self.mix(&[b"crash-inside-armed", &[host as u8, after as u8]]);
+                    self.log(|| format!("host {host} will crash after {after} more commits"));
+                    self.hosts[host].dying = true;
+                    self.hosts[host].faults.die_after_commits(after);
+                }
+            }
+            Ev::Jump { host, delta_ms } => {
+                if !self.healed {
+                    self.mix(&[b"jump", &[host as u8], &delta_ms.to_be_bytes()]);
+                    self.log(|| format!("host {host} clock jumps {delta_ms} ms"));
+                    self.hosts[host].jumped_ms += delta_ms;
+                    // Re-arm its timer against the new clock.
+                    self.hosts[host].timer = None;
+                    self.drain(host);
+                }
             }
             Ev::Restart { host } => self.restart(host),
             Ev::Cut { from, to } => {
@@ -431,7 +639,20 @@ impl World {
         self.healed = true;
         self.healed_at = self.now;
         self.cut.clear();
+        for i in self.down_for_good.clone() {
+            self.mix(&[b"down-for-good", &[i as u8]]);
+            self.log(|| format!("host {i} goes down for good"));
+            self.crash(i);
+        }
         for i in 0..self.hosts.len() {
+            if self.down_for_good.contains(&i) {
+                continue;
+            }
+            if self.hosts[i].dying {
+                // Armed but never reached: the crash did not happen.
+                self.hosts[i].dying = false;
+            }
+            self.hosts[i].faults.clear();
             if self.hosts[i].engine.is_none() && self.hosts[i].role != Role::Adversary {
                 self.restart(i);
             }
@@ -439,23 +660,29 @@ impl World {
     }
 
     fn restart(&mut self, host: usize) {
-        if self.hosts[host].engine.is_some() {
+        if self.hosts[host].engine.is_some() || (self.healed && self.down_for_good.contains(&host))
+        {
             return;
         }
         self.mix(&[b"restart", &[host as u8]]);
         self.log(|| format!("restart host {host} from its store"));
         let seed = self.rng.next_u64();
         let now = self.local_now(host);
-        let h = &mut self.hosts[host];
-        match Host::open(
-            engine_config(&self.opts),
-            h.store.reopen(),
-            app(),
-            seeded(seed),
-            None,
-            now,
-        ) {
-            Ok(e) => h.engine = Some(e),
+        let mut cfg = engine_config(&self.opts, self.config.as_ref());
+        if self.config.is_some() && self.hosts[host].role != Role::Replicator {
+            cfg.accept_invites = false;
+        }
+        self.hosts[host].faults = FaultyStore::new(self.hosts[host].store.reopen());
+        self.arm_storage_faults(host);
+        let store = self.hosts[host].faults.clone();
+        match Host::open(cfg, store, app(), seeded(seed), None, now) {
+            Ok(e) => self.hosts[host].engine = Some(e),
+            Err(e) if self.injected(&e) => {
+                // The disk refused the open: try again shortly.
+                self.log(|| format!("host {host} failed to reopen: {e}; retrying"));
+                let t = self.now + 500;
+                self.at(t, Ev::Restart { host });
+            }
             Err(e) => self
                 .problems
                 .push(("host-error", format!("host {host} failed to reopen: {e}"))),
@@ -479,15 +706,37 @@ impl World {
             self.log(|| format!("host 0 invites host {host} as replicator"));
             let peer = self.hosts[host].peer;
             let now0 = self.local_now(0);
-            if let Some(e) = self.hosts[0].engine.as_mut() {
-                let _ = e.add_replicator(now0, &self.thread, &peer);
+            let invited = match self.hosts[0].engine.as_mut() {
+                Some(e) => e.add_replicator(now0, &self.thread, &peer),
+                None => Ok(()),
+            };
+            match invited {
+                Ok(()) => {}
+                Err(err) if self.injected(&err) => {
+                    self.hosts[host].member = false;
+                    let t = self.now + 500;
+                    self.at(t, Ev::Join { host });
+                }
+                Err(err) => self.problems.push((
+                    "host-error",
+                    format!("host 0 failed to invite host {host}: {err}"),
+                )),
             }
             self.drain(0);
+            self.after_input(0);
             return;
         }
         // Join through a random member that is not the joiner.
+        // Never through a host that will go down for good: a joiner whose only contact
+        // disappears has no address left to sync from (a real client would join again
+        // through another address), which is no fault of the engine.
         let members: Vec<usize> = (0..self.hosts.len())
-            .filter(|&i| i != host && self.hosts[i].member && self.hosts[i].engine.is_some())
+            .filter(|&i| {
+                i != host
+                    && self.hosts[i].member
+                    && self.hosts[i].engine.is_some()
+                    && !self.down_for_good.contains(&i)
+            })
             .collect();
         if members.is_empty() {
             self.hosts[host].member = false;
@@ -504,11 +753,20 @@ impl World {
         .parse()
         .expect("a well-formed thread address");
         let key = self.key.clone();
-        if let Some(e) = self.hosts[host].engine.as_mut()
-            && let Err(err) = e.join_thread(now, &addr, key)
-        {
-            self.problems
-                .push(("host-error", format!("host {host} failed to join: {err}")));
+        let Some(e) = self.hosts[host].engine.as_mut() else {
+            return;
+        };
+        let joined = e.join_thread(now, &addr, key);
+        match joined {
+            Ok(_) => {}
+            Err(err) if self.injected(&err) => {
+                self.hosts[host].member = false;
+                let t = self.now + 500;
+                self.at(t, Ev::Join { host });
+            }
+            Err(err) => self
+                .problems
+                .push(("host-error", format!("host {host} failed to join: {err}"))),
         }
         self.drain(host);
     }
@@ -523,7 +781,7 @@ impl World {
         let author = e.identity().public();
         match e.create_record(now, &thread, None, &body, now.as_millis()) {
             Ok(rec) => {
-                let hash = self.acknowledge(&rec, author, body);
+                let hash = self.acknowledge(host, &rec, author, body);
                 self.mix(&[b"write", &[host as u8], &hash]);
                 self.log(|| format!("host {host} writes record {} of its log", rec.counter()));
             }
@@ -532,6 +790,17 @@ impl World {
             Err(EngineError::Rejected(reason)) => {
                 self.mix(&[b"refused", &[host as u8]]);
                 self.log(|| format!("host {host} write {n} refused: {reason}"));
+            }
+            // The disk failed (injected), a drawn log limit was reached, or the writer has not
+            // joined yet (its join hit an injected fault): the write is refused and not
+            // acknowledged.
+            Err(err)
+                if self.injected(&err)
+                    || matches!(err, EngineError::Limit(_))
+                    || (matches!(err, EngineError::ThreadNotFound) && !self.hosts[host].member) =>
+            {
+                self.mix(&[b"failed", &[host as u8]]);
+                self.log(|| format!("host {host} write {n} failed: {err}"));
             }
             Err(err) => self
                 .problems
@@ -620,7 +889,7 @@ impl World {
             // can cause (it learned of a replicator before the invitation arrived); any other
             // report about an honest peer is a false accusation.
             if let Event::PeerMisbehaved { peer, reason } = &ev
-                && !matches!(reason, Misbehaviour::UnknownThread(_))
+                && !matches!(&**reason, Misbehaviour::UnknownThread(_))
             {
                 let from = self.index.get(peer).copied();
                 if from.map(|i| self.hosts[i].role) != Some(Role::Adversary) {
@@ -630,11 +899,37 @@ impl World {
                     ));
                 }
             }
-            if let Event::ApplyFailed { error, .. } = &ev {
+            if let Event::StoreFailed { during, error, .. } = &ev
+                && !self.injected(&EngineError::Store(error.clone()))
+            {
+                self.problems.push((
+                    "host-error",
+                    format!("host {host}: store failed {during}: {error}"),
+                ));
+            }
+            if let Event::ApplyFailed { error, .. } = &ev
+                && !self.injected(error)
+            {
                 self.problems.push((
                     "host-error",
                     format!("host {host} failed to apply a record: {error}"),
                 ));
+            }
+            if let Event::RecordAdded { record, .. } = &ev {
+                let cid = record.cid();
+                if let Some(at) = self.acked_at.get(&cid) {
+                    self.delays.push((cid, host, self.now - at));
+                } else if Some(*record.log()) != self.adversary_log() {
+                    // Checked as it happens, not only at the end.
+                    self.problems.push((
+                        "forged-accepted",
+                        format!(
+                            "host {host} stored record {} of log {} that no honest writer made",
+                            record.counter(),
+                            record.log()
+                        ),
+                    ));
+                }
             }
             self.log(|| format!("host {host} event {}", crate::describe(&ev)));
         }
@@ -644,7 +939,10 @@ impl World {
             }
         }
         if let Some(local) = deadline {
-            let global = local.saturating_sub(self.hosts[host].skew).max(self.now);
+            // The host's clock runs at its own rate and may jump: fire when it should reach
+            // the deadline at its current rate (if it has not, the engine re-arms).
+            let now_local = self.local_now(host).as_millis();
+            let global = self.now + local.saturating_sub(now_local);
             if self.hosts[host].timer != Some(global) {
                 self.hosts[host].timer = Some(global);
                 self.at(global, Ev::Timer { host, at: global });
@@ -652,8 +950,18 @@ impl World {
         }
     }
 
-    /// A host's view of the clock: the global time plus its skew.
+    /// A host's view of the clock: a base, its constant offset, the global time at its drift
+    /// rate, and its jumps so far.
     pub(crate) fn local_now(&self, host: usize) -> Time {
-        Time(self.now + self.hosts[host].skew)
+        let h = &self.hosts[host];
+        let now = self.now as i64;
+        let drift = now.saturating_mul(h.drift_ppm) / 1_000_000;
+        let t = CLOCK_BASE_MS + h.skew as i64 + now + drift + h.jumped_ms;
+        Time(t.max(0) as u64)
+    }
+
+    /// The adversary's own log, if there is an adversary.
+    pub(crate) fn adversary_log(&self) -> Option<threads_protocol::log_id::LogId> {
+        self.adversary.as_ref().map(|a| a.key.public().peer_id())
     }
 }

@@ -115,3 +115,190 @@ fn checker_catches_an_engine_that_acknowledges_unstored_writes() {
         r.violations
     );
 }
+
+/// The first of `seeds` whose run breaks `invariant`, if any.
+fn first_caught(
+    seeds: std::ops::Range<u64>,
+    opts: &Options,
+    invariant: &str,
+) -> Option<(u64, Vec<threads_sim::Violation>)> {
+    seeds.into_iter().find_map(|seed| {
+        let r = run(seed, opts);
+        r.violations
+            .iter()
+            .any(|v| v.invariant == invariant)
+            .then_some((seed, r.violations))
+    })
+}
+
+#[test]
+fn checker_catches_dispatch_split_over_two_transactions_within_200_seeds() {
+    // Storing the head in one transaction and running the hook in a second (errors ignored)
+    // passes every seed without storage faults; with storage faults and crashes inside an
+    // input, some record is stored but never applied.
+    fn split(c: &mut Config) {
+        c.bugs.split_dispatch = true;
+    }
+    let opts = Options {
+        configure: Some(split),
+        ..small()
+    };
+    let (seed, violations) = first_caught(0..200, &opts, "half-applied")
+        .expect("a half-applied record within 200 seeds");
+    eprintln!("split dispatch caught on seed {seed}");
+    assert!(
+        violations.iter().any(|v| v.detail.contains("not applied")),
+        "{violations:?}"
+    );
+    // The correct engine keeps every invariant on that seed.
+    let honest = Options {
+        configure: None,
+        ..opts
+    };
+    let r = run(seed, &honest);
+    assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+}
+
+fn jumpy_profile() -> FaultProfile {
+    FaultProfile {
+        clock_jumps: 6,
+        max_clock_drift_ppm: 20_000,
+        ..FaultProfile::calm()
+    }
+}
+
+#[test]
+fn checker_catches_lamport_clocks_taken_from_a_jumping_clock() {
+    fn wall(c: &mut Config) {
+        c.bugs.clock_from_local_time = true;
+    }
+    let opts = Options {
+        profile: Some(jumpy_profile()),
+        configure: Some(wall),
+        ..small()
+    };
+    let (seed, _) = first_caught(0..20, &opts, "honest-blamed")
+        .expect("a clock regression blamed on an honest writer");
+    eprintln!("Lamport clocks from local time caught on seed {seed}");
+    let honest = Options {
+        configure: None,
+        ..opts
+    };
+    let r = run(seed, &honest);
+    assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+}
+
+#[test]
+fn calm_runs_catch_a_host_that_drops_every_7th_pushed_record() {
+    fn drop_pushes(c: &mut Config) {
+        c.bugs.drop_every_7th_push = true;
+    }
+    let opts = Options {
+        profile: Some(FaultProfile::calm()),
+        configure: Some(drop_pushes),
+        ..small()
+    };
+    let r = run(3, &opts);
+    // Anti-entropy repairs it: every other invariant holds...
+    assert!(
+        r.violations
+            .iter()
+            .all(|v| v.invariant == "slow-replication"),
+        "{:?}",
+        r.violations
+    );
+    // ... but the calm replication bound does not.
+    assert!(!r.violations.is_empty());
+    let honest = Options {
+        configure: None,
+        ..opts
+    };
+    let r = run(3, &honest);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+#[test]
+fn storage_faults_crashes_inside_inputs_clock_jumps_and_swarmed_configs_hold() {
+    let opts = Options {
+        profile: Some(FaultProfile {
+            storage_fault_ppm: 20_000,
+            crashes_inside: 3,
+            clock_jumps: 4,
+            max_clock_drift_ppm: 30_000,
+            swarm_config: true,
+            hosts: Some(6),
+            loss_permille: 50,
+            ..FaultProfile::calm()
+        }),
+        ..small()
+    };
+    for seed in 0..6 {
+        let r = run(seed, &opts);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(r.acked > 5, "seed {seed}: {} writes acknowledged", r.acked);
+    }
+}
+
+#[test]
+fn a_core_converges_while_other_hosts_stay_down() {
+    let opts = Options {
+        profile: Some(FaultProfile {
+            permanent_failures: 2,
+            hosts: Some(6),
+            loss_permille: 100,
+            ..FaultProfile::calm()
+        }),
+        ..small()
+    };
+    for seed in 0..4 {
+        let r = run(seed, &opts);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(r.converged_after_ms.is_some(), "seed {seed}");
+        assert!(
+            r.trace_hash
+                != run(
+                    seed,
+                    &Options {
+                        profile: Some(FaultProfile {
+                            permanent_failures: 0,
+                            ..opts.profile.clone().unwrap()
+                        }),
+                        ..small()
+                    }
+                )
+                .trace_hash,
+            "seed {seed}: the hosts really went down"
+        );
+    }
+}
+
+#[test]
+fn swarmed_configurations_catch_pages_that_ignore_their_byte_limit() {
+    // With drawn configurations, some seeds pair a small message limit with many records per
+    // page: a page filled by record count alone no longer fits in a message.
+    fn big_pages(c: &mut Config) {
+        c.bugs.ignore_page_bytes = true;
+    }
+    let opts = Options {
+        profile: Some(FaultProfile {
+            swarm_config: true,
+            late_joiner: true,
+            ..FaultProfile::calm()
+        }),
+        configure: Some(big_pages),
+        ..small()
+    };
+    let (seed, violations) = (0..40)
+        .find_map(|seed| {
+            let r = run(seed, &opts);
+            (!r.violations.is_empty()).then_some((seed, r.violations))
+        })
+        .expect("a swarmed configuration where oversized pages break the run");
+    eprintln!("oversized pages caught on seed {seed}: {:?}", violations[0]);
+    let honest = Options {
+        configure: None,
+        ..opts
+    };
+    let r = run(seed, &honest);
+    assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+}

@@ -25,3 +25,7 @@ pub mod store;
 /// Content identifiers of records and blocks (re-exported so that users need not depend on
 /// the `cid` crate themselves).
 pub use cid::Cid;
+
+/// Multiaddrs, as taken by [`addr::ThreadAddr`] (re-exported so that users need not depend on
+/// the `multiaddr` crate themselves).
+pub use multiaddr::{self, Multiaddr};

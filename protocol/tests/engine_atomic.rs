@@ -6,7 +6,9 @@ use common::*;
 use std::cell::RefCell;
 use std::rc::Rc;
 use threads_protocol::engine::loopback::Loopback;
-use threads_protocol::engine::{Application, EngineError, Event, NewThread, Time, Verdict};
+use threads_protocol::engine::{
+    Application, ApplyError, EngineError, Event, NewThread, Time, Verdict,
+};
 use threads_protocol::record::OpenedRecord;
 use threads_protocol::store::WriteTxn;
 use threads_protocol::store::memory::{FaultOp, FaultyStore, MemoryStore};
@@ -20,16 +22,23 @@ struct Recorder {
 }
 
 impl Application for Recorder {
-    fn apply(&mut self, txn: &mut dyn WriteTxn, record: &OpenedRecord) -> Result<Verdict, String> {
+    fn apply(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        record: &OpenedRecord,
+    ) -> Result<Verdict, ApplyError> {
         if *self.fail.borrow() {
-            return Err("application is down".into());
+            return Err(ApplyError::Component {
+                component: "recorder",
+                reason: "application is down".into(),
+            });
         }
         if record.body().starts_with(b"bad") {
             return Ok(Verdict::Reject("bodies may not start with bad".into()));
         }
         let mut key = vec![0x20];
         key.extend_from_slice(record.body());
-        txn.put(&key, b"applied").map_err(|e| e.to_string())?;
+        txn.put(&key, b"applied")?;
         Ok(Verdict::Accept)
     }
 
@@ -122,10 +131,33 @@ fn a_remote_record_the_hook_rejects_is_kept_without_effect() {
         r.into_record()
     };
     let log = *rec.log();
-    assert!(
+    // Offered through add_record (the Net API's AddRecord): stored with its verdict, as from a
+    // peer, so the log does not stall on it.
+    let before_events = net.events[0].len();
+    assert_eq!(
+        net.hosts[0].add_record(Time(0), &t, &log, rec.bundle().clone()),
+        Ok(true)
+    );
+    let heads = net.hosts[0].heads(&t).unwrap();
+    assert!(heads.iter().any(|(l, h, _)| *l == log && h.0 == 1));
+    assert_eq!(
         net.hosts[0]
-            .add_record(Time(0), &t, &log, rec.bundle().clone())
-            .is_err_and(|e| e == EngineError::Rejected("bodies may not start with bad".into()))
+            .rejection(&t, &log, rec.counter())
+            .unwrap()
+            .as_deref(),
+        Some("bodies may not start with bad")
+    );
+    assert!(!applied(&stores[0], b"bad but signed"));
+    net.collect();
+    assert!(
+        net.events[0][before_events..]
+            .iter()
+            .any(|e| matches!(e, Event::RecordRejected { .. }))
+    );
+    // Offering it again is a no-op.
+    assert_eq!(
+        net.hosts[0].add_record(Time(0), &t, &log, rec.bundle().clone()),
+        Ok(false)
     );
     // The same record arriving from a peer is stored, the head advances, the verdict is kept.
     net.hosts[1].add_log(&t, &log).unwrap();
@@ -240,4 +272,191 @@ fn a_failure_mid_page_keeps_the_records_before_it() {
             .iter()
             .any(|e| matches!(e, Event::ApplyFailed { .. }))
     );
+}
+
+/// Write transactions a store saw, and how many of them committed.
+fn txns(store: &FaultyStore<MemoryStore>) -> (u64, u64) {
+    (store.calls(FaultOp::Write), store.calls(FaultOp::Commit))
+}
+
+#[test]
+fn a_rejected_first_write_of_a_new_log_stores_nothing() {
+    let (mut net, stores, _) = pair();
+    let t = joined(&mut net);
+    net.collect();
+    // Host 1 has no log of its own yet: its first write would create one.
+    let logs_before = net.hosts[1].thread_info(&t).unwrap().logs;
+    let before = stores[1].inner().digest();
+    let err = net.hosts[1]
+        .create_record(Time(0), &t, None, b"bad first write", 0)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Rejected("bodies may not start with bad".into())
+    );
+    assert_eq!(
+        stores[1].inner().digest(),
+        before,
+        "the new log must not be stored"
+    );
+    assert_eq!(net.hosts[1].thread_info(&t).unwrap().logs, logs_before);
+    // A later good write creates the log and the record together, in one transaction.
+    let (w, c) = txns(&stores[1]);
+    net.hosts[1]
+        .create_record(Time(0), &t, None, b"good", 0)
+        .unwrap();
+    assert_eq!(txns(&stores[1]), (w + 1, c + 1));
+    assert_eq!(net.hosts[1].thread_info(&t).unwrap().logs.len(), 1);
+}
+
+#[test]
+fn a_failed_first_write_of_a_new_log_stores_nothing_and_can_be_retried() {
+    // The third put is the record's (after the identity row, or after the log's own rows
+    // when they were stored apart).
+    for (op, n) in [(FaultOp::Put, 3), (FaultOp::Commit, 1)] {
+        let (mut net, stores, _) = pair();
+        let t = joined(&mut net);
+        net.collect();
+        let before = stores[1].inner().digest();
+        stores[1].fail_nth(op, n);
+        assert!(
+            net.hosts[1]
+                .create_record(Time(0), &t, None, b"first", 0)
+                .is_err()
+        );
+        assert_eq!(stores[1].inner().digest(), before, "{op:?}");
+        assert!(net.hosts[1].thread_info(&t).unwrap().logs.is_empty());
+        let rec = net.hosts[1]
+            .create_record(Time(0), &t, None, b"first", 0)
+            .unwrap();
+        assert_eq!(rec.counter().get(), 1, "{op:?}");
+        assert!(applied(&stores[1], b"first"));
+    }
+}
+
+#[test]
+fn create_thread_is_one_transaction() {
+    let (mut net, stores, _) = pair();
+    let (w, c) = txns(&stores[0]);
+    net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    assert_eq!(txns(&stores[0]), (w + 1, c + 1));
+    // A failure at any put or at the commit leaves nothing, and the host still holds nothing.
+    for (op, n) in [
+        (FaultOp::Put, 1),
+        (FaultOp::Put, 2),
+        (FaultOp::Put, 3),
+        (FaultOp::Commit, 1),
+    ] {
+        let before = stores[1].inner().digest();
+        let threads = net.hosts[1].thread_ids();
+        stores[1].fail_nth(op, n);
+        assert!(
+            net.hosts[1]
+                .create_thread(Time(0), NewThread::default())
+                .is_err(),
+            "{op:?} #{n}"
+        );
+        assert_eq!(stores[1].inner().digest(), before, "{op:?} #{n}");
+        assert_eq!(net.hosts[1].thread_ids(), threads, "{op:?} #{n}");
+        stores[1].clear();
+    }
+}
+
+#[test]
+fn a_message_is_stored_in_one_transaction() {
+    let (mut net, stores, _) = pair();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
+    let a = addr(&net, 0, &t);
+    // Host 1 joins and writes; host 0 has not heard of it yet.
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    net.hosts[1]
+        .create_record(Time(0), &t, None, b"from one", 0)
+        .unwrap();
+    let mut push = None;
+    while let Some(o) = net.hosts[1].poll_output() {
+        if let threads_protocol::engine::Output::Transmit { bytes, .. } = o {
+            let (_, p) = threads_protocol::engine::message::decode(&bytes, usize::MAX).unwrap();
+            if p.kind() == "push" {
+                push = Some(bytes);
+            }
+        }
+    }
+    let push = push.expect("the write is pushed to host 0");
+    let peer1 = *net.hosts[1].peer_id();
+    let (w, c) = txns(&stores[0]);
+    net.hosts[0].handle_message(Time(0), &peer1, &push);
+    // New peer, new log and record: one transaction.
+    assert_eq!(txns(&stores[0]), (w + 1, c + 1));
+    assert!(applied(&stores[0], b"from one"));
+    assert!(net.hosts[0].thread_info(&t).unwrap().peers.contains(&peer1));
+    // The peer is stored with the record: a restart remembers it.
+    let reopened = host(
+        stores[0].inner().reopen(),
+        Recorder::default(),
+        99,
+        config(),
+    );
+    assert!(reopened.thread_info(&t).unwrap().peers.contains(&peer1));
+}
+
+#[test]
+fn a_store_failure_serving_a_page_is_reported_and_sync_recovers() {
+    let (mut net, stores, _) = pair();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
+    net.hosts[0]
+        .create_record(Time(0), &t, None, b"served", 0)
+        .unwrap();
+    net.collect();
+    let a = addr(&net, 0, &t);
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    // The next read transaction of host 0 is the one serving host 1's pull.
+    stores[0].fail_nth(FaultOp::Read, 1);
+    net.flush(100);
+    assert!(
+        net.events[0].iter().any(|e| matches!(
+            e,
+            Event::StoreFailed { thread: Some(th), during: "reading a page", .. } if *th == t
+        )),
+        "{:?}",
+        net.events[0]
+    );
+    assert_eq!(total(&net, 1, &t), 0, "no page was served");
+    // The pull expires and is asked again.
+    assert!(net.run_until(60_000, |n| total(n, 1, &t) == 1));
+    assert!(applied(&stores[1], b"served"));
+}
+
+#[test]
+fn check_invariants_sees_a_store_that_disagrees_with_memory() {
+    use threads_protocol::engine::layout;
+    use threads_protocol::store::{Store, WriteTxn};
+    let (mut net, stores, _) = pair();
+    let t = joined(&mut net);
+    let rec = net.hosts[0]
+        .create_record(Time(0), &t, None, b"kept", 0)
+        .unwrap();
+    net.flush(1000);
+    for h in &net.hosts {
+        assert_eq!(h.check_invariants(), Ok(()));
+    }
+    // Remove the head record behind the engine's back.
+    let mut txn = stores[0].inner().write().unwrap();
+    txn.delete(&layout::record(&t, rec.log(), rec.counter()))
+        .unwrap();
+    txn.commit().unwrap();
+    let err = net.hosts[0].check_invariants().unwrap_err();
+    assert!(err.contains("not the head"), "{err}");
+    assert_eq!(net.hosts[1].check_invariants(), Ok(()));
 }

@@ -350,6 +350,105 @@ fn subscriptions_select_new_records_by_thread() {
 }
 
 #[test]
+fn a_timeout_queues_one_thread_of_digests_at_a_time() {
+    let (mut net, _) = net(1, 31);
+    let h = &mut net.hosts[0];
+    // 40 threads, each shared with the same 5 (absent) peers.
+    let peers: Vec<_> = (0..5u8)
+        .map(|i| {
+            threads_protocol::identity::PrivateKey::from_seed([i + 100; 32])
+                .public()
+                .peer_id()
+        })
+        .collect();
+    for _ in 0..40 {
+        let t = h.create_thread(Time(0), NewThread::default()).unwrap().id;
+        for p in &peers {
+            h.add_replicator(Time(0), &t, p).unwrap();
+        }
+    }
+    while h.poll_output().is_some() {}
+    let later = Time(1_000_000);
+    h.handle_timeout(later);
+    assert!(
+        h.queued_outputs() <= 2 * peers.len(),
+        "{} outputs queued by one timeout",
+        h.queued_outputs()
+    );
+    // Every digest (and repeated invitation) is still produced, on demand.
+    let mut transmits = 0;
+    while let Some(o) = h.poll_output() {
+        assert!(h.queued_outputs() <= 2 * peers.len());
+        if matches!(o, threads_protocol::engine::Output::Transmit { .. }) {
+            transmits += 1;
+        }
+    }
+    assert_eq!(
+        transmits,
+        40 * peers.len() * 2,
+        "a digest and an invitation per peer"
+    );
+}
+
+#[test]
+fn pull_expiry_is_a_timer() {
+    let cfg = threads_protocol::engine::Config {
+        sync_interval_min_ms: 50_000,
+        sync_interval_max_ms: 100_000,
+        pull_timeout_ms: 1_000,
+        ..config()
+    };
+    let stores: Vec<_> = (0..2)
+        .map(|_| threads_protocol::store::memory::MemoryStore::new())
+        .collect();
+    let hosts = (0..2)
+        .map(|i| {
+            host(
+                stores[i].clone(),
+                threads_protocol::engine::AcceptAll,
+                70 + i as u64,
+                cfg.clone(),
+            )
+        })
+        .collect();
+    let mut net = threads_protocol::engine::loopback::Loopback::new(hosts, Time(0));
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
+    net.hosts[0]
+        .create_record(Time(0), &t, None, b"one", 0)
+        .unwrap();
+    net.collect();
+    let a = addr(&net, 0, &t);
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    // Deliver until host 1 asks for the log, then lose the pull.
+    net.collect();
+    let mut pulled = false;
+    for _ in 0..10 {
+        let Some(m) = net.in_flight.pop_front() else {
+            break;
+        };
+        let (_, p) = threads_protocol::engine::message::decode(&m.bytes, usize::MAX).unwrap();
+        if p.kind() == "pull" {
+            pulled = true;
+            break;
+        }
+        let from = *net.hosts[m.from].peer_id();
+        net.hosts[m.to].handle_message(Time(0), &from, &m.bytes);
+        net.collect();
+    }
+    assert!(pulled, "host 1 pulls the log");
+    net.in_flight.clear();
+    // The next timer of host 1 is the pull's expiry, not the distant digest round.
+    assert_eq!(net.hosts[1].poll_timeout(), Some(Time(1_000)));
+    // After the expiry the next round asks again, and the log is fetched.
+    assert!(net.run_until(70_000, |n| total(n, 1, &t) == 1));
+}
+
+#[test]
 fn sync_lag_counts_what_peers_have_until_it_arrives() {
     let (mut net, _) = net(2, 9);
     let info = net.hosts[0]

@@ -2,8 +2,8 @@
 //! transactions and listeners, on top of the replication engine.
 //!
 //! [`Documents`] owns a replication [`Host`] whose application hook is the convergent
-//! document fold. Writes are buffered in a [`WriteTxn`] (which reads its own writes) and commit
-//! as **one record**; the fold validates it in the engine's transaction, so a rejected write
+//! document fold. Writes are buffered in a [`WriteTxn`] (a failed operation is not added; reads
+//! inside it see the committed state, as in go-threads) and commit as **one record**; the fold validates it in the engine's transaction, so a rejected write
 //! stores and publishes nothing. Reads go to the folded state through the read filters. Every
 //! change, local or replicated, is published to a [`ChangeFeed`] for listeners.
 //!
@@ -16,7 +16,7 @@ use crate::listen::{Action, Change, ChangeFeed, Filter, Lagged, ListenerId};
 use crate::query::Query;
 use serde_json::Value;
 use threads_protocol::engine::{
-    Config, EngineError, Event, Host, NewThread, Output, ThreadInfo, Time,
+    ApplyError, Config, EngineError, Event, Host, NewThread, Output, ThreadInfo, Time,
 };
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::{PrivateKey, PublicKey};
@@ -48,8 +48,26 @@ pub enum DocsError {
     Store(#[from] StoreError),
 }
 
+impl From<ApplyError> for DocsError {
+    /// A failure of the fold's machinery (store, script engine) while checking a write.
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Store(e) => DocsError::Store(e),
+            other => DocsError::Engine(EngineError::Application(other)),
+        }
+    }
+}
+
 /// A write transaction: buffered events of one database, committed as one record by
-/// [`Documents::commit`]. Reads through [`Documents::txn_get`] see its own writes.
+/// [`Documents::commit`].
+///
+/// Every operation is checked when it is made (schema, validator, unique indexes, existence,
+/// against the committed state with the transaction's earlier operations applied). An
+/// operation that fails returns its error and is **not** added; the transaction stays usable
+/// and its other operations still commit, as in go-threads. Reads through
+/// [`Documents::txn_get`] and [`Documents::txn_find`] see the committed state only (COMPAT
+/// §d). The commit folds the whole batch again and is refused as a whole if that fails (a
+/// concurrent change may have made it invalid).
 #[derive(Clone, Debug)]
 pub struct WriteTxn {
     db: ThreadId,
@@ -162,6 +180,18 @@ pub struct Documents<S: Store> {
     rng: ProtocolRng,
 }
 
+/// The JSON type name of a value, for error messages.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -207,8 +237,10 @@ impl<S: Store> Documents<S> {
         let out = self.host.poll_output()?;
         if let Output::Event(Event::RecordAdded { thread, record, .. }) = &out {
             // A record whose changes cannot be read back is still stored; listeners can
-            // re-read the state.
-            let _ = self.publish(thread, record);
+            // re-read the state. The failure is logged, not dropped silently.
+            if let Err(error) = self.publish(thread, record) {
+                tracing::warn!(%error, thread = %thread, "changes of a stored record not published");
+            }
         }
         Some(out)
     }
@@ -237,7 +269,7 @@ impl<S: Store> Documents<S> {
         config: CollectionConfig,
     ) -> Result<(), DocsError> {
         txn.events.push(DbEvent::CreateCollection(config));
-        self.check_pending(txn)
+        self.keep_if_valid(txn, txn.events.len() - 1, Self::check_pending)
     }
 
     /// Replaces a collection definition in the transaction.
@@ -247,7 +279,7 @@ impl<S: Store> Documents<S> {
         config: CollectionConfig,
     ) -> Result<(), DocsError> {
         txn.events.push(DbEvent::UpdateCollection(config));
-        self.check_pending(txn)
+        self.keep_if_valid(txn, txn.events.len() - 1, Self::check_pending)
     }
 
     /// Deletes a collection (and its instances) in the transaction.
@@ -258,7 +290,7 @@ impl<S: Store> Documents<S> {
     ) -> Result<(), DocsError> {
         txn.events
             .push(DbEvent::DeleteCollection { name: name.into() });
-        self.check_pending(txn)
+        self.keep_if_valid(txn, txn.events.len() - 1, Self::check_pending)
     }
 
     /// Creates an instance; a missing or empty `_id` gets a new lowercase ULID. Sets `_mod` to
@@ -293,7 +325,7 @@ impl<S: Store> Documents<S> {
             id: id.clone(),
             instance,
         });
-        self.check_last(txn)?;
+        self.keep_if_valid(txn, txn.events.len() - 1, Self::check_last)?;
         Ok(id)
     }
 
@@ -311,10 +343,19 @@ impl<S: Store> Documents<S> {
                 "an instance must be a JSON object".into(),
             ));
         };
-        let Some(Value::String(id)) = map.get("_id").cloned() else {
-            return Err(DocsError::Invalid(
-                "invalid instance: missing _id attribute".into(),
-            ));
+        let id = match map.get("_id") {
+            Some(Value::String(id)) => id.clone(),
+            None => {
+                return Err(DocsError::Invalid(
+                    "invalid instance: missing _id attribute".into(),
+                ));
+            }
+            Some(other) => {
+                return Err(DocsError::Invalid(format!(
+                    "invalid instance: _id must be a string, not {}",
+                    json_type(other)
+                )));
+            }
         };
         map.insert("_mod".into(), Value::from(unix_nanos));
         let current = self.pending_instance(txn, collection, &id)?;
@@ -327,7 +368,7 @@ impl<S: Store> Documents<S> {
             id,
             patch,
         });
-        self.check_last(txn)
+        self.keep_if_valid(txn, txn.events.len() - 1, Self::check_last)
     }
 
     /// Deletes instances; returns the ids that did not exist (every id is handled).
@@ -338,6 +379,7 @@ impl<S: Store> Documents<S> {
         ids: &[&str],
     ) -> Result<Vec<String>, DocsError> {
         let mut missing = Vec::new();
+        let before = txn.events.len();
         for id in ids {
             let exists = self.pending_instance(txn, collection, id)?.is_some();
             if exists {
@@ -349,12 +391,16 @@ impl<S: Store> Documents<S> {
                 missing.push((*id).to_string());
             }
         }
-        self.check_pending(txn)?;
+        self.keep_if_valid(txn, before, Self::check_pending)?;
         Ok(missing)
     }
 
-    /// Reads an instance as this transaction sees it (its own writes included), through the
-    /// read filter for `reader`.
+    /// Reads an instance of the transaction's database through the read filter for `reader`.
+    ///
+    /// As in go-threads (COMPAT §d), reads inside a write transaction see the **committed**
+    /// state only, not the transaction's own buffered writes: an instance created in `txn` is
+    /// "instance not found" here until the commit. (Saves and deletes of `txn` do account for
+    /// its earlier writes when they compute their patches and missing ids.)
     pub fn txn_get(
         &mut self,
         txn: &WriteTxn,
@@ -363,19 +409,11 @@ impl<S: Store> Documents<S> {
         reader: Option<&str>,
     ) -> Result<Value, DocsError> {
         let db = txn.db;
-        self.with_pending(txn, |t, fold| {
-            Ok(db::read::get(
-                t,
-                &db,
-                collection,
-                id,
-                reader,
-                fold.scripts(),
-            )?)
-        })
+        self.get(&db, collection, id, reader)
     }
 
-    /// Runs a query as this transaction sees it.
+    /// Runs a query on the committed state of the transaction's database (see
+    /// [`Documents::txn_get`] for why the transaction's own writes are not seen).
     pub fn txn_find(
         &mut self,
         txn: &WriteTxn,
@@ -384,16 +422,7 @@ impl<S: Store> Documents<S> {
         reader: Option<&str>,
     ) -> Result<Vec<Row>, DocsError> {
         let db = txn.db;
-        self.with_pending(txn, |t, fold| {
-            Ok(db::read::find(
-                t,
-                &db,
-                collection,
-                query,
-                reader,
-                fold.scripts(),
-            )?)
-        })
+        self.find(&db, collection, query, reader)
     }
 
     /// Commits several transactions with as few durable store commits as possible (group
@@ -632,6 +661,22 @@ impl<S: Store> Documents<S> {
         ulid::Ulid::from_parts(ms, random)
             .to_string()
             .to_lowercase()
+    }
+
+    /// Runs `check` on the transaction with the events from index `from` on just added; when
+    /// it fails, those events are removed again, so a failed operation is not part of the
+    /// transaction and the others still commit (as in go-threads).
+    fn keep_if_valid(
+        &mut self,
+        txn: &mut WriteTxn,
+        from: usize,
+        check: fn(&mut Self, &WriteTxn) -> Result<(), DocsError>,
+    ) -> Result<(), DocsError> {
+        let result = check(self, txn);
+        if result.is_err() {
+            txn.events.truncate(from);
+        }
+        result
     }
 
     /// Checks the pending events by folding them into a transaction that is then dropped.

@@ -214,3 +214,30 @@ fn read_filters_hide_and_replace() {
     // stored() is unfiltered
     assert_eq!(h.stored("P", "secret").unwrap()["owner"], json!("x"));
 }
+
+#[test]
+fn a_throwing_read_filter_leaves_a_diagnostic() {
+    let mut scripts = threads_reducer::db::Scripts::new();
+    let doc = json!({"_id": "a", "n": 1});
+    assert_eq!(
+        scripts.filter("return instance", None, &doc),
+        Some(doc.clone())
+    );
+    assert_eq!(scripts.filter_failures(), 0);
+    assert!(scripts.last_filter_error().is_none());
+    // Hidden (reads fail closed), but counted and kept.
+    assert_eq!(scripts.filter("throw new Error('boom')", None, &doc), None);
+    assert_eq!(scripts.filter_failures(), 1);
+    let error = scripts.last_filter_error().expect("the failure is kept");
+    assert!(error.to_string().contains("boom"), "{error}");
+    // A body that does not compile is a failure too; a filter that hides on purpose is not.
+    assert_eq!(scripts.filter("return (", None, &doc), None);
+    assert_eq!(scripts.filter_failures(), 2);
+    assert_eq!(scripts.filter("return null", None, &doc), None);
+    assert_eq!(scripts.filter_failures(), 2);
+    assert!(
+        scripts
+            .try_filter("throw 1", None, &doc)
+            .is_err_and(|e| e.to_string().contains("threw"))
+    );
+}

@@ -70,13 +70,16 @@ fn create_read_save_delete() {
         )
         .unwrap();
     assert_eq!(kept, "grace");
-    // The transaction reads its own writes; nothing is visible outside it yet.
+    // Reads inside a write transaction see the committed state only (COMPAT §d); nothing is
+    // visible outside it yet either.
+    assert!(docs.txn_get(&txn, "people", "grace", None).is_err());
+    assert!(docs.get(&db, "people", "grace", None).is_err());
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    let txn = docs.begin(&db, None);
     assert_eq!(
         docs.txn_get(&txn, "people", "grace", None).unwrap()["age"],
         45
     );
-    assert!(docs.get(&db, "people", "grace", None).is_err());
-    docs.commit(Time(0), txn, NANOS).unwrap();
 
     let ada = docs.get(&db, "people", &id, None).unwrap();
     assert_eq!(ada["name"], "Ada");
@@ -492,6 +495,70 @@ fn a_storage_failure_leaves_no_trace_and_the_record_is_applied_on_retry() {
     assert_eq!(failures, 1, "the injected failure happened once");
     assert!(applied, "the record was applied on retry");
     assert_eq!(w.state_digest(&db).unwrap(), r.state_digest(&db).unwrap());
+}
+
+#[test]
+fn a_failed_operation_is_not_added_and_the_others_commit() {
+    let mut docs = open(21);
+    let db = with_people(&mut docs);
+    let mut txn = docs.begin(&db, None);
+    docs.txn_create(&mut txn, "people", json!({"_id": "x", "name": "X"}), NANOS)
+        .unwrap();
+    // Breaks the schema: refused, and not part of the transaction.
+    let err = docs
+        .txn_create(&mut txn, "people", json!({"_id": "bad", "age": -1}), NANOS)
+        .unwrap_err();
+    assert!(matches!(err, DocsError::Rejected(_)), "{err:?}");
+    // A duplicate create and a save breaking the schema are refused the same way.
+    assert!(
+        docs.txn_create(&mut txn, "people", json!({"_id": "x", "name": "X"}), NANOS)
+            .is_err()
+    );
+    assert!(
+        docs.txn_save(&mut txn, "people", json!({"_id": "x", "age": "old"}), NANOS)
+            .is_err()
+    );
+    assert!(
+        docs.txn_new_collection(
+            &mut txn,
+            CollectionConfig {
+                name: "bad name!".into(),
+                ..people()
+            }
+        )
+        .is_err()
+    );
+    docs.txn_create(&mut txn, "people", json!({"_id": "y", "name": "Y"}), NANOS)
+        .unwrap();
+    assert_eq!(txn.events().len(), 2, "only the two good creates are kept");
+    docs.verify(&txn).unwrap();
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    assert_eq!(docs.get(&db, "people", "x", None).unwrap()["name"], "X");
+    assert_eq!(docs.get(&db, "people", "y", None).unwrap()["name"], "Y");
+    assert!(docs.get(&db, "people", "bad", None).is_err());
+    let txn = docs.begin(&db, None);
+    assert_eq!(
+        docs.txn_get(&txn, "people", "x", None).unwrap()["name"],
+        "X"
+    );
+}
+
+#[test]
+fn save_with_a_non_string_id_says_so() {
+    let mut docs = open(22);
+    let db = with_people(&mut docs);
+    let mut txn = docs.begin(&db, None);
+    let err = docs
+        .txn_save(&mut txn, "people", json!({"_id": 7, "name": "N"}), NANOS)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("_id must be a string"), "{text}");
+    assert!(!text.contains("missing"), "{text}");
+    let err = docs
+        .txn_save(&mut txn, "people", json!({"name": "N"}), NANOS)
+        .unwrap_err();
+    assert!(err.to_string().contains("missing _id attribute"), "{err}");
+    assert!(txn.is_empty());
 }
 
 #[test]

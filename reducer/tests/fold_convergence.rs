@@ -3,12 +3,12 @@
 
 use proptest::prelude::*;
 use threads_protocol::engine::loopback::Loopback;
-use threads_protocol::engine::{Config, Host, NewThread, Time};
+use threads_protocol::engine::{ApplyError, Config, Host, NewThread, Time};
 use threads_protocol::id::{ThreadId, Variant};
 use threads_protocol::identity::PrivateKey;
 use threads_protocol::rng::seeded;
 use threads_protocol::store::memory::MemoryStore;
-use threads_protocol::store::{ReadTxn, Store, StoreError, WriteTxn};
+use threads_protocol::store::{ReadTxn, Store, WriteTxn};
 use threads_reducer::fold::{
     self, Convergent, Fold, OrderKey, Outcome, RecordInfo, state_digest, state_prefix,
 };
@@ -31,7 +31,7 @@ impl Fold for Toy {
         state: &mut dyn WriteTxn,
         record: &RecordInfo,
         body: &[u8],
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, ApplyError> {
         let text = String::from_utf8_lossy(body);
         for cmd in text.split(';').filter(|c| !c.is_empty()) {
             let parts: Vec<&str> = cmd.split(' ').collect();

@@ -399,3 +399,38 @@ fn measure_budget_and_stack() {
         js.last_call_steps()
     );
 }
+
+#[test]
+fn many_small_objects_take_the_out_of_memory_path() {
+    let mut js = JsRuntime::with_config(JsConfig {
+        memory_limit: 16 << 20,
+        ..JsConfig::default()
+    })
+    .unwrap();
+    for body in [
+        "var a = []; for (;;) a.push({})",
+        "var a = []; for (;;) a.push([1])",
+        "var a = []; for (var i = 0; ; i++) a.push({i: i})",
+        "var a = null; for (;;) a = {next: a}",
+    ] {
+        let first = error_of(&mut js, body);
+        assert_eq!(
+            first,
+            JsError::OutOfMemory {
+                kind: FunctionKind::Validator,
+                limit: 16 << 20
+            },
+            "{body}"
+        );
+        // The same verdict every time (the rerun after a garbage collection decides).
+        assert_eq!(error_of(&mut js, body), first, "{body}");
+    }
+    // A body that throws null on a small heap still reports what it threw.
+    let err = error_of(&mut js, "throw null");
+    assert!(
+        matches!(&err, JsError::Threw { message, .. } if message.starts_with("null")),
+        "{err:?}"
+    );
+    let v = js.compile_validator("return true").unwrap();
+    assert_eq!(js.validate(&v, None, &ev(), None), Ok(()));
+}

@@ -418,3 +418,34 @@ fn deep_nesting_is_rejected_not_overflowed() {
     let err = Query::from_threads_json(&q).unwrap_err();
     assert!(matches!(err, QueryError::TooDeep { .. }));
 }
+
+#[test]
+fn a_go_threads_query_with_an_unknown_member_is_refused_not_misread() {
+    let ands = json!([{"fieldPath": "n", "operation": 0, "value": {"float": 1.0}}]);
+    // Known members only: go-threads query JSON.
+    assert!(Query::parse(json!({"ands": ands.clone()}).to_string().as_bytes()).is_ok());
+    // One unknown member: neither silently ignored nor turned into a Mongo filter that
+    // matches nothing.
+    let err = Query::parse(
+        json!({"ands": ands.clone(), "limits": 5})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        QueryError::Ambiguous {
+            threads_member: "ands".into(),
+            other_member: "limits".into()
+        }
+    );
+    assert!(err.to_string().starts_with("invalid query:"), "{err}");
+    // A Mongo filter with no go-threads member is still a Mongo filter, and one on a field
+    // named like a member goes through the envelope.
+    assert!(Query::parse(br#"{"name": "x"}"#).is_ok());
+    assert!(Query::parse(br#"{"$filter": {"limit": 5, "name": "x"}}"#).is_ok());
+    assert!(matches!(
+        Query::parse(br#"{"limit": 5, "name": "x"}"#),
+        Err(QueryError::Ambiguous { .. })
+    ));
+}

@@ -14,7 +14,7 @@ use crate::node::command::{ChangeItem, Command, OpOutput, WriteOp, WriteOutcome}
 use crate::node::{NetRecord, NodeError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use threads_protocol::engine::{Event, Output, Time};
+use threads_protocol::engine::{EngineError, Event, Output, Time};
 use threads_protocol::store::{Store, WriteTxn as _};
 use threads_reducer::docs::Documents;
 use threads_reducer::listen::ListenerId;
@@ -251,6 +251,10 @@ impl EngineTask {
             else {
                 continue;
             };
+            if !self.docs.host().has_thread(&db) {
+                let _ = reply.send(Err(NodeError::Engine(EngineError::ThreadNotFound)));
+                continue;
+            }
             let mut txn = self.docs.begin(&db, author);
             let results: Vec<_> = ops
                 .into_iter()
@@ -370,6 +374,15 @@ impl EngineTask {
             } => {
                 self.metrics.add(&self.metrics.apply_failures, 1);
                 tracing::warn!(%thread, %log, counter = counter.get(), %error, "storing a record failed; it will be fetched again");
+            }
+            Event::StoreFailed {
+                thread,
+                during,
+                error,
+            } => {
+                self.metrics.add(&self.metrics.apply_failures, 1);
+                let thread = thread.map(|t| t.to_string()).unwrap_or_default();
+                tracing::error!(%thread, during, %error, "the repository failed; nothing of that step was kept");
             }
             Event::PeerMisbehaved { peer, reason } => {
                 self.metrics.add(&self.metrics.peers_misbehaved, 1);

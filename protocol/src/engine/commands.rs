@@ -55,7 +55,8 @@ pub struct ThreadInfo {
 }
 
 impl<S: Store, A: Application> Host<S, A> {
-    /// Creates a thread and the log of `identity` in it.
+    /// Creates a thread and the log of `identity` in it, in one store transaction: on error
+    /// nothing is stored.
     pub fn create_thread(&mut self, now: Time, opts: NewThread) -> Result<ThreadInfo, EngineError> {
         let id = match opts.id {
             Some(id) => id,
@@ -64,17 +65,41 @@ impl<S: Store, A: Application> Host<S, A> {
         if self.threads.contains_key(&id) {
             return Err(EngineError::ThreadExists);
         }
+        if self.threads.len() >= self.config.max_threads {
+            return Err(EngineError::Limit("maximum number of threads"));
+        }
+        if self.config.max_logs_per_thread == 0 {
+            return Err(EngineError::Limit("maximum number of logs in a thread"));
+        }
         let key = match opts.key {
             Some(k) => k,
             None => ThreadKey::random(&mut self.rng, true),
         };
-        self.register_thread(now, id, key, BTreeSet::new())?;
+        let mut thread = self.new_thread_state(now, key, BTreeSet::new());
         let identity = opts.identity.unwrap_or_else(|| self.identity.public());
-        if let Err(e) = self.create_log(&id, &identity, opts.log_key) {
-            // Keep the command atomic: a failed log creation leaves no thread behind.
-            let _ = self.delete_thread(now, &id);
-            return Err(e);
-        }
+        let log_key = match opts.log_key {
+            Some(k) => k,
+            None => PrivateKey::generate(&mut self.rng),
+        };
+        let log = log_key.public().peer_id();
+        let state = LogState::empty(Some(log_key));
+        let mut txn = self.store.write()?;
+        txn.put(
+            &layout::thread(&id),
+            &crate::record::wire::encode(&thread.row()),
+        )?;
+        txn.put(
+            &layout::log(&id, &log),
+            &crate::record::wire::encode(&state.row()),
+        )?;
+        txn.put(
+            &layout::identity_log(&id, &identity.to_protobuf()),
+            log.as_bytes(),
+        )?;
+        txn.commit()?;
+        thread.logs.insert(log, state);
+        thread.identities.insert(identity.to_protobuf(), log);
+        self.insert_thread(id, thread);
         self.thread_info(&id)
     }
 
@@ -200,9 +225,9 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// Writes `body` as a new record of the log of `author` (the host identity when `None`),
-    /// creating that log on first use. The application hook runs first, in the same
-    /// transaction: a rejected write stores nothing and sends nothing. On success the record is
-    /// pushed to the thread's peers.
+    /// creating that log on first use. The new log, the record, its head and the application
+    /// hook's effects are stored in one transaction: a rejected write stores nothing (not even
+    /// the new log) and sends nothing. On success the record is pushed to the thread's peers.
     pub fn create_record(
         &mut self,
         now: Time,
@@ -211,6 +236,7 @@ impl<S: Store, A: Application> Host<S, A> {
         body: &[u8],
         unix_nanos: u64,
     ) -> Result<VerifiedRecord, EngineError> {
+        let _span = tracing::debug_span!("create_record", thread = %thread).entered();
         let author = author.cloned().unwrap_or_else(|| self.identity.public());
         let t = self
             .threads
@@ -219,19 +245,41 @@ impl<S: Store, A: Application> Host<S, A> {
         if !t.key.can_read() {
             return Err(EngineError::NoReadKey("cannot create records"));
         }
-        let log = match t.identities.get(&author.to_protobuf()) {
-            Some(log) => *log,
-            None => self.create_log(thread, &author, None)?,
+        let (log, new_log) = match t.identities.get(&author.to_protobuf()) {
+            Some(log) => (*log, None),
+            None => {
+                if t.logs.len() >= self.config.max_logs_per_thread {
+                    return Err(EngineError::Limit("maximum number of logs in a thread"));
+                }
+                let key = PrivateKey::generate(&mut self.rng);
+                let log = key.public().peer_id();
+                let t = self
+                    .threads
+                    .get(thread)
+                    .ok_or(EngineError::ThreadNotFound)?;
+                if t.logs.contains_key(&log) {
+                    return Err(EngineError::LogExists);
+                }
+                let new = Box::new(NewLog {
+                    key,
+                    identity: author.to_protobuf(),
+                });
+                (log, Some(new))
+            }
         };
         let t = self
             .threads
             .get(thread)
             .ok_or(EngineError::ThreadNotFound)?;
-        let state = t.logs.get(&log).ok_or(EngineError::LogNotFound)?;
-        let log_key = state
-            .key
-            .clone()
-            .ok_or_else(|| EngineError::NotLogOwner(log.to_string()))?;
+        let empty = LogState::empty(None);
+        let state = t.logs.get(&log).unwrap_or(&empty);
+        let log_key = match &new_log {
+            Some(n) => n.key.clone(),
+            None => state
+                .key
+                .clone()
+                .ok_or_else(|| EngineError::NotLogOwner(log.to_string()))?,
+        };
         let draft = RecordDraft {
             thread,
             author: &author,
@@ -241,6 +289,15 @@ impl<S: Store, A: Application> Host<S, A> {
             time: unix_nanos,
             body,
         };
+        #[cfg(feature = "buggify")]
+        let draft = if self.config.bugs.clock_from_local_time {
+            RecordDraft {
+                clock: LamportClock(now.as_millis().max(1)),
+                ..draft
+            }
+        } else {
+            draft
+        };
         let key = t.key.clone();
         let opened = record::create(&draft, &log_key, &key, &mut self.rng)?;
         let rec = opened.record().clone();
@@ -248,7 +305,7 @@ impl<S: Store, A: Application> Host<S, A> {
         if self.config.bugs.drop_local_writes {
             return Ok(rec);
         }
-        self.commit_records(now, thread, &log, vec![rec.clone()], true, None)
+        self.commit_records(now, thread, &log, vec![rec.clone()], Origin::Local(new_log))
             .map_err(|(_, e)| e)?;
         Ok(rec)
     }
@@ -310,14 +367,16 @@ impl<S: Store, A: Application> Host<S, A> {
         if records.is_empty() {
             return Ok(records);
         }
-        self.commit_records(now, thread, &log, records.clone(), true, None)
+        self.commit_records(now, thread, &log, records.clone(), Origin::Local(None))
             .map_err(|(_, e)| e)?;
         Ok(records)
     }
 
     /// Adds a record signed elsewhere to a known log. It must be the next record of the log:
-    /// its counter follows the head and its `prev` is the head. Returns `false` when the record
-    /// is already stored.
+    /// its counter follows the head and its `prev` is the head. A validly signed record that the
+    /// application hook rejects is stored with its verdict (see [`Host::rejection`]), exactly as
+    /// when it arrives from a peer, so the log does not stall on it. Returns `false` when the
+    /// record is already stored.
     pub fn add_record(
         &mut self,
         now: Time,
@@ -353,7 +412,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 what: "Lamport clock does not increase along the log",
             }));
         }
-        self.commit_records(now, thread, log, vec![rec], true, None)
+        self.commit_records(now, thread, log, vec![rec], Origin::Added)
             .map_err(|(_, e)| e)?;
         Ok(true)
     }
@@ -433,14 +492,32 @@ impl<S: Store, A: Application> Host<S, A> {
         id: &ThreadId,
         peer: &PeerId,
     ) -> Result<(), EngineError> {
-        if !self.threads.contains_key(id) {
-            return Err(EngineError::ThreadNotFound);
-        }
-        self.add_peer(id, peer)?;
-        if let Some(t) = self.threads.get_mut(id)
-            && t.invited.insert(*peer)
-        {
-            self.save_thread_row(id)?;
+        let t = self.threads.get(id).ok_or(EngineError::ThreadNotFound)?;
+        let new_peer = peer != &self.peer_id
+            && !t.peers.contains(peer)
+            && t.peers.len() < self.config.max_peers_per_thread;
+        let new_invite = !t.invited.contains(peer);
+        if new_peer || new_invite || self.dirty.contains(id) {
+            // One transaction for the row with both changes; memory follows only on success.
+            let mut row = t.row();
+            let bytes = || serde_bytes::ByteBuf::from(peer.as_bytes().to_vec());
+            if new_peer {
+                row.peers.push(bytes());
+            }
+            if new_invite {
+                row.invited.push(bytes());
+            }
+            let mut txn = self.store.write()?;
+            txn.put(&layout::thread(id), &crate::record::wire::encode(&row))?;
+            txn.commit()?;
+            self.dirty.remove(id);
+            if let Some(t) = self.threads.get_mut(id) {
+                t.invited.insert(*peer);
+            }
+            if new_peer {
+                self.add_peer(id, peer);
+                self.dirty.remove(id);
+            }
         }
         self.send_invite(id, peer);
         self.touch(id, now);
@@ -483,6 +560,8 @@ impl<S: Store, A: Application> Host<S, A> {
         self.schedule.remove(&(Time(deadline), *id));
         self.threads.remove(id);
         self.pulls.retain(|(t, _), _| t != id);
+        self.due.retain(|t| t != id);
+        self.due_set.remove(id);
         Ok(())
     }
 
@@ -504,15 +583,6 @@ impl<S: Store, A: Application> Host<S, A> {
             sync: SyncTimer { deadline, interval },
             peer_heights: BTreeMap::new(),
         }
-    }
-
-    /// Writes the thread row of `id` as it is in memory.
-    pub(super) fn save_thread_row(&mut self, id: &ThreadId) -> Result<(), EngineError> {
-        let t = self.threads.get(id).ok_or(EngineError::ThreadNotFound)?;
-        let mut txn = self.store.write()?;
-        txn.put(&layout::thread(id), &crate::record::wire::encode(&t.row()))?;
-        txn.commit()?;
-        Ok(())
     }
 
     /// Sends the invitation to replicate `id` (its service key) to `peer`.
@@ -558,33 +628,55 @@ impl<S: Store, A: Application> Host<S, A> {
         self.threads.insert(id, t);
     }
 
-    /// Remembers `peer` as a host of the thread (bounded), persisting the change.
-    pub(super) fn add_peer(&mut self, id: &ThreadId, peer: &PeerId) -> Result<bool, EngineError> {
+    /// Remembers `peer` as a host of the thread (bounded) and tells the thread's other peers.
+    /// The change is in memory only and the thread marked dirty: it is stored with the records
+    /// of the same input or by [`Host::flush_rows`] at its end. Returns whether it is new.
+    pub(super) fn add_peer(&mut self, id: &ThreadId, peer: &PeerId) -> bool {
         if peer == &self.peer_id {
-            return Ok(false);
+            return false;
         }
         let max = self.config.max_peers_per_thread;
-        let t = self
-            .threads
-            .get_mut(id)
-            .ok_or(EngineError::ThreadNotFound)?;
+        let Some(t) = self.threads.get_mut(id) else {
+            return false;
+        };
         if t.peers.contains(peer) || t.peers.len() >= max {
-            return Ok(false);
+            return false;
         }
-        let mut row = t.row();
-        row.peers
-            .push(serde_bytes::ByteBuf::from(peer.as_bytes().to_vec()));
-        let mut txn = self.store.write()?;
-        txn.put(&layout::thread(id), &crate::record::wire::encode(&row))?;
-        txn.commit()?;
         t.peers.insert(*peer);
+        self.dirty.insert(*id);
         // Spread the news: the other hosts of the thread learn the new peer (and our heights).
         let others: Vec<PeerId> = t.peers.iter().filter(|p| *p != peer).cloned().collect();
         for other in others {
             self.send_heights(id, &other, false);
         }
-        Ok(true)
+        true
     }
+}
+
+/// The log a local write creates on first use: stored in the transaction of its first record.
+pub(super) struct NewLog {
+    /// The log's private key.
+    pub key: PrivateKey,
+    /// The identity that writes to it (libp2p protobuf public key).
+    pub identity: [u8; 36],
+}
+
+/// Where records being committed come from; decides what a rejection or a failure means.
+pub(super) enum Origin<'a> {
+    /// Written here by [`Host::create_record`]: a rejection by the hook is an error and nothing
+    /// is stored; pushed to every peer. Carries the log to create with the record, if new.
+    Local(Option<Box<NewLog>>),
+    /// Offered by [`Host::add_record`]: a rejection is stored with its verdict, a failure is
+    /// the caller's error; pushed to every peer.
+    Added,
+    /// From peer `from`: a rejection is stored with its verdict, failures are reported as
+    /// [`super::Event::ApplyFailed`]; with `forward`, pushed on to every other peer.
+    Peer {
+        /// The sending peer.
+        from: &'a PeerId,
+        /// Whether to forward the records to the thread's other peers.
+        forward: bool,
+    },
 }
 
 /// Reads one stored bundle.

@@ -41,6 +41,16 @@ pub struct Bugs {
     pub skip_signature_check: bool,
     /// Acknowledge local writes without storing them.
     pub drop_local_writes: bool,
+    /// Dispatch in two transactions: store the record and advance the head in one, run the
+    /// application hook in a second one whose errors are ignored (go-threads #50, #547).
+    pub split_dispatch: bool,
+    /// Take a local write's Lamport clock from the host's clock (milliseconds) instead of
+    /// 1 + the highest clock of the thread.
+    pub clock_from_local_time: bool,
+    /// Leave every 7th record out of the pushes this host sends.
+    pub drop_every_7th_push: bool,
+    /// Fill pages up to `page_max_records` whatever their size (ignore `page_max_bytes`).
+    pub ignore_page_bytes: bool,
 }
 
 impl Default for Config {

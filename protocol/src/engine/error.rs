@@ -41,9 +41,9 @@ pub enum EngineError {
     /// The application hook refused a local write; nothing was stored or sent.
     #[error("write rejected: {0}")]
     Rejected(String),
-    /// The application hook failed; nothing was stored.
+    /// The application hook failed (not a verdict on the record); nothing was stored.
     #[error("application error: {0}")]
-    Application(String),
+    Application(ApplyError),
     /// The store failed; nothing was stored.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -53,4 +53,33 @@ pub enum EngineError {
     /// The address does not name a peer.
     #[error("address has no /p2p/<peer id> component")]
     NoPeerInAddress,
+}
+
+/// Why the application hook could not decide on a record. This is a failure of the machine,
+/// never a verdict on the record (that is [`super::Verdict::Reject`]): the engine drops the
+/// whole transaction and the record is retried later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The store failed inside the hook.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A component of the application failed (say, its script engine could not start).
+    #[error("{component} failed: {reason}")]
+    Component {
+        /// Which component.
+        component: &'static str,
+        /// What it reported.
+        reason: String,
+    },
+}
+
+impl From<ApplyError> for EngineError {
+    /// A store failure inside the hook is a store failure of the command.
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Store(e) => EngineError::Store(e),
+            other => EngineError::Application(other),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Storing records: verified records are appended to their log in one write transaction with
 //! the application hook, so a head never advances without its record and its effects.
 
+use super::commands::{NewLog, Origin};
 use super::message::Payload;
 use super::output::{Event, Misbehaviour};
 use super::state::LogState;
@@ -48,29 +49,35 @@ impl<S: Store, A: Application> Host<S, A> {
         let mut head = state.head;
         let mut head_clock = state.head_clock;
         let mut ready: Vec<VerifiedRecord> = Vec::new();
-        let bad = |error: String| Misbehaviour::BadRecord {
-            thread: thread.to_string(),
-            log: log.to_string(),
+        let bad = |error: record::RecordError| Misbehaviour::BadRecord {
+            thread: *thread,
+            log: *log,
             error,
         };
         for bytes in bundles {
             let bundle = match RecordBundle::decode(bytes) {
                 Ok(b) => b,
                 Err(e) => {
-                    self.misbehaved(peer, bad(e.to_string()));
+                    self.misbehaved(peer, bad(e));
                     out.failed = true;
                     break;
                 }
             };
             // Identical bytes to a record already stored were verified when stored: a cheap
             // hash and lookup spares the signature check for replays and forwarded copies.
-            if self.holds(&bundle.cid()) {
-                continue;
+            match self.holds(&bundle.cid()) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(error) => {
+                    self.store_failed(Some(*thread), "looking up a record", error);
+                    out.failed = true;
+                    break;
+                }
             }
             let rec = match self.verify_record(bundle, thread, log, &service) {
                 Ok(rec) => rec,
                 Err(e) => {
-                    self.misbehaved(peer, bad(e.to_string()));
+                    self.misbehaved(peer, bad(e));
                     out.failed = true;
                     break;
                 }
@@ -82,12 +89,23 @@ impl<S: Store, A: Application> Host<S, A> {
                 let held = if c.get() > state.height.0 {
                     Some(ready[(c.get() - state.height.0 - 1) as usize].cid())
                 } else {
-                    self.store
+                    let stored = self
+                        .store
                         .read()
-                        .ok()
-                        .and_then(|txn| commands::read_bundle(as_read(&txn), thread, log, c).ok())
-                        .flatten()
-                        .map(|b| b.cid())
+                        .map_err(EngineError::from)
+                        .and_then(|txn| commands::read_bundle(as_read(&txn), thread, log, c));
+                    match stored {
+                        Ok(b) => b.map(|b| b.cid()),
+                        Err(e) => {
+                            let error = match e {
+                                EngineError::Store(error) => error,
+                                other => crate::store::StoreError::Corrupt(other.to_string()),
+                            };
+                            self.store_failed(Some(*thread), "reading a stored record", error);
+                            out.failed = true;
+                            break;
+                        }
+                    }
                 };
                 if held.is_some_and(|cid| cid != rec.cid()) {
                     self.forked(peer, thread, log, c);
@@ -109,16 +127,16 @@ impl<S: Store, A: Application> Host<S, A> {
                 self.misbehaved(
                     peer,
                     Misbehaviour::ClockRegression {
-                        thread: thread.to_string(),
-                        log: log.to_string(),
-                        counter: c.get(),
+                        thread: *thread,
+                        log: *log,
+                        counter: c,
                     },
                 );
                 out.failed = true;
                 break;
             }
             if too_many {
-                self.misbehaved(peer, Misbehaviour::TooManyLogs(thread.to_string()));
+                self.misbehaved(peer, Misbehaviour::TooManyLogs(*thread));
                 out.failed = true;
                 break;
             }
@@ -128,8 +146,11 @@ impl<S: Store, A: Application> Host<S, A> {
             ready.push(rec);
         }
         if !ready.is_empty() {
-            let to_forward = forward.then_some(peer);
-            match self.commit_records(now, thread, log, ready, false, to_forward) {
+            let origin = Origin::Peer {
+                from: peer,
+                forward,
+            };
+            match self.commit_records(now, thread, log, ready, origin) {
                 Ok(n) => out.applied = n,
                 Err((n, _)) => {
                     out.applied = n;
@@ -140,39 +161,53 @@ impl<S: Store, A: Application> Host<S, A> {
         out
     }
 
-    /// Appends consecutive verified records to a log in one transaction with the hook.
+    /// Appends consecutive verified records to a log in one transaction with the hook (and, for
+    /// a local write to a new log, with that log's rows).
     ///
-    /// For a `local` write a rejection by the hook is an error and nothing is stored. For
-    /// records from peers a rejection is recorded and the head still advances. When the hook
-    /// or the store fails at record `k`, the transaction is dropped and records `..k` are
-    /// committed again without it; the failed record is left for a later retry. Returns the
-    /// number stored, or that number with the error that stopped the rest.
+    /// For a local write a rejection by the hook is an error and nothing is stored. For
+    /// records from elsewhere a rejection is recorded and the head still advances. When the
+    /// hook or the store fails at record `k` of a batch from a peer, the transaction is dropped
+    /// and records `..k` are committed again without it; the failed record is left for a later
+    /// retry. Returns the number stored, or that number with the error that stopped the rest.
     pub(super) fn commit_records(
         &mut self,
         now: Time,
         thread: &ThreadId,
         log: &LogId,
         records: Vec<VerifiedRecord>,
-        local: bool,
-        forward_except: Option<&PeerId>,
+        origin: Origin<'_>,
     ) -> Result<usize, (usize, EngineError)> {
+        let _span = tracing::debug_span!(
+            "commit_records",
+            thread = %thread,
+            log = %log,
+            records = records.len()
+        )
+        .entered();
         let mut n = records.len();
         let mut stopped: Option<EngineError> = None;
+        let new_log = match &origin {
+            Origin::Local(new) => new.as_deref(),
+            _ => None,
+        };
+        let local = matches!(origin, Origin::Local(_));
         let verdicts = loop {
-            match self.try_commit(thread, log, &records[..n], local) {
+            match self.try_commit(thread, log, &records[..n], local, new_log) {
                 Ok(v) => break v,
                 Err((k, e)) => {
+                    tracing::debug!(at = k, error = %e, "transaction dropped");
                     self.app.rolled_back();
                     let failed = &records[k];
-                    if !local {
+                    let from_peer = matches!(origin, Origin::Peer { .. });
+                    if from_peer {
                         self.emit(Event::ApplyFailed {
                             thread: *thread,
                             log: *log,
                             counter: failed.counter(),
-                            error: e.to_string(),
+                            error: Box::new(e.clone()),
                         });
                     }
-                    if local || k == 0 {
+                    if !from_peer || k == 0 {
                         return Err((0, e));
                     }
                     n = k;
@@ -181,12 +216,19 @@ impl<S: Store, A: Application> Host<S, A> {
             }
         };
         let committed = &records[..n];
+        self.dirty.remove(thread);
         if let Some(t) = self.threads.get_mut(thread) {
             let last = &committed[n - 1];
-            let state = t.logs.entry(*log).or_insert_with(|| LogState::empty(None));
+            let state = t
+                .logs
+                .entry(*log)
+                .or_insert_with(|| LogState::empty(new_log.map(|l| l.key.clone())));
             state.height = LogHeight::of(last.counter());
             state.head = Some(last.cid());
             state.head_clock = last.clock();
+            if let Some(l) = new_log {
+                t.identities.insert(l.identity, *log);
+            }
             let max_clock = committed.iter().map(|r| r.clock()).max();
             t.clock = t.clock.max(max_clock.unwrap_or(LamportClock(0)));
         }
@@ -205,8 +247,13 @@ impl<S: Store, A: Application> Host<S, A> {
                 record: Box::new(rec.clone()),
             });
         }
-        if local || forward_except.is_some() {
-            self.push_records(thread, log, committed, forward_except);
+        match origin {
+            Origin::Local(_) | Origin::Added => self.push_records(thread, log, committed, None),
+            Origin::Peer {
+                from,
+                forward: true,
+            } => self.push_records(thread, log, committed, Some(from)),
+            Origin::Peer { forward: false, .. } => {}
         }
         self.touch(thread, now);
         match stopped {
@@ -222,6 +269,7 @@ impl<S: Store, A: Application> Host<S, A> {
         log: &LogId,
         records: &[VerifiedRecord],
         local: bool,
+        new_log: Option<&NewLog>,
     ) -> Result<Vec<Option<String>>, (usize, EngineError)> {
         let t = self
             .threads
@@ -232,9 +280,13 @@ impl<S: Store, A: Application> Host<S, A> {
             .logs
             .get(log)
             .cloned()
-            .unwrap_or_else(|| LogState::empty(None));
+            .unwrap_or_else(|| LogState::empty(new_log.map(|l| l.key.clone())));
         let mut thread_state_row = t.row();
         let mut txn = self.store.write().map_err(|e| (0, e.into()))?;
+        if let Some(l) = new_log {
+            txn.put(&layout::identity_log(thread, &l.identity), log.as_bytes())
+                .map_err(|e| (0, e.into()))?;
+        }
         let mut verdicts = Vec::with_capacity(records.len());
         for (i, rec) in records.iter().enumerate() {
             let at = |e: EngineError| (i, e);
@@ -250,12 +302,20 @@ impl<S: Store, A: Application> Host<S, A> {
             )
             .map_err(|e| at(e.into()))?;
             let mut verdict = None;
-            if let Some(read) = key.read() {
+            #[cfg(feature = "buggify")]
+            let read_key = if self.config.bugs.split_dispatch {
+                None
+            } else {
+                key.read()
+            };
+            #[cfg(not(feature = "buggify"))]
+            let read_key = key.read();
+            if let Some(read) = read_key {
                 let outcome = match record::open(rec.clone(), read) {
                     Ok(opened) => self
                         .app
                         .apply(&mut txn, &opened)
-                        .map_err(|e| at(EngineError::Application(e)))?,
+                        .map_err(|e| at(e.into()))?,
                     Err(e) => Verdict::Reject(format!("cannot open record: {e}")),
                 };
                 if let Verdict::Reject(reason) = outcome {
@@ -279,6 +339,25 @@ impl<S: Store, A: Application> Host<S, A> {
         txn.put(&layout::thread(thread), &wire::encode(&thread_state_row))
             .map_err(|e| (last, e.into()))?;
         txn.commit().map_err(|e| (last, e.into()))?;
+        #[cfg(feature = "buggify")]
+        if self.config.bugs.split_dispatch
+            && let Some(read) = key.read()
+        {
+            // The planted defect: the hook runs in a second transaction, errors ignored.
+            let second = (|| -> Result<(), EngineError> {
+                let mut txn = self.store.write()?;
+                for rec in records {
+                    if let Ok(opened) = record::open(rec.clone(), read) {
+                        let _ = self.app.apply(&mut txn, &opened);
+                    }
+                }
+                txn.commit()?;
+                Ok(())
+            })();
+            if second.is_err() {
+                self.app.rolled_back();
+            }
+        }
         Ok(verdicts)
     }
 
@@ -302,10 +381,26 @@ impl<S: Store, A: Application> Host<S, A> {
         if peers.is_empty() {
             return;
         }
+        #[cfg(feature = "buggify")]
+        let records: Vec<&VerifiedRecord> = if self.config.bugs.drop_every_7th_push {
+            let mut kept = Vec::new();
+            for r in records {
+                self.pushed += 1;
+                if !self.pushed.is_multiple_of(7) {
+                    kept.push(r);
+                }
+            }
+            kept
+        } else {
+            records.iter().collect()
+        };
         let bundles: Vec<serde_bytes::ByteBuf> = records
             .iter()
             .map(|r| serde_bytes::ByteBuf::from(r.bundle().encode()))
             .collect();
+        if bundles.is_empty() {
+            return;
+        }
         for chunk in bundles.chunks(self.config.page_max_records.max(1) as usize) {
             let payload = Payload::Push {
                 thread: thread.to_vec(),
@@ -331,13 +426,8 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// Whether a record with this CID is stored.
-    fn holds(&self, cid: &cid::Cid) -> bool {
-        self.store
-            .read()
-            .ok()
-            .and_then(|txn| txn.get(&layout::cid(cid)).ok())
-            .flatten()
-            .is_some()
+    fn holds(&self, cid: &cid::Cid) -> Result<bool, crate::store::StoreError> {
+        Ok(self.store.read()?.get(&layout::cid(cid))?.is_some())
     }
 
     /// Verifies a record offered by a peer (see [`record::verify`]).

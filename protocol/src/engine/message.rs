@@ -55,7 +55,7 @@ pub enum Payload {
         /// Thread id bytes.
         #[serde(rename = "t", with = "serde_bytes")]
         thread: Vec<u8>,
-        /// sha2-256 over the sender's non-empty logs (see [`super::digest`]).
+        /// sha2-256 over the sender's non-empty logs (see [`super::Host::digest`]).
         #[serde(rename = "d", with = "serde_bytes")]
         digest: Vec<u8>,
     },

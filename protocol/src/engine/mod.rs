@@ -10,12 +10,19 @@
 //!
 //! Storage goes through the [`Store`] interface. A record is stored, its log head advanced and
 //! the application hook run in one write transaction: all of it commits, or none of it does.
+//! Every input stores its effects in at most one committed write transaction (spec/engine.md
+//! §1); a store failure that no caller can be told about is reported as
+//! [`Event::StoreFailed`].
+//!
+//! The engine emits `tracing` spans and events (inputs, commits, misbehaving peers, store
+//! failures) and never installs a subscriber: without one they cost a check of a cached flag.
 
 mod commands;
 pub mod config;
 pub mod error;
 mod ingest;
 pub mod layout;
+#[cfg(feature = "testing")]
 pub mod loopback;
 pub mod message;
 pub mod output;
@@ -26,7 +33,7 @@ pub use commands::{LogInfo, NewThread, ThreadInfo};
 #[cfg(feature = "buggify")]
 pub use config::Bugs;
 pub use config::Config;
-pub use error::EngineError;
+pub use error::{ApplyError, EngineError};
 pub use output::{Event, Fork, Misbehaviour, Output, Subscription};
 
 use crate::id::ThreadId;
@@ -71,8 +78,13 @@ pub enum Verdict {
 /// returns an error, or a later step fails, the transaction is dropped and
 /// [`Application::rolled_back`] is called.
 pub trait Application {
-    /// Applies one opened record through `txn`.
-    fn apply(&mut self, txn: &mut dyn WriteTxn, record: &OpenedRecord) -> Result<Verdict, String>;
+    /// Applies one opened record through `txn`. `Err` only for a failure of the machine (see
+    /// [`ApplyError`]); a record the application refuses is `Ok(Verdict::Reject(..))`.
+    fn apply(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        record: &OpenedRecord,
+    ) -> Result<Verdict, ApplyError>;
 
     /// The transaction of the last `apply` calls was dropped; forget any cached effects.
     fn rolled_back(&mut self) {}
@@ -83,7 +95,7 @@ pub trait Application {
 pub struct AcceptAll;
 
 impl Application for AcceptAll {
-    fn apply(&mut self, _: &mut dyn WriteTxn, _: &OpenedRecord) -> Result<Verdict, String> {
+    fn apply(&mut self, _: &mut dyn WriteTxn, _: &OpenedRecord) -> Result<Verdict, ApplyError> {
         Ok(Verdict::Accept)
     }
 }
@@ -108,6 +120,19 @@ pub struct Host<S: Store, A: Application> {
     schedule: BTreeSet<(Time, ThreadId)>,
     pulls: BTreeMap<(ThreadId, LogId), PendingPull>,
     outputs: VecDeque<Output>,
+    /// Threads whose row (peers, invitations) changed in memory and is not stored yet. The
+    /// change is stored with the records of the same input, or by [`Host::flush_rows`] at its
+    /// end, so that one input writes at most one transaction.
+    dirty: BTreeSet<ThreadId>,
+    /// Threads whose digest round is due but whose messages are not made yet: they are made
+    /// one thread at a time by [`Host::poll_output`], so a timeout queues no more than one
+    /// thread's messages however many threads are due.
+    due: VecDeque<ThreadId>,
+    /// The members of `due`.
+    due_set: BTreeSet<ThreadId>,
+    /// Records pushed so far (for the planted `drop_every_7th_push` defect).
+    #[cfg(feature = "buggify")]
+    pushed: u64,
 }
 
 impl<S: Store, A: Application> Host<S, A> {
@@ -150,6 +175,11 @@ impl<S: Store, A: Application> Host<S, A> {
             schedule: BTreeSet::new(),
             pulls: BTreeMap::new(),
             outputs: VecDeque::new(),
+            dirty: BTreeSet::new(),
+            due: VecDeque::new(),
+            due_set: BTreeSet::new(),
+            #[cfg(feature = "buggify")]
+            pushed: 0,
         };
         for (id, mut t) in threads {
             t.sync.deadline = host.jittered(now, t.sync.interval).as_millis();
@@ -206,13 +236,38 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// The next output to act on, if any. Drain until `None` after every input.
+    ///
+    /// Digest rounds that a timeout made due are turned into messages here, one thread at a
+    /// time, when the queue is empty (as quinn's `poll_transmit` makes packets on demand): no
+    /// input queues more than one thread's worth of timer messages.
     pub fn poll_output(&mut self) -> Option<Output> {
+        while self.outputs.is_empty() {
+            let id = self.due.pop_front()?;
+            self.due_set.remove(&id);
+            self.digest_round(&id);
+        }
         self.outputs.pop_front()
     }
 
-    /// When [`Host::handle_timeout`] should next be called, if anything is scheduled.
+    /// How many outputs are queued now (digest rounds not yet made are not counted).
+    pub fn queued_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// When [`Host::handle_timeout`] should next be called, if anything is scheduled: the
+    /// earliest digest round of a thread or expiry of an outstanding pull.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.schedule.first().map(|(t, _)| *t)
+        let sync = self.schedule.first().map(|(t, _)| *t);
+        let pull = self.pulls.values().map(|p| p.expires).min();
+        match (sync, pull) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether this host holds the thread.
+    pub fn has_thread(&self, thread: &ThreadId) -> bool {
+        self.threads.contains_key(thread)
     }
 
     /// How many records of a thread peers reported that this host does not hold yet (0 when
@@ -224,6 +279,78 @@ impl<S: Store, A: Application> Host<S, A> {
     /// The anti-entropy digest of a thread (what peers compare).
     pub fn digest(&self, thread: &ThreadId) -> Option<[u8; 32]> {
         self.threads.get(thread).map(|t| t.digest())
+    }
+
+    /// Checks the engine's memory against itself and its store, cheaply (for simulators and
+    /// tests, after any input): every thread has exactly one timer, at its deadline; due digest
+    /// rounds and pulls name held threads; every log's height and head equal its stored row,
+    /// the record at the head is stored with the head's CID and none is stored after it.
+    /// Returns what does not hold.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.schedule.len() != self.threads.len() {
+            return Err(format!(
+                "{} timers for {} threads",
+                self.schedule.len(),
+                self.threads.len()
+            ));
+        }
+        for (id, t) in &self.threads {
+            if !self.schedule.contains(&(Time(t.sync.deadline), *id)) {
+                return Err(format!("thread {id} has no timer at its deadline"));
+            }
+        }
+        if self.due.len() != self.due_set.len()
+            || self.due.iter().any(|id| !self.due_set.contains(id))
+        {
+            return Err("due digest rounds out of step".into());
+        }
+        if let Some((id, _)) = self
+            .pulls
+            .keys()
+            .find(|(id, _)| !self.threads.contains_key(id))
+        {
+            return Err(format!("a pull for thread {id}, which is not held"));
+        }
+        let txn = self.store.read().map_err(|e| format!("store: {e}"))?;
+        for (id, t) in &self.threads {
+            for (log, state) in &t.logs {
+                let row = txn
+                    .get(&layout::log(id, log))
+                    .map_err(|e| format!("store: {e}"))?
+                    .ok_or_else(|| format!("log {log} of thread {id} has no stored row"))?;
+                let row: state::LogRow = crate::record::wire::decode_plain(&row)
+                    .map_err(|e| format!("log row of {log}: {e}"))?;
+                if row.height != state.height.0 || row.head != state.head {
+                    return Err(format!(
+                        "log {log} of thread {id}: height {} in memory, {} stored",
+                        state.height.0, row.height
+                    ));
+                }
+                if let Some(counter) = crate::counter::LogCounter::new(state.height.0) {
+                    let head = commands::read_bundle(as_read(&txn), id, log, counter)
+                        .map_err(|e| format!("store: {e}"))?
+                        .map(|b| b.cid());
+                    if head != state.head {
+                        return Err(format!(
+                            "log {log} of thread {id}: the record at height {} is not the head",
+                            state.height.0
+                        ));
+                    }
+                }
+                let next = state.height.next_counter();
+                if txn
+                    .get(&layout::record(id, log, next))
+                    .map_err(|e| format!("store: {e}"))?
+                    .is_some()
+                {
+                    return Err(format!(
+                        "log {log} of thread {id}: a record is stored beyond height {}",
+                        state.height.0
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A time `interval` ± jitter after `now`.
@@ -260,10 +387,51 @@ impl<S: Store, A: Application> Host<S, A> {
         self.outputs.push_back(Output::Event(event));
     }
 
+    /// Stores the rows of every thread marked dirty, in one write transaction. A failure is
+    /// reported as [`Event::StoreFailed`] and the rows stay dirty, to be stored by the next
+    /// input.
+    fn flush_rows(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let rows: Vec<(ThreadId, state::ThreadRow)> = self
+            .dirty
+            .iter()
+            .filter_map(|id| self.threads.get(id).map(|t| (*id, t.row())))
+            .collect();
+        let result = (|| -> Result<(), crate::store::StoreError> {
+            let mut txn = self.store.write()?;
+            for (id, row) in &rows {
+                txn.put(&layout::thread(id), &crate::record::wire::encode(row))?;
+            }
+            txn.commit()
+        })();
+        match result {
+            Ok(()) => self.dirty.clear(),
+            Err(error) => self.store_failed(None, "storing thread rows", error),
+        }
+    }
+
+    /// Reports a store failure that no caller can be told about.
+    fn store_failed(
+        &mut self,
+        thread: Option<ThreadId>,
+        during: &'static str,
+        error: crate::store::StoreError,
+    ) {
+        tracing::warn!(thread = ?thread, during, %error, "store failed");
+        self.emit(Event::StoreFailed {
+            thread,
+            during,
+            error,
+        });
+    }
+
     fn misbehaved(&mut self, peer: &PeerId, reason: Misbehaviour) {
+        tracing::debug!(%peer, %reason, "peer misbehaved");
         self.emit(Event::PeerMisbehaved {
             peer: *peer,
-            reason,
+            reason: Box::new(reason),
         });
     }
 }

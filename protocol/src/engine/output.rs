@@ -1,10 +1,12 @@
 //! What the engine asks its driver to do, and what it tells the application.
 
-use super::PeerId;
+use super::message::MessageError;
+use super::{EngineError, PeerId};
 use crate::counter::LogCounter;
 use crate::id::ThreadId;
 use crate::log_id::LogId;
-use crate::record::VerifiedRecord;
+use crate::record::{RecordError, VerifiedRecord};
+use crate::store::StoreError;
 
 /// One output of the engine, drained with [`super::Host::poll_output`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,14 +55,25 @@ pub enum Event {
         /// Its counter.
         counter: LogCounter,
         /// What went wrong.
-        error: String,
+        error: Box<EngineError>,
+    },
+    /// The store failed during an input whose caller cannot be told (a peer message, a timer):
+    /// nothing of the failed transaction was kept. Records are fetched again by sync; other
+    /// changes are retried with the next input.
+    StoreFailed {
+        /// The thread concerned, when there is one.
+        thread: Option<ThreadId>,
+        /// What the engine was doing.
+        during: &'static str,
+        /// The store's error.
+        error: StoreError,
     },
     /// A peer sent something invalid or hostile; it was refused and changed nothing.
     PeerMisbehaved {
         /// The peer.
         peer: PeerId,
         /// What it did.
-        reason: Misbehaviour,
+        reason: Box<Misbehaviour>,
     },
     /// The key of a log signed two different records for one position (a fork, also when a
     /// record's `prev` is not the head this host holds). Proof against the log's owner, not
@@ -95,42 +108,45 @@ pub struct Fork {
 pub enum Misbehaviour {
     /// The bytes were not a valid message.
     #[error("invalid message: {0}")]
-    InvalidMessage(String),
+    InvalidMessage(MessageError),
+    /// A message decoded but one of its fields is invalid (named here).
+    #[error("invalid message: {0}")]
+    InvalidField(&'static str),
     /// A message about a thread this host does not hold.
     #[error("message about unknown thread {0}")]
-    UnknownThread(String),
+    UnknownThread(ThreadId),
     /// The membership proof did not verify with the thread's service key.
     #[error("wrong membership proof for thread {0}")]
-    BadProof(String),
+    BadProof(ThreadId),
     /// A record failed verification.
     #[error("invalid record for log {log} of thread {thread}: {error}")]
     BadRecord {
-        /// Thread id string.
-        thread: String,
-        /// Log id string.
-        log: String,
+        /// The thread.
+        thread: ThreadId,
+        /// The log.
+        log: LogId,
         /// Why.
-        error: String,
+        error: RecordError,
     },
     /// A log's Lamport clock did not increase.
     #[error("log {log} of thread {thread}: clock does not increase at counter {counter}")]
     ClockRegression {
-        /// Thread id string.
-        thread: String,
-        /// Log id string.
-        log: String,
+        /// The thread.
+        thread: ThreadId,
+        /// The log.
+        log: LogId,
         /// Position of the record.
-        counter: u64,
+        counter: LogCounter,
     },
     /// More logs than a thread may have.
     #[error("thread {0} already has the maximum number of logs")]
-    TooManyLogs(String),
+    TooManyLogs(ThreadId),
     /// A page that does not answer an outstanding pull, or starts elsewhere.
     #[error("unrequested or misplaced page for thread {0}")]
-    UnexpectedPage(String),
+    UnexpectedPage(ThreadId),
     /// An invitation for a thread held with another key, or refused by configuration.
     #[error("refused invitation for thread {0}: {1}")]
-    RefusedInvite(String, &'static str),
+    RefusedInvite(ThreadId, &'static str),
 }
 
 /// Which new records a subscriber wants: those of every thread, or of some threads only. The

@@ -14,35 +14,43 @@ use std::collections::{BTreeMap, BTreeSet};
 impl<S: Store, A: Application> Host<S, A> {
     /// Handles one message from `from`. Invalid or hostile input is refused, reported as
     /// [`Event::PeerMisbehaved`] and changes nothing.
+    ///
+    /// Everything the message changes is stored in at most one write transaction: the records
+    /// it carries together with any change of the thread's row (new peers, an answered
+    /// invitation), or that row alone.
     pub fn handle_message(&mut self, now: Time, from: &PeerId, bytes: &[u8]) {
+        let _span = tracing::debug_span!("handle_message", %from, len = bytes.len()).entered();
+        self.dispatch_message(now, from, bytes);
+        self.flush_rows();
+    }
+
+    fn dispatch_message(&mut self, now: Time, from: &PeerId, bytes: &[u8]) {
         let (frame, payload) = match message::decode(bytes, self.config.max_message_len) {
             Ok(m) => m,
-            Err(e) => return self.misbehaved(from, Misbehaviour::InvalidMessage(e.to_string())),
+            Err(e) => return self.misbehaved(from, Misbehaviour::InvalidMessage(e)),
         };
         let Some(id) = message::thread_of(payload.thread_bytes()) else {
-            return self.misbehaved(
-                from,
-                Misbehaviour::InvalidMessage("invalid thread id".into()),
-            );
+            return self.misbehaved(from, Misbehaviour::InvalidField("invalid thread id"));
         };
         if let Payload::Invite { service_key, .. } = &payload {
             return self.on_invite(now, from, &id, service_key, &frame);
         }
         let Some(t) = self.threads.get(&id) else {
-            return self.misbehaved(from, Misbehaviour::UnknownThread(id.to_string()));
+            return self.misbehaved(from, Misbehaviour::UnknownThread(id));
         };
         let key = t.key.service();
         if !message::proof_is_valid(key, from, &self.peer_id, &frame.payload, &frame.proof) {
-            return self.misbehaved(from, Misbehaviour::BadProof(id.to_string()));
+            return self.misbehaved(from, Misbehaviour::BadProof(id));
         }
         // A peer that proves membership is a host of the thread (and has taken up any
         // invitation we sent it).
-        let _ = self.add_peer(&id, from);
+        self.add_peer(&id, from);
         if let Some(t) = self.threads.get_mut(&id)
             && t.invited.remove(from)
         {
-            let _ = self.save_thread_row(&id);
+            self.dirty.insert(id);
         }
+        tracing::trace!(kind = payload.kind(), thread = %id, "message");
         match payload {
             Payload::Digest { digest, .. } => self.on_digest(now, from, &id, &digest),
             Payload::Heights {
@@ -63,10 +71,24 @@ impl<S: Store, A: Application> Host<S, A> {
         }
     }
 
-    /// Runs every timer due at `now`: digest rounds of threads whose interval ran out, and
-    /// expiry of unanswered pulls.
+    /// Runs every timer due at `now`: digest rounds of threads whose interval ran out (their
+    /// messages are made by [`Host::poll_output`]), and expiry of unanswered pulls (the
+    /// thread's next digest round is brought forward, so another peer can be asked).
+    /// Thread rows whose storing failed in an earlier input are stored again here.
     pub fn handle_timeout(&mut self, now: Time) {
-        self.pulls.retain(|_, p| p.expires > now);
+        let _span = tracing::debug_span!("handle_timeout", now = now.as_millis()).entered();
+        self.flush_rows();
+        let mut expired = BTreeSet::new();
+        self.pulls.retain(|(thread, _), p| {
+            let keep = p.expires > now;
+            if !keep {
+                expired.insert(*thread);
+            }
+            keep
+        });
+        for id in &expired {
+            self.touch(id, now);
+        }
         while let Some((at, id)) = self.schedule.first().cloned() {
             if at > now {
                 break;
@@ -75,25 +97,12 @@ impl<S: Store, A: Application> Host<S, A> {
             let Some(t) = self.threads.get(&id) else {
                 continue;
             };
-            let peers: Vec<PeerId> = t.peers.iter().cloned().collect();
-            let invited: Vec<PeerId> = t.invited.iter().cloned().collect();
-            let digest = t.digest();
             let interval = (t.sync.interval.saturating_mul(2)).clamp(
                 self.config.sync_interval_min_ms,
                 self.config.sync_interval_max_ms,
             );
-            for p in &peers {
-                self.send(
-                    &id,
-                    p,
-                    &Payload::Digest {
-                        thread: id.to_vec(),
-                        digest: digest.to_vec(),
-                    },
-                );
-            }
-            for p in &invited {
-                self.send_invite(&id, p);
+            if self.due_set.insert(id) {
+                self.due.push_back(id);
             }
             let next = self.jittered(now, interval);
             if let Some(t) = self.threads.get_mut(&id) {
@@ -103,6 +112,29 @@ impl<S: Store, A: Application> Host<S, A> {
                 };
             }
             self.schedule.insert((next, id));
+        }
+    }
+
+    /// Sends a thread's digest to each of its peers and repeats unanswered invitations.
+    pub(super) fn digest_round(&mut self, id: &ThreadId) {
+        let Some(t) = self.threads.get(id) else {
+            return;
+        };
+        let peers: Vec<PeerId> = t.peers.iter().cloned().collect();
+        let invited: Vec<PeerId> = t.invited.iter().cloned().collect();
+        let digest = t.digest();
+        for p in &peers {
+            self.send(
+                id,
+                p,
+                &Payload::Digest {
+                    thread: id.to_vec(),
+                    digest: digest.to_vec(),
+                },
+            );
+        }
+        for p in &invited {
+            self.send_invite(id, p);
         }
     }
 
@@ -145,13 +177,13 @@ impl<S: Store, A: Application> Host<S, A> {
     ) {
         let max_logs = self.config.max_logs_per_thread;
         if logs.len() > max_logs {
-            self.misbehaved(from, Misbehaviour::TooManyLogs(id.to_string()));
+            self.misbehaved(from, Misbehaviour::TooManyLogs(*id));
             logs.truncate(max_logs);
         }
         let mut theirs = BTreeMap::new();
         for entry in logs {
             let Some(log) = self.parse_id(id, &entry.log) else {
-                self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+                self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
                 continue;
             };
             theirs.insert(log, entry.height);
@@ -182,7 +214,7 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         for p in peers.iter().take(self.config.max_peers_per_thread) {
             if let Some(peer) = self.parse_id(id, p) {
-                let _ = self.add_peer(id, &peer);
+                self.add_peer(id, &peer);
             }
         }
         if reply && ahead {
@@ -194,7 +226,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let (Some(log), Some(start)) = (self.parse_id(id, log), LogCounter::new(at)) else {
             return self.misbehaved(
                 from,
-                Misbehaviour::InvalidMessage("pull of an invalid log or counter 0".into()),
+                Misbehaviour::InvalidField("pull of an invalid log or counter 0"),
             );
         };
         let height = self
@@ -203,17 +235,27 @@ impl<S: Store, A: Application> Host<S, A> {
             .and_then(|t| t.logs.get(&log))
             .map_or(0, |s| s.height.0);
         let max = max.clamp(1, self.config.page_max_records) as usize;
-        let records = match self.store.read() {
-            Ok(txn) => commands::read_page(
-                as_read(&txn),
-                id,
-                &log,
-                start,
-                max,
-                self.config.page_max_bytes,
-            )
-            .unwrap_or_default(),
-            Err(_) => Vec::new(),
+        #[cfg(feature = "buggify")]
+        let page_max_bytes = if self.config.bugs.ignore_page_bytes {
+            usize::MAX
+        } else {
+            self.config.page_max_bytes
+        };
+        #[cfg(not(feature = "buggify"))]
+        let page_max_bytes = self.config.page_max_bytes;
+        let page = self.store.read().map_err(Into::into).and_then(|txn| {
+            commands::read_page(as_read(&txn), id, &log, start, max, page_max_bytes)
+        });
+        let records = match page {
+            Ok(records) => records,
+            // No page rather than an empty one: the peer's pull expires and is asked again.
+            Err(crate::engine::EngineError::Store(error)) => {
+                return self.store_failed(Some(*id), "reading a page", error);
+            }
+            Err(other) => {
+                let error = crate::store::StoreError::Corrupt(other.to_string());
+                return self.store_failed(Some(*id), "reading a page", error);
+            }
         };
         let payload = Payload::Page {
             thread: id.to_vec(),
@@ -240,7 +282,7 @@ impl<S: Store, A: Application> Host<S, A> {
         height: u64,
     ) {
         let Some(log) = self.parse_id(id, log) else {
-            return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+            return self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
         };
         let key = (*id, log);
         let ours = |h: &Self| {
@@ -251,7 +293,7 @@ impl<S: Store, A: Application> Host<S, A> {
         };
         if at == 0 || at > ours(self) + 1 {
             self.pulls.remove(&key);
-            return self.misbehaved(from, Misbehaviour::UnexpectedPage(id.to_string()));
+            return self.misbehaved(from, Misbehaviour::UnexpectedPage(*id));
         }
         let result = self.ingest(now, from, id, &log, records, false);
         let now_ours = ours(self);
@@ -270,7 +312,7 @@ impl<S: Store, A: Application> Host<S, A> {
         records: &[serde_bytes::ByteBuf],
     ) {
         let Some(log) = self.parse_id(id, log) else {
-            return self.misbehaved(from, Misbehaviour::InvalidMessage("invalid log id".into()));
+            return self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
         };
         let result = self.ingest(now, from, id, &log, records, true);
         if let Some(at) = result.gap {
@@ -286,7 +328,7 @@ impl<S: Store, A: Application> Host<S, A> {
         service_key: &[u8],
         frame: &message::Frame,
     ) {
-        let refuse = |why| Misbehaviour::RefusedInvite(id.to_string(), why);
+        let refuse = |why| Misbehaviour::RefusedInvite(*id, why);
         let Ok(key) = ThreadKey::from_bytes(service_key) else {
             return self.misbehaved(from, refuse("the key is not a 32-byte service key"));
         };
@@ -305,7 +347,7 @@ impl<S: Store, A: Application> Host<S, A> {
             if t.key.service().as_bytes() != key.service().as_bytes() {
                 return self.misbehaved(from, refuse("the thread is held with another key"));
             }
-            let _ = self.add_peer(id, from);
+            self.add_peer(id, from);
             self.send_heights(id, from, true);
             return;
         }
@@ -317,8 +359,13 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let mut peers = BTreeSet::new();
         peers.insert(*from);
-        if self.register_thread(now, *id, key, peers).is_err() {
-            return;
+        match self.register_thread(now, *id, key, peers) {
+            Ok(()) => {}
+            Err(crate::engine::EngineError::Store(error)) => {
+                return self.store_failed(Some(*id), "adopting a thread", error);
+            }
+            // Checked above: the thread is new and within the limit.
+            Err(_) => return,
         }
         self.emit(Event::ThreadAdopted {
             thread: *id,

@@ -333,3 +333,42 @@ proptest! {
         prop_assert!(f.verify(bundle).is_err());
     }
 }
+
+#[test]
+fn a_link_not_written_d8_2a_is_a_decode_error() {
+    // formats.md §1.3: a link must be written `d8 2a`. The same tag in a two-byte head
+    // (`d9 00 2a`) is not a link of the subset, like another tag number: `Decode`, although
+    // integers and lengths in a longer head are `NonCanonical`.
+    let mut f = fixture(7);
+    let event = f.make(1, None, b"x").into_record().into_bundle().event;
+    assert!(wire::decode::<wire::EventNode>(BlockKind::Event, &event, usize::MAX).is_ok());
+    let at = event
+        .windows(2)
+        .position(|w| w == [0xd8, 0x2a])
+        .expect("the event links with tag 42");
+    let mut longer = event[..at].to_vec();
+    longer.extend_from_slice(&[0xd9, 0x00, 0x2a]);
+    longer.extend_from_slice(&event[at + 2..]);
+    let mut other = event.clone();
+    other[at + 1] = 0x2b;
+    for bytes in [longer, other] {
+        assert!(matches!(
+            wire::decode::<wire::EventNode>(BlockKind::Event, &bytes, usize::MAX),
+            Err(RecordError::Decode {
+                block: BlockKind::Event,
+                ..
+            })
+        ));
+    }
+    // A version integer in a longer head than needed (`18 01` for 1) is `NonCanonical`.
+    let v = event.len() - 1;
+    assert_eq!(event[v], 0x01);
+    let mut long_int = event[..v].to_vec();
+    long_int.extend_from_slice(&[0x18, 0x01]);
+    assert_eq!(
+        wire::decode::<wire::EventNode>(BlockKind::Event, &long_int, usize::MAX).unwrap_err(),
+        RecordError::NonCanonical {
+            block: BlockKind::Event
+        }
+    );
+}

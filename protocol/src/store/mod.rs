@@ -26,6 +26,8 @@ use std::thread::{self, ThreadId};
 use sha2::{Digest, Sha256};
 
 pub mod conformance;
+#[cfg(feature = "testing")]
+mod faulty;
 pub mod key;
 pub mod memory;
 
@@ -67,7 +69,7 @@ pub enum StoreError {
     /// Any other backend failure (I/O error, LMDB error), with what was being done.
     #[error("storage backend error: {0}")]
     Backend(String),
-    /// A failure injected on purpose by [`memory::FaultyStore`] (tests only).
+    /// A failure injected on purpose by `memory::FaultyStore` (feature `testing`).
     #[error("injected storage fault on {op:?} call #{call}")]
     Injected {
         /// The kind of operation that failed.

@@ -20,6 +20,9 @@ pub(crate) enum Fail {
     Reject(String),
     /// The machine failed: the engine transaction is aborted.
     Store(StoreError),
+    /// The script engine failed (not a verdict on the body): the engine transaction is
+    /// aborted.
+    Script(crate::js::JsError),
 }
 
 impl From<StoreError> for Fail {

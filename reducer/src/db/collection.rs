@@ -88,11 +88,7 @@ impl Cx<'_> {
             if !body.is_empty() {
                 match self.scripts.check_syntax(body, kind) {
                     Ok(()) => {}
-                    Err(crate::js::JsError::Engine(e)) => {
-                        return Err(Fail::Store(threads_protocol::store::StoreError::Backend(
-                            format!("javascript engine: {e}"),
-                        )));
-                    }
+                    Err(e @ crate::js::JsError::Engine(_)) => return Err(Fail::Script(e)),
                     Err(e) => return reject(format!("{kind}: {e}")),
                 }
             }

@@ -1,7 +1,7 @@
 //! Instance events: create, save (merge patch, upsert) and delete.
 
 use serde_json::Value;
-use threads_protocol::store::{MAX_KEY_LEN, StoreError};
+use threads_protocol::store::MAX_KEY_LEN;
 
 use super::apply::{Cx, Fail, canonical, reject};
 use super::event::CollectionConfig;
@@ -134,9 +134,7 @@ impl Cx<'_> {
             return Ok(());
         }
         if let Err(e) = self.scripts.start() {
-            return Err(Fail::Store(StoreError::Backend(format!(
-                "javascript engine: {e}"
-            ))));
+            return Err(Fail::Script(e));
         }
         let time = i64::try_from(self.record.time).unwrap_or(i64::MAX);
         let event = validator_event(time, &config.name, kind, id, json_patch);
@@ -145,9 +143,7 @@ impl Cx<'_> {
             .validate(&config.write_validator, Some(&self.writer), &event, prev)
         {
             Ok(()) => Ok(()),
-            Err(Denied::Error(JsError::Engine(e))) => Err(Fail::Store(StoreError::Backend(
-                format!("javascript engine: {e}"),
-            ))),
+            Err(Denied::Error(e @ JsError::Engine(_))) => Err(Fail::Script(e)),
             Err(denied) => reject(format!(
                 "{denied} (write validator of collection \"{}\" on {} of instance \"{id}\")",
                 config.name,

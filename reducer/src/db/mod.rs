@@ -33,7 +33,8 @@ pub use scripts::Scripts;
 
 use std::collections::BTreeSet;
 
-use threads_protocol::store::{StoreError, WriteTxn};
+use threads_protocol::engine::ApplyError;
+use threads_protocol::store::WriteTxn;
 
 use crate::fold::{Fold, Outcome, RecordInfo};
 use crate::js::JsConfig;
@@ -78,7 +79,7 @@ impl Fold for DocFold {
         state: &mut dyn WriteTxn,
         record: &RecordInfo,
         body: &[u8],
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, ApplyError> {
         let batch = match Batch::decode(body) {
             Ok(b) => b,
             Err(e) => return Ok(Outcome::Rejected(e.to_string())),
@@ -118,7 +119,13 @@ impl Fold for DocFold {
                         schema::clip(event.collection())
                     )));
                 }
-                Err(Fail::Store(e)) => return Err(e),
+                Err(Fail::Store(e)) => return Err(e.into()),
+                Err(Fail::Script(e)) => {
+                    return Err(ApplyError::Component {
+                        component: "javascript engine",
+                        reason: e.to_string(),
+                    });
+                }
             }
         }
         Ok(Outcome::Applied)

@@ -1,6 +1,6 @@
 //! The read side: collection look-ups, `get`, `has` and `find` over a thread's folded state.
 //!
-//! `find` runs the query pipeline of [`crate::query`] against the store: [`plan`] with the
+//! `find` runs the query pipeline of [`crate::query`] against the store: [`plan()`] with the
 //! collection's indexes, candidates read from the instance key space (scan, `_id` look-up or
 //! range) or from index entries (equality, `$in`, range, union), [`Query::matches`] on each
 //! stored instance, the collection's read filter, then [`order_and_page`]. Every plan yields a

@@ -20,6 +20,8 @@ pub struct Scripts {
     js: Option<JsRuntime>,
     validators: BTreeMap<String, Validator>,
     filters: BTreeMap<String, ReadFilter>,
+    filter_failures: u64,
+    last_filter_error: Option<JsError>,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -52,6 +54,8 @@ impl Scripts {
             js: None,
             validators: BTreeMap::new(),
             filters: BTreeMap::new(),
+            filter_failures: 0,
+            last_filter_error: None,
         }
     }
 
@@ -105,23 +109,50 @@ impl Scripts {
     /// the reader sees, or `None` when the instance is hidden. Reads fail closed: a filter that
     /// throws, exceeds a limit or returns something else than an object, `null` or `undefined`
     /// hides the instance.
+    ///
+    /// A failure is not silent: it is counted ([`Scripts::filter_failures`]), kept
+    /// ([`Scripts::last_filter_error`]) and logged as a `tracing` warning.
     pub fn filter(&mut self, body: &str, reader: Option<&str>, instance: &Value) -> Option<Value> {
+        match self.try_filter(body, reader, instance) {
+            Ok(seen) => seen,
+            Err(error) => {
+                tracing::warn!(%error, "read filter failed; the instance is hidden");
+                self.filter_failures += 1;
+                self.last_filter_error = Some(error);
+                None
+            }
+        }
+    }
+
+    /// Like [`Scripts::filter`], with the filter's error instead of hiding the instance.
+    pub fn try_filter(
+        &mut self,
+        body: &str,
+        reader: Option<&str>,
+        instance: &Value,
+    ) -> Result<Option<Value>, JsError> {
         let handle = match self.filters.get(body) {
             Some(h) => *h,
             None => {
                 if self.filters.len() >= CACHE_LIMIT {
                     self.clear_filters();
                 }
-                let h = self.runtime().ok()?.compile_read_filter(body).ok()?;
+                let h = self.runtime()?.compile_read_filter(body)?;
                 self.filters.insert(body.to_owned(), h);
                 h
             }
         };
-        self.runtime()
-            .ok()?
-            .filter(&handle, reader, instance)
-            .ok()
-            .flatten()
+        self.runtime()?.filter(&handle, reader, instance)
+    }
+
+    /// How many read filter calls failed (and hid their instance) so far.
+    pub fn filter_failures(&self) -> u64 {
+        self.filter_failures
+    }
+
+    /// The error of the most recent failed read filter call, if any.
+    pub fn last_filter_error(&self) -> Option<&JsError> {
+        self.last_filter_error.as_ref()
     }
 
     fn clear_validators(&mut self) {

@@ -21,6 +21,7 @@ pub use tracking::TrackingTxn;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
+use threads_protocol::engine::ApplyError;
 use threads_protocol::engine::{Application, Verdict};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
@@ -75,7 +76,7 @@ pub trait Fold {
         state: &mut dyn WriteTxn,
         record: &RecordInfo,
         body: &[u8],
-    ) -> Result<Outcome, StoreError>;
+    ) -> Result<Outcome, ApplyError>;
 }
 
 /// What is kept of every record, to redo it without opening it again:
@@ -168,7 +169,14 @@ impl<F: Fold> Convergent<F> {
         txn: &mut dyn WriteTxn,
         info: &RecordInfo,
         body: &[u8],
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, ApplyError> {
+        let _span = tracing::debug_span!(
+            "fold_in",
+            thread = %info.thread,
+            clock = info.order.clock,
+            counter = info.order.counter
+        )
+        .entered();
         let thread = &info.thread;
         let own = keyed(TAG_OPS, thread, &info.order);
         // Records already applied after this one, in order.
@@ -189,10 +197,14 @@ impl<F: Fold> Convergent<F> {
             ControlFlow::Continue(())
         })?;
         if let Some(e) = failure {
-            return Err(e);
+            return Err(e.into());
         }
         if !later.is_empty() {
             self.stats.late += 1;
+            tracing::debug!(
+                redo = later.len(),
+                "late record: undoing the records after it"
+            );
         }
         for (order, _) in later.iter().rev() {
             self.undo(txn, thread, order)?;
@@ -227,7 +239,7 @@ impl<F: Fold> Convergent<F> {
         txn: &mut dyn WriteTxn,
         info: &RecordInfo,
         body: &[u8],
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, ApplyError> {
         self.stats.applied += 1;
         let mut tracked = TrackingTxn::new(txn);
         let outcome = self.fold.apply(&mut tracked, info, body)?;
@@ -240,6 +252,7 @@ impl<F: Fold> Convergent<F> {
                 txn.delete(&rejected)?;
             }
             Outcome::Rejected(reason) => {
+                tracing::debug!(%reason, "record rejected by the fold");
                 restore(txn, &undo)?;
                 txn.delete(&undo_key)?;
                 txn.put(&rejected, reason.as_bytes())?;
@@ -282,7 +295,11 @@ fn restore(txn: &mut dyn WriteTxn, undo: &UndoLog) -> Result<(), StoreError> {
 }
 
 impl<F: Fold> Application for Convergent<F> {
-    fn apply(&mut self, txn: &mut dyn WriteTxn, record: &OpenedRecord) -> Result<Verdict, String> {
+    fn apply(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        record: &OpenedRecord,
+    ) -> Result<Verdict, ApplyError> {
         let r = record.record();
         let info = RecordInfo {
             thread: *r.thread(),
@@ -294,7 +311,7 @@ impl<F: Fold> Application for Convergent<F> {
         match self.fold_in(txn, &info, record.body()) {
             Ok(Outcome::Applied) => Ok(Verdict::Accept),
             Ok(Outcome::Rejected(reason)) => Ok(Verdict::Reject(reason)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         }
     }
 }

@@ -32,6 +32,20 @@ pub enum QueryError {
         /// The member name, lowercased.
         member: String,
     },
+    /// A query object mixes go-threads query members with other members, so it could be read
+    /// either as go-threads query JSON (ignoring the others) or as a Mongo filter on fields of
+    /// those names; rather than pick one silently, it is refused.
+    #[error(
+        "invalid query: the query mixes the go-threads member \"{threads_member}\" with the \
+         unknown member \"{other_member}\"; remove the unknown member, or wrap a Mongo filter \
+         as {{\"$filter\": …}}"
+    )]
+    Ambiguous {
+        /// A go-threads member present (as sent).
+        threads_member: String,
+        /// A member that is not a go-threads member (as sent).
+        other_member: String,
+    },
     /// A go-threads criterion has an operation code other than 0..=5.
     #[error("invalid query: unknown operation {code} at {at}")]
     UnknownOperation {

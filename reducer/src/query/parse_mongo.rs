@@ -87,7 +87,10 @@ impl Query {
     ///    envelope (`{"$filter": {...}, "$sort": ..., "$skip": n, "$limit": n, "$seek": id}`);
     /// 2. an object whose members are all go-threads query members (ignoring case; this
     ///    includes `{}`) is go-threads query JSON;
-    /// 3. any other object is a Mongo filter document with default options.
+    /// 3. an object with no go-threads member is a Mongo filter document with default options;
+    /// 4. an object mixing go-threads members with others is refused
+    ///    ([`QueryError::Ambiguous`]): read as go-threads JSON it would ignore the others, read
+    ///    as a Mongo filter it would silently match nothing.
     ///
     /// A Mongo filter on a field named like a go-threads member (`{"limit": 5}`) must therefore
     /// be wrapped: `{"$filter": {"limit": 5}}`.
@@ -100,13 +103,17 @@ impl Query {
         if obj.keys().any(|k| ENVELOPE_MEMBERS.contains(&k.as_str())) {
             return envelope(obj);
         }
-        if obj
-            .keys()
-            .all(|k| THREADS_MEMBERS.iter().any(|m| m.eq_ignore_ascii_case(k)))
-        {
-            return Query::from_threads_json(v);
+        let is_threads = |k: &String| THREADS_MEMBERS.iter().any(|m| m.eq_ignore_ascii_case(k));
+        let threads_member = obj.keys().find(|k| is_threads(k));
+        let other_member = obj.keys().find(|k| !is_threads(k));
+        match (threads_member, other_member) {
+            (_, None) => Query::from_threads_json(v),
+            (None, Some(_)) => Query::from_mongo(v, &FindOptions::default()),
+            (Some(t), Some(o)) => Err(QueryError::Ambiguous {
+                threads_member: t.clone(),
+                other_member: o.clone(),
+            }),
         }
-        Query::from_mongo(v, &FindOptions::default())
     }
 
     /// Parses JSON bytes and compiles them with [`Query::from_json`].

@@ -23,7 +23,9 @@ impl JsRuntime {
     /// Runs `attempt` under the meter, with the reruns that make the verdict deterministic:
     /// a budget failure that did not start from a reset interrupt phase is rerun from one, and
     /// a memory failure (or a `null` exception, which is how an out-of-memory error that could
-    /// not be allocated shows) is rerun once after a garbage collection. At most 4 runs.
+    /// not be allocated shows) is rerun once after a garbage collection; a `null` thrown again
+    /// is told apart from running out of memory by one more run with a larger heap (see
+    /// `null_was_out_of_memory`). At most 5 runs.
     pub(super) fn run<T>(
         &self,
         id: FuncId,
@@ -63,6 +65,11 @@ impl JsRuntime {
                     if memory {
                         // Leave no garbage cycles behind to fill the heap of the next call.
                         self.rt()?.run_gc();
+                    }
+                    if matches!(&out, Err(JsError::Threw { message, .. }) if message == NULL_THROWN)
+                        && self.null_was_out_of_memory(id, kind, &attempt)?
+                    {
+                        return Err(self.out_of_memory(kind));
                     }
                     return out;
                 }
@@ -156,7 +163,13 @@ impl JsRuntime {
             Caught::Error(error) => return error,
             Caught::Value(exc) => exc,
         };
+        // No exception value at all: the engine failed to allocate one.
+        if exc.type_of() == rquickjs::Type::Uninitialized {
+            return self.out_of_memory(kind);
+        }
         if exc.is_null() {
+            // Maybe out of memory so badly that the error object could not be allocated;
+            // `run` decides from the heap once the engine is released.
             return JsError::Threw {
                 kind,
                 message: NULL_THROWN.into(),
@@ -181,6 +194,50 @@ impl JsRuntime {
                 }
             }
         }
+    }
+
+    fn out_of_memory(&self, kind: FunctionKind) -> JsError {
+        JsError::OutOfMemory {
+            kind,
+            limit: self.config.memory_limit,
+        }
+    }
+
+    /// Decides whether a call that threw `null` (twice, the second time on a collected heap)
+    /// ran out of memory: the engine throws `null` when it cannot even allocate its
+    /// out-of-memory error, which is what filling the heap with many small objects does. The
+    /// call is run once more with twice the memory limit: a body that threw `null` itself
+    /// runs the same steps to the same `throw`, while one that ran out of memory gets further
+    /// (more steps, or another outcome). Deterministic: it depends only on the body and its
+    /// arguments, never on earlier calls.
+    fn null_was_out_of_memory<T>(
+        &self,
+        id: FuncId,
+        kind: FunctionKind,
+        attempt: &impl for<'js> Fn(&Ctx<'js>, Function<'js>, &Helpers) -> Result<T, JsError>,
+    ) -> Result<bool, JsError> {
+        let func = self.lookup(id, kind)?;
+        let (context, helpers) = self.parts()?;
+        let at_limit = self.last_steps.get();
+        let rt = self.rt()?;
+        rt.run_gc();
+        rt.set_memory_limit(self.config.memory_limit.saturating_mul(2));
+        self.meter
+            .start(self.config.step_budget.saturating_mul(UNITS_PER_STEP));
+        let probe = context.with(|ctx| {
+            let f = func.clone().restore(&ctx).map_err(engine)?;
+            attempt(&ctx, f, helpers)
+        });
+        let probe_steps = self.meter.steps();
+        self.meter.stop();
+        self.drain_jobs();
+        let rt = self.rt()?;
+        rt.set_memory_limit(self.config.memory_limit);
+        rt.run_gc();
+        let same_null =
+            matches!(&probe, Err(JsError::Threw { message, .. }) if message == NULL_THROWN);
+        // Steps are counted in units of the interrupt handler, whose phase may shift by one.
+        Ok(!same_null || probe_steps > at_limit.saturating_add(1))
     }
 
     /// Takes the pending exception of a failed call and sorts out the engine's limit errors
