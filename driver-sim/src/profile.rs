@@ -31,6 +31,10 @@ pub struct FaultProfile {
     pub late_joiner: bool,
     /// Whether one host is a replicator (service key only).
     pub replicator: bool,
+    /// Whether writer host 1 is cut off from every other host for most of the fault phase
+    /// (from 1–2 s to the last second before the heal) while the others write: it comes back
+    /// with records older, in the total order, than most of what the others wrote.
+    pub offline_writer: bool,
 }
 
 impl FaultProfile {
@@ -49,6 +53,7 @@ impl FaultProfile {
             adversary: false,
             late_joiner: false,
             replicator: false,
+            offline_writer: false,
         }
     }
 
@@ -69,6 +74,7 @@ impl FaultProfile {
             adversary: pick(2) == 0,
             late_joiner: pick(2) == 0,
             replicator: pick(3) != 0,
+            offline_writer: pick(3) == 0,
         }
     }
 }
@@ -78,7 +84,7 @@ impl fmt::Display for FaultProfile {
         write!(
             f,
             "latency={}..{}ms jitter={}ms loss={}‰ dup={}‰ partitions={}{} crashes={} skew<={}ms \
-             adversary={} late_joiner={} replicator={}",
+             adversary={} late_joiner={} replicator={} offline_writer={}",
             self.latency_min_ms,
             self.latency_max_ms,
             self.jitter_ms,
@@ -94,7 +100,8 @@ impl fmt::Display for FaultProfile {
             self.max_clock_skew_ms,
             self.adversary,
             self.late_joiner,
-            self.replicator
+            self.replicator,
+            self.offline_writer
         )
     }
 }

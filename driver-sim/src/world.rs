@@ -59,6 +59,12 @@ pub(crate) enum Ev {
         from: usize,
         to: usize,
     },
+    /// The host is cut off from every other host (the offline writer).
+    Offline {
+        host: usize,
+    },
+    /// The offline host is reachable again.
+    Online,
     Attack,
     Heal,
     Check,
@@ -112,6 +118,8 @@ pub struct World {
     pub(crate) acked: BTreeMap<threads_protocol::Cid, Acked>,
     latency: BTreeMap<(usize, usize), u64>,
     cut: BTreeSet<(usize, usize)>,
+    /// The host cut off from everyone, if any (see [`FaultProfile::offline_writer`]).
+    offline: Option<usize>,
     healed: bool,
     pub(crate) adversary: Option<Adversary>,
     trace: Sha256,
@@ -224,6 +232,7 @@ impl World {
             acked: BTreeMap::new(),
             latency,
             cut: BTreeSet::new(),
+            offline: None,
             healed: false,
             adversary,
             trace: Sha256::new(),
@@ -319,6 +328,12 @@ impl World {
                 }
             }
         }
+        if self.profile.offline_writer {
+            let start = 1_000 + self.rng.next_u64() % 1_000;
+            let end = FAULT_PHASE_MS - 1 - self.rng.next_u64() % 1_000;
+            self.at(start, Ev::Offline { host: 1 });
+            self.at(end, Ev::Online);
+        }
         for _ in 0..self.profile.crashes {
             let host = honest[(self.rng.next_u64() % honest.len() as u64) as usize];
             let start = self.rng.next_u64() % FAULT_PHASE_MS;
@@ -348,6 +363,22 @@ impl World {
             self.trace.update((p.len() as u64).to_be_bytes());
             self.trace.update(p);
         }
+    }
+
+    /// The fold work of every host that is up, summed.
+    pub fn fold_stats(&self) -> threads_reducer::fold::FoldStats {
+        let mut sum = threads_reducer::fold::FoldStats::default();
+        for h in &self.hosts {
+            if let Some(e) = &h.engine {
+                let s = e.app().stats();
+                sum.applied += s.applied;
+                sum.undone += s.undone;
+                sum.redone += s.redone;
+                sum.retried += s.retried;
+                sum.late += s.late;
+            }
+        }
+        sum
     }
 
     /// The run's trace hash so far: every delivery, operation and fault, in order.
@@ -405,6 +436,18 @@ impl World {
                 self.log(|| format!("mend {from} -> {to}"));
                 self.cut.remove(&(from, to));
             }
+            Ev::Offline { host } => {
+                if !self.healed {
+                    self.mix(&[b"offline", &[host as u8]]);
+                    self.log(|| format!("host {host} goes offline"));
+                    self.offline = Some(host);
+                }
+            }
+            Ev::Online => {
+                self.mix(&[b"online"]);
+                self.log(|| "the offline host is back".into());
+                self.offline = None;
+            }
             Ev::Attack => {
                 if !self.healed {
                     crate::adversary::attack(self);
@@ -431,6 +474,7 @@ impl World {
         self.healed = true;
         self.healed_at = self.now;
         self.cut.clear();
+        self.offline = None;
         for i in 0..self.hosts.len() {
             if self.hosts[i].engine.is_none() && self.hosts[i].role != Role::Adversary {
                 self.restart(i);
@@ -572,7 +616,7 @@ impl World {
 
     /// Sends bytes over the simulated network, applying loss, duplication, latency and cuts.
     pub(crate) fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
-        if self.cut.contains(&(from, to)) {
+        if self.cut.contains(&(from, to)) || self.offline.is_some_and(|h| h == from || h == to) {
             return;
         }
         if !self.healed && self.rng.next_u64() % 1000 < self.profile.loss_permille {

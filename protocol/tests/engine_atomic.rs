@@ -288,7 +288,12 @@ fn the_records_of_one_page_are_finished_as_one_batch_before_commit() {
     );
     // What `finish_batch` wrote was committed with the batch.
     use threads_protocol::store::{ReadTxn, Store};
-    let marker = stores[1].inner().read().unwrap().get(&[0x20, b'#']).unwrap();
+    let marker = stores[1]
+        .inner()
+        .read()
+        .unwrap()
+        .get(&[0x20, b'#'])
+        .unwrap();
     let last = *batches.last().unwrap() as u64;
     assert_eq!(marker, Some(last.to_be_bytes().to_vec()));
 }
