@@ -35,7 +35,7 @@ fn things(variant: u8) -> CollectionConfig {
             _ => &[("name", true), ("n", true)],
         },
     );
-    if variant % 2 == 0 {
+    if variant.is_multiple_of(2) {
         c.write_validator = VALIDATOR.into();
     }
     c.read_filter = FILTER.into();
@@ -60,15 +60,15 @@ fn event(kind: u8, a: u8, b: u8, c: u8) -> Option<DbEvent> {
         ),
         4..=7 => {
             let mut patch = serde_json::Map::new();
-            if b % 2 == 0 {
+            if b.is_multiple_of(2) {
                 patch.insert("name".into(), json!(name));
             }
-            if c % 2 == 0 {
+            if c.is_multiple_of(2) {
                 patch.insert("tag".into(), json!(tag));
             }
             patch.insert(
                 "n".into(),
-                if a % 5 == 0 {
+                if a.is_multiple_of(5) {
                     Value::Null
                 } else {
                     json!(i64::from(b % 6))
