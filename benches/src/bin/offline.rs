@@ -301,11 +301,13 @@ fn measure<S: Store>(
     }
 }
 
-/// Cost of one undo plus one redo in µs, from the reference run that undid the most records
-/// (with that count).
+/// Cost of one undo plus one redo in µs on one store, from the reference run that undid the
+/// most records (with that count) on the largest history measured so far.
 type Calibration = Option<(u64, f64)>;
 
 fn run<S: Store>(kind: Kind, store: S, n: u64, args: &Args, per: &mut Calibration) {
+    // A reference run on this history replaces the calibration of smaller ones.
+    let mut here: Calibration = None;
     let world = World::new();
     eprintln!("[{}] history of {n} records: folding in order", kind.name());
     let history = world.history(n);
@@ -350,12 +352,12 @@ fn run<S: Store>(kind: Kind, store: S, n: u64, args: &Args, per: &mut Calibratio
     for (_, fold) in &mut folds {
         measure(&store, fold, &warm, &world.thread, false);
     }
-    let mut cases: Vec<(String, u64)> = Vec::new();
+    // The single record first: its reference run calibrates the extrapolations.
+    let mut cases: Vec<(String, u64)> = vec![("single".into(), 1)];
     for &m in &args.returning {
         cases.push(("disjoint".into(), m));
         cases.push(("conflicting".into(), m));
     }
-    cases.push(("single".into(), 1));
     for (case, m) in cases {
         let records = world.returning(m, &case);
         let affordable = m.saturating_mul(n) <= args.full_work;
@@ -381,12 +383,14 @@ fn run<S: Store>(kind: Kind, store: S, n: u64, args: &Args, per: &mut Calibratio
             let x = all.swap_remove(runs / 2);
             digests.extend(x.digest);
             if strategy == Strategy::Reference
-                && per.is_none_or(|(undone, _)| x.stats.undone > undone)
+                && x.stats.undone > 0
+                && here.is_none_or(|(undone, _)| x.stats.undone > undone)
             {
-                *per = Some((
+                here = Some((
                     x.stats.undone,
                     x.seconds * 1e6 / (2.0 * x.stats.undone as f64),
                 ));
+                *per = here;
             }
             emit(
                 json!({
@@ -463,17 +467,18 @@ fn main() {
     let args = parse_args();
     let mut histories = args.histories.clone();
     histories.sort_unstable();
-    let mut per = None;
+    let mut per_store: [Calibration; 2] = [None, None];
     for &n in &histories {
         for &kind in &args.kinds {
+            let per = &mut per_store[kind as usize];
             match kind {
-                Kind::Memory => run(kind, MemoryStore::new(), n, &args, &mut per),
+                Kind::Memory => run(kind, MemoryStore::new(), n, &args, per),
                 Kind::Lmdb => {
                     let dir = tempfile::tempdir().expect("temporary folder");
                     let store =
                         LmdbStore::open(dir.path().join("offline"), &LmdbOptions::default())
                             .expect("open LMDB");
-                    run(kind, store, n, &args, &mut per);
+                    run(kind, store, n, &args, per);
                 }
             }
         }
