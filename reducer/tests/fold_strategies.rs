@@ -419,3 +419,40 @@ fn a_late_collection_change_undoes_the_whole_collection_only() {
     let d = |s: &MemoryStore| fold_digest(&s.read().unwrap(), &t).unwrap();
     assert_eq!(d(&deps), d(&reference));
 }
+
+#[test]
+fn a_store_folded_without_footprints_is_folded_whole_tail() {
+    use threads_protocol::store::scan_prefix_collect;
+    let t = thread();
+    let first = base(&t, 30);
+    let late = vec![(
+        info(&t, 2, 5, 1),
+        body(vec![save("people", "i20", json!({"name": "early"}))]),
+    )];
+    let (reference, _) = two_steps(FoldStrategy::Reference, &first, &late);
+    // A store written before footprints existed: the same records, no footprints, no index.
+    let store = MemoryStore::new();
+    let mut fold = Convergent::with_strategy(DocFold::new(), FoldStrategy::Reference);
+    let mut txn = store.write().unwrap();
+    fold.fold_batch(&mut txn, &first).unwrap();
+    for tag in [0x24u8, 0x25] {
+        let p = threads_protocol::store::key::KeyBuf::new(tag)
+            .bytes(t.as_bytes())
+            .into_vec();
+        for (k, _) in scan_prefix_collect(&txn, &p, usize::MAX).unwrap() {
+            txn.delete(&k).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    let mut deps = Convergent::with_strategy(DocFold::new(), FoldStrategy::Dependencies);
+    let mut txn = store.write().unwrap();
+    deps.fold_batch(&mut txn, &late).unwrap();
+    txn.commit().unwrap();
+    let stats = deps.stats();
+    assert!(
+        stats.undone >= 20,
+        "the whole tail, not what the index knows: {stats:?}"
+    );
+    let s = |st: &MemoryStore| state_digest(&st.read().unwrap(), &t).unwrap();
+    assert_eq!(s(&store), s(&reference));
+}

@@ -257,6 +257,10 @@ pub struct Convergent<F> {
     strategy: Strategy,
     /// Records undone in the current batch and not redone yet, per thread.
     pending: BTreeMap<ThreadId, BTreeSet<OrderKey>>,
+    /// Threads whose applied records were all folded with footprints (`true`), or not
+    /// (`false`: a store written before footprints existed; such a thread is folded with
+    /// [`Strategy::WholeTail`]).
+    tracked: BTreeMap<ThreadId, bool>,
 }
 
 fn prefix(tag: u8, thread: &ThreadId) -> Vec<u8> {
@@ -346,6 +350,7 @@ impl<F: Fold> Convergent<F> {
             stats: FoldStats::default(),
             strategy,
             pending: BTreeMap::new(),
+            tracked: BTreeMap::new(),
         }
     }
 
@@ -417,6 +422,7 @@ impl<F: Fold> Convergent<F> {
             return self.fold_in(txn, info, body);
         }
         let thread = info.thread;
+        self.tracked(txn, &thread)?;
         // Everything before this record must stand before it runs.
         while let Some(o) = self.first_pending(&thread, Some(&info.order)) {
             self.redo(txn, &thread, o)?;
@@ -465,6 +471,31 @@ impl<F: Fold> Convergent<F> {
     /// Forgets the open batch (its transaction was dropped).
     pub fn abandon(&mut self) {
         self.pending.clear();
+    }
+
+    /// Whether the dependency index of `thread` covers every applied record: its earliest
+    /// record has a footprint (a store folded before footprints existed has none at all, and
+    /// every record folded since has one). Checked once per thread while nothing of it is
+    /// pending.
+    fn tracked(&mut self, txn: &dyn ReadTxn, thread: &ThreadId) -> Result<bool, StoreError> {
+        if let Some(t) = self.tracked.get(thread) {
+            return Ok(*t);
+        }
+        if self.pending.get(thread).is_some_and(|p| !p.is_empty()) {
+            return Ok(true); // decided before this batch undid anything (see `add`)
+        }
+        let ops = prefix(TAG_OPS, thread);
+        let mut first = None;
+        txn.scan(KeyRange::prefix(&ops), Direction::Forward, &mut |k, _| {
+            first = OrderKey::from_bytes(&k[ops.len()..]);
+            ControlFlow::Break(())
+        })?;
+        let tracked = match first {
+            None => true,
+            Some(o) => txn.get(&keyed(TAG_FOOTPRINT, thread, &o))?.is_some(),
+        };
+        self.tracked.insert(*thread, tracked);
+        Ok(tracked)
     }
 
     /// Takes the first pending record of `thread`, if it is before `before`.
@@ -533,8 +564,12 @@ impl<F: Fold> Convergent<F> {
         body: &[u8],
     ) -> Result<Outcome, StoreError> {
         let thread = info.thread;
-        if self.strategy == Strategy::WholeTail {
-            let later = orders_after(txn, &prefix(TAG_FOOTPRINT, &thread), &info.order)?;
+        if self.strategy == Strategy::WholeTail || !self.tracked(txn, &thread)? {
+            let pending = self.pending.get(&thread);
+            let later: Vec<OrderKey> = orders_after(txn, &prefix(TAG_OPS, &thread), &info.order)?
+                .into_iter()
+                .filter(|o| pending.is_none_or(|p| !p.contains(o)))
+                .collect();
             for o in later.iter().rev() {
                 self.undo(txn, &thread, o)?;
             }
