@@ -74,8 +74,16 @@ impl FaultProfile {
             adversary: pick(2) == 0,
             late_joiner: pick(2) == 0,
             replicator: pick(3) != 0,
-            offline_writer: pick(3) == 0,
+            // Drawn from a stream of its own (see `draw_offline_writer`), so that the runs of
+            // seeds without an offline writer are the runs they were before it existed.
+            offline_writer: false,
         }
+    }
+
+    /// Whether the run of `seed` has an offline writer (one seed in three), from a random
+    /// stream of its own; the same stream then times the offline period.
+    pub fn draw_offline_writer(side: &mut impl Rng) -> bool {
+        side.next_u64().is_multiple_of(3)
     }
 }
 

@@ -21,6 +21,8 @@ use threads_reducer::fold::{Convergent, OrderKey};
 
 /// Length of the fault phase, in simulated ms.
 pub const FAULT_PHASE_MS: u64 = 20_000;
+/// Mixed into the seed for the offline writer's random stream.
+const OFFLINE_STREAM: u64 = 0x0ff1_13e0_0000_0001;
 /// After the last fault heals, honest hosts must converge within this much simulated time.
 pub const LIVENESS_BOUND_MS: u64 = 60_000;
 /// How often convergence is checked during the liveness phase.
@@ -120,6 +122,8 @@ pub struct World {
     cut: BTreeSet<(usize, usize)>,
     /// The host cut off from everyone, if any (see [`FaultProfile::offline_writer`]).
     offline: Option<usize>,
+    /// The random stream of the offline writer, apart from `rng`.
+    side: ProtocolRng,
     healed: bool,
     pub(crate) adversary: Option<Adversary>,
     trace: Sha256,
@@ -154,10 +158,11 @@ impl World {
     /// Builds the world of `seed`: roles, links, the thread, and the schedule.
     pub fn new(seed: u64, opts: Options) -> World {
         let mut rng = seeded(seed);
-        let profile = opts
-            .profile
-            .clone()
-            .unwrap_or_else(|| FaultProfile::draw(&mut rng));
+        let mut side = seeded(seed ^ OFFLINE_STREAM);
+        let profile = opts.profile.clone().unwrap_or_else(|| FaultProfile {
+            offline_writer: FaultProfile::draw_offline_writer(&mut side),
+            ..FaultProfile::draw(&mut rng)
+        });
         let n = opts.hosts.max(3);
         let roles = crate::assign_roles(n, &profile);
         let mut hosts = Vec::with_capacity(n);
@@ -233,6 +238,7 @@ impl World {
             latency,
             cut: BTreeSet::new(),
             offline: None,
+            side,
             healed: false,
             adversary,
             trace: Sha256::new(),
@@ -329,8 +335,8 @@ impl World {
             }
         }
         if self.profile.offline_writer {
-            let start = 1_000 + self.rng.next_u64() % 1_000;
-            let end = FAULT_PHASE_MS - 1 - self.rng.next_u64() % 1_000;
+            let start = 1_000 + self.side.next_u64() % 1_000;
+            let end = FAULT_PHASE_MS - 1 - self.side.next_u64() % 1_000;
             self.at(start, Ev::Offline { host: 1 });
             self.at(end, Ev::Online);
         }
