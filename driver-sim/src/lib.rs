@@ -85,6 +85,9 @@ pub struct Report {
     pub acked: usize,
     /// Simulated ms from the heal to convergence, if it happened.
     pub converged_after_ms: Option<u64>,
+    /// Work of the document folds of the hosts up at the end, summed (records that arrived
+    /// late, records undone and redone).
+    pub fold: threads_reducer::fold::FoldStats,
     /// Broken invariants; empty for a good run.
     pub violations: Vec<Violation>,
     /// Readable trace lines, when asked for.
@@ -111,6 +114,7 @@ pub fn run(seed: u64, opts: &Options) -> Report {
         events: w.events,
         acked: w.acked.len(),
         converged_after_ms: w.converged_at.map(|t| t - w.healed_at),
+        fold: w.fold_stats(),
         violations,
         trace: std::mem::take(&mut w.lines),
     }

@@ -84,6 +84,10 @@ fn print_report(r: &Report, opts: &Options) {
             .map_or("never".to_string(), |t| format!("{t} ms after heal")),
         r.trace_hex()
     );
+    println!(
+        "fold: {} late records, {} undone, {} redone",
+        r.fold.late, r.fold.undone, r.fold.redone
+    );
     if r.violations.is_empty() {
         println!("ok: every invariant holds");
     } else {

@@ -51,6 +51,11 @@ pub struct FaultProfile {
     /// small message limits, short and long timers, a log limit at the number of writers,
     /// invitations refused by hosts that are not the replicator).
     pub swarm_config: bool,
+
+    /// Whether writer host 1 is cut off from every other host for most of the fault phase
+    /// (from 1–2 s to the last second before the heal) while the others write: it comes back
+    /// with records older, in the total order, than most of what the others wrote.
+    pub offline_writer: bool,
 }
 
 impl FaultProfile {
@@ -76,6 +81,8 @@ impl FaultProfile {
             hosts: None,
             swarm_config: false,
             permanent_failures: 0,
+
+            offline_writer: false,
         }
     }
 
@@ -90,6 +97,7 @@ impl FaultProfile {
             && self.clock_jumps == 0
             && self.permanent_failures == 0
             && !self.adversary
+            && !self.offline_writer
     }
 
     /// Draws a profile from the run's RNG.
@@ -116,7 +124,17 @@ impl FaultProfile {
             hosts: (pick(2) == 0).then(|| 2 + pick(8) as usize),
             swarm_config: pick(2) == 0,
             permanent_failures: (pick(4) == 0) as u32 * (1 + pick(2) as u32),
+
+            // Drawn from a stream of its own (see `draw_offline_writer`), so that the runs of
+            // seeds without an offline writer are the runs they were before it existed.
+            offline_writer: false,
         }
+    }
+
+    /// Whether the run of `seed` has an offline writer (one seed in three), from a random
+    /// stream of its own; the same stream then times the offline period.
+    pub fn draw_offline_writer(side: &mut impl Rng) -> bool {
+        side.next_u64().is_multiple_of(3)
     }
 }
 
@@ -126,7 +144,8 @@ impl fmt::Display for FaultProfile {
             f,
             "latency={}..{}ms jitter={}ms loss={}‰ dup={}‰ partitions={}{} crashes={} skew<={}ms \
              adversary={} late_joiner={} replicator={} storage_faults={}ppm crashes_inside={} \
-             drift<={}ppm clock_jumps={} hosts={} swarm_config={} down_for_good={}",
+             drift<={}ppm clock_jumps={} hosts={} swarm_config={} down_for_good={} \
+             offline_writer={}",
             self.latency_min_ms,
             self.latency_max_ms,
             self.jitter_ms,
@@ -149,7 +168,8 @@ impl fmt::Display for FaultProfile {
             self.clock_jumps,
             self.hosts.map_or("shape".to_string(), |n| n.to_string()),
             self.swarm_config,
-            self.permanent_failures
+            self.permanent_failures,
+            self.offline_writer
         )
     }
 }

@@ -22,6 +22,8 @@ use threads_reducer::fold::{Convergent, OrderKey};
 
 /// Length of the fault phase, in simulated ms.
 pub const FAULT_PHASE_MS: u64 = 20_000;
+/// Mixed into the seed for the offline writer's random stream.
+const OFFLINE_STREAM: u64 = 0x0ff1_13e0_0000_0001;
 /// After the last fault heals, honest hosts must converge within this much simulated time.
 pub const LIVENESS_BOUND_MS: u64 = 60_000;
 /// How often convergence is checked during the liveness phase.
@@ -67,6 +69,12 @@ pub(crate) enum Ev {
         from: usize,
         to: usize,
     },
+    /// The host is cut off from every other host (the offline writer).
+    Offline {
+        host: usize,
+    },
+    /// The offline host is reachable again.
+    Online,
     Attack,
     Heal,
     Check,
@@ -134,6 +142,10 @@ pub struct World {
     pub(crate) acked: BTreeMap<threads_protocol::Cid, Acked>,
     latency: BTreeMap<(usize, usize), u64>,
     cut: BTreeSet<(usize, usize)>,
+    /// The host cut off from everyone, if any (see [`FaultProfile::offline_writer`]).
+    offline: Option<usize>,
+    /// The random stream of the offline writer, apart from `rng`.
+    side: ProtocolRng,
     healed: bool,
     pub(crate) adversary: Option<Adversary>,
     trace: Sha256,
@@ -209,11 +221,14 @@ impl World {
     /// Builds the world of `seed`: roles, links, the thread, and the schedule.
     pub fn new(seed: u64, opts: Options) -> World {
         let mut rng = seeded(seed);
-        let profile = opts
-            .profile
-            .clone()
-            .unwrap_or_else(|| FaultProfile::draw(&mut rng));
-        let n = profile.hosts.unwrap_or(opts.hosts).clamp(2, 9);
+        let mut side = seeded(seed ^ OFFLINE_STREAM);
+        let profile = opts.profile.clone().unwrap_or_else(|| FaultProfile {
+            offline_writer: FaultProfile::draw_offline_writer(&mut side),
+            ..FaultProfile::draw(&mut rng)
+        });
+        // An offline writer (host 1) needs others that write meanwhile.
+        let fewest = if profile.offline_writer { 3 } else { 2 };
+        let n = profile.hosts.unwrap_or(opts.hosts).clamp(fewest, 9);
         let roles = crate::assign_roles(n, &profile);
         let writers = roles.iter().filter(|r| **r == Role::Writer).count();
         let config = profile
@@ -304,6 +319,8 @@ impl World {
             acked: BTreeMap::new(),
             latency,
             cut: BTreeSet::new(),
+            offline: None,
+            side,
             healed: false,
             adversary,
             trace: Sha256::new(),
@@ -464,6 +481,12 @@ impl World {
             let delta_ms = (self.rng.next_u64() % 10_001) as i64 - 5_000;
             self.at(at, Ev::Jump { host, delta_ms });
         }
+        if self.profile.offline_writer {
+            let start = 1_000 + self.side.next_u64() % 1_000;
+            let end = FAULT_PHASE_MS - 1 - self.side.next_u64() % 1_000;
+            self.at(start, Ev::Offline { host: 1 });
+            self.at(end, Ev::Online);
+        }
         for _ in 0..self.profile.crashes {
             let host = honest[(self.rng.next_u64() % honest.len() as u64) as usize];
             let start = self.rng.next_u64() % FAULT_PHASE_MS;
@@ -493,6 +516,22 @@ impl World {
             self.trace.update((p.len() as u64).to_be_bytes());
             self.trace.update(p);
         }
+    }
+
+    /// The fold work of every host that is up, summed.
+    pub fn fold_stats(&self) -> threads_reducer::fold::FoldStats {
+        let mut sum = threads_reducer::fold::FoldStats::default();
+        for h in &self.hosts {
+            if let Some(e) = &h.engine {
+                let s = e.app().stats();
+                sum.applied += s.applied;
+                sum.undone += s.undone;
+                sum.redone += s.redone;
+                sum.retried += s.retried;
+                sum.late += s.late;
+            }
+        }
+        sum
     }
 
     /// The run's trace hash so far: every delivery, operation and fault, in order.
@@ -613,6 +652,18 @@ impl World {
                 self.log(|| format!("mend {from} -> {to}"));
                 self.cut.remove(&(from, to));
             }
+            Ev::Offline { host } => {
+                if !self.healed {
+                    self.mix(&[b"offline", &[host as u8]]);
+                    self.log(|| format!("host {host} goes offline"));
+                    self.offline = Some(host);
+                }
+            }
+            Ev::Online => {
+                self.mix(&[b"online"]);
+                self.log(|| "the offline host is back".into());
+                self.offline = None;
+            }
             Ev::Attack => {
                 if !self.healed {
                     crate::adversary::attack(self);
@@ -644,6 +695,7 @@ impl World {
             self.log(|| format!("host {i} goes down for good"));
             self.crash(i);
         }
+        self.offline = None;
         for i in 0..self.hosts.len() {
             if self.down_for_good.contains(&i) {
                 continue;
@@ -841,7 +893,7 @@ impl World {
 
     /// Sends bytes over the simulated network, applying loss, duplication, latency and cuts.
     pub(crate) fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
-        if self.cut.contains(&(from, to)) {
+        if self.cut.contains(&(from, to)) || self.offline.is_some_and(|h| h == from || h == to) {
             return;
         }
         if !self.healed && self.rng.next_u64() % 1000 < self.profile.loss_permille {

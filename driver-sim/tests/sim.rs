@@ -302,3 +302,25 @@ fn swarmed_configurations_catch_pages_that_ignore_their_byte_limit() {
     let r = run(seed, &honest);
     assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
 }
+
+#[test]
+fn a_writer_offline_for_most_of_the_run_comes_back_clean() {
+    let opts = Options {
+        profile: Some(FaultProfile {
+            offline_writer: true,
+            ..FaultProfile::calm()
+        }),
+        ..small()
+    };
+    let mut late = 0;
+    for seed in 0..4 {
+        let r = run(seed, &opts);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(r.converged_after_ms.is_some(), "seed {seed}");
+        late += r.fold.late;
+    }
+    assert!(
+        late > 0,
+        "the returning writer's records arrive late somewhere"
+    );
+}

@@ -19,6 +19,12 @@ use threads_protocol::store::memory::{FaultOp, FaultyStore, MemoryStore};
 struct Recorder {
     fail: Rc<RefCell<bool>>,
     rollbacks: Rc<RefCell<u32>>,
+    /// `finish_batch` fails while set.
+    fail_finish: Rc<RefCell<bool>>,
+    /// Records applied since the last `finish_batch`.
+    open: Rc<RefCell<usize>>,
+    /// Sizes of the finished batches.
+    batches: Rc<RefCell<Vec<usize>>>,
 }
 
 impl Application for Recorder {
@@ -39,11 +45,25 @@ impl Application for Recorder {
         let mut key = vec![0x20];
         key.extend_from_slice(record.body());
         txn.put(&key, b"applied")?;
+        *self.open.borrow_mut() += 1;
         Ok(Verdict::Accept)
+    }
+
+    fn finish_batch(&mut self, txn: &mut dyn WriteTxn) -> Result<(), ApplyError> {
+        if *self.fail_finish.borrow() {
+            return Err(ApplyError::Component {
+                component: "test application",
+                reason: "cannot finish".into(),
+            });
+        }
+        let n = std::mem::take(&mut *self.open.borrow_mut());
+        self.batches.borrow_mut().push(n);
+        Ok(txn.put(&[0x20, b'#'], &(n as u64).to_be_bytes())?)
     }
 
     fn rolled_back(&mut self) {
         *self.rollbacks.borrow_mut() += 1;
+        *self.open.borrow_mut() = 0;
     }
 }
 
@@ -459,4 +479,65 @@ fn check_invariants_sees_a_store_that_disagrees_with_memory() {
     let err = net.hosts[0].check_invariants().unwrap_err();
     assert!(err.contains("not the head"), "{err}");
     assert_eq!(net.hosts[1].check_invariants(), Ok(()));
+}
+
+#[test]
+fn the_records_of_one_page_are_finished_as_one_batch_before_commit() {
+    let (mut net, stores, apps) = pair();
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    let t = info.id;
+    for k in 0..10u8 {
+        net.hosts[0]
+            .create_record(Time(0), &t, None, &[b'p', k], 0)
+            .unwrap();
+    }
+    // Local writes are batches of one.
+    assert_eq!(*apps[0].batches.borrow(), vec![1; 10]);
+    net.collect();
+    let a = addr(&net, 0, &t);
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    assert!(net.run_until(60_000, |n| total(n, 1, &t) == 10));
+    let batches = apps[1].batches.borrow().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 10);
+    assert!(
+        batches.len() < 10,
+        "a page is one batch, not one per record: {batches:?}"
+    );
+    // What `finish_batch` wrote was committed with the batch.
+    use threads_protocol::store::{ReadTxn, Store};
+    let marker = stores[1]
+        .inner()
+        .read()
+        .unwrap()
+        .get(&[0x20, b'#'])
+        .unwrap();
+    let last = *batches.last().unwrap() as u64;
+    assert_eq!(marker, Some(last.to_be_bytes().to_vec()));
+}
+
+#[test]
+fn a_failing_finish_leaves_no_trace_and_the_batch_is_retried() {
+    let (mut net, stores, apps) = pair();
+    let t = joined(&mut net);
+    *apps[1].fail_finish.borrow_mut() = true;
+    let before = stores[1].inner().digest();
+    net.hosts[0]
+        .create_record(Time(0), &t, None, b"later", 0)
+        .unwrap();
+    net.flush(1000);
+    assert_eq!(stores[1].inner().digest(), before, "nothing was stored");
+    assert!(net.hosts[1].heads(&t).unwrap().is_empty());
+    assert!(
+        net.events[1]
+            .iter()
+            .any(|e| matches!(e, Event::ApplyFailed { .. }))
+    );
+    *apps[1].fail_finish.borrow_mut() = false;
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)
+        && total(n, 1, &t) == 1));
+    assert!(applied(&stores[1], b"later"));
 }

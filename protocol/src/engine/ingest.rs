@@ -334,6 +334,9 @@ impl<S: Store, A: Application> Host<S, A> {
             thread_state_row.clock = thread_state_row.clock.max(rec.clock().0);
         }
         let last = records.len().saturating_sub(1);
+        self.app
+            .finish_batch(&mut txn)
+            .map_err(|e| (last, e.into()))?;
         txn.put(&layout::log(thread, log), &wire::encode(&state.row()))
             .map_err(|e| (last, e.into()))?;
         txn.put(&layout::thread(thread), &wire::encode(&thread_state_row))

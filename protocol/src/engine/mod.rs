@@ -86,6 +86,17 @@ pub trait Application {
         record: &OpenedRecord,
     ) -> Result<Verdict, ApplyError>;
 
+    /// Completes the batch of records applied since the last commit, in `txn`, just before the
+    /// engine commits it (records that arrive together: one page or push of one log, or one
+    /// local write). An application may defer work shared by the whole batch to this call (the
+    /// document fold redoes the records it undid only once per batch). The verdicts `apply`
+    /// returned stand. An error aborts the transaction like a failing `apply` on the batch's
+    /// last record. The default does nothing.
+    fn finish_batch(&mut self, txn: &mut dyn WriteTxn) -> Result<(), ApplyError> {
+        let _ = txn;
+        Ok(())
+    }
+
     /// The transaction of the last `apply` calls was dropped; forget any cached effects.
     fn rolled_back(&mut self) {}
 }

@@ -91,6 +91,65 @@ impl Keys {
     }
 }
 
+/// What a state key (or a scanned prefix) stands for, for the dependency rule
+/// ([`crate::fold::Fold::dependencies`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// A collection's config key, or a prefix covering a whole collection (its instances, its
+    /// index entries, one index): the name's config key.
+    Collection(Vec<u8>),
+    /// An instance key.
+    Instance,
+    /// An index entry key; the prefix selecting its index and value.
+    Entry(usize),
+    /// The prefix of one index and one value (a unique look-up).
+    Value,
+    /// Anything else.
+    Other,
+}
+
+impl Keys {
+    /// Classifies a state key (`whole`: the key must be complete; otherwise a scanned prefix).
+    pub(crate) fn part(&self, key: &[u8], whole: bool) -> Part {
+        self.try_part(key, whole).unwrap_or(Part::Other)
+    }
+
+    fn try_part(&self, key: &[u8], whole: bool) -> Option<Part> {
+        let rest = key.strip_prefix(self.prefix.as_slice())?;
+        let (&space, rest) = rest.split_first()?;
+        let mut r = KeyReader::new(rest);
+        let collection = r.str().ok()?;
+        let config = || Part::Collection(self.collection(&collection));
+        match space {
+            SPACE_COLLECTION if whole => r.finish().ok().map(|()| config()),
+            SPACE_INSTANCE if r.rest().is_empty() && !whole => Some(config()),
+            SPACE_INSTANCE if whole => {
+                r.str().ok()?;
+                r.finish().ok().map(|()| Part::Instance)
+            }
+            SPACE_INDEX => {
+                if r.rest().is_empty() && !whole {
+                    return Some(config());
+                }
+                r.str().ok()?;
+                let after_path = r.rest();
+                if after_path.is_empty() && !whole {
+                    return Some(config());
+                }
+                let n = encoded_value_len(after_path)?;
+                let value_end = key.len() - after_path.len() + n;
+                if !whole {
+                    return (n == after_path.len()).then_some(Part::Value);
+                }
+                let mut r = KeyReader::new(&after_path[n..]);
+                r.str().ok()?;
+                r.finish().ok().map(|()| Part::Entry(value_end))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Reads the last `str` field of a key that starts with `prefix` (an instance ID after the
 /// instances prefix).
 pub fn id_after(prefix: &[u8], key: &[u8]) -> Result<String, StoreError> {

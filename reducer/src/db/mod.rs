@@ -32,14 +32,16 @@ pub use read::{DbError, Row};
 pub use scripts::Scripts;
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use threads_protocol::engine::ApplyError;
-use threads_protocol::store::WriteTxn;
+use threads_protocol::id::ThreadId;
+use threads_protocol::store::{KeyRange, WriteTxn};
 
-use crate::fold::{Fold, Outcome, RecordInfo};
+use crate::fold::{Access, Dependency, Fold, Outcome, RecordInfo, Usage};
 use crate::js::JsConfig;
 use apply::{Cx, Fail};
-use keys::Keys;
+use keys::{Keys, Part};
 use schema::SchemaCache;
 
 /// The document database as a [`Fold`]: wrap it in [`crate::fold::Convergent`].
@@ -73,7 +75,52 @@ impl DocFold {
     }
 }
 
+/// The dependency rule of the document state (see `spec/convergence.md`): collection config
+/// keys, instance keys and index entry keys are their own tokens; an index entry also marks
+/// its index value, which unique look-ups read; a scan of a whole collection (instances, index
+/// entries, one index) writes the collection's config token, which every event on the
+/// collection reads; anything else is the whole thread.
+fn doc_dependencies(keys: &Keys, access: Access<'_>, out: &mut Vec<Dependency>) {
+    match access {
+        Access::Get(k) | Access::Write(k) => {
+            let write = matches!(access, Access::Write(_));
+            let usage = if write { Usage::Write } else { Usage::Read };
+            match keys.part(k, true) {
+                Part::Collection(_) | Part::Instance => out.push(Dependency {
+                    token: k.to_vec(),
+                    usage,
+                }),
+                Part::Entry(value_end) => {
+                    out.push(Dependency {
+                        token: k.to_vec(),
+                        usage,
+                    });
+                    if write {
+                        out.push(Dependency::mark(k[..value_end].to_vec()));
+                    }
+                }
+                Part::Value | Part::Other => out.push(Dependency::everything()),
+            }
+        }
+        Access::Scan(range) => {
+            let prefix = match range.start() {
+                Bound::Included(s) if KeyRange::prefix(s).end() == range.end() => Some(s),
+                _ => None,
+            };
+            match prefix.map(|p| (p, keys.part(p, false))) {
+                Some((_, Part::Collection(config))) => out.push(Dependency::write(config)),
+                Some((p, Part::Value)) => out.push(Dependency::read(p.to_vec())),
+                _ => out.push(Dependency::everything()),
+            }
+        }
+    }
+}
+
 impl Fold for DocFold {
+    fn dependencies(&self, thread: &ThreadId, access: Access<'_>, out: &mut Vec<Dependency>) {
+        doc_dependencies(&Keys::new(thread), access, out);
+    }
+
     fn apply(
         &mut self,
         state: &mut dyn WriteTxn,

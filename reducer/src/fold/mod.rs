@@ -4,9 +4,21 @@
 //! The order is (Lamport clock, log id, counter). [`Convergent`] wraps a deterministic [`Fold`]
 //! and plugs into the replication engine as its application hook. A record that arrives "in the
 //! past" (before records already applied, in that order) is folded in by deterministic undo and
-//! redo: the later records are undone newest first (every write a record made is logged with the
-//! value it replaced), the late record is applied, and the later records are applied again. So
+//! redo: later records are undone newest first (every write a record made is logged with the
+//! value it replaced), the late record is applied, and the undone records are applied again. So
 //! every replica holding the same records holds byte-identical state.
+//!
+//! Three [`Strategy`]s choose what is undone; all give the same bytes:
+//!
+//! * [`Strategy::Reference`] ([`Convergent::fold_in`]): per record, the whole tail after it is
+//!   undone and redone. Simple and slow (records × tail); kept as the reference model.
+//! * [`Strategy::WholeTail`]: records that arrive together (one engine batch) share one undo of
+//!   the tail and one redo, in merged order.
+//! * [`Strategy::Dependencies`] (the default): one rewind per batch, and only the records whose
+//!   run can depend on the late ones are undone and redone. Every run's *footprint* (which state
+//!   it read and wrote, mapped to dependency tokens by [`Fold::dependencies`]) is stored with an
+//!   index from tokens to records, so the records to undo are found by look-ups, not scans.
+//!   The rule and the argument for byte-identical results are in `spec/convergence.md`.
 //!
 //! A record the fold rejects has no effect at all: its writes are rolled back at once, and the
 //! rejection is remembered under its order key. Rejections are re-decided on redo, because a
@@ -20,9 +32,9 @@ pub use tracking::TrackingTxn;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::ops::ControlFlow;
-use threads_protocol::engine::ApplyError;
-use threads_protocol::engine::{Application, Verdict};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::{Bound, ControlFlow};
+use threads_protocol::engine::{Application, ApplyError, Verdict};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
 use threads_protocol::log_id::LogId;
@@ -36,8 +48,17 @@ pub const TAG_OPS: u8 = 0x21;
 pub const TAG_UNDO: u8 = 0x22;
 /// Key space of rejections: `23 ‖ bytes(thread) ‖ order key` → UTF-8 reason.
 pub const TAG_REJECTED: u8 = 0x23;
+/// Key space of footprints: `24 ‖ bytes(thread) ‖ order key` → [`Footprint`] of the record's
+/// current run (present exactly for the records currently applied or rejected).
+pub const TAG_FOOTPRINT: u8 = 0x24;
+/// Key space of the dependency index: `25 ‖ bytes(thread) ‖ usage ‖ token hash ‖ order key` →
+/// empty, one entry per token of every stored [`Footprint`].
+pub const TAG_DEPENDENTS: u8 = 0x25;
 /// Key space of the folded state: `30 ‖ bytes(thread) ‖ ...`, owned by the [`Fold`].
 pub const TAG_STATE: u8 = 0x30;
+
+/// Length of a dependency token's hash in footprints and the dependency index.
+pub const TOKEN_HASH_LEN: usize = 16;
 
 /// What a fold learns about the record it applies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +84,90 @@ pub enum Outcome {
     Rejected(String),
 }
 
+/// One access a record's run made to the state, as [`Fold::dependencies`] sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum Access<'a> {
+    /// A point read.
+    Get(&'a [u8]),
+    /// A range read (the whole range counts, even if the visitor stopped early).
+    Scan(&'a KeyRange<'a>),
+    /// A write or a delete (the previous value is read too).
+    Write(&'a [u8]),
+}
+
+/// How a run uses a dependency token. Two uses of one token by two records **conflict** unless
+/// both are [`Usage::Read`] or both are [`Usage::Mark`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Usage {
+    /// Reads what the token stands for.
+    Read = 1,
+    /// Changes part of what the token stands for without reading the rest (an index entry
+    /// under an indexed value): conflicts with readers and writers of the token, not with
+    /// other markers.
+    Mark = 2,
+    /// Reads and writes what the token stands for.
+    Write = 3,
+}
+
+impl Usage {
+    const ALL: [Usage; 3] = [Usage::Read, Usage::Mark, Usage::Write];
+
+    /// Whether two uses of one token conflict.
+    pub fn conflicts(self, other: Usage) -> bool {
+        !(self == other && self != Usage::Write)
+    }
+
+    fn from_u8(b: u8) -> Option<Usage> {
+        Usage::ALL.into_iter().find(|u| *u as u8 == b)
+    }
+
+    /// The use that covers both (a token read and marked, or written, is written).
+    fn join(self, other: Usage) -> Usage {
+        if self == other { self } else { Usage::Write }
+    }
+}
+
+/// A dependency token a run touched, and how. The empty token stands for the whole thread:
+/// every run reads it implicitly, so writing it conflicts with every record.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dependency {
+    /// Any bytes naming a part of the state; only equality matters.
+    pub token: Vec<u8>,
+    /// How the run used it.
+    pub usage: Usage,
+}
+
+impl Dependency {
+    /// A read of `token`.
+    pub fn read(token: Vec<u8>) -> Self {
+        Dependency {
+            token,
+            usage: Usage::Read,
+        }
+    }
+
+    /// A write of `token`.
+    pub fn write(token: Vec<u8>) -> Self {
+        Dependency {
+            token,
+            usage: Usage::Write,
+        }
+    }
+
+    /// A mark of `token` (see [`Usage::Mark`]).
+    pub fn mark(token: Vec<u8>) -> Self {
+        Dependency {
+            token,
+            usage: Usage::Mark,
+        }
+    }
+
+    /// A write of the whole thread: conflicts with every record.
+    pub fn everything() -> Self {
+        Dependency::write(Vec::new())
+    }
+}
+
 /// A deterministic state machine over a thread's records.
 ///
 /// `apply` must depend only on the state it reads through `state` (under [`state_prefix`] of
@@ -77,10 +182,22 @@ pub trait Fold {
         record: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError>;
+
+    /// The dependency tokens of one state access of a run (pushed to `out`).
+    ///
+    /// Contract: whenever two runs access one key and at least one of them writes it, their
+    /// tokens must conflict (share a token with conflicting [`Usage`]s); a write of a key
+    /// inside a range another run scanned counts. More tokens, or coarser ones, are always
+    /// correct and only cost undo and redo. The default maps every access to
+    /// [`Dependency::everything`]: every record depends on every earlier one.
+    fn dependencies(&self, thread: &ThreadId, access: Access<'_>, out: &mut Vec<Dependency>) {
+        let _ = (thread, access);
+        out.push(Dependency::everything());
+    }
 }
 
 /// What is kept of every record, to redo it without opening it again:
-/// `{"a": author protobuf, "b": body, "l": log id, "t": time}`.
+/// `{"a": author protobuf, "b": body, "t": time}`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OpEntry {
@@ -98,15 +215,38 @@ pub struct OpEntry {
 /// The values a record's writes replaced: `[[key, old value or null], ...]` in key order.
 pub type UndoLog = Vec<(serde_bytes::ByteBuf, Option<serde_bytes::ByteBuf>)>;
 
+/// The dependency tokens of one run: `[[usage, token hash], ...]` in hash order, one entry per
+/// token (a token used two ways is [`Usage::Write`]).
+pub type Footprint = Vec<(u8, serde_bytes::ByteBuf)>;
+
 /// Counters of the work done by a [`Convergent`] (for benchmarks and tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FoldStats {
-    /// Records applied, first time or redone.
+    /// Runs of records: first applications, redos and discarded runs.
     pub applied: u64,
     /// Records undone to make room for a late one.
     pub undone: u64,
+    /// Records applied again after being undone.
+    pub redone: u64,
+    /// Runs discarded because they met a record that had to be undone first
+    /// ([`Strategy::Dependencies`] only).
+    pub retried: u64,
     /// Records that arrived before records already applied.
     pub late: u64,
+}
+
+/// Which records a [`Convergent`] undoes to fold a late record in (see the module docs). All
+/// strategies leave byte-identical stores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Every record on its own: the whole tail after it is undone and redone
+    /// ([`Convergent::fold_in`]). The reference model.
+    Reference,
+    /// One undo of the whole tail and one redo per batch.
+    WholeTail,
+    /// One rewind per batch, undoing only the records that can depend on the late ones.
+    #[default]
+    Dependencies,
 }
 
 /// The engine's application hook that folds records in the total order (see the module docs).
@@ -114,6 +254,13 @@ pub struct FoldStats {
 pub struct Convergent<F> {
     fold: F,
     stats: FoldStats,
+    strategy: Strategy,
+    /// Records undone in the current batch and not redone yet, per thread.
+    pending: BTreeMap<ThreadId, BTreeSet<OrderKey>>,
+    /// Threads whose applied records were all folded with footprints (`true`), or not
+    /// (`false`: a store written before footprints existed; such a thread is folded with
+    /// [`Strategy::WholeTail`]).
+    tracked: BTreeMap<ThreadId, bool>,
 }
 
 fn prefix(tag: u8, thread: &ThreadId) -> Vec<u8> {
@@ -124,6 +271,21 @@ fn keyed(tag: u8, thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
     let mut k = prefix(tag, thread);
     k.extend_from_slice(&order.to_bytes());
     k
+}
+
+/// `25 ‖ bytes(thread) ‖ usage ‖ hash`: the dependency index entries of one token and use.
+fn dependents_prefix(thread: &ThreadId, usage: u8, hash: &[u8]) -> Vec<u8> {
+    let mut k = prefix(TAG_DEPENDENTS, thread);
+    k.push(usage);
+    k.extend_from_slice(hash);
+    k
+}
+
+fn token_hash(token: &[u8]) -> [u8; TOKEN_HASH_LEN] {
+    let d = Sha256::digest(token);
+    let mut h = [0u8; TOKEN_HASH_LEN];
+    h.copy_from_slice(&d[..TOKEN_HASH_LEN]);
+    h
 }
 
 /// The prefix under which the fold keeps the state of `thread`.
@@ -139,13 +301,62 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_ipld_dagcbor::to_vec(v).expect("encoding plain maps and byte strings cannot fail")
 }
 
+/// The order keys stored under `p ‖ order key` in `range`.
+fn orders_in(
+    txn: &dyn ReadTxn,
+    p: &[u8],
+    range: KeyRange<'_>,
+) -> Result<Vec<OrderKey>, StoreError> {
+    let mut out = Vec::new();
+    let mut failure = None;
+    txn.scan(range, Direction::Forward, &mut |k, _| {
+        if !k.starts_with(p) {
+            return ControlFlow::Break(());
+        }
+        match OrderKey::from_bytes(&k[p.len()..]) {
+            Some(o) => out.push(o),
+            None => failure = Some(corrupt("order key", "malformed")),
+        }
+        ControlFlow::Continue(())
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// The order keys stored under `p ‖ order key` after `order`.
+fn orders_after(
+    txn: &dyn ReadTxn,
+    p: &[u8],
+    order: &OrderKey,
+) -> Result<Vec<OrderKey>, StoreError> {
+    let mut start = p.to_vec();
+    start.extend_from_slice(&order.to_bytes());
+    let whole = KeyRange::prefix(p);
+    orders_in(txn, p, KeyRange::new(Bound::Excluded(&start), whole.end()))
+}
+
 impl<F: Fold> Convergent<F> {
-    /// Wraps a fold.
+    /// Wraps a fold, with the default [`Strategy::Dependencies`].
     pub fn new(fold: F) -> Self {
+        Self::with_strategy(fold, Strategy::default())
+    }
+
+    /// Wraps a fold, folding late records with `strategy`.
+    pub fn with_strategy(fold: F, strategy: Strategy) -> Self {
         Convergent {
             fold,
             stats: FoldStats::default(),
+            strategy,
+            pending: BTreeMap::new(),
+            tracked: BTreeMap::new(),
         }
+    }
+
+    /// The strategy in use.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 
     /// The wrapped fold.
@@ -163,7 +374,9 @@ impl<F: Fold> Convergent<F> {
         self.stats
     }
 
-    /// Folds one record in at its place in the order, in `txn`; returns its outcome.
+    /// Folds one record in at its place in the order, in `txn`, with the reference model: the
+    /// whole tail after it is undone and redone now, whatever the strategy. Finishes an open
+    /// batch first. Returns the record's outcome.
     pub fn fold_in(
         &mut self,
         txn: &mut dyn WriteTxn,
@@ -171,79 +384,291 @@ impl<F: Fold> Convergent<F> {
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
         let _span = tracing::debug_span!(
-            "fold_in",
+            "fold",
             thread = %info.thread,
             clock = info.order.clock,
             counter = info.order.counter
         )
         .entered();
+        self.finish(txn)?;
         let thread = &info.thread;
         let own = keyed(TAG_OPS, thread, &info.order);
         // Records already applied after this one, in order.
-        let mut later: Vec<(OrderKey, OpEntry)> = Vec::new();
-        let ops = prefix(TAG_OPS, thread);
-        let mut failure = None;
-        txn.scan(KeyRange::after(&own), Direction::Forward, &mut |k, v| {
-            if !k.starts_with(&ops) {
-                return ControlFlow::Break(());
-            }
-            match (
-                OrderKey::from_bytes(&k[ops.len()..]),
-                serde_ipld_dagcbor::from_slice::<OpEntry>(v),
-            ) {
-                (Some(o), Ok(e)) => later.push((o, e)),
-                _ => failure = Some(corrupt("operation log entry", "undecodable")),
-            }
-            ControlFlow::Continue(())
-        })?;
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
+        let later = orders_after(txn, &prefix(TAG_OPS, thread), &info.order)?;
         if !later.is_empty() {
             self.stats.late += 1;
-            tracing::debug!(
-                redo = later.len(),
-                "late record: undoing the records after it"
-            );
         }
-        for (order, _) in later.iter().rev() {
+        for order in later.iter().rev() {
             self.undo(txn, thread, order)?;
         }
-        let outcome = self.run(txn, info, body)?;
-        let entry = OpEntry {
-            author: info.author.to_protobuf().to_vec(),
-            body: body.to_vec(),
-            time: info.time,
-        };
-        txn.put(&own, &encode(&entry))?;
-        for (order, entry) in later {
-            let author = PublicKey::from_protobuf(&entry.author)
-                .map_err(|e| corrupt("operation log author", e))?;
-            let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
-            let redo = RecordInfo {
-                thread: *thread,
-                order,
-                log,
-                author,
-                time: entry.time,
-            };
+        let (outcome, _) = self.run(txn, info, body)?;
+        txn.put(&own, &encode(&self.entry(info, body)))?;
+        for order in later {
+            self.stats.redone += 1;
+            let (redo, entry) = self.load(txn, thread, order)?;
             self.run(txn, &redo, &entry.body)?;
         }
         Ok(outcome)
     }
 
-    /// Applies one record through a tracking transaction and keeps its undo log, or rolls its
-    /// writes back and records the rejection.
-    fn run(
+    /// Folds one record of a batch in, with the wrapper's strategy, and returns its outcome.
+    /// Records undone to make room for it may stay undone until [`Self::finish`], which must
+    /// be called before the transaction commits (the engine does, through
+    /// [`Application::finish_batch`]).
+    ///
+    /// The outcome is final when the records of a batch come in ascending order (the engine
+    /// hands over one log's records in log order, whose clocks increase): every record ordered
+    /// before this one is applied again before it runs.
+    pub fn add(
         &mut self,
         txn: &mut dyn WriteTxn,
         info: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
+        let _span = tracing::debug_span!(
+            "fold",
+            thread = %info.thread,
+            clock = info.order.clock,
+            counter = info.order.counter
+        )
+        .entered();
+        if self.strategy == Strategy::Reference {
+            return self.fold_in(txn, info, body);
+        }
+        let thread = info.thread;
+        self.tracked(txn, &thread)?;
+        // Everything before this record must stand before it runs.
+        while let Some(o) = self.first_pending(&thread, Some(&info.order)) {
+            self.redo(txn, &thread, o)?;
+        }
+        let own = keyed(TAG_OPS, &thread, &info.order);
+        let ops = prefix(TAG_OPS, &thread);
+        let mut later = false;
+        txn.scan(KeyRange::after(&own), Direction::Forward, &mut |k, _| {
+            later = k.starts_with(&ops);
+            ControlFlow::Break(())
+        })?;
+        if later {
+            self.stats.late += 1;
+            tracing::debug!("late record: later records are undone as far as they depend on it");
+        }
+        let outcome = self.place(txn, info, body)?;
+        txn.put(&own, &encode(&self.entry(info, body)))?;
+        Ok(outcome)
+    }
+
+    /// Redoes every record the open batch undid, in order. Does nothing when none is pending.
+    pub fn finish(&mut self, txn: &mut dyn WriteTxn) -> Result<(), ApplyError> {
+        let threads: Vec<ThreadId> = self.pending.keys().copied().collect();
+        for thread in threads {
+            while let Some(o) = self.first_pending(&thread, None) {
+                self.redo(txn, &thread, o)?;
+            }
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Folds several records in as one batch ([`Self::add`] each, then [`Self::finish`]).
+    pub fn fold_batch(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        records: &[(RecordInfo, Vec<u8>)],
+    ) -> Result<Vec<Outcome>, ApplyError> {
+        let mut out = Vec::with_capacity(records.len());
+        for (info, body) in records {
+            out.push(self.add(txn, info, body)?);
+        }
+        self.finish(txn)?;
+        Ok(out)
+    }
+
+    /// Forgets the open batch (its transaction was dropped).
+    pub fn abandon(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Whether the dependency index of `thread` covers every applied record: its earliest
+    /// record has a footprint (a store folded before footprints existed has none at all, and
+    /// every record folded since has one). Checked once per thread while nothing of it is
+    /// pending.
+    fn tracked(&mut self, txn: &dyn ReadTxn, thread: &ThreadId) -> Result<bool, ApplyError> {
+        if let Some(t) = self.tracked.get(thread) {
+            return Ok(*t);
+        }
+        if self.pending.get(thread).is_some_and(|p| !p.is_empty()) {
+            return Ok(true); // decided before this batch undid anything (see `add`)
+        }
+        let ops = prefix(TAG_OPS, thread);
+        let mut first = None;
+        txn.scan(KeyRange::prefix(&ops), Direction::Forward, &mut |k, _| {
+            first = OrderKey::from_bytes(&k[ops.len()..]);
+            ControlFlow::Break(())
+        })?;
+        let tracked = match first {
+            None => true,
+            Some(o) => txn.get(&keyed(TAG_FOOTPRINT, thread, &o))?.is_some(),
+        };
+        self.tracked.insert(*thread, tracked);
+        Ok(tracked)
+    }
+
+    /// Takes the first pending record of `thread`, if it is before `before`.
+    fn first_pending(&mut self, thread: &ThreadId, before: Option<&OrderKey>) -> Option<OrderKey> {
+        let set = self.pending.get_mut(thread)?;
+        let first = *set.first()?;
+        if before.is_some_and(|b| first >= *b) {
+            return None;
+        }
+        set.remove(&first);
+        Some(first)
+    }
+
+    fn entry(&self, info: &RecordInfo, body: &[u8]) -> OpEntry {
+        OpEntry {
+            author: info.author.to_protobuf().to_vec(),
+            body: body.to_vec(),
+            time: info.time,
+        }
+    }
+
+    /// A stored record, to redo it.
+    fn load(
+        &self,
+        txn: &dyn ReadTxn,
+        thread: &ThreadId,
+        order: OrderKey,
+    ) -> Result<(RecordInfo, OpEntry), ApplyError> {
+        let bytes = txn
+            .get(&keyed(TAG_OPS, thread, &order))?
+            .ok_or_else(|| corrupt("operation log entry", "missing"))?;
+        let entry: OpEntry =
+            serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| corrupt("operation log", e))?;
+        let author = PublicKey::from_protobuf(&entry.author)
+            .map_err(|e| corrupt("operation log author", e))?;
+        let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
+        let info = RecordInfo {
+            thread: *thread,
+            order,
+            log,
+            author,
+            time: entry.time,
+        };
+        Ok((info, entry))
+    }
+
+    /// Applies again a record undone in this batch.
+    fn redo(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        thread: &ThreadId,
+        order: OrderKey,
+    ) -> Result<(), ApplyError> {
+        self.stats.redone += 1;
+        let (info, entry) = self.load(txn, thread, order)?;
+        self.place(txn, &info, &entry.body)?;
+        Ok(())
+    }
+
+    /// Runs a record that is not applied at its place, undoing first the applied records after
+    /// it that its run conflicts with (which become pending).
+    fn place(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        info: &RecordInfo,
+        body: &[u8],
+    ) -> Result<Outcome, ApplyError> {
+        let thread = info.thread;
+        if self.strategy == Strategy::WholeTail || !self.tracked(txn, &thread)? {
+            let pending = self.pending.get(&thread);
+            let later: Vec<OrderKey> = orders_after(txn, &prefix(TAG_OPS, &thread), &info.order)?
+                .into_iter()
+                .filter(|o| pending.is_none_or(|p| !p.contains(o)))
+                .collect();
+            for o in later.iter().rev() {
+                self.undo(txn, &thread, o)?;
+            }
+            self.pending.entry(thread).or_default().extend(later);
+            return Ok(self.run(txn, info, body)?.0);
+        }
+        loop {
+            let (outcome, footprint) = self.run(txn, info, body)?;
+            let seeds = self.conflicts_after(txn, &thread, &info.order, &footprint)?;
+            if seeds.is_empty() {
+                return Ok(outcome);
+            }
+            // The run may have seen writes of later records: take it back, undo them (and
+            // whatever depends on them), and run again.
+            self.stats.retried += 1;
+            self.undo(txn, &thread, &info.order)?;
+            self.stats.undone -= 1; // not a record made room for: its own discarded run
+            self.undo_closure(txn, &thread, seeds)?;
+        }
+    }
+
+    /// The applied records after `order` whose footprint conflicts with `footprint`.
+    fn conflicts_after(
+        &self,
+        txn: &dyn ReadTxn,
+        thread: &ThreadId,
+        order: &OrderKey,
+        footprint: &Footprint,
+    ) -> Result<BTreeSet<OrderKey>, ApplyError> {
+        let mut out = BTreeSet::new();
+        for (usage, hash) in footprint {
+            let mine = Usage::from_u8(*usage).ok_or_else(|| corrupt("footprint", "usage"))?;
+            for theirs in Usage::ALL {
+                if mine.conflicts(theirs) {
+                    let p = dependents_prefix(thread, theirs as u8, hash);
+                    out.extend(orders_after(txn, &p, order)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Undoes `seeds` and every applied record after one of them that conflicts with it,
+    /// transitively, newest first; they become pending.
+    fn undo_closure(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        thread: &ThreadId,
+        seeds: BTreeSet<OrderKey>,
+    ) -> Result<(), ApplyError> {
+        let mut closure = BTreeSet::new();
+        let mut queue: Vec<OrderKey> = seeds.into_iter().collect();
+        while let Some(o) = queue.pop() {
+            if !closure.insert(o) {
+                continue;
+            }
+            let footprint = load_footprint(txn, thread, &o)?;
+            for c in self.conflicts_after(txn, thread, &o, &footprint)? {
+                if !closure.contains(&c) {
+                    queue.push(c);
+                }
+            }
+        }
+        for o in closure.iter().rev() {
+            self.undo(txn, thread, o)?;
+        }
+        self.pending.entry(*thread).or_default().extend(closure);
+        Ok(())
+    }
+
+    /// Applies one record through a tracking transaction and keeps its undo log and footprint,
+    /// or rolls its writes back and records the rejection (and its footprint).
+    fn run(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        info: &RecordInfo,
+        body: &[u8],
+    ) -> Result<(Outcome, Footprint), ApplyError> {
         self.stats.applied += 1;
         let mut tracked = TrackingTxn::new(txn);
         let outcome = self.fold.apply(&mut tracked, info, body)?;
-        let undo = tracked.into_undo_log();
+        let run = tracked.into_tracked();
+        let footprint = self.footprint(&info.thread, &run);
+        let undo = run.undo;
         let rejected = keyed(TAG_REJECTED, &info.thread, &info.order);
         let undo_key = keyed(TAG_UNDO, &info.thread, &info.order);
         match &outcome {
@@ -252,22 +677,62 @@ impl<F: Fold> Convergent<F> {
                 txn.delete(&rejected)?;
             }
             Outcome::Rejected(reason) => {
-                tracing::debug!(%reason, "record rejected by the fold");
                 restore(txn, &undo)?;
                 txn.delete(&undo_key)?;
                 txn.put(&rejected, reason.as_bytes())?;
             }
         }
-        Ok(outcome)
+        let order = info.order.to_bytes();
+        for (usage, hash) in &footprint {
+            let mut k = dependents_prefix(&info.thread, *usage, hash);
+            k.extend_from_slice(&order);
+            txn.put(&k, &[])?;
+        }
+        txn.put(
+            &keyed(TAG_FOOTPRINT, &info.thread, &info.order),
+            &encode(&footprint),
+        )?;
+        Ok((outcome, footprint))
     }
 
-    /// Reverts the writes of one applied record.
+    /// The footprint of a run: the implicit read of the whole thread, and the tokens of every
+    /// access.
+    fn footprint(&self, thread: &ThreadId, run: &tracking::Tracked) -> Footprint {
+        let mut deps = vec![Dependency::read(Vec::new())];
+        for k in &run.reads.gets {
+            self.fold.dependencies(thread, Access::Get(k), &mut deps);
+        }
+        for (start, end) in &run.reads.scans {
+            let range = KeyRange::new(
+                start.as_ref().map(Vec::as_slice),
+                end.as_ref().map(Vec::as_slice),
+            );
+            self.fold
+                .dependencies(thread, Access::Scan(&range), &mut deps);
+        }
+        for (k, _) in &run.undo {
+            self.fold.dependencies(thread, Access::Write(k), &mut deps);
+        }
+        let mut merged: BTreeMap<[u8; TOKEN_HASH_LEN], Usage> = BTreeMap::new();
+        for d in deps {
+            merged
+                .entry(token_hash(&d.token))
+                .and_modify(|u| *u = u.join(d.usage))
+                .or_insert(d.usage);
+        }
+        merged
+            .into_iter()
+            .map(|(h, u)| (u as u8, serde_bytes::ByteBuf::from(h.to_vec())))
+            .collect()
+    }
+
+    /// Reverts the writes of one applied (or rejected) record and forgets its footprint.
     fn undo(
         &mut self,
         txn: &mut dyn WriteTxn,
         thread: &ThreadId,
         order: &OrderKey,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ApplyError> {
         self.stats.undone += 1;
         let undo_key = keyed(TAG_UNDO, thread, order);
         if let Some(bytes) = txn.get(&undo_key)? {
@@ -277,7 +742,26 @@ impl<F: Fold> Convergent<F> {
             txn.delete(&undo_key)?;
         }
         txn.delete(&keyed(TAG_REJECTED, thread, order))?;
+        let footprint = load_footprint(txn, thread, order)?;
+        for (usage, hash) in &footprint {
+            let mut k = dependents_prefix(thread, *usage, hash);
+            k.extend_from_slice(&order.to_bytes());
+            txn.delete(&k)?;
+        }
+        txn.delete(&keyed(TAG_FOOTPRINT, thread, order))?;
         Ok(())
+    }
+}
+
+/// The stored footprint of a record (empty if it has none).
+fn load_footprint(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    order: &OrderKey,
+) -> Result<Footprint, StoreError> {
+    match txn.get(&keyed(TAG_FOOTPRINT, thread, order))? {
+        Some(b) => serde_ipld_dagcbor::from_slice(&b).map_err(|e| corrupt("footprint", e)),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -308,11 +792,19 @@ impl<F: Fold> Application for Convergent<F> {
             author: *r.author(),
             time: record.time(),
         };
-        match self.fold_in(txn, &info, record.body()) {
+        match self.add(txn, &info, record.body()) {
             Ok(Outcome::Applied) => Ok(Verdict::Accept),
             Ok(Outcome::Rejected(reason)) => Ok(Verdict::Reject(reason)),
             Err(e) => Err(e),
         }
+    }
+
+    fn finish_batch(&mut self, txn: &mut dyn WriteTxn) -> Result<(), ApplyError> {
+        self.finish(txn)
+    }
+
+    fn rolled_back(&mut self) {
+        self.abandon();
     }
 }
 
@@ -340,5 +832,30 @@ pub fn state_digest(txn: &dyn ReadTxn, thread: &ThreadId) -> Result<[u8; 32], St
         h.update(v);
         ControlFlow::Continue(())
     })?;
+    Ok(h.finalize().into())
+}
+
+/// sha2-256 over every key and value the fold layer keeps for a thread (operation log, undo
+/// logs, rejections, footprints, dependency index and state), in key order: every strategy
+/// leaves the same bytes.
+pub fn fold_digest(txn: &dyn ReadTxn, thread: &ThreadId) -> Result<[u8; 32], StoreError> {
+    let mut h = Sha256::new();
+    for tag in [
+        TAG_OPS,
+        TAG_UNDO,
+        TAG_REJECTED,
+        TAG_FOOTPRINT,
+        TAG_DEPENDENTS,
+        TAG_STATE,
+    ] {
+        let p = prefix(tag, thread);
+        txn.scan(KeyRange::prefix(&p), Direction::Forward, &mut |k, v| {
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(k);
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(v);
+            ControlFlow::Continue(())
+        })?;
+    }
     Ok(h.finalize().into())
 }

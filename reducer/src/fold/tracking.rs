@@ -1,15 +1,34 @@
 //! A write transaction wrapper that remembers, for every key a record writes, the value it had
-//! before: the record's undo log.
+//! before (the record's undo log), and which keys and ranges the record read (its footprint,
+//! see [`super::Access`]).
 
 use super::UndoLog;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn};
 
-/// Passes reads and writes through to the engine's transaction, and records the first-seen
-/// previous value of every key written.
+/// A scanned range, with owned bounds.
+pub(crate) type OwnedRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// Passes reads and writes through to the engine's transaction, records the first-seen
+/// previous value of every key written, and the keys and ranges read.
 pub struct TrackingTxn<'a> {
     inner: &'a mut dyn WriteTxn,
     before: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    reads: RefCell<Reads>,
+}
+
+#[derive(Default)]
+pub(crate) struct Reads {
+    pub gets: Vec<Vec<u8>>,
+    pub scans: Vec<OwnedRange>,
+}
+
+/// Everything a tracked run did: its undo log, the keys it got, the ranges it scanned.
+pub(crate) struct Tracked {
+    pub undo: UndoLog,
+    pub reads: Reads,
 }
 
 impl<'a> TrackingTxn<'a> {
@@ -18,6 +37,7 @@ impl<'a> TrackingTxn<'a> {
         TrackingTxn {
             inner,
             before: BTreeMap::new(),
+            reads: RefCell::new(Reads::default()),
         }
     }
 
@@ -31,7 +51,12 @@ impl<'a> TrackingTxn<'a> {
 
     /// The previous values of every key written, in key order.
     pub fn into_undo_log(self) -> UndoLog {
-        self.before
+        self.into_tracked().undo
+    }
+
+    pub(crate) fn into_tracked(self) -> Tracked {
+        let undo = self
+            .before
             .into_iter()
             .map(|(k, v)| {
                 (
@@ -39,12 +64,17 @@ impl<'a> TrackingTxn<'a> {
                     v.map(serde_bytes::ByteBuf::from),
                 )
             })
-            .collect()
+            .collect();
+        Tracked {
+            undo,
+            reads: self.reads.into_inner(),
+        }
     }
 }
 
 impl ReadTxn for TrackingTxn<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reads.borrow_mut().gets.push(key.to_vec());
         self.inner.get(key)
     }
 
@@ -54,6 +84,11 @@ impl ReadTxn for TrackingTxn<'_> {
         dir: Direction,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
+        let owned = (
+            range.start().map(<[u8]>::to_vec),
+            range.end().map(<[u8]>::to_vec),
+        );
+        self.reads.borrow_mut().scans.push(owned);
         self.inner.scan(range, dir, visit)
     }
 }

@@ -1,0 +1,458 @@
+//! The optimized folds against the reference model: random histories (several writers, one of
+//! them offline for a long stretch, clashing unique values, schema and index changes, deletes
+//! against saves, rejected records, a validator and a read filter) are folded record by record
+//! with the reference undo/redo, with one rewind per batch (whole tail), with dependency
+//! tracking, and from scratch in total order. Every fold leaves the same bytes (state, undo
+//! logs, rejections, footprints), the same verdicts at arrival, and the same query answers.
+
+#[path = "db_util.rs"]
+mod db_util;
+
+use db_util::*;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use threads_protocol::id::ThreadId;
+use threads_protocol::store::memory::MemoryStore;
+use threads_protocol::store::{Store, WriteTxn};
+use threads_reducer::db::{Batch, CollectionConfig, DbEvent, DocFold, Scripts, read};
+use threads_reducer::fold::{
+    Convergent, FoldStats, Outcome, RecordInfo, Strategy as FoldStrategy, fold_digest, rejection,
+    state_digest,
+};
+use threads_reducer::query::Query;
+
+const VALIDATOR: &str = "return !(event.patch.type == 'delete' && instance && instance.n == 0)";
+const FILTER: &str = "return instance.n == 1 ? null : instance";
+
+fn things(variant: u8) -> CollectionConfig {
+    let mut c = coll(
+        "things",
+        json!({"name": {"type": "string"}, "tag": {"type": "string"},
+               "n": {"type": "integer", "maximum": 4}}),
+        match variant % 3 {
+            0 => &[("name", true), ("tag", false)],
+            1 => &[("tag", false)],
+            _ => &[("name", true), ("n", true)],
+        },
+    );
+    if variant.is_multiple_of(2) {
+        c.write_validator = VALIDATOR.into();
+    }
+    c.read_filter = FILTER.into();
+    c
+}
+
+fn plain() -> CollectionConfig {
+    coll("plain", json!({"n": {"type": "integer"}}), &[("n", false)])
+}
+
+/// One generated event; `a`, `b`, `c` pick ids and values from small pools so that writers
+/// clash.
+fn event(kind: u8, a: u8, b: u8, c: u8) -> Option<DbEvent> {
+    let id = format!("i{}", a % 6);
+    let name = format!("n{}", b % 4);
+    let tag = format!("t{}", c % 3);
+    Some(match kind {
+        0..=3 => create(
+            "things",
+            &id,
+            json!({"name": name, "tag": tag, "n": i64::from(c % 6)}),
+        ),
+        4..=7 => {
+            let mut patch = serde_json::Map::new();
+            if b.is_multiple_of(2) {
+                patch.insert("name".into(), json!(name));
+            }
+            if c.is_multiple_of(2) {
+                patch.insert("tag".into(), json!(tag));
+            }
+            patch.insert(
+                "n".into(),
+                if a.is_multiple_of(5) {
+                    Value::Null
+                } else {
+                    json!(i64::from(b % 6))
+                },
+            );
+            save("things", &id, Value::Object(patch))
+        }
+        8 | 9 => delete("things", &id),
+        10 => DbEvent::UpdateCollection(things(b)),
+        11 => DbEvent::DeleteCollection {
+            name: "things".into(),
+        },
+        12 => DbEvent::CreateCollection(things(c)),
+        13 => create("plain", &id, json!({"n": i64::from(b)})),
+        14 => save("plain", &id, json!({"n": i64::from(c)})),
+        15 => DbEvent::Delete {
+            collection: "plain".into(),
+            id,
+        },
+        _ => return None, // a malformed body
+    })
+}
+
+type Gen = Vec<(u8, Vec<(u8, u8, u8, u8)>)>;
+
+/// A history: records of four writers with Lamport clocks; writer 3 is offline (sees only its
+/// own records) for the middle `offline` steps.
+fn history(
+    thread: &ThreadId,
+    steps: &Gen,
+    offline: (usize, usize),
+) -> Vec<Vec<(RecordInfo, Vec<u8>)>> {
+    let mut logs: Vec<Vec<(RecordInfo, Vec<u8>)>> = vec![Vec::new(); 4];
+    let mut seen = [0u64; 4];
+    let mut global = 0u64;
+    let body0 = Batch::new(vec![
+        DbEvent::CreateCollection(things(0)),
+        DbEvent::CreateCollection(plain()),
+    ])
+    .encode();
+    logs[0].push((info(thread, 1, 1, 1), body0));
+    global = global.max(1);
+    seen[0] = 1;
+    for (step, (w, events)) in steps.iter().enumerate() {
+        let w = usize::from(w % 4);
+        let away = w == 3 && step >= offline.0 && step < offline.1;
+        if !away {
+            seen[w] = seen[w].max(global);
+        }
+        let clock = seen[w] + 1;
+        seen[w] = clock;
+        if !away {
+            global = global.max(clock);
+        }
+        let evs: Vec<DbEvent> = events
+            .iter()
+            .filter_map(|(k, a, b, c)| event(*k, *a, *b, *c))
+            .collect();
+        let body = if evs.len() < events.len() {
+            b"{\"v\": 1, \"events\": [{\"type\": \"nope\"}]}".to_vec()
+        } else {
+            Batch::new(evs).encode()
+        };
+        let counter = logs[w].len() as u64 + 1;
+        logs[w].push((info(thread, w as u8 + 1, clock, counter), body));
+    }
+    logs
+}
+
+/// Arrival: batches of consecutive records of one log, in log order; `picks` chooses the log
+/// and the batch size; writer 3's records come last.
+fn arrival(
+    logs: &[Vec<(RecordInfo, Vec<u8>)>],
+    picks: &[(u8, u8)],
+) -> Vec<Vec<(RecordInfo, Vec<u8>)>> {
+    let mut next = [0usize; 4];
+    let mut batches = Vec::new();
+    for (w, n) in picks {
+        let w = usize::from(w % 3);
+        let end = (next[w] + usize::from(n % 4) + 1).min(logs[w].len());
+        if end > next[w] {
+            batches.push(logs[w][next[w]..end].to_vec());
+            next[w] = end;
+        }
+    }
+    for w in [1, 2, 0, 3] {
+        for chunk in logs[w][next[w]..].chunks(7) {
+            batches.push(chunk.to_vec());
+        }
+    }
+    batches
+}
+
+struct Folded {
+    store: MemoryStore,
+    verdicts: Vec<Outcome>,
+    stats: FoldStats,
+}
+
+fn fold_batches(strategy: FoldStrategy, batches: &[Vec<(RecordInfo, Vec<u8>)>]) -> Folded {
+    let store = MemoryStore::new();
+    let mut fold = Convergent::with_strategy(DocFold::new(), strategy);
+    let mut verdicts = Vec::new();
+    for batch in batches {
+        let mut txn = store.write().unwrap();
+        verdicts.extend(fold.fold_batch(&mut txn, batch).unwrap());
+        txn.commit().unwrap();
+    }
+    Folded {
+        store,
+        verdicts,
+        stats: fold.stats(),
+    }
+}
+
+fn answers(store: &MemoryStore, thread: &ThreadId) -> Vec<String> {
+    let txn = store.read().unwrap();
+    let mut scripts = Scripts::new();
+    let mut out = Vec::new();
+    for (coll, q) in [
+        ("things", json!({})),
+        ("things", json!({"tag": "t1"})),
+        (
+            "things",
+            json!({"$filter": {"n": {"$gte": 2}}, "$sort": {"name": 1}, "$limit": 3}),
+        ),
+        ("plain", json!({"n": {"$lt": 100}})),
+    ] {
+        let q = Query::from_json(&q).unwrap();
+        let rows = read::find(&txn, thread, coll, &q, None, &mut scripts);
+        out.push(format!("{rows:?}"));
+    }
+    out
+}
+
+fn check(steps: Gen, picks: Vec<(u8, u8)>, offline: (usize, usize)) -> Result<(), TestCaseError> {
+    let t = thread();
+    let logs = history(&t, &steps, offline);
+    let batches = arrival(&logs, &picks);
+    let reference = fold_batches(FoldStrategy::Reference, &batches);
+    let whole = fold_batches(FoldStrategy::WholeTail, &batches);
+    let deps = fold_batches(FoldStrategy::Dependencies, &batches);
+    let mut all: Vec<(RecordInfo, Vec<u8>)> = logs.concat();
+    all.sort_by_key(|(i, _)| i.order);
+    let scratch = fold_batches(FoldStrategy::Reference, &[all]);
+
+    let digest = |f: &Folded| fold_digest(&f.store.read().unwrap(), &t).unwrap();
+    prop_assert_eq!(digest(&reference), digest(&scratch));
+    prop_assert_eq!(digest(&whole), digest(&reference));
+    prop_assert_eq!(digest(&deps), digest(&reference));
+    let state = |f: &Folded| state_digest(&f.store.read().unwrap(), &t).unwrap();
+    prop_assert_eq!(state(&deps), state(&scratch));
+    prop_assert_eq!(&whole.verdicts, &reference.verdicts);
+    prop_assert_eq!(&deps.verdicts, &reference.verdicts);
+    let want = answers(&reference.store, &t);
+    prop_assert_eq!(answers(&whole.store, &t), want.clone());
+    prop_assert_eq!(answers(&deps.store, &t), want);
+    // Batching never redoes more than the per-record model.
+    prop_assert!(whole.stats.redone <= reference.stats.redone);
+
+    Ok(())
+}
+
+fn steps() -> impl Strategy<Value = Gen> {
+    proptest::collection::vec(
+        (
+            0u8..4,
+            proptest::collection::vec((0u8..17, any::<u8>(), any::<u8>(), any::<u8>()), 1..3),
+        ),
+        1..50,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_strategy_leaves_the_reference_bytes(
+        steps in steps(),
+        picks in proptest::collection::vec((0u8..3, any::<u8>()), 0..30),
+        offline in (0usize..20, 0usize..50),
+    ) {
+        check(steps, picks, (offline.0, offline.0 + offline.1))?;
+    }
+}
+
+/// One batch per record list, folded with `strategy`; returns the store and the stats of the
+/// last batch alone.
+fn two_steps(
+    strategy: FoldStrategy,
+    first: &[(RecordInfo, Vec<u8>)],
+    late: &[(RecordInfo, Vec<u8>)],
+) -> (MemoryStore, FoldStats) {
+    let store = MemoryStore::new();
+    let mut fold = Convergent::with_strategy(DocFold::new(), strategy);
+    let mut txn = store.write().unwrap();
+    fold.fold_batch(&mut txn, first).unwrap();
+    txn.commit().unwrap();
+    let before = fold.stats();
+    let mut txn = store.write().unwrap();
+    fold.fold_batch(&mut txn, late).unwrap();
+    txn.commit().unwrap();
+    let after = fold.stats();
+    let delta = FoldStats {
+        applied: after.applied - before.applied,
+        undone: after.undone - before.undone,
+        redone: after.redone - before.redone,
+        retried: after.retried - before.retried,
+        late: after.late - before.late,
+    };
+    (store, delta)
+}
+
+fn body(events: Vec<DbEvent>) -> Vec<u8> {
+    Batch::new(events).encode()
+}
+
+/// Writer 1's history: the collection, then one create per id `i0..i{n}` (names `n<k>`).
+fn base(t: &ThreadId, n: u64) -> Vec<(RecordInfo, Vec<u8>)> {
+    let mut out = vec![(
+        info(t, 1, 1, 1),
+        body(vec![DbEvent::CreateCollection(things(1))]),
+    )];
+    let mut c = coll(
+        "people",
+        json!({"name": {"type": "string"}}),
+        &[("name", true)],
+    );
+    c.read_filter.clear();
+    out.push((info(t, 1, 2, 2), body(vec![DbEvent::CreateCollection(c)])));
+    for k in 0..n {
+        let ev = create("people", &format!("i{k}"), json!({"name": format!("n{k}")}));
+        out.push((info(t, 1, k + 3, k + 3), body(vec![ev])));
+    }
+    out
+}
+
+#[test]
+fn a_late_record_on_a_disjoint_instance_undoes_nothing() {
+    let t = thread();
+    let first = base(&t, 50);
+    let late = vec![
+        (
+            info(&t, 2, 3, 1),
+            body(vec![create("people", "other", json!({"name": "someone"}))]),
+        ),
+        (
+            info(&t, 2, 4, 2),
+            body(vec![save("people", "other", json!({"name": "else"}))]),
+        ),
+    ];
+    let (deps, stats) = two_steps(FoldStrategy::Dependencies, &first, &late);
+    assert_eq!(stats.late, 2);
+    assert_eq!((stats.undone, stats.redone), (0, 0), "{stats:?}");
+    let (whole, wstats) = two_steps(FoldStrategy::WholeTail, &first, &late);
+    assert_eq!(
+        (wstats.undone, wstats.redone),
+        (50, 50),
+        "one rewind for the batch"
+    );
+    let (reference, rstats) = two_steps(FoldStrategy::Reference, &first, &late);
+    // Per record: 50 records after the first (writer 1's log sorts after writer 2's at
+    // clock 3), 49 after the second.
+    assert_eq!(rstats.undone, 99, "the reference rewinds per record");
+    let d = |s: &MemoryStore| fold_digest(&s.read().unwrap(), &t).unwrap();
+    assert_eq!(d(&deps), d(&reference));
+    assert_eq!(d(&whole), d(&reference));
+}
+
+#[test]
+fn a_late_save_undoes_only_the_records_of_its_instance() {
+    let t = thread();
+    let mut first = base(&t, 40);
+    for k in 0..5 {
+        let ev = save("people", "i7", json!({"name": format!("seven{k}")}));
+        first.push((info(&t, 1, 100 + k, 43 + k), body(vec![ev])));
+    }
+    // Writer 2, offline since clock 3, saves i7 before its create: an upsert, so the create
+    // is now rejected and the later saves patch the upserted document.
+    let late = vec![(
+        info(&t, 2, 3, 1),
+        body(vec![save("people", "i7", json!({"name": "early"}))]),
+    )];
+    let (deps, stats) = two_steps(FoldStrategy::Dependencies, &first, &late);
+    assert_eq!((stats.undone, stats.redone), (6, 6), "{stats:?}");
+    let create_i7 = info(&t, 1, 10, 10).order;
+    let txn = deps.read().unwrap();
+    let why = rejection(&txn, &t, &create_i7).unwrap().unwrap_or_default();
+    assert!(why.contains("already existing instance"), "{why}");
+    drop(txn);
+    let (reference, _) = two_steps(FoldStrategy::Reference, &first, &late);
+    let d = |s: &MemoryStore| fold_digest(&s.read().unwrap(), &t).unwrap();
+    assert_eq!(d(&deps), d(&reference));
+}
+
+#[test]
+fn a_late_delete_frees_a_unique_value_for_a_rejected_create() {
+    let t = thread();
+    let mut first = base(&t, 30);
+    // A create clashing with i3's name is rejected.
+    let clash = info(&t, 1, 200, 33);
+    first.push((
+        clash.clone(),
+        body(vec![create("people", "dup", json!({"name": "n3"}))]),
+    ));
+    let (before, _) = two_steps(FoldStrategy::Dependencies, &first, &[]);
+    assert!(
+        rejection(&before.read().unwrap(), &t, &clash.order)
+            .unwrap()
+            .is_some()
+    );
+    // Writer 2 deleted i3 concurrently, ordered before the clashing create.
+    let late = vec![(info(&t, 2, 8, 1), body(vec![delete("people", "i3")]))];
+    let (deps, stats) = two_steps(FoldStrategy::Dependencies, &first, &late);
+    assert!(stats.undone <= 2, "{stats:?}");
+    assert!(
+        rejection(&deps.read().unwrap(), &t, &clash.order)
+            .unwrap()
+            .is_none(),
+        "the create now stands"
+    );
+    let (reference, _) = two_steps(FoldStrategy::Reference, &first, &late);
+    let d = |s: &MemoryStore| fold_digest(&s.read().unwrap(), &t).unwrap();
+    assert_eq!(d(&deps), d(&reference));
+}
+
+#[test]
+fn a_late_collection_change_undoes_the_whole_collection_only() {
+    let t = thread();
+    let mut first = base(&t, 20);
+    for k in 0..10u64 {
+        let ev = create(
+            "things",
+            &format!("x{k}"),
+            json!({"name": format!("x{k}"), "n": 1}),
+        );
+        first.push((info(&t, 1, 50 + k, 23 + k), body(vec![ev])));
+    }
+    // A late update of `things` (ordered after its creation) undoes its 10 instance records,
+    // none of the 20 `people` records.
+    let late = vec![(
+        info(&t, 2, 2, 1),
+        body(vec![DbEvent::UpdateCollection(things(0))]),
+    )];
+    let (deps, stats) = two_steps(FoldStrategy::Dependencies, &first, &late);
+    assert_eq!((stats.undone, stats.redone), (10, 10), "{stats:?}");
+    let (reference, _) = two_steps(FoldStrategy::Reference, &first, &late);
+    let d = |s: &MemoryStore| fold_digest(&s.read().unwrap(), &t).unwrap();
+    assert_eq!(d(&deps), d(&reference));
+}
+
+#[test]
+fn a_store_folded_without_footprints_is_folded_whole_tail() {
+    use threads_protocol::store::scan_prefix_collect;
+    let t = thread();
+    let first = base(&t, 30);
+    let late = vec![(
+        info(&t, 2, 5, 1),
+        body(vec![save("people", "i20", json!({"name": "early"}))]),
+    )];
+    let (reference, _) = two_steps(FoldStrategy::Reference, &first, &late);
+    // A store written before footprints existed: the same records, no footprints, no index.
+    let store = MemoryStore::new();
+    let mut fold = Convergent::with_strategy(DocFold::new(), FoldStrategy::Reference);
+    let mut txn = store.write().unwrap();
+    fold.fold_batch(&mut txn, &first).unwrap();
+    for tag in [0x24u8, 0x25] {
+        let p = threads_protocol::store::key::KeyBuf::new(tag)
+            .bytes(t.as_bytes())
+            .into_vec();
+        for (k, _) in scan_prefix_collect(&txn, &p, usize::MAX).unwrap() {
+            txn.delete(&k).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    let mut deps = Convergent::with_strategy(DocFold::new(), FoldStrategy::Dependencies);
+    let mut txn = store.write().unwrap();
+    deps.fold_batch(&mut txn, &late).unwrap();
+    txn.commit().unwrap();
+    let stats = deps.stats();
+    assert!(
+        stats.undone >= 20,
+        "the whole tail, not what the index knows: {stats:?}"
+    );
+    let s = |st: &MemoryStore| state_digest(&st.read().unwrap(), &t).unwrap();
+    assert_eq!(s(&store), s(&reference));
+}
