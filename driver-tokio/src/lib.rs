@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod addr_book;
+pub mod api;
 pub mod cli;
 pub mod lmdb;
 pub mod metrics;
