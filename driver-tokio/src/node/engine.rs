@@ -314,7 +314,7 @@ impl EngineTask {
             .into_iter()
             .map(|op| {
                 // A failed operation must leave the transaction as it was before it.
-                let before = txn.clone();
+                let before = txn.len();
                 let out = match op {
                     WriteOp::NewCollection(c) => {
                         docs.txn_new_collection(&mut txn, c).map(|_| OpOutput::Done)
@@ -354,7 +354,7 @@ impl EngineTask {
                     }
                 };
                 if out.as_ref().is_err_and(|e| !only_missing(e)) {
-                    txn = before.clone();
+                    txn.truncate(before);
                 }
                 out
             })
