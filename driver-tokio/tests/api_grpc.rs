@@ -734,13 +734,19 @@ async fn the_token_identity_writes_and_reads() {
         Code::PermissionDenied,
         "app denied net record body",
     );
-    // The writes of u1 are recorded in u1's own log (the host's log and u1's).
-    let info = s.handle().thread_info(db).await.unwrap();
-    assert!(
-        info.logs.iter().any(|l| l.id == u1.public().peer_id()),
-        "u1 has a log"
-    );
-    assert!(!info.logs.iter().any(|l| l.id == u2.public().peer_id()));
+    // u1 created the database and wrote everything so far: the thread has u1's log only. A
+    // write without a token goes to the host's own log, a second one.
+    assert_eq!(s.handle().thread_info(db).await.unwrap().logs.len(), 1);
+    c.new_collection(pb::NewCollectionRequest {
+        db_id: db.to_vec(),
+        config: Some(pb::CollectionConfig {
+            name: "notes".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.handle().thread_info(db).await.unwrap().logs.len(), 2);
     s.stop().await;
 }
 
@@ -767,20 +773,27 @@ async fn a_lagging_listener_gets_an_error_it_can_resume_from() {
         .await
         .unwrap()
         .into_inner();
-    // One record with more changes than the node's feed keeps: the listener is behind at once.
-    let n = threads_reducer::docs::FEED_CAPACITY + 500;
-    let instances = (0..n).map(|i| json_bytes(json!({"n": i}))).collect();
-    let created = c
-        .create(pb::CreateRequest {
-            db_id: db.to_vec(),
-            collection_name: "notes".into(),
-            instances,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .instance_i_ds;
-    assert_eq!(created.len(), n);
+    // Three records of 5,000 creates (a record body holds at most 1 MiB): more changes than
+    // the node's feed keeps, while the listener reads nothing.
+    let mut created = Vec::new();
+    for round in 0..3 {
+        let instances = (0..5_000)
+            .map(|i| json_bytes(json!({"round": round, "n": i})))
+            .collect();
+        created.extend(
+            c.create(pb::CreateRequest {
+                db_id: db.to_vec(),
+                collection_name: "notes".into(),
+                instances,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .instance_i_ds,
+        );
+    }
+    let n = created.len();
+    assert_eq!(n, 15_000);
     let err = tokio::time::timeout(STEP, async {
         loop {
             match listener.message().await {
@@ -814,7 +827,9 @@ async fn a_lagging_listener_gets_an_error_it_can_resume_from() {
     req.metadata_mut()
         .insert(LISTEN_FROM, resume.to_string().parse().unwrap());
     let mut resumed = c.listen(req).await.unwrap().into_inner();
+    // Feed positions count from 1 and only these creates were published.
     let kept = threads_reducer::docs::FEED_CAPACITY;
+    assert_eq!(resume as usize, n - kept + 1);
     for expected in &created[n - kept..n - kept + 20] {
         let m = next(&mut resumed).await;
         assert_eq!(&m.instance_id, expected);
