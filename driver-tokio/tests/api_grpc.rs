@@ -1521,3 +1521,68 @@ async fn transaction_errors(c: &mut Client, db: ThreadId) {
         err.message()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_db_from_addr_receives_the_peers_documents() {
+    let a = Setup::new().await;
+    let b = Setup::new().await;
+    let (mut ca, mut cb) = (a.client.clone(), b.client.clone());
+    let db = random_id(6);
+    new_db(&mut ca, db, "", &None).await;
+    ca.new_collection(pb::NewCollectionRequest {
+        db_id: db.to_vec(),
+        config: Some(people_config()),
+    })
+    .await
+    .unwrap();
+    ca.create(pb::CreateRequest {
+        db_id: db.to_vec(),
+        collection_name: "people".into(),
+        instances: vec![json_bytes(json!({"_id": "alice", "name": "Alice"}))],
+    })
+    .await
+    .unwrap();
+    let info = ca
+        .get_db_info(pb::GetDbInfoRequest { db_id: db.to_vec() })
+        .await
+        .unwrap()
+        .into_inner();
+    // Blocking join: returns once the named collection has arrived.
+    cb.new_db_from_addr(pb::NewDbFromAddrRequest {
+        addr: info.addrs[0].clone(),
+        key: info.key.clone(),
+        name: "joined".into(),
+        collections: vec![pb::CollectionConfig {
+            name: "people".into(),
+            ..Default::default()
+        }],
+        block: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let got = cb
+        .get_db_info(pb::GetDbInfoRequest { db_id: db.to_vec() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((got.key, got.name.as_str()), (info.key.clone(), "joined"));
+    common::eventually("B has A's document", common::CONVERGE_WITHIN, || {
+        let mut cb = cb.clone();
+        async move { find_all(&mut cb, db, &None).await.len() == 1 }
+    })
+    .await;
+    // Joining again is refused as go-threads does.
+    assert_status(
+        cb.new_db_from_addr(pb::NewDbFromAddrRequest {
+            addr: info.addrs[0].clone(),
+            key: info.key,
+            ..Default::default()
+        })
+        .await,
+        Code::AlreadyExists,
+        "db already exists",
+    );
+    b.stop().await;
+    a.stop().await;
+}

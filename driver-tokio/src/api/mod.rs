@@ -1,12 +1,13 @@
 //! The client API: the `threads.pb.API` gRPC service (go-threads' DB API, as
 //! `@textile/threads-client` and Go clients call it) on a [`NodeHandle`].
 //!
-//! * [`proto`]: the generated messages and stubs of `proto/threads.proto` and
+//! * [`proto`] holds the generated messages and stubs of `proto/threads.proto` and
 //!   `proto/threadsnet.proto`.
-//! * [`auth`]: tokens (the `GetToken` challenge flow, go-threads JWTs signed by the host key)
-//!   and the `authorization: bearer` metadata.
-//! * [`service`]: the RPCs; [`convert`]: wire bytes to node types and node errors to statuses.
-//! * [`ApiServer`]: serves the service on a TCP address until stopped.
+//! * [`auth`] handles tokens (the `GetToken` challenge flow, go-threads JWTs signed by the host
+//!   key) and the `authorization: bearer` metadata.
+//! * [`service`] has the RPCs; [`convert`] turns wire bytes into node types and node errors
+//!   into statuses.
+//! * [`ApiServer`] serves the service on a TCP address until stopped.
 //!
 //! Identity: a call with a valid token acts as the token's subject (author of writes, reader
 //! for read filters); a call without one acts as the host. `spec/api.md` documents every RPC.
