@@ -6,6 +6,7 @@
 //! describes the loop, the sync protocol binding, the address book and durability.
 //!
 //! [`lmdb`] implements the storage contract of `threads_protocol::store` on LMDB.
+//! [`api`] serves the client API (`threads.pb.API` over gRPC) on a node handle.
 
 #![warn(missing_docs)]
 
