@@ -302,6 +302,16 @@ impl Args {
         Ok(config)
     }
 
+    /// The gRPC API listen address (`apiAddr`) as a socket address.
+    pub fn api_socket(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        socket_of(&self.api_addr).ok_or_else(|| {
+            bad(
+                "apiAddr",
+                format!("{} is not an /ip4|ip6/.../tcp/PORT address", self.api_addr),
+            )
+        })
+    }
+
     /// The metrics listen address, if enabled, as a socket address.
     pub fn metrics_socket(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
         if self.metrics_addr.is_empty() {
@@ -402,6 +412,9 @@ mod tests {
         assert_eq!(a.node_config().unwrap_err().setting, "connLowWater");
         let a = parse(&["-metricsAddr=/dns4/x/tcp/1"]).unwrap();
         assert_eq!(a.metrics_socket().unwrap_err().setting, "metricsAddr");
+        let a = parse(&["-apiAddr=/ip4/127.0.0.1/udp/6006"]).unwrap();
+        assert_eq!(a.api_socket().unwrap_err().setting, "apiAddr");
+        assert_eq!(parse(&[]).unwrap().api_socket().unwrap().port(), 6006);
         let a = parse(&["-metricsAddr=/ip4/127.0.0.1/tcp/9"]).unwrap();
         assert_eq!(a.metrics_socket().unwrap().unwrap().port(), 9);
     }

@@ -6,10 +6,12 @@
 //! describes the loop, the sync protocol binding, the address book and durability.
 //!
 //! [`lmdb`] implements the storage contract of `threads_protocol::store` on LMDB.
+//! [`api`] serves the client API (`threads.pb.API` over gRPC) on a node handle.
 
 #![warn(missing_docs)]
 
 pub mod addr_book;
+pub mod api;
 pub mod cli;
 pub mod lmdb;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! Two `threadsd` processes sync a thread over loopback: the binary, its Go-style flags and its
 //! environment names, the repository it reopens, the address book it dials from, the welcome
-//! lines, the metrics endpoint and a clean exit on SIGTERM and SIGINT.
+//! lines, the metrics endpoint, the client API on `apiAddr` (and exit 1 when it is taken) and a
+//! clean exit on SIGTERM and SIGINT.
 
 mod common;
 
@@ -9,6 +10,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use threads_driver_tokio::api::proto::db as pb;
+use threads_driver_tokio::api::proto::db::api_client::ApiClient;
 use threads_driver_tokio::node::WriteOp;
 use threads_protocol::addr::ThreadAddr;
 use threads_protocol::engine::NewThread;
@@ -64,6 +67,7 @@ async fn two_threadsd_processes_sync_a_thread() {
     let (repo_a, repo_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (port_a, port_b) = (free_port(), free_port());
     let (metrics_a, metrics_b) = (free_port(), free_port());
+    let (api_a, api_b) = (free_port(), free_port());
 
     // Seed the repositories with the library: A holds a database with 3 documents; B joined it
     // from A's future address, which it keeps in its address book.
@@ -97,6 +101,7 @@ async fn two_threadsd_processes_sync_a_thread() {
         .arg(format!("-hostAddr=/ip4/127.0.0.1/tcp/{port_a}"))
         .arg("-metricsAddr")
         .arg(format!("/ip4/127.0.0.1/tcp/{metrics_a}"))
+        .arg(format!("-apiAddr=/ip4/127.0.0.1/tcp/{api_a}"))
         .args([
             "-netPullingInitialInterval=100ms",
             "-netPullingInterval=1s",
@@ -115,6 +120,7 @@ async fn two_threadsd_processes_sync_a_thread() {
             "THRDS_METRICSADDR",
             format!("/ip4/127.0.0.1/tcp/{metrics_b}"),
         )
+        .env("THRDS_APIADDR", format!("/ip4/127.0.0.1/tcp/{api_b}"))
         .env("THRDS_NETPULLINGINITIALINTERVAL", "100ms")
         .env("THRDS_NETPULLINGINTERVAL", "1s")
         .env("THRDS_DEBUG", "true")
@@ -129,6 +135,38 @@ async fn two_threadsd_processes_sync_a_thread() {
     })
     .await;
     assert!(metric(metrics_a, "threads_connected_peers") >= 1);
+    // Both serve the client API: each lists the database.
+    for port in [api_a, api_b] {
+        let mut client = ApiClient::connect(format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let dbs = client
+            .list_d_bs(pb::ListDBsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .dbs;
+        assert_eq!(dbs.len(), 1);
+        assert_eq!(dbs[0].db_id, db.to_vec());
+    }
+    // A third daemon whose apiAddr is taken exits 1 and names the setting.
+    let repo_c = tempfile::tempdir().unwrap();
+    let out = Command::new(bin)
+        .arg(format!("-repo={}", repo_c.path().display()))
+        .arg("-hostAddr=/ip4/127.0.0.1/tcp/0")
+        .arg(format!("-apiAddr=/ip4/127.0.0.1/tcp/{api_a}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apiAddr"), "{err}");
+    let out = Command::new(bin)
+        .arg(format!("-repo={}", repo_c.path().display()))
+        .arg("-apiAddr=/ip4/127.0.0.1/udp/1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid setting apiAddr"));
 
     signal(&pa, "TERM");
     signal(&pb, "INT");

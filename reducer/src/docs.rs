@@ -90,6 +90,17 @@ impl WriteTxn {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
+
+    /// How many events are buffered.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Keeps only the first `len` buffered events: undoes the operations added since (e.g. one
+    /// that failed, so it does not poison the rest of the transaction).
+    pub fn truncate(&mut self, len: usize) {
+        self.events.truncate(len);
+    }
 }
 
 /// A read transaction: reads of one database on one snapshot (see [`Documents::snapshot`]).

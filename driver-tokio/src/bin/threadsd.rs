@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 use threads_driver_tokio::Node;
+use threads_driver_tokio::api::ApiServer;
 use threads_driver_tokio::cli::Args;
 use tracing_subscriber::EnvFilter;
 
@@ -68,6 +69,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let api_addr = match args.api_socket() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("threadsd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let metrics_addr = match args.metrics_socket() {
         Ok(a) => a,
         Err(e) => {
@@ -107,6 +115,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        let api = match ApiServer::start(node.handle(), api_addr).await {
+            Ok(api) => {
+                tracing::info!(addr = %api.local_addr(), "gRPC API (threads.pb.API)");
+                api
+            }
+            Err(e) => {
+                eprintln!("threadsd: invalid setting apiAddr: cannot listen on {api_addr}: {e}");
+                let _ = node.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        };
         for addr in node.listen_addrs() {
             tracing::info!(%addr, "listening for peers");
         }
@@ -118,6 +137,8 @@ fn main() -> ExitCode {
         drop(out);
         let signal = wait_for_signal().await;
         tracing::info!("{signal}: gracefully stopping");
+        // The API stops first, so no call reaches a node that is going away.
+        api.shutdown().await;
         match node.shutdown().await {
             Ok(()) => {
                 tracing::info!("stopped");

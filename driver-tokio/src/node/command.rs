@@ -64,6 +64,18 @@ pub struct WriteOutcome {
     pub record: Option<Cid>,
 }
 
+/// How a write transaction treats operations that fail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Each operation stands on its own: the successful ones commit, failed ones are left out.
+    #[default]
+    Each,
+    /// All or nothing: one failed operation and nothing commits.
+    All,
+    /// Check only (validators, schemas, unique indexes): nothing commits.
+    DryRun,
+}
+
 /// A listener's stream items: changes in order, or one error saying the listener fell behind.
 pub type ChangeItem = Result<Change, Lagged>;
 
@@ -73,12 +85,18 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 pub(crate) enum Command {
     NewDb {
         opts: Box<NewThread>,
+        name: String,
         reply: Reply<ThreadInfo>,
     },
     Join {
         addr: Box<ThreadAddr>,
         key: ThreadKey,
+        name: String,
         reply: Reply<ThreadInfo>,
+    },
+    DeleteDb {
+        id: ThreadId,
+        reply: Reply<()>,
     },
     ThreadInfo {
         id: ThreadId,
@@ -100,6 +118,7 @@ pub(crate) enum Command {
         db: ThreadId,
         author: Option<PublicKey>,
         ops: Vec<WriteOp>,
+        mode: WriteMode,
         reply: Reply<WriteOutcome>,
     },
     Listen {

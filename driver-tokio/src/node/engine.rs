@@ -10,12 +10,12 @@ use crate::addr_book::AddressBook;
 use crate::lmdb::LmdbStore;
 use crate::metrics::Metrics;
 use crate::net::{NetInput, NetOutput};
-use crate::node::command::{ChangeItem, Command, OpOutput, WriteOp, WriteOutcome};
-use crate::node::{NetRecord, NodeError};
+use crate::node::command::{ChangeItem, Command, OpOutput, WriteMode, WriteOp, WriteOutcome};
+use crate::node::{NetRecord, NodeError, names};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use threads_protocol::engine::{EngineError, Event, Output, Time};
-use threads_protocol::store::{Store, WriteTxn as _};
+use threads_protocol::store::{ReadTxn as _, Store, WriteTxn as _};
 use threads_reducer::docs::Documents;
 use threads_reducer::listen::ListenerId;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -51,6 +51,15 @@ pub(crate) struct EngineTask {
     listeners: Vec<Listener>,
     listeners_blocked: bool,
     reports: u64,
+}
+
+/// Whether an operation's error only reports ids a delete did not find (the others were
+/// deleted).
+fn only_missing(e: &threads_reducer::docs::DocsError) -> bool {
+    matches!(
+        e,
+        threads_reducer::docs::DocsError::Db(threads_reducer::db::DbError::InstanceNotFound(_))
+    )
 }
 
 /// Nanoseconds since the Unix epoch (the `_mod` stamp of written instances).
@@ -197,12 +206,30 @@ impl EngineTask {
     fn command(&mut self, cmd: Command) {
         let now = self.now();
         match cmd {
-            Command::NewDb { opts, reply } => {
-                let _ = reply.send(self.docs.new_db(now, *opts).map_err(NodeError::from));
+            Command::NewDb { opts, name, reply } => {
+                let result = self
+                    .docs
+                    .new_db(now, *opts)
+                    .map_err(NodeError::from)
+                    .and_then(|info| self.name_db(now, info, &name));
+                let _ = reply.send(result);
             }
-            Command::Join { addr, key, reply } => {
-                let result = self.docs.host_mut().join_thread(now, &addr, key);
-                let _ = reply.send(result.map_err(NodeError::from));
+            Command::Join {
+                addr,
+                key,
+                name,
+                reply,
+            } => {
+                let result = self
+                    .docs
+                    .host_mut()
+                    .join_thread(now, &addr, key)
+                    .map_err(NodeError::from)
+                    .and_then(|info| self.name_db(now, info, &name));
+                let _ = reply.send(result);
+            }
+            Command::DeleteDb { id, reply } => {
+                let _ = reply.send(self.delete_db(now, &id));
             }
             Command::ThreadInfo { id, reply } => {
                 let _ = reply.send(self.docs.host().thread_info(&id).map_err(NodeError::from));
@@ -234,8 +261,70 @@ impl EngineTask {
         }
     }
 
-    /// Runs each write transaction's operations (each succeeds or fails on its own), commits
-    /// them all with as few durable commits as possible, then answers every caller.
+    /// Stores the name of a database just created or joined; a failure removes the thread
+    /// again, so the command stays atomic.
+    fn name_db(
+        &mut self,
+        now: Time,
+        info: threads_protocol::engine::ThreadInfo,
+        name: &str,
+    ) -> Result<threads_protocol::engine::ThreadInfo, NodeError> {
+        if name.is_empty() {
+            return Ok(info);
+        }
+        let result = self.docs.host().store().write().and_then(|mut txn| {
+            names::save(&mut txn, &info.id, name)?;
+            txn.commit()
+        });
+        match result {
+            Ok(()) => Ok(info),
+            Err(e) => {
+                let _ = self.docs.host_mut().delete_thread(now, &info.id);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes a database: the thread (keys, logs, records) first, then the folded document
+    /// state and the name. Listeners of the database simply see no more changes.
+    fn delete_db(
+        &mut self,
+        now: Time,
+        id: &threads_protocol::id::ThreadId,
+    ) -> Result<(), NodeError> {
+        self.docs.host_mut().delete_thread(now, id)?;
+        let mut txn = self.docs.host().store().write()?;
+        for tag in [
+            threads_reducer::fold::TAG_OPS,
+            threads_reducer::fold::TAG_UNDO,
+            threads_reducer::fold::TAG_REJECTED,
+            threads_reducer::fold::TAG_STATE,
+        ] {
+            let prefix = threads_protocol::store::key::KeyBuf::new(tag)
+                .bytes(id.as_bytes())
+                .into_vec();
+            let mut keys = Vec::new();
+            txn.scan(
+                threads_protocol::store::KeyRange::prefix(&prefix),
+                threads_protocol::store::Direction::Forward,
+                &mut |k, _| {
+                    keys.push(k.to_vec());
+                    std::ops::ControlFlow::Continue(())
+                },
+            )?;
+            for k in keys {
+                txn.delete(&k)?;
+            }
+        }
+        names::save(&mut txn, id, "")?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Runs each write transaction's operations, then commits the ones that write with as few
+    /// durable commits as possible (group commit), then answers every caller. In
+    /// [`WriteMode::Each`] a failed operation is left out and the others commit; in
+    /// [`WriteMode::All`] one failure and nothing commits; [`WriteMode::DryRun`] never commits.
     fn write_group(&mut self, writes: Vec<Command>) {
         let now = self.now();
         let nanos = unix_nanos();
@@ -246,6 +335,7 @@ impl EngineTask {
                 db,
                 author,
                 ops,
+                mode,
                 reply,
             } = cmd
             else {
@@ -260,6 +350,19 @@ impl EngineTask {
                 .into_iter()
                 .map(|op| self.op(&mut txn, op, nanos))
                 .collect();
+            // Deletes of unknown ids delete the known ones and report the rest; not a failure.
+            let failed = results.iter().any(|r| match r {
+                Err(NodeError::Docs(e)) => !only_missing(e),
+                Err(_) => true,
+                Ok(_) => false,
+            });
+            if mode == WriteMode::DryRun || (mode == WriteMode::All && failed) {
+                let _ = reply.send(Ok(WriteOutcome {
+                    ops: results,
+                    record: None,
+                }));
+                continue;
+            }
             txns.push(txn);
             pending.push((results, reply));
         }
@@ -284,6 +387,8 @@ impl EngineTask {
         op: WriteOp,
         nanos: u64,
     ) -> Result<OpOutput, NodeError> {
+        // A failed operation must leave the transaction as it was before it.
+        let before = txn.len();
         let docs = &mut self.docs;
         let out = match op {
             WriteOp::NewCollection(c) => docs.txn_new_collection(txn, c).map(|_| OpOutput::Done),
@@ -318,6 +423,9 @@ impl EngineTask {
                 })
             }
         };
+        if out.as_ref().is_err_and(|e| !only_missing(e)) {
+            txn.truncate(before);
+        }
         out.map_err(NodeError::from)
     }
 

@@ -2,7 +2,9 @@
 
 use crate::metrics::Metrics;
 use crate::net::NetControl;
-use crate::node::command::{ChangeItem, Command, Reply, WriteOp, WriteOutcome};
+use crate::node::command::{
+    ChangeItem, Command, OpOutput, Reply, WriteMode, WriteOp, WriteOutcome,
+};
 use crate::node::{NetRecord, NodeError, Reader};
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use threads_protocol::addr::ThreadAddr;
 use threads_protocol::engine::{NewThread, PeerId, ThreadInfo};
 use threads_protocol::id::ThreadId;
-use threads_protocol::identity::PublicKey;
+use threads_protocol::identity::{PrivateKey, PublicKey};
 use threads_protocol::key::ThreadKey;
 use threads_reducer::listen::Filter;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -23,6 +25,7 @@ pub const LISTENER_CHANNEL: usize = 256;
 #[derive(Clone)]
 pub struct NodeHandle {
     peer_id: PeerId,
+    host_key: PrivateKey,
     cmds: mpsc::Sender<Command>,
     net: mpsc::Sender<NetControl>,
     records: broadcast::Sender<NetRecord>,
@@ -33,6 +36,7 @@ pub struct NodeHandle {
 impl NodeHandle {
     pub(crate) fn new(
         peer_id: PeerId,
+        host_key: PrivateKey,
         cmds: mpsc::Sender<Command>,
         net: mpsc::Sender<NetControl>,
         records: broadcast::Sender<NetRecord>,
@@ -41,6 +45,7 @@ impl NodeHandle {
     ) -> Self {
         NodeHandle {
             peer_id,
+            host_key,
             cmds,
             net,
             records,
@@ -52,6 +57,11 @@ impl NodeHandle {
     /// The node's peer id (its host identity).
     pub fn peer_id(&self) -> &PeerId {
         &self.peer_id
+    }
+
+    /// The host's private key (signs API tokens). Never leaves the crate.
+    pub(crate) fn host_key(&self) -> &PrivateKey {
+        &self.host_key
     }
 
     /// Snapshot reads of the document database.
@@ -87,17 +97,43 @@ impl NodeHandle {
 
     /// Creates a database (a thread with a read key and this host's log).
     pub async fn new_db(&self, opts: NewThread) -> Result<ThreadInfo, NodeError> {
+        self.new_named_db(opts, String::new()).await
+    }
+
+    /// Creates a database with a local name (kept in the repository, not replicated; empty
+    /// for none).
+    pub async fn new_named_db(
+        &self,
+        opts: NewThread,
+        name: String,
+    ) -> Result<ThreadInfo, NodeError> {
         self.ask(|reply| Command::NewDb {
             opts: Box::new(opts),
+            name,
             reply,
         })
         .await
+    }
+
+    /// Deletes a database: its thread (keys, logs, records), its documents and its name.
+    pub async fn delete_db(&self, id: ThreadId) -> Result<(), NodeError> {
+        self.ask(|reply| Command::DeleteDb { id, reply }).await
     }
 
     /// Joins a thread from a peer's thread address (`.../p2p/<peer>/thread/<id>`) with its
     /// key. A service-only key makes this node a replicator. The peer's address goes into the
     /// address book first, so the node can dial it.
     pub async fn join(&self, addr: ThreadAddr, key: ThreadKey) -> Result<ThreadInfo, NodeError> {
+        self.join_named(addr, key, String::new()).await
+    }
+
+    /// Like [`NodeHandle::join`], giving the database a local name (empty for none).
+    pub async fn join_named(
+        &self,
+        addr: ThreadAddr,
+        key: ThreadKey,
+        name: String,
+    ) -> Result<ThreadInfo, NodeError> {
         let peer = addr.peer().ok_or_else(|| {
             NodeError::Invalid(format!("thread address {} names no /p2p peer", addr.host))
         })?;
@@ -105,6 +141,7 @@ impl NodeHandle {
         self.ask(|reply| Command::Join {
             addr: Box::new(addr),
             key,
+            name,
             reply,
         })
         .await
@@ -153,13 +190,40 @@ impl NodeHandle {
         author: Option<PublicKey>,
         ops: Vec<WriteOp>,
     ) -> Result<WriteOutcome, NodeError> {
+        self.write_with(db, author, ops, WriteMode::Each).await
+    }
+
+    /// Runs a write transaction in the given [`WriteMode`]: each operation on its own (as
+    /// [`NodeHandle::write`]), all or nothing, or only checked (`DryRun`: validators, schemas
+    /// and unique indexes run, nothing is written).
+    pub async fn write_with(
+        &self,
+        db: ThreadId,
+        author: Option<PublicKey>,
+        ops: Vec<WriteOp>,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, NodeError> {
         self.ask(|reply| Command::Write {
             db,
             author,
             ops,
+            mode,
             reply,
         })
         .await
+    }
+
+    /// Checks operations as a write transaction would (each on its own) and writes nothing.
+    pub async fn verify(
+        &self,
+        db: ThreadId,
+        author: Option<PublicKey>,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<Result<OpOutput, NodeError>>, NodeError> {
+        Ok(self
+            .write_with(db, author, ops, WriteMode::DryRun)
+            .await?
+            .ops)
     }
 
     /// Listens to changes of database `db` that match any of `filters` (all changes when

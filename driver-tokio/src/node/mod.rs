@@ -15,9 +15,10 @@
 mod command;
 mod engine;
 mod handle;
+pub mod names;
 mod reader;
 
-pub use command::{ChangeItem, OpOutput, WriteOp, WriteOutcome};
+pub use command::{ChangeItem, OpOutput, WriteMode, WriteOp, WriteOutcome};
 pub use handle::NodeHandle;
 pub use reader::{ReadSnapshot, Reader};
 
@@ -249,6 +250,7 @@ impl Node {
         let peer_id: PeerId = identity.public().peer_id();
         let handle = NodeHandle::new(
             peer_id,
+            identity.clone(),
             cmd_tx,
             ctl_tx,
             records_tx,

@@ -72,6 +72,20 @@ impl ReadSnapshot<'_> {
         )
     }
 
+    /// Fails with "thread not found" unless the database exists.
+    pub fn require_db(&self) -> Result<(), NodeError> {
+        let key = threads_protocol::engine::layout::thread(&self.db);
+        match self.txn.get(&key)? {
+            Some(_) => Ok(()),
+            None => Err(threads_protocol::engine::EngineError::ThreadNotFound.into()),
+        }
+    }
+
+    /// The database's local name ("" when it has none).
+    pub fn db_name(&self) -> Result<String, NodeError> {
+        Ok(crate::node::names::load(self.txn, &self.db)?)
+    }
+
     /// A collection's definition.
     pub fn collection_info(&self, name: &str) -> Result<CollectionConfig, NodeError> {
         Ok(db::read::collection_info(self.txn, &self.db, name)

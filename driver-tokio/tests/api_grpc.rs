@@ -1,0 +1,1588 @@
+//! The client API (`threads.pb.API`) through a real tonic client against an in-process node
+//! on 127.0.0.1: a happy path through every RPC, the token identity as writer and reader, a
+//! listener that lags and resumes, and bad input for every RPC kind (status codes and message
+//! texts, and nothing changed).
+
+mod common;
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use threads_driver_tokio::api::proto::db as pb;
+use threads_driver_tokio::api::proto::db::api_client::ApiClient;
+use threads_driver_tokio::api::service::{LISTEN_FROM, RESUME_FROM};
+use threads_driver_tokio::api::{ApiServer, MAX_MESSAGE};
+use threads_driver_tokio::{Node, NodeHandle};
+use threads_protocol::addr::ThreadAddr;
+use threads_protocol::id::{ThreadId, Variant};
+use threads_protocol::identity::PrivateKey;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status, Streaming};
+
+use pb::get_token_reply::Payload as TokenReply;
+use pb::get_token_request::Payload as TokenReq;
+use pb::read_transaction_reply::Option as RReply;
+use pb::read_transaction_request::Option as RReq;
+use pb::write_transaction_reply::Option as WReply;
+use pb::write_transaction_request::Option as WReq;
+
+/// Longest a test waits for one streamed message.
+const STEP: Duration = Duration::from_secs(30);
+
+type Client = ApiClient<Channel>;
+
+struct Setup {
+    node: Node,
+    api: ApiServer,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let node = common::start(dir.path()).await;
+        let api = ApiServer::start(node.handle(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = ApiClient::connect(format!("http://{}", api.local_addr()))
+            .await
+            .unwrap()
+            .max_decoding_message_size(64 * 1024 * 1024);
+        Setup {
+            node,
+            api,
+            client,
+            _dir: dir,
+        }
+    }
+
+    fn handle(&self) -> NodeHandle {
+        self.node.handle()
+    }
+
+    async fn stop(self) {
+        self.api.shutdown().await;
+        self.node.shutdown().await.unwrap();
+    }
+}
+
+fn random_id(seed: u64) -> ThreadId {
+    ThreadId::random(Variant::Raw, &mut threads_protocol::rng::seeded(seed))
+}
+
+fn user(seed: u8) -> PrivateKey {
+    PrivateKey::from_seed([seed; 32])
+}
+
+fn with_token<T>(msg: T, token: &Option<String>) -> Request<T> {
+    let mut r = Request::new(msg);
+    if let Some(t) = token {
+        r.metadata_mut()
+            .insert("authorization", format!("bearer {t}").parse().unwrap());
+    }
+    r
+}
+
+fn people_config() -> pb::CollectionConfig {
+    pb::CollectionConfig {
+        name: "people".into(),
+        schema: serde_json::to_vec(&json!({
+            "properties": {
+                "_id": {"type": "string"},
+                "name": {"type": "string"},
+                "email": {"type": "string"},
+                "age": {"type": "integer"}
+            },
+            "required": ["name"]
+        }))
+        .unwrap(),
+        indexes: vec![pb::Index {
+            path: "email".into(),
+            unique: true,
+        }],
+        ..Default::default()
+    }
+}
+
+fn json_bytes(v: Value) -> Vec<u8> {
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn parse(b: &[u8]) -> Value {
+    serde_json::from_slice(b).unwrap()
+}
+
+#[track_caller]
+fn assert_status(r: Result<impl std::fmt::Debug, Status>, code: Code, text: &str) {
+    let e = r.expect_err("the call must fail");
+    assert_eq!(e.code(), code, "code of {e:?}");
+    assert!(
+        e.message().contains(text),
+        "message {:?} should contain {text:?}",
+        e.message()
+    );
+}
+
+/// The GetToken challenge flow for `key`; returns the token.
+async fn get_token(client: &mut Client, key: &PrivateKey) -> String {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(pb::GetTokenRequest {
+        payload: Some(TokenReq::Key(key.public().to_string())),
+    })
+    .await
+    .unwrap();
+    let mut replies = client
+        .get_token(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let challenge = match next(&mut replies).await.payload {
+        Some(TokenReply::Challenge(c)) => c,
+        other => panic!("expected a challenge, got {other:?}"),
+    };
+    assert_eq!(challenge.len(), 32);
+    tx.send(pb::GetTokenRequest {
+        payload: Some(TokenReq::Signature(key.sign(&challenge).to_vec())),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    match next(&mut replies).await.payload {
+        Some(TokenReply::Token(t)) => t,
+        other => panic!("expected a token, got {other:?}"),
+    }
+}
+
+async fn next<T>(s: &mut Streaming<T>) -> T {
+    tokio::time::timeout(STEP, s.message())
+        .await
+        .expect("a message in time")
+        .expect("no error")
+        .expect("the stream is open")
+}
+
+async fn new_db(client: &mut Client, id: ThreadId, name: &str, token: &Option<String>) {
+    client
+        .new_db(with_token(
+            pb::NewDbRequest {
+                db_id: id.to_vec(),
+                name: name.into(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap();
+}
+
+async fn find_all(client: &mut Client, db: ThreadId, token: &Option<String>) -> Vec<Value> {
+    client
+        .find(with_token(
+            pb::FindRequest {
+                db_id: db.to_vec(),
+                collection_name: "people".into(),
+                query_json: b"{}".to_vec(),
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .instances
+        .iter()
+        .map(|b| parse(b))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_happy_path() {
+    let s = Setup::new().await;
+    let mut c = s.client.clone();
+    let token = Some(get_token(&mut c, &user(1)).await);
+    let t = &token;
+    let db = random_id(1);
+
+    // Databases.
+    new_db(&mut c, db, "my-db", t).await;
+    let list = c
+        .list_d_bs(with_token(pb::ListDBsRequest {}, t))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.dbs.len(), 1);
+    assert_eq!(list.dbs[0].db_id, db.to_vec());
+    assert_eq!(list.dbs[0].info.as_ref().unwrap().name, "my-db");
+    let info = c
+        .get_db_info(with_token(pb::GetDbInfoRequest { db_id: db.to_vec() }, t))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.key.len(), 64);
+    assert_eq!(info.name, "my-db");
+    assert!(!info.addrs.is_empty());
+    for a in &info.addrs {
+        let addr = ThreadAddr::from_bytes(a).unwrap();
+        assert_eq!(addr.thread, db);
+        assert_eq!(addr.peer(), Some(s.node.peer_id()));
+    }
+
+    // Collections.
+    c.new_collection(with_token(
+        pb::NewCollectionRequest {
+            db_id: db.to_vec(),
+            config: Some(people_config()),
+        },
+        t,
+    ))
+    .await
+    .unwrap();
+    let mut updated = people_config();
+    updated.indexes.push(pb::Index {
+        path: "age".into(),
+        unique: false,
+    });
+    c.update_collection(with_token(
+        pb::UpdateCollectionRequest {
+            db_id: db.to_vec(),
+            config: Some(updated),
+        },
+        t,
+    ))
+    .await
+    .unwrap();
+    let coll = c
+        .get_collection_info(with_token(
+            pb::GetCollectionInfoRequest {
+                db_id: db.to_vec(),
+                name: "people".into(),
+            },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(coll.name, "people");
+    assert_eq!(parse(&coll.schema)["properties"]["age"]["type"], "integer");
+    let paths: Vec<_> = coll.indexes.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(paths, ["email", "age"]);
+    let idx = c
+        .get_collection_indexes(with_token(
+            pb::GetCollectionIndexesRequest {
+                db_id: db.to_vec(),
+                name: "people".into(),
+            },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(idx.indexes, coll.indexes);
+    // A second collection with the default schema (none given).
+    c.new_collection(with_token(
+        pb::NewCollectionRequest {
+            db_id: db.to_vec(),
+            config: Some(pb::CollectionConfig {
+                name: "notes".into(),
+                ..Default::default()
+            }),
+        },
+        t,
+    ))
+    .await
+    .unwrap();
+    let colls = c
+        .list_collections(with_token(
+            pb::ListCollectionsRequest { db_id: db.to_vec() },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .collections;
+    let names: Vec<_> = colls.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["notes", "people"]);
+    assert_eq!(
+        parse(&colls[0].schema),
+        json!({"properties": {"_id": {"type": "string"}}})
+    );
+
+    // Listen from here on (every change of `people`).
+    let mut changes = c
+        .listen(with_token(
+            pb::ListenRequest {
+                db_id: db.to_vec(),
+                filters: vec![pb::listen_request::Filter {
+                    collection_name: "people".into(),
+                    ..Default::default()
+                }],
+            },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Instances.
+    let created = c
+        .create(with_token(
+            pb::CreateRequest {
+                db_id: db.to_vec(),
+                collection_name: "people".into(),
+                instances: vec![
+                    json_bytes(json!({"_id": "alice", "name": "Alice", "email": "a@x", "age": 30})),
+                    json_bytes(json!({"name": "Bob", "email": "b@x", "age": 40})),
+                ],
+            },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.instance_i_ds.len(), 2);
+    assert_eq!(created.instance_i_ds[0], "alice");
+    let bob = created.instance_i_ds[1].clone();
+    assert_eq!(bob.len(), 26, "a ULID");
+    assert_eq!(bob, bob.to_lowercase());
+    c.save(with_token(
+        pb::SaveRequest {
+            db_id: db.to_vec(),
+            collection_name: "people".into(),
+            instances: vec![json_bytes(
+                json!({"_id": "alice", "name": "Alice", "email": "a@x", "age": 31}),
+            )],
+        },
+        t,
+    ))
+    .await
+    .unwrap();
+    let alice = c
+        .find_by_id(with_token(
+            pb::FindByIdRequest {
+                db_id: db.to_vec(),
+                collection_name: "people".into(),
+                instance_id: "alice".into(),
+            },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let alice = parse(&alice.instance);
+    assert_eq!(alice["age"], 31);
+    assert!(alice["_mod"].as_u64().unwrap() > 1_600_000_000_000_000_000);
+    let has = |ids: Vec<&str>| pb::HasRequest {
+        db_id: db.to_vec(),
+        collection_name: "people".into(),
+        instance_i_ds: ids.into_iter().map(String::from).collect(),
+    };
+    assert!(
+        c.has(with_token(has(vec!["alice", &bob]), t))
+            .await
+            .unwrap()
+            .into_inner()
+            .exists
+    );
+    assert!(
+        !c.has(with_token(has(vec!["alice", "nobody"]), t))
+            .await
+            .unwrap()
+            .into_inner()
+            .exists
+    );
+    let found = c
+        .find(with_token(
+            pb::FindRequest {
+                db_id: db.to_vec(),
+                collection_name: "people".into(),
+                query_json: json_bytes(json!({
+                    "ands": [{"fieldPath": "age", "operation": 4, "value": {"float": 35}}],
+                    "sort": {"fieldPath": "name", "desc": true}
+                })),
+            },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.instances.len(), 1);
+    assert_eq!(parse(&found.instances[0])["name"], "Bob");
+    c.verify(with_token(
+        pb::VerifyRequest {
+            db_id: db.to_vec(),
+            collection_name: "people".into(),
+            instances: vec![json_bytes(json!({"_id": "alice", "name": "A", "age": 1}))],
+        },
+        t,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        find_all(&mut c, db, t).await.len(),
+        2,
+        "verify wrote nothing"
+    );
+
+    // The listener saw the two creates and the save, in order.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let m = next(&mut changes).await;
+        seen.push((m.instance_id.clone(), m.action));
+        assert_eq!(parse(&m.instance)["_id"], json!(m.instance_id));
+    }
+    let (create, save) = (
+        pb::listen_reply::Action::Create as i32,
+        pb::listen_reply::Action::Save as i32,
+    );
+    assert_eq!(
+        seen,
+        vec![
+            ("alice".to_string(), create),
+            (bob.clone(), create),
+            ("alice".to_string(), save)
+        ]
+    );
+
+    // Read transaction.
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(pb::ReadTransactionRequest {
+        option: Some(RReq::StartTransactionRequest(pb::StartTransactionRequest {
+            db_id: db.to_vec(),
+            collection_name: "people".into(),
+        })),
+    })
+    .await
+    .unwrap();
+    let mut replies = c
+        .read_transaction(with_token(ReceiverStream::new(rx), t))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(pb::ReadTransactionRequest {
+        option: Some(RReq::HasRequest(has(vec!["alice"]))),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(next(&mut replies).await.option, Some(RReply::HasReply(h)) if h.exists));
+    tx.send(pb::ReadTransactionRequest {
+        option: Some(RReq::FindRequest(pb::FindRequest {
+            query_json: b"{}".to_vec(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(next(&mut replies).await.option, Some(RReply::FindReply(f)) if f.instances.len() == 2)
+    );
+    tx.send(pb::ReadTransactionRequest {
+        option: Some(RReq::FindByIdRequest(pb::FindByIdRequest {
+            instance_id: bob.clone(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    match next(&mut replies).await.option {
+        Some(RReply::FindByIdReply(f)) => assert_eq!(parse(&f.instance)["name"], "Bob"),
+        other => panic!("{other:?}"),
+    }
+    drop(tx);
+    assert!(replies.message().await.unwrap().is_none(), "ends OK");
+
+    // Write transaction: a failed create does not poison the others; commit at the end.
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(pb::WriteTransactionRequest {
+        option: Some(WReq::StartTransactionRequest(pb::StartTransactionRequest {
+            db_id: db.to_vec(),
+            collection_name: "people".into(),
+        })),
+    })
+    .await
+    .unwrap();
+    let mut replies = c
+        .write_transaction(with_token(ReceiverStream::new(rx), t))
+        .await
+        .unwrap()
+        .into_inner();
+    let create_req = |v: Value| pb::WriteTransactionRequest {
+        option: Some(WReq::CreateRequest(pb::CreateRequest {
+            instances: vec![json_bytes(v)],
+            ..Default::default()
+        })),
+    };
+    tx.send(create_req(json!({"name": "Carol", "email": "c@x"})))
+        .await
+        .unwrap();
+    let carol = match next(&mut replies).await.option {
+        Some(WReply::CreateReply(r)) => {
+            assert_eq!(r.transaction_error, "");
+            r.instance_i_ds[0].clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    tx.send(create_req(json!({"name": 7}))).await.unwrap();
+    match next(&mut replies).await.option {
+        Some(WReply::CreateReply(r)) => {
+            assert!(r.instance_i_ds.is_empty());
+            assert!(
+                r.transaction_error.contains("schema"),
+                "{}",
+                r.transaction_error
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    tx.send(create_req(json!({"_id": "dave", "name": "Dave"})))
+        .await
+        .unwrap();
+    assert!(
+        matches!(next(&mut replies).await.option, Some(WReply::CreateReply(r)) if r.transaction_error.is_empty() && r.instance_i_ds == ["dave"])
+    );
+    // Reads inside see committed state only.
+    tx.send(pb::WriteTransactionRequest {
+        option: Some(WReq::HasRequest(has(vec!["dave"]))),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(next(&mut replies).await.option, Some(WReply::HasReply(h)) if !h.exists));
+    for req in [
+        WReq::SaveRequest(pb::SaveRequest {
+            instances: vec![json_bytes(json!({"_id": "dave", "name": "David"}))],
+            ..Default::default()
+        }),
+        WReq::VerifyRequest(pb::VerifyRequest {
+            instances: vec![json_bytes(json!({"_id": "alice", "name": "Alicia"}))],
+            ..Default::default()
+        }),
+        WReq::DeleteRequest(pb::DeleteRequest {
+            instance_i_ds: vec![bob.clone()],
+            ..Default::default()
+        }),
+        WReq::FindRequest(pb::FindRequest {
+            query_json: b"{}".to_vec(),
+            ..Default::default()
+        }),
+        WReq::FindByIdRequest(pb::FindByIdRequest {
+            instance_id: "alice".into(),
+            ..Default::default()
+        }),
+    ] {
+        tx.send(pb::WriteTransactionRequest { option: Some(req) })
+            .await
+            .unwrap();
+        match next(&mut replies).await.option {
+            Some(WReply::SaveReply(r)) => assert_eq!(r.transaction_error, ""),
+            Some(WReply::VerifyReply(r)) => assert_eq!(r.transaction_error, ""),
+            Some(WReply::DeleteReply(r)) => assert_eq!(r.transaction_error, ""),
+            Some(WReply::FindReply(r)) => assert_eq!(r.instances.len(), 2),
+            Some(WReply::FindByIdReply(r)) => assert_eq!(parse(&r.instance)["_id"], "alice"),
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(tx);
+    assert!(replies.message().await.unwrap().is_none(), "commit OK");
+    let mut names: Vec<String> = find_all(&mut c, db, t)
+        .await
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Alice", "Carol", "David"]);
+    assert!(
+        c.has(with_token(has(vec![&carol]), t))
+            .await
+            .unwrap()
+            .into_inner()
+            .exists
+    );
+
+    // Delete (unknown ids are ignored), then the listener's delete carries no instance.
+    c.delete(with_token(
+        pb::DeleteRequest {
+            db_id: db.to_vec(),
+            collection_name: "people".into(),
+            instance_i_ds: vec!["alice".into(), "nobody".into()],
+        },
+        t,
+    ))
+    .await
+    .unwrap();
+    let mut deleted_alice = false;
+    while !deleted_alice {
+        let m = next(&mut changes).await;
+        if m.action == pb::listen_reply::Action::Delete as i32 && m.instance_id == "alice" {
+            assert!(m.instance.is_empty());
+            deleted_alice = true;
+        }
+    }
+    assert!(
+        !c.has(with_token(has(vec!["alice"]), t))
+            .await
+            .unwrap()
+            .into_inner()
+            .exists
+    );
+
+    // Delete the collection, then the database.
+    c.delete_collection(with_token(
+        pb::DeleteCollectionRequest {
+            db_id: db.to_vec(),
+            name: "notes".into(),
+        },
+        t,
+    ))
+    .await
+    .unwrap();
+    assert_status(
+        c.get_collection_info(with_token(
+            pb::GetCollectionInfoRequest {
+                db_id: db.to_vec(),
+                name: "notes".into(),
+            },
+            t,
+        ))
+        .await,
+        Code::NotFound,
+        "collection not found",
+    );
+    c.delete_db(with_token(pb::DeleteDbRequest { db_id: db.to_vec() }, t))
+        .await
+        .unwrap();
+    assert_status(
+        c.get_db_info(with_token(pb::GetDbInfoRequest { db_id: db.to_vec() }, t))
+            .await,
+        Code::NotFound,
+        "thread not found",
+    );
+    assert!(
+        c.list_d_bs(pb::ListDBsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .dbs
+            .is_empty()
+    );
+    // The same id can be used again, and starts empty.
+    new_db(&mut c, db, "", t).await;
+    assert_status(
+        c.get_collection_info(pb::GetCollectionInfoRequest {
+            db_id: db.to_vec(),
+            name: "people".into(),
+        })
+        .await,
+        Code::NotFound,
+        "collection not found",
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_identity_writes_and_reads() {
+    let s = Setup::new().await;
+    let mut c = s.client.clone();
+    let (u1, u2) = (user(1), user(2));
+    let t1 = Some(get_token(&mut c, &u1).await);
+    let t2 = Some(get_token(&mut c, &u2).await);
+    let db = random_id(2);
+    new_db(&mut c, db, "", &t1).await;
+    // Only u1 may write; each reader sees only what it owns (no token: nothing).
+    let mut config = people_config();
+    config.write_validator = format!("return writer === \"{}\"", u1.public());
+    config.read_filter = "if (instance.owner === reader) { return instance } return null".into();
+    c.new_collection(with_token(
+        pb::NewCollectionRequest {
+            db_id: db.to_vec(),
+            config: Some(config),
+        },
+        &t1,
+    ))
+    .await
+    .unwrap();
+    let create = |owner: String, name: &str| pb::CreateRequest {
+        db_id: db.to_vec(),
+        collection_name: "people".into(),
+        instances: vec![json_bytes(json!({"name": name, "owner": owner}))],
+    };
+    c.create(with_token(create(u1.public().to_string(), "one"), &t1))
+        .await
+        .unwrap();
+    assert_status(
+        c.create(with_token(create(u2.public().to_string(), "two"), &t2))
+            .await,
+        Code::PermissionDenied,
+        "app denied net record body",
+    );
+    assert_status(
+        c.create(create(u2.public().to_string(), "host")).await,
+        Code::PermissionDenied,
+        "app denied net record body",
+    );
+    assert_eq!(find_all(&mut c, db, &t1).await.len(), 1);
+    assert_eq!(find_all(&mut c, db, &t2).await.len(), 0);
+    assert_eq!(find_all(&mut c, db, &None).await.len(), 0);
+    // Verify runs the validator for the caller too.
+    let verify = pb::VerifyRequest {
+        db_id: db.to_vec(),
+        collection_name: "people".into(),
+        instances: vec![json_bytes(json!({"_id": "v", "name": "v"}))],
+    };
+    c.verify(with_token(verify.clone(), &t1)).await.unwrap();
+    assert_status(
+        c.verify(with_token(verify, &t2)).await,
+        Code::PermissionDenied,
+        "app denied net record body",
+    );
+    // u1 created the database and wrote everything so far: the thread has u1's log only. A
+    // write without a token goes to the host's own log, a second one.
+    assert_eq!(s.handle().thread_info(db).await.unwrap().logs.len(), 1);
+    c.new_collection(pb::NewCollectionRequest {
+        db_id: db.to_vec(),
+        config: Some(pb::CollectionConfig {
+            name: "notes".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.handle().thread_info(db).await.unwrap().logs.len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_listener_gets_an_error_it_can_resume_from() {
+    let s = Setup::new().await;
+    let mut c = s.client.clone();
+    let db = random_id(3);
+    new_db(&mut c, db, "", &None).await;
+    c.new_collection(pb::NewCollectionRequest {
+        db_id: db.to_vec(),
+        config: Some(pb::CollectionConfig {
+            name: "notes".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let mut listener = c
+        .listen(pb::ListenRequest {
+            db_id: db.to_vec(),
+            filters: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Three records of 5,000 creates (a record body holds at most 1 MiB): more changes than
+    // the node's feed keeps, while the listener reads nothing.
+    let mut created = Vec::new();
+    for round in 0..3 {
+        let instances = (0..5_000)
+            .map(|i| json_bytes(json!({"round": round, "n": i})))
+            .collect();
+        created.extend(
+            c.create(pb::CreateRequest {
+                db_id: db.to_vec(),
+                collection_name: "notes".into(),
+                instances,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .instance_i_ds,
+        );
+    }
+    let n = created.len();
+    assert_eq!(n, 15_000);
+    let err = tokio::time::timeout(STEP, async {
+        loop {
+            match listener.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without an error"),
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("the lag error in time");
+    assert_eq!(err.code(), Code::Aborted);
+    assert!(
+        err.message().contains("listener lagged"),
+        "{}",
+        err.message()
+    );
+    let resume: u64 = err
+        .metadata()
+        .get(RESUME_FROM)
+        .expect("the resume position")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Resuming there delivers the changes still kept, in order: the last ones created.
+    let mut req = Request::new(pb::ListenRequest {
+        db_id: db.to_vec(),
+        filters: vec![],
+    });
+    req.metadata_mut()
+        .insert(LISTEN_FROM, resume.to_string().parse().unwrap());
+    let mut resumed = c.listen(req).await.unwrap().into_inner();
+    // Feed positions count from 1 and only these creates were published.
+    let kept = threads_reducer::docs::FEED_CAPACITY;
+    assert_eq!(resume as usize, n - kept + 1);
+    for expected in &created[n - kept..n - kept + 20] {
+        let m = next(&mut resumed).await;
+        assert_eq!(&m.instance_id, expected);
+        assert_eq!(m.action, pb::listen_reply::Action::Create as i32);
+    }
+    // A bad position is refused.
+    let mut req = Request::new(pb::ListenRequest {
+        db_id: db.to_vec(),
+        filters: vec![],
+    });
+    req.metadata_mut()
+        .insert(LISTEN_FROM, "soon".parse().unwrap());
+    assert_status(c.listen(req).await, Code::InvalidArgument, LISTEN_FROM);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let s = Setup::new().await;
+    let mut c = s.client.clone();
+    let db = random_id(4);
+    new_db(&mut c, db, "", &None).await;
+    c.new_collection(pb::NewCollectionRequest {
+        db_id: db.to_vec(),
+        config: Some(people_config()),
+    })
+    .await
+    .unwrap();
+    c.create(pb::CreateRequest {
+        db_id: db.to_vec(),
+        collection_name: "people".into(),
+        instances: vec![json_bytes(
+            json!({"_id": "alice", "name": "Alice", "email": "a@x"}),
+        )],
+    })
+    .await
+    .unwrap();
+    let digest = s.handle().reader().state_digest(db).await.unwrap();
+    let bad_id = vec![0x02, 0xfa, 0x27]; // "zzzz": version 2
+    let version_msg = "expected 1 as the id version number, got: 2";
+    let unknown = random_id(99);
+
+    // Databases.
+    assert_status(
+        c.new_db(pb::NewDbRequest {
+            db_id: bad_id.clone(),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        version_msg,
+    );
+    assert_status(
+        c.new_db(pb::NewDbRequest {
+            db_id: vec![0x01, 0x55],
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "expected random id bytes but there are none",
+    );
+    assert_status(
+        c.new_db(pb::NewDbRequest {
+            db_id: db.to_vec(),
+            ..Default::default()
+        })
+        .await,
+        Code::AlreadyExists,
+        "db already exists",
+    );
+    let fresh = random_id(5);
+    for (req, text) in [
+        (
+            pb::NewDbRequest {
+                db_id: fresh.to_vec(),
+                name: "a--b".into(),
+                ..Default::default()
+            },
+            "name may only contain alphanumeric characters",
+        ),
+        (
+            pb::NewDbRequest {
+                db_id: fresh.to_vec(),
+                key: vec![1; 10],
+                ..Default::default()
+            },
+            "invalid key",
+        ),
+        (
+            pb::NewDbRequest {
+                db_id: fresh.to_vec(),
+                key: vec![1; 32],
+                ..Default::default()
+            },
+            "thread read key is required",
+        ),
+        (
+            pb::NewDbRequest {
+                db_id: fresh.to_vec(),
+                log_key: vec![1, 2, 3],
+                ..Default::default()
+            },
+            "invalid log-key",
+        ),
+        (
+            pb::NewDbRequest {
+                db_id: fresh.to_vec(),
+                collections: vec![pb::CollectionConfig {
+                    name: "x".into(),
+                    schema: b"{nope".to_vec(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            "invalid schema",
+        ),
+        (
+            pb::NewDbRequest {
+                db_id: fresh.to_vec(),
+                collections: vec![pb::CollectionConfig {
+                    name: "x".into(),
+                    indexes: vec![pb::Index {
+                        path: "_id".into(),
+                        unique: true,
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            "cannot create custom index on _id",
+        ),
+    ] {
+        assert_status(c.new_db(req).await, Code::InvalidArgument, text);
+    }
+    assert_status(
+        c.get_db_info(pb::GetDbInfoRequest {
+            db_id: fresh.to_vec(),
+        })
+        .await,
+        Code::NotFound,
+        "thread not found",
+    );
+    assert_status(
+        c.new_db_from_addr(pb::NewDbFromAddrRequest {
+            addr: vec![1, 2, 3],
+            key: vec![0; 64],
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "invalid addr",
+    );
+    let own = c
+        .get_db_info(pb::GetDbInfoRequest { db_id: db.to_vec() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_status(
+        c.new_db_from_addr(pb::NewDbFromAddrRequest {
+            addr: own.addrs[0].clone(),
+            key: own.key.clone(),
+            ..Default::default()
+        })
+        .await,
+        Code::AlreadyExists,
+        "db already exists",
+    );
+    assert_status(
+        c.new_db_from_addr(pb::NewDbFromAddrRequest {
+            addr: own.addrs[0].clone(),
+            key: vec![0; 33],
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "invalid key",
+    );
+    assert_status(
+        c.get_db_info(pb::GetDbInfoRequest {
+            db_id: bad_id.clone(),
+        })
+        .await,
+        Code::InvalidArgument,
+        version_msg,
+    );
+    assert_status(
+        c.delete_db(pb::DeleteDbRequest {
+            db_id: unknown.to_vec(),
+        })
+        .await,
+        Code::NotFound,
+        "thread not found",
+    );
+
+    // Collections.
+    let new_coll = |config: Option<pb::CollectionConfig>| pb::NewCollectionRequest {
+        db_id: db.to_vec(),
+        config,
+    };
+    assert_status(
+        c.new_collection(new_coll(None)).await,
+        Code::InvalidArgument,
+        "config is required",
+    );
+    assert_status(
+        c.new_collection(new_coll(Some(people_config()))).await,
+        Code::AlreadyExists,
+        "collection already registered",
+    );
+    let mut bad_name = people_config();
+    bad_name.name = "-people".into();
+    assert_status(
+        c.new_collection(new_coll(Some(bad_name))).await,
+        Code::InvalidArgument,
+        "name may only contain",
+    );
+    let mut bad_path = people_config();
+    bad_path.name = "other".into();
+    bad_path.indexes[0].path = "nowhere".into();
+    assert_status(
+        c.new_collection(new_coll(Some(bad_path))).await,
+        Code::InvalidArgument,
+        "collection schema does not contain path",
+    );
+    let mut missing = people_config();
+    missing.name = "nobody".into();
+    assert_status(
+        c.update_collection(pb::UpdateCollectionRequest {
+            db_id: db.to_vec(),
+            config: Some(missing),
+        })
+        .await,
+        Code::NotFound,
+        "collection not found",
+    );
+    assert_status(
+        c.new_collection(pb::NewCollectionRequest {
+            db_id: unknown.to_vec(),
+            config: Some(people_config()),
+        })
+        .await,
+        Code::NotFound,
+        "thread not found",
+    );
+    assert_status(
+        c.delete_collection(pb::DeleteCollectionRequest {
+            db_id: db.to_vec(),
+            name: "nobody".into(),
+        })
+        .await,
+        Code::NotFound,
+        "collection not found",
+    );
+    assert_status(
+        c.get_collection_info(pb::GetCollectionInfoRequest {
+            db_id: db.to_vec(),
+            name: String::new(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "collection name is required",
+    );
+    assert_status(
+        c.get_collection_indexes(pb::GetCollectionIndexesRequest {
+            db_id: unknown.to_vec(),
+            name: "people".into(),
+        })
+        .await,
+        Code::NotFound,
+        "thread not found",
+    );
+    assert_status(
+        c.list_collections(pb::ListCollectionsRequest {
+            db_id: bad_id.clone(),
+        })
+        .await,
+        Code::InvalidArgument,
+        version_msg,
+    );
+
+    // Instances.
+    let create = |coll: &str, instances: Vec<Vec<u8>>| pb::CreateRequest {
+        db_id: db.to_vec(),
+        collection_name: coll.into(),
+        instances,
+    };
+    assert_status(
+        c.create(create("people", vec![b"{not json".to_vec()]))
+            .await,
+        Code::InvalidArgument,
+        "invalid instance 0: not JSON",
+    );
+    assert_status(
+        c.create(create("people", vec![b"[1]".to_vec()])).await,
+        Code::InvalidArgument,
+        "must be a JSON object",
+    );
+    assert_status(
+        c.create(create("people", vec![])).await,
+        Code::InvalidArgument,
+        "no instances given",
+    );
+    assert_status(
+        c.create(create("nobody", vec![json_bytes(json!({"name": "x"}))]))
+            .await,
+        Code::NotFound,
+        "collection not found",
+    );
+    assert_status(
+        c.create(create(
+            "people",
+            vec![json_bytes(json!({"_id": "alice", "name": "again"}))],
+        ))
+        .await,
+        Code::AlreadyExists,
+        "can't create already existing instance",
+    );
+    // All or nothing: the good instance before the bad one is not written either.
+    assert_status(
+        c.create(create(
+            "people",
+            vec![
+                json_bytes(json!({"name": "good", "email": "g@x"})),
+                json_bytes(json!({"name": 42})),
+            ],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "schema",
+    );
+    assert_status(
+        c.create(create(
+            "people",
+            vec![json_bytes(json!({"name": "dup", "email": "a@x"}))],
+        ))
+        .await,
+        Code::InvalidArgument,
+        "unique constraint violation",
+    );
+    assert_status(
+        c.save(pb::SaveRequest {
+            db_id: db.to_vec(),
+            collection_name: "people".into(),
+            instances: vec![json_bytes(json!({"name": "no id"}))],
+        })
+        .await,
+        Code::InvalidArgument,
+        "missing _id attribute",
+    );
+    assert_status(
+        c.delete(pb::DeleteRequest {
+            db_id: db.to_vec(),
+            collection_name: "nobody".into(),
+            instance_i_ds: vec!["alice".into()],
+        })
+        .await,
+        Code::NotFound,
+        "collection not found",
+    );
+    assert_status(
+        c.verify(pb::VerifyRequest {
+            db_id: db.to_vec(),
+            collection_name: "people".into(),
+            instances: vec![json_bytes(json!({"_id": "alice", "name": 5}))],
+        })
+        .await,
+        Code::InvalidArgument,
+        "schema",
+    );
+    assert_status(
+        c.has(pb::HasRequest {
+            db_id: unknown.to_vec(),
+            collection_name: "people".into(),
+            instance_i_ds: vec!["alice".into()],
+        })
+        .await,
+        Code::NotFound,
+        "thread not found",
+    );
+    assert_status(
+        c.find_by_id(pb::FindByIdRequest {
+            db_id: db.to_vec(),
+            collection_name: "people".into(),
+            instance_id: "nobody".into(),
+        })
+        .await,
+        Code::NotFound,
+        "instance not found",
+    );
+    let find = |q: &[u8]| pb::FindRequest {
+        db_id: db.to_vec(),
+        collection_name: "people".into(),
+        query_json: q.to_vec(),
+    };
+    for (q, text) in [
+        (&b"{"[..], "invalid query: malformed JSON"),
+        (
+            br#"{"ands":[{"fieldPath":"name","operation":9,"value":{"string":"x"}}]}"#,
+            "invalid query: unknown operation 9",
+        ),
+        (
+            br#"{"ands":[{"fieldPath":"name","operation":0,"value":{"string":"x","bool":true}}]}"#,
+            "value type should describe exactly one type",
+        ),
+        (br#"{"ands":"x"}"#, "invalid query"),
+        (br#"{"index":"age"}"#, "index not found"),
+    ] {
+        assert_status(c.find(find(q)).await, Code::InvalidArgument, text);
+    }
+    // Oversized messages are refused while decoding.
+    let big = json_bytes(json!({"name": "x".repeat(MAX_MESSAGE)}));
+    let e = c.create(create("people", vec![big])).await.unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    assert!(e.message().contains("too large"), "{}", e.message());
+
+    // Listen.
+    assert_status(
+        c.listen(pb::ListenRequest {
+            db_id: db.to_vec(),
+            filters: vec![pb::listen_request::Filter {
+                action: 7,
+                ..Default::default()
+            }],
+        })
+        .await,
+        Code::InvalidArgument,
+        "invalid filter action 7",
+    );
+    assert_status(
+        c.listen(pb::ListenRequest {
+            db_id: unknown.to_vec(),
+            filters: vec![],
+        })
+        .await,
+        Code::NotFound,
+        "thread not found",
+    );
+
+    // Authorization metadata and tokens.
+    let list = |auth: &str| {
+        let mut r = Request::new(pb::ListDBsRequest {});
+        r.metadata_mut()
+            .insert("authorization", auth.parse().unwrap());
+        r
+    };
+    assert_status(
+        c.list_d_bs(list("bearer")).await,
+        Code::Unauthenticated,
+        "Bad authorization string",
+    );
+    assert_status(
+        c.list_d_bs(list("basic abc")).await,
+        Code::Unauthenticated,
+        "Request unauthenticated with bearer",
+    );
+    assert_status(
+        c.list_d_bs(list("bearer not-a-jwt")).await,
+        Code::Unknown,
+        "thread token not found",
+    );
+    let foreign = threads_driver_tokio::api::auth::issue(&user(9), &user(1).public());
+    assert_status(
+        c.list_d_bs(list(&format!("bearer {foreign}"))).await,
+        Code::Unknown,
+        "invalid thread token",
+    );
+    token_flow_errors(&mut c).await;
+
+    // Transactions.
+    transaction_errors(&mut c, db).await;
+
+    assert_eq!(
+        s.handle().reader().state_digest(db).await.unwrap(),
+        digest,
+        "nothing changed"
+    );
+    assert_eq!(
+        c.list_d_bs(pb::ListDBsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .dbs
+            .len(),
+        1,
+        "no database was left behind"
+    );
+    s.stop().await;
+}
+
+async fn token_flow_errors(c: &mut Client) {
+    // Each case: the messages sent, the expected error.
+    let key = user(3);
+    let cases = vec![
+        (
+            vec![TokenReq::Signature(vec![0; 64])],
+            Code::InvalidArgument,
+            "Key is required",
+        ),
+        (
+            vec![TokenReq::Key("bnot-a-key".into())],
+            Code::InvalidArgument,
+            "invalid key",
+        ),
+        (
+            vec![
+                TokenReq::Key(key.public().to_string()),
+                TokenReq::Key(key.public().to_string()),
+            ],
+            Code::InvalidArgument,
+            "Signature is required",
+        ),
+        (
+            vec![
+                TokenReq::Key(key.public().to_string()),
+                TokenReq::Signature(vec![7; 64]),
+            ],
+            Code::Unauthenticated,
+            "bad signature",
+        ),
+    ];
+    for (msgs, code, text) in cases {
+        let (tx, rx) = mpsc::channel(4);
+        for m in msgs {
+            tx.send(pb::GetTokenRequest { payload: Some(m) })
+                .await
+                .unwrap();
+        }
+        let mut replies = c
+            .get_token(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        let err = tokio::time::timeout(STEP, async {
+            loop {
+                match replies.message().await {
+                    Ok(Some(pb::GetTokenReply {
+                        payload: Some(TokenReply::Challenge(_)),
+                    })) => continue,
+                    Ok(other) => panic!("unexpected {other:?}"),
+                    Err(e) => return e,
+                }
+            }
+        })
+        .await
+        .expect("an answer in time");
+        assert_eq!(err.code(), code, "{err:?}");
+        assert!(err.message().contains(text), "{}", err.message());
+        drop(tx);
+    }
+}
+
+async fn transaction_errors(c: &mut Client, db: ThreadId) {
+    let start = |db: Vec<u8>, coll: &str| {
+        Some(WReq::StartTransactionRequest(pb::StartTransactionRequest {
+            db_id: db,
+            collection_name: coll.into(),
+        }))
+    };
+    // Bad starts end the stream with a status.
+    for (first, code, text) in [
+        (
+            Some(WReq::HasRequest(pb::HasRequest::default())),
+            Code::InvalidArgument,
+            "the first message must be startTransactionRequest",
+        ),
+        (
+            start(vec![0x02, 0xfa, 0x27], "people"),
+            Code::InvalidArgument,
+            "expected 1 as the id version number",
+        ),
+        (
+            start(db.to_vec(), "fake"),
+            Code::NotFound,
+            "collection not found",
+        ),
+        (
+            start(random_id(77).to_vec(), "people"),
+            Code::NotFound,
+            "thread not found",
+        ),
+    ] {
+        let (tx, rx) = mpsc::channel(2);
+        tx.send(pb::WriteTransactionRequest { option: first })
+            .await
+            .unwrap();
+        assert_status(
+            c.write_transaction(ReceiverStream::new(rx)).await,
+            code,
+            text,
+        );
+    }
+    let (tx, rx) = mpsc::channel(2);
+    tx.send(pb::ReadTransactionRequest {
+        option: Some(RReq::StartTransactionRequest(pb::StartTransactionRequest {
+            db_id: db.to_vec(),
+            collection_name: "fake".into(),
+        })),
+    })
+    .await
+    .unwrap();
+    assert_status(
+        c.read_transaction(ReceiverStream::new(rx)).await,
+        Code::NotFound,
+        "collection not found",
+    );
+
+    // Per-operation errors go into transactionError; discard makes the end fail.
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(pb::WriteTransactionRequest {
+        option: start(db.to_vec(), "people"),
+    })
+    .await
+    .unwrap();
+    let mut replies = c
+        .write_transaction(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let send = |o: WReq| {
+        let tx = tx.clone();
+        async move {
+            tx.send(pb::WriteTransactionRequest { option: Some(o) })
+                .await
+                .unwrap()
+        }
+    };
+    send(WReq::CreateRequest(pb::CreateRequest {
+        instances: vec![b"nope".to_vec()],
+        ..Default::default()
+    }))
+    .await;
+    assert!(
+        matches!(next(&mut replies).await.option, Some(WReply::CreateReply(r)) if r.transaction_error.contains("not JSON"))
+    );
+    send(WReq::CreateRequest(pb::CreateRequest {
+        instances: vec![json_bytes(json!({"_id": "alice", "name": "x"}))],
+        ..Default::default()
+    }))
+    .await;
+    assert!(
+        matches!(next(&mut replies).await.option, Some(WReply::CreateReply(r)) if r.transaction_error.contains("already existing instance"))
+    );
+    send(WReq::FindRequest(pb::FindRequest {
+        query_json: b"{".to_vec(),
+        ..Default::default()
+    }))
+    .await;
+    assert!(
+        matches!(next(&mut replies).await.option, Some(WReply::FindReply(r)) if r.transaction_error.contains("invalid query"))
+    );
+    send(WReq::FindByIdRequest(pb::FindByIdRequest {
+        instance_id: "nobody".into(),
+        ..Default::default()
+    }))
+    .await;
+    assert!(
+        matches!(next(&mut replies).await.option, Some(WReply::FindByIdReply(r)) if r.transaction_error.contains("instance not found"))
+    );
+    send(WReq::CreateRequest(pb::CreateRequest {
+        instances: vec![json_bytes(json!({"name": "discarded"}))],
+        ..Default::default()
+    }))
+    .await;
+    assert!(
+        matches!(next(&mut replies).await.option, Some(WReply::CreateReply(r)) if r.transaction_error.is_empty())
+    );
+    send(WReq::DiscardRequest(pb::DiscardRequest {})).await;
+    assert!(matches!(
+        next(&mut replies).await.option,
+        Some(WReply::DiscardReply(_))
+    ));
+    // Answered normally after discard.
+    send(WReq::SaveRequest(pb::SaveRequest {
+        instances: vec![json_bytes(json!({"_id": "alice", "name": "Alice"}))],
+        ..Default::default()
+    }))
+    .await;
+    assert!(
+        matches!(next(&mut replies).await.option, Some(WReply::SaveReply(r)) if r.transaction_error.is_empty())
+    );
+    drop(tx);
+    let err = tokio::time::timeout(STEP, replies.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.message().contains("discarded/committed txn"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_db_from_addr_receives_the_peers_documents() {
+    let a = Setup::new().await;
+    let b = Setup::new().await;
+    let (mut ca, mut cb) = (a.client.clone(), b.client.clone());
+    let db = random_id(6);
+    new_db(&mut ca, db, "", &None).await;
+    ca.new_collection(pb::NewCollectionRequest {
+        db_id: db.to_vec(),
+        config: Some(people_config()),
+    })
+    .await
+    .unwrap();
+    ca.create(pb::CreateRequest {
+        db_id: db.to_vec(),
+        collection_name: "people".into(),
+        instances: vec![json_bytes(json!({"_id": "alice", "name": "Alice"}))],
+    })
+    .await
+    .unwrap();
+    let info = ca
+        .get_db_info(pb::GetDbInfoRequest { db_id: db.to_vec() })
+        .await
+        .unwrap()
+        .into_inner();
+    // Blocking join: returns once the named collection has arrived.
+    cb.new_db_from_addr(pb::NewDbFromAddrRequest {
+        addr: info.addrs[0].clone(),
+        key: info.key.clone(),
+        name: "joined".into(),
+        collections: vec![pb::CollectionConfig {
+            name: "people".into(),
+            ..Default::default()
+        }],
+        block: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let got = cb
+        .get_db_info(pb::GetDbInfoRequest { db_id: db.to_vec() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((got.key, got.name.as_str()), (info.key.clone(), "joined"));
+    common::eventually("B has A's document", common::CONVERGE_WITHIN, || {
+        let mut cb = cb.clone();
+        async move { find_all(&mut cb, db, &None).await.len() == 1 }
+    })
+    .await;
+    // Joining again is refused as go-threads does.
+    assert_status(
+        cb.new_db_from_addr(pb::NewDbFromAddrRequest {
+            addr: info.addrs[0].clone(),
+            key: info.key,
+            ..Default::default()
+        })
+        .await,
+        Code::AlreadyExists,
+        "db already exists",
+    );
+    b.stop().await;
+    a.stop().await;
+}
