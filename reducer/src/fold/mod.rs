@@ -383,13 +383,7 @@ impl<F: Fold> Convergent<F> {
         info: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
-        let _span = tracing::debug_span!(
-            "fold",
-            thread = %info.thread,
-            clock = info.order.clock,
-            counter = info.order.counter
-        )
-        .entered();
+        let _span = fold_span(info);
         self.finish(txn)?;
         let thread = &info.thread;
         let own = keyed(TAG_OPS, thread, &info.order);
@@ -425,13 +419,7 @@ impl<F: Fold> Convergent<F> {
         info: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
-        let _span = tracing::debug_span!(
-            "fold",
-            thread = %info.thread,
-            clock = info.order.clock,
-            counter = info.order.counter
-        )
-        .entered();
+        let _span = fold_span(info);
         if self.strategy == Strategy::Reference {
             return self.fold_in(txn, info, body);
         }
@@ -776,6 +764,17 @@ fn restore(txn: &mut dyn WriteTxn, undo: &UndoLog) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// The tracing span of folding one record (free when no subscriber is installed).
+fn fold_span(info: &RecordInfo) -> tracing::span::EnteredSpan {
+    tracing::debug_span!(
+        "fold",
+        thread = %info.thread,
+        clock = info.order.clock,
+        counter = info.order.counter
+    )
+    .entered()
 }
 
 impl<F: Fold> Application for Convergent<F> {
