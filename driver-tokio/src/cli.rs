@@ -123,7 +123,7 @@ pub struct Args {
     /// Logs as JSON lines (this daemon's addition).
     #[arg(long = "logJson", env = "THRDS_LOGJSON", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub log_json: bool,
-    /// Serve Prometheus metrics at http://<addr>/metrics, e.g. /ip4/127.0.0.1/tcp/9090 (off when empty).
+    /// Serve Prometheus metrics at `http://<addr>/metrics`, e.g. /ip4/127.0.0.1/tcp/9090 (off when empty).
     #[arg(long = "metricsAddr", env = "THRDS_METRICSADDR", default_value = "")]
     pub metrics_addr: String,
     /// Discover peers on the local network with mDNS (this daemon's addition; off by default).
