@@ -2,6 +2,8 @@
 //! records against, helpers that wrap fuzzer bytes into otherwise valid records, and the seed
 //! corpus (valid encodings of everything the targets parse).
 
+pub mod reducer;
+
 use std::sync::OnceLock;
 use threads_protocol::addr::ThreadAddr;
 use threads_protocol::counter::{LamportClock, LogCounter};
