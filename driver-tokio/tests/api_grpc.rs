@@ -163,6 +163,28 @@ async fn next<T>(s: &mut Streaming<T>) -> T {
         .expect("the stream is open")
 }
 
+/// The feed position a lag error says to resume from.
+fn resume_position(err: &Status) -> u64 {
+    err.metadata()
+        .get(RESUME_FROM)
+        .expect("the resume position")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A listener of every change of `db` from feed position `from`.
+async fn listen_from(c: &mut Client, db: ThreadId, from: u64) -> Streaming<pb::ListenReply> {
+    let mut req = Request::new(pb::ListenRequest {
+        db_id: db.to_vec(),
+        filters: vec![],
+    });
+    req.metadata_mut()
+        .insert(LISTEN_FROM, from.to_string().parse().unwrap());
+    c.listen(req).await.unwrap().into_inner()
+}
+
 async fn new_db(client: &mut Client, id: ThreadId, name: &str, token: &Option<String>) {
     client
         .new_db(with_token(
@@ -813,25 +835,29 @@ async fn a_lagging_listener_gets_an_error_it_can_resume_from() {
         "{}",
         err.message()
     );
-    let resume: u64 = err
-        .metadata()
-        .get(RESUME_FROM)
-        .expect("the resume position")
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    // Resuming there delivers the changes still kept, in order: the last ones created.
-    let mut req = Request::new(pb::ListenRequest {
-        db_id: db.to_vec(),
-        filters: vec![],
-    });
-    req.metadata_mut()
-        .insert(LISTEN_FROM, resume.to_string().parse().unwrap());
-    let mut resumed = c.listen(req).await.unwrap().into_inner();
-    // Feed positions count from 1 and only these creates were published.
+    let mut resume = resume_position(&err);
+    // Feed positions count from 1 and only these creates were published, so the feed now keeps
+    // positions `n - kept + 1 ..= n`. The lag may have been noticed while the creates were still
+    // coming in (its position is then older and gone too): resuming there lags again, at once,
+    // with the position to resume from now, which is the oldest kept.
     let kept = threads_reducer::docs::FEED_CAPACITY;
-    assert_eq!(resume as usize, n - kept + 1);
+    let oldest = (n - kept + 1) as u64;
+    assert!(
+        resume <= oldest,
+        "resume from {resume}, oldest kept {oldest}"
+    );
+    let mut resumed = listen_from(&mut c, db, resume).await;
+    if resume < oldest {
+        let again = tokio::time::timeout(STEP, resumed.message())
+            .await
+            .expect("a reply in time")
+            .expect_err("a stale position lags at once");
+        assert_eq!(again.code(), Code::Aborted);
+        resume = resume_position(&again);
+        resumed = listen_from(&mut c, db, resume).await;
+    }
+    assert_eq!(resume, oldest);
+    // Resuming there delivers the changes still kept, in order: the last ones created.
     for expected in &created[n - kept..n - kept + 20] {
         let m = next(&mut resumed).await;
         assert_eq!(&m.instance_id, expected);
