@@ -312,6 +312,19 @@ impl Args {
         })
     }
 
+    /// The grpc-websockets/grpc-web proxy listen address (`apiProxyAddr`) as a socket address.
+    pub fn api_proxy_socket(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        socket_of(&self.api_proxy_addr).ok_or_else(|| {
+            bad(
+                "apiProxyAddr",
+                format!(
+                    "{} is not an /ip4|ip6/.../tcp/PORT address",
+                    self.api_proxy_addr
+                ),
+            )
+        })
+    }
+
     /// The metrics listen address, if enabled, as a socket address.
     pub fn metrics_socket(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
         if self.metrics_addr.is_empty() {

@@ -7,7 +7,10 @@
 //!   key) and the `authorization: bearer` metadata.
 //! * [`service`] has the RPCs; [`convert`] turns wire bytes into node types and node errors
 //!   into statuses.
-//! * [`ApiServer`] serves the service on a TCP address until stopped.
+//! * [`proxy`] is the grpc-websockets bridge (and grpc-web) for the JS client on
+//!   `apiProxyAddr`.
+//! * [`ApiServer`] serves the services on a TCP address (and optionally the proxy) until
+//!   stopped.
 //!
 //! Identity: a call with a valid token acts as the token's subject (author of writes, reader
 //! for read filters); a call without one acts as the host. `spec/api.md` documents every RPC.
@@ -18,6 +21,7 @@ pub mod convert;
 mod db;
 mod instances;
 mod listen;
+pub mod proxy;
 pub mod service;
 mod txn;
 
@@ -47,34 +51,103 @@ pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 /// How long [`ApiServer::shutdown`] waits for calls in flight before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// An API address that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The setting that named the address (`apiAddr` or `apiProxyAddr`).
+    pub setting: &'static str,
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why binding failed.
+    pub source: std::io::Error,
+}
+
+/// Binds `addr` for `setting`, returning the listener and the address actually bound.
+async fn bind(
+    setting: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), BindError> {
+    let err = |source| BindError {
+        setting,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    Ok((listener, bound))
+}
+
 /// A running API server.
 pub struct ApiServer {
     addr: SocketAddr,
+    proxy_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The gRPC services of `node`, ready to route a request by its path.
+fn routes(node: NodeHandle, stopped: watch::Receiver<bool>) -> tonic::service::Routes {
+    let api = service::DbApi::new(node, stopped);
+    let db = proto::db::api_server::ApiServer::new(api)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    tonic::service::Routes::new(db)
 }
 
 impl ApiServer {
-    /// Binds `addr` (port 0 picks a free port) and serves the DB API of `node` there. Fails
-    /// when the address cannot be bound.
+    /// Binds `addr` (port 0 picks a free port) and serves the API of `node` there over gRPC.
+    /// Fails when the address cannot be bound.
     pub async fn start(node: NodeHandle, addr: SocketAddr) -> std::io::Result<ApiServer> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
+        Self::start_with_proxy(node, addr, None)
+            .await
+            .map_err(|e| e.source)
+    }
+
+    /// As [`ApiServer::start`], and with `proxy` also serves the same API to grpc-websockets
+    /// and grpc-web clients there ([`proxy`]). Fails when an address cannot be bound.
+    pub async fn start_with_proxy(
+        node: NodeHandle,
+        addr: SocketAddr,
+        proxy: Option<SocketAddr>,
+    ) -> Result<ApiServer, BindError> {
+        let (listener, addr) = bind("apiAddr", addr).await?;
+        let (proxy_listener, proxy_addr) = match proxy {
+            Some(p) => {
+                let (l, a) = bind("apiProxyAddr", p).await?;
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
         let (stop, stopped) = watch::channel(false);
-        let api = service::DbApi::new(node, stopped.clone());
-        let svc = proto::db::api_server::ApiServer::new(api)
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
+        let routes = routes(node, stopped.clone());
+        let mut tasks = Vec::new();
+        if let Some(l) = proxy_listener {
+            tasks.push(tokio::spawn(proxy::serve(
+                l,
+                routes.clone(),
+                stopped.clone(),
+            )));
+        }
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let mut signal = stopped;
-        let task = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(svc)
+        tasks.push(tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = signal.wait_for(|s| *s).await;
-                }),
-        );
-        Ok(ApiServer { addr, stop, task })
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "api server failed");
+            }
+        }));
+        Ok(ApiServer {
+            addr,
+            proxy_addr,
+            stop,
+            tasks,
+        })
     }
 
     /// The address actually bound.
@@ -82,16 +155,20 @@ impl ApiServer {
         self.addr
     }
 
+    /// The proxy's bound address, when it runs.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxy_addr
+    }
+
     /// Stops accepting calls, ends open streams (listeners, transactions, token flows) and
     /// waits up to [`SHUTDOWN_GRACE`] for calls in flight.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let mut task = self.task;
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-            .await
-            .is_err()
-        {
-            task.abort();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut task in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+            }
         }
     }
 }

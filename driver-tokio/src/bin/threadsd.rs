@@ -76,6 +76,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let proxy_addr = match args.api_proxy_socket() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("threadsd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let metrics_addr = match args.metrics_socket() {
         Ok(a) => a,
         Err(e) => {
@@ -115,13 +122,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let api = match ApiServer::start(node.handle(), api_addr).await {
+        let api = match ApiServer::start_with_proxy(node.handle(), api_addr, Some(proxy_addr)).await
+        {
             Ok(api) => {
                 tracing::info!(addr = %api.local_addr(), "gRPC API (threads.pb.API)");
+                if let Some(addr) = api.proxy_addr() {
+                    tracing::info!(%addr, "grpc-websockets and grpc-web proxy");
+                }
                 api
             }
             Err(e) => {
-                eprintln!("threadsd: invalid setting apiAddr: cannot listen on {api_addr}: {e}");
+                eprintln!("threadsd: {e}");
                 let _ = node.shutdown().await;
                 return ExitCode::FAILURE;
             }
