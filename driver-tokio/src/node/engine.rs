@@ -246,7 +246,7 @@ impl EngineTask {
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             cmd @ Command::Write { .. } => self.write_group(vec![cmd]),
-            Command::Net(cmd) => self.net_command(now, cmd),
+            Command::Net(cmd) => self.net_command(now, *cmd),
             Command::Listen {
                 db,
                 filters,

@@ -140,7 +140,10 @@ impl EngineTask {
         if self.docs.host().has_thread(&id) {
             // As in go-threads: the caller's log is added to the thread it already holds.
             let info = self.docs.host().thread_info(&id)?;
-            if key.as_ref().is_some_and(|k| k.to_bytes() != info.key.to_bytes()) {
+            if key
+                .as_ref()
+                .is_some_and(|k| k.to_bytes() != info.key.to_bytes())
+            {
                 return Err(NodeError::Invalid(
                     "invalid thread-key: the thread exists with another key".into(),
                 ));
@@ -239,7 +242,9 @@ impl EngineTask {
             let known = txn
                 .get(&layout::identity_log(id, &author.to_protobuf()))?
                 .and_then(|b| LogId::from_bytes(&b).ok());
-            let row = txn.get(&layout::thread(id))?.ok_or(EngineError::ThreadNotFound)?;
+            let row = txn
+                .get(&layout::thread(id))?
+                .ok_or(EngineError::ThreadNotFound)?;
             let row: ThreadRow = record::wire::decode_plain(&row).map_err(|e| {
                 threads_protocol::store::StoreError::Corrupt(format!("thread row: {e}"))
             })?;

@@ -26,13 +26,13 @@ impl NodeHandle {
         log_key: Option<LogKey>,
     ) -> Result<ThreadInfo, NodeError> {
         self.ask(|reply| {
-            Command::Net(NetCommand::CreateThread {
+            Command::Net(Box::new(NetCommand::CreateThread {
                 id,
                 key,
                 identity,
                 log_key,
                 reply,
-            })
+            }))
         })
         .await
     }
@@ -53,20 +53,20 @@ impl NodeHandle {
             self.learn(peer, addr.host.clone()).await?;
         }
         self.ask(|reply| {
-            Command::Net(NetCommand::AddThread {
+            Command::Net(Box::new(NetCommand::AddThread {
                 addr: Box::new(addr),
                 key,
                 identity,
                 log_key,
                 reply,
-            })
+            }))
         })
         .await
     }
 
     /// Deletes a thread that no database owns (keys, logs, records).
     pub async fn delete_thread(&self, id: ThreadId) -> Result<(), NodeError> {
-        self.ask(|reply| Command::Net(NetCommand::DeleteThread { id, reply }))
+        self.ask(|reply| Command::Net(Box::new(NetCommand::DeleteThread { id, reply })))
             .await
     }
 
@@ -79,12 +79,12 @@ impl NodeHandle {
         body: Vec<u8>,
     ) -> Result<VerifiedRecord, NodeError> {
         self.ask(|reply| {
-            Command::Net(NetCommand::CreateRecord {
+            Command::Net(Box::new(NetCommand::CreateRecord {
                 id,
                 author,
                 body,
                 reply,
-            })
+            }))
         })
         .await
     }
@@ -98,19 +98,19 @@ impl NodeHandle {
         bundle: RecordBundle,
     ) -> Result<bool, NodeError> {
         self.ask(|reply| {
-            Command::Net(NetCommand::AddRecord {
+            Command::Net(Box::new(NetCommand::AddRecord {
                 id,
                 log,
                 bundle: Box::new(bundle),
                 reply,
-            })
+            }))
         })
         .await
     }
 
     /// A stored record of a thread, by the CID of its envelope block.
     pub async fn get_record(&self, id: ThreadId, cid: Cid) -> Result<RecordBundle, NodeError> {
-        self.ask(|reply| Command::Net(NetCommand::GetRecord { id, cid, reply }))
+        self.ask(|reply| Command::Net(Box::new(NetCommand::GetRecord { id, cid, reply })))
             .await
     }
 }
