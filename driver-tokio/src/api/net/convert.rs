@@ -100,7 +100,7 @@ pub fn body(bytes: &[u8]) -> Result<(), Status> {
             bytes.len()
         )));
     }
-    serde_ipld_dagcbor::from_slice::<serde::de::IgnoredAny>(bytes)
+    serde_ipld_dagcbor::from_slice::<ipld_core::ipld::Ipld>(bytes)
         .map(|_| ())
         .map_err(|e| Status::invalid_argument(format!("invalid body: not dag-cbor: {e}")))
 }
@@ -229,10 +229,13 @@ mod tests {
             log_key(&k.public().to_protobuf()).unwrap(),
             Some(LogKey::Public(_))
         ));
-        // {"a": 1} in DAG-CBOR; then junk and trailing bytes.
+        // {"a": 1} in DAG-CBOR; then nothing, trailing bytes, junk.
         assert!(body(&[0xa1, 0x61, 0x61, 0x01]).is_ok());
         assert!(body(&[]).is_err());
         assert!(body(&[0xa1, 0x61, 0x61, 0x01, 0x00]).is_err());
-        assert!(body(b"not cbor at all").is_err());
+        assert!(body(&[0xff]).is_err());
+        assert!(body(&[0x1c]).is_err());
+        // Tags other than 42 (CIDs) are not DAG-CBOR.
+        assert!(body(&[0xc1, 0x00]).is_err());
     }
 }
