@@ -1,15 +1,18 @@
 //! The client API: the `threads.pb.API` gRPC service (go-threads' DB API, as
-//! `@textile/threads-client` and Go clients call it) on a [`NodeHandle`].
+//! `@textile/threads-client` and Go clients call it) and the `threads.net.pb.API` service
+//! (go-threads' Net API, [`net`]) on a [`NodeHandle`].
 //!
 //! * [`proto`] holds the generated messages and stubs of `proto/threads.proto` and
 //!   `proto/threadsnet.proto`.
-//! * [`auth`] handles tokens (the `GetToken` challenge flow, go-threads JWTs signed by the host
-//!   key) and the `authorization: bearer` metadata.
+//! * [`auth`] handles tokens (go-threads JWTs signed by the host key) and the
+//!   `authorization: bearer` metadata; [`token`] is the `GetToken` challenge flow both
+//!   services share.
 //! * [`service`] has the RPCs; [`convert`] turns wire bytes into node types and node errors
 //!   into statuses.
+//! * [`net`] is the Net API; [`net::net_service`] builds it as a tower service for any router.
 //! * [`proxy`] is the grpc-websockets bridge (and grpc-web) for the JS client on
 //!   `apiProxyAddr`.
-//! * [`ApiServer`] serves the services on a TCP address (and optionally the proxy) until
+//! * [`ApiServer`] serves both services on a TCP address (and optionally the proxy) until
 //!   stopped.
 //!
 //! Identity: a call with a valid token acts as the token's subject (author of writes, reader
@@ -21,8 +24,10 @@ pub mod convert;
 mod db;
 mod instances;
 mod listen;
+pub mod net;
 pub mod proxy;
 pub mod service;
+pub mod token;
 mod txn;
 
 use crate::NodeHandle;
@@ -38,7 +43,7 @@ pub mod proto {
     pub mod db {
         tonic::include_proto!("threads.pb");
     }
-    /// `threads.net.pb`: the Net API (messages and stubs; not served yet).
+    /// `threads.net.pb`: the Net API (served by [`super::net::NetApi`]).
     pub mod net {
         tonic::include_proto!("threads.net.pb");
     }
@@ -88,16 +93,16 @@ pub struct ApiServer {
 
 /// The gRPC services of `node`, ready to route a request by its path.
 fn routes(node: NodeHandle, stopped: watch::Receiver<bool>) -> tonic::service::Routes {
-    let api = service::DbApi::new(node, stopped);
+    let api = service::DbApi::new(node.clone(), stopped.clone());
     let db = proto::db::api_server::ApiServer::new(api)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    tonic::service::Routes::new(db)
+    tonic::service::Routes::new(db).add_service(net::net_service(node, stopped))
 }
 
 impl ApiServer {
-    /// Binds `addr` (port 0 picks a free port) and serves the API of `node` there over gRPC.
-    /// Fails when the address cannot be bound.
+    /// Binds `addr` (port 0 picks a free port) and serves the DB API and the Net API of `node`
+    /// there over gRPC. Fails when the address cannot be bound.
     pub async fn start(node: NodeHandle, addr: SocketAddr) -> std::io::Result<ApiServer> {
         Self::start_with_proxy(node, addr, None)
             .await
