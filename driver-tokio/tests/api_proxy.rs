@@ -9,6 +9,7 @@ use futures::{SinkExt, StreamExt};
 use prost::Message as _;
 use std::time::Duration;
 use threads_driver_tokio::api::proto::db as pb;
+use threads_driver_tokio::api::proto::net;
 use threads_driver_tokio::api::{ApiServer, MAX_MESSAGE};
 use threads_driver_tokio::node::WriteOp;
 use threads_driver_tokio::{Node, NodeHandle};
@@ -60,10 +61,16 @@ impl Setup {
 
 type Ws = WebSocketStream<TcpStream>;
 
-/// Opens a grpc-websockets socket for `method` and sends the metadata message.
+/// Opens a grpc-websockets socket for `method` (of the DB API unless it names its service)
+/// and sends the metadata message.
 async fn open(s: &Setup, method: &str, metadata: &str) -> Ws {
     let stream = TcpStream::connect(s.proxy()).await.unwrap();
-    let mut req = format!("ws://{}/threads.pb.API/{method}", s.proxy())
+    let path = if method.contains('/') {
+        method.to_owned()
+    } else {
+        format!("threads.pb.API/{method}")
+    };
+    let mut req = format!("ws://{}/{path}", s.proxy())
         .into_client_request()
         .unwrap();
     req.headers_mut()
@@ -218,6 +225,17 @@ async fn unary_calls_over_websockets() {
     );
     assert!(a.messages.is_empty());
     assert!(a.closed);
+
+    // The Net API is routed too.
+    let a = unary(
+        &s,
+        "threads.net.pb.API/GetHostID",
+        &net::GetHostIdRequest {},
+    )
+    .await;
+    assert_eq!(a.status(), Some(0), "{a:?}");
+    let host = net::GetHostIdReply::decode(a.messages[0].clone()).unwrap();
+    assert_eq!(host.peer_id, s.handle().peer_id().as_bytes());
 
     // Many short-lived sockets, one call each.
     for _ in 0..100 {
