@@ -140,6 +140,8 @@ pub fn status(e: NodeError) -> Status {
         NodeError::Docs(DocsError::Rejected(msg)) => Status::new(rejection_code(&msg), msg),
         NodeError::Docs(DocsError::Invalid(msg)) => Status::invalid_argument(msg),
         NodeError::Invalid(msg) => Status::invalid_argument(msg),
+        NodeError::NotFound(msg) => Status::not_found(msg),
+        NodeError::InUse(msg) => Status::failed_precondition(msg),
         NodeError::Stopped => Status::unavailable("the node is shutting down"),
         e @ (NodeError::Docs(DocsError::Store(_)) | NodeError::Store(_)) => {
             Status::internal(e.to_string())

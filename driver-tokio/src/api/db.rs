@@ -61,12 +61,16 @@ impl DbApi {
         if addrs.iter().any(|a| plain_tcp(&a.host)) {
             addrs.retain(|a| plain_tcp(&a.host));
         }
-        let name = self
+        let (net, name) = self
             .node
             .reader()
-            .snapshot(id, |s| s.db_name())
+            .snapshot(id, |s| Ok((s.is_net_thread()?, s.db_name()?)))
             .await
             .map_err(status)?;
+        if net {
+            // A thread of the Net API is not a database either.
+            return Err(Status::not_found("thread not found"));
+        }
         Ok(pb::GetDbInfoReply {
             addrs: addrs.iter().map(ThreadAddr::to_bytes).collect(),
             key: info.key.to_bytes(),

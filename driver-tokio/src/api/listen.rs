@@ -1,4 +1,4 @@
-//! Listen (server stream) and the GetToken challenge flow (bidi stream).
+//! Listen (server stream), and GetToken (bidi stream, the shared flow of [`super::token`]).
 //!
 //! A listener gets every matching change, local or replicated, in feed order, through the
 //! caller's read filter; deletes carry an empty `instance`. Nothing is dropped silently: a
@@ -6,17 +6,14 @@
 //! message, and the metadata `x-threads-resume-from` names the oldest feed position still
 //! kept; a new Listen call with `x-threads-listen-from: <position>` resumes there.
 
-use super::auth;
 use super::convert::{self, status};
 use super::proto::db as pb;
 use super::service::{DbApi, RESUME_FROM, ReplyStream, reader_of, stopped};
-use std::str::FromStr;
+use super::token;
 use threads_protocol::identity::PublicKey;
 use threads_reducer::listen::{Action, Filter};
 use tonic::{Status, Streaming};
 
-use pb::get_token_reply::Payload as TokenReply;
-use pb::get_token_request::Payload as TokenReq;
 use pb::listen_request::filter::Action as FilterAction;
 
 fn filter(f: pb::listen_request::Filter) -> Result<Filter, Status> {
@@ -116,61 +113,8 @@ impl DbApi {
     /// `GetToken`: key → challenge → signature → token (COMPAT §b).
     pub(super) fn token_flow(
         &self,
-        mut inbound: Streaming<pb::GetTokenRequest>,
+        inbound: Streaming<pb::GetTokenRequest>,
     ) -> ReplyStream<pb::GetTokenReply> {
-        let (tx, stream) = Self::channel();
-        let api = self.clone();
-        tokio::spawn(async move {
-            let result = api.token_steps(&mut inbound, &tx).await;
-            let msg = result.map(|token| pb::GetTokenReply {
-                payload: Some(TokenReply::Token(token)),
-            });
-            let _ = tx.send(msg).await;
-        });
-        stream
-    }
-
-    async fn token_steps(
-        &self,
-        inbound: &mut Streaming<pb::GetTokenRequest>,
-        tx: &tokio::sync::mpsc::Sender<Result<pb::GetTokenReply, Status>>,
-    ) -> Result<String, Status> {
-        let key = match recv_timed(inbound, self.stop.clone()).await? {
-            Some(pb::GetTokenRequest {
-                payload: Some(TokenReq::Key(k)),
-            }) => k,
-            _ => return Err(Status::invalid_argument("Key is required")),
-        };
-        let key = PublicKey::from_str(&key)
-            .map_err(|e| Status::invalid_argument(format!("invalid key: {e}")))?;
-        let challenge = auth::challenge()?;
-        tx.send(Ok(pb::GetTokenReply {
-            payload: Some(TokenReply::Challenge(challenge.to_vec())),
-        }))
-        .await
-        .map_err(|_| Status::cancelled("the client went away"))?;
-        let sig = match recv_timed(inbound, self.stop.clone()).await? {
-            Some(pb::GetTokenRequest {
-                payload: Some(TokenReq::Signature(s)),
-            }) => s,
-            _ => return Err(Status::invalid_argument("Signature is required")),
-        };
-        key.verify(&challenge, &sig)
-            .map_err(|_| Status::unauthenticated("bad signature"))?;
-        Ok(auth::issue(self.node.host_key(), &key))
-    }
-}
-
-/// The next message, within [`auth::CHALLENGE_DEADLINE`].
-async fn recv_timed(
-    inbound: &mut Streaming<pb::GetTokenRequest>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Option<pb::GetTokenRequest>, Status> {
-    tokio::select! {
-        m = tokio::time::timeout(auth::CHALLENGE_DEADLINE, inbound.message()) => match m {
-            Ok(m) => m,
-            Err(_) => Err(Status::deadline_exceeded("Challenge deadline exceeded")),
-        },
-        _ = stopped(&mut stop) => Err(Status::unavailable("the server is stopping")),
+        token::flow::<token::DbWire>(self.node.host_key().clone(), self.stop.clone(), inbound)
     }
 }

@@ -1,13 +1,16 @@
 //! The client API: the `threads.pb.API` gRPC service (go-threads' DB API, as
-//! `@textile/threads-client` and Go clients call it) on a [`NodeHandle`].
+//! `@textile/threads-client` and Go clients call it) and the `threads.net.pb.API` service
+//! (go-threads' Net API, [`net`]) on a [`NodeHandle`].
 //!
 //! * [`proto`] holds the generated messages and stubs of `proto/threads.proto` and
 //!   `proto/threadsnet.proto`.
-//! * [`auth`] handles tokens (the `GetToken` challenge flow, go-threads JWTs signed by the host
-//!   key) and the `authorization: bearer` metadata.
+//! * [`auth`] handles tokens (go-threads JWTs signed by the host key) and the
+//!   `authorization: bearer` metadata; [`token`] is the `GetToken` challenge flow both
+//!   services share.
 //! * [`service`] has the RPCs; [`convert`] turns wire bytes into node types and node errors
 //!   into statuses.
-//! * [`ApiServer`] serves the service on a TCP address until stopped.
+//! * [`net`] is the Net API; [`net::net_service`] builds it as a tower service for any router.
+//! * [`ApiServer`] serves both services on a TCP address until stopped.
 //!
 //! Identity: a call with a valid token acts as the token's subject (author of writes, reader
 //! for read filters); a call without one acts as the host. `spec/api.md` documents every RPC.
@@ -18,7 +21,9 @@ pub mod convert;
 mod db;
 mod instances;
 mod listen;
+pub mod net;
 pub mod service;
+pub mod token;
 mod txn;
 
 use crate::NodeHandle;
@@ -34,7 +39,7 @@ pub mod proto {
     pub mod db {
         tonic::include_proto!("threads.pb");
     }
-    /// `threads.net.pb`: the Net API (messages and stubs; not served yet).
+    /// `threads.net.pb`: the Net API (served by [`super::net::NetApi`]).
     pub mod net {
         tonic::include_proto!("threads.net.pb");
     }
@@ -55,21 +60,23 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Binds `addr` (port 0 picks a free port) and serves the DB API of `node` there. Fails
-    /// when the address cannot be bound.
+    /// Binds `addr` (port 0 picks a free port) and serves the DB API and the Net API of `node`
+    /// there. Fails when the address cannot be bound.
     pub async fn start(node: NodeHandle, addr: SocketAddr) -> std::io::Result<ApiServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let api = service::DbApi::new(node, stopped.clone());
+        let api = service::DbApi::new(node.clone(), stopped.clone());
         let svc = proto::db::api_server::ApiServer::new(api)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
+        let net_svc = net::net_service(node, stopped.clone());
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let mut signal = stopped;
         let task = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(svc)
+                .add_service(net_svc)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = signal.wait_for(|s| *s).await;
                 }),

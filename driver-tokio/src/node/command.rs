@@ -121,6 +121,7 @@ pub(crate) enum Command {
         mode: WriteMode,
         reply: Reply<WriteOutcome>,
     },
+    Net(Box<crate::node::net_command::NetCommand>),
     Listen {
         db: ThreadId,
         filters: Vec<Filter>,

@@ -11,7 +11,7 @@ use crate::lmdb::LmdbStore;
 use crate::metrics::Metrics;
 use crate::net::{NetInput, NetOutput};
 use crate::node::command::{ChangeItem, Command, OpOutput, WriteMode, WriteOp, WriteOutcome};
-use crate::node::{NetRecord, NodeError, names};
+use crate::node::{NetRecord, NodeError, names, net_threads};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use threads_protocol::engine::{EngineError, Event, Output, Time};
@@ -63,7 +63,7 @@ fn only_missing(e: &threads_reducer::docs::DocsError) -> bool {
 }
 
 /// Nanoseconds since the Unix epoch (the `_mod` stamp of written instances).
-fn unix_nanos() -> u64 {
+pub(crate) fn unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -246,6 +246,7 @@ impl EngineTask {
                 let _ = reply.send(result.map_err(NodeError::from));
             }
             cmd @ Command::Write { .. } => self.write_group(vec![cmd]),
+            Command::Net(cmd) => self.net_command(now, *cmd),
             Command::Listen {
                 db,
                 filters,
@@ -287,7 +288,7 @@ impl EngineTask {
 
     /// Deletes a database: the thread (keys, logs, records) first, then the folded document
     /// state and the name. Listeners of the database simply see no more changes.
-    fn delete_db(
+    pub(crate) fn delete_db(
         &mut self,
         now: Time,
         id: &threads_protocol::id::ThreadId,
@@ -317,6 +318,7 @@ impl EngineTask {
             }
         }
         names::save(&mut txn, id, "")?;
+        net_threads::save(&mut txn, id, false)?;
         txn.commit()?;
         Ok(())
     }
@@ -434,6 +436,8 @@ impl EngineTask {
     fn drain(&mut self) {
         while let Some(out) = self.docs.poll_output() {
             match out {
+                // A thread registered as held from here sends its first heights to itself.
+                Output::Transmit { to, .. } if &to == self.docs.host().peer_id() => {}
                 Output::Transmit { to, bytes } => {
                     let len = bytes.len() as u64;
                     match self.net_out.try_send(NetOutput::Transmit { to, bytes }) {

@@ -16,10 +16,16 @@ mod command;
 mod engine;
 mod handle;
 pub mod names;
+mod net_command;
+mod net_engine;
+mod net_handle;
+pub mod net_threads;
 mod reader;
 
 pub use command::{ChangeItem, OpOutput, WriteMode, WriteOp, WriteOutcome};
 pub use handle::NodeHandle;
+pub use net_command::LogKey;
+pub use net_engine::{CREATE_IN_USE, DELETE_IN_USE};
 pub use reader::{ReadSnapshot, Reader};
 
 use crate::addr_book::AddressBook;
@@ -85,6 +91,12 @@ pub enum NodeError {
     /// The request is malformed.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// What the request names does not exist (a record, a thread on this host...).
+    #[error("{0}")]
+    NotFound(String),
+    /// The thread belongs to a database, which the request may not change this way.
+    #[error("{0}")]
+    InUse(String),
     /// The node is stopping or stopped.
     #[error("the node is shutting down")]
     Stopped,

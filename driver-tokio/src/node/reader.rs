@@ -81,6 +81,11 @@ impl ReadSnapshot<'_> {
         }
     }
 
+    /// Whether the thread was created or added through the Net API (so no database owns it).
+    pub fn is_net_thread(&self) -> Result<bool, NodeError> {
+        Ok(crate::node::net_threads::load(self.txn, &self.db)?)
+    }
+
     /// The database's local name ("" when it has none).
     pub fn db_name(&self) -> Result<String, NodeError> {
         Ok(crate::node::names::load(self.txn, &self.db)?)
