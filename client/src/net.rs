@@ -19,6 +19,27 @@ pub struct LogInfo {
     pub addrs: Vec<String>,
     /// The head record's CID, if the log has records.
     pub head: Option<String>,
+    /// The number of records in the log, as the server reports it.
+    pub counter: i64,
+}
+
+/// go-threads' counter form: a zig-zag signed varint at the start of the bytes (empty is 0).
+pub(crate) fn decode_counter(bytes: &[u8]) -> Result<i64> {
+    let mut value: u64 = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if i >= 10 {
+            break;
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    if bytes.is_empty() {
+        Ok(0)
+    } else {
+        Err(Error::invalid("log counter", "unterminated varint"))
+    }
 }
 
 /// A thread as the Net API reports it.
@@ -72,6 +93,7 @@ impl ThreadInfo {
                         .map(|a| addr_string(a))
                         .collect::<Result<_>>()?,
                     head,
+                    counter: decode_counter(&l.counter)?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -167,6 +189,14 @@ mod tests {
         assert_eq!(info.logs[0].addrs, vec![host.to_string()]);
         assert_eq!(info.logs[0].head, None);
         assert_eq!(info.addrs, vec![taddr.to_string()]);
+        assert_eq!(info.logs[0].counter, 0);
         assert!(addr_string(&[0xff, 0xff]).is_err());
+        // COMPAT's examples of the counter bytes.
+        assert_eq!(decode_counter(&[0; 8]).unwrap(), 0);
+        assert_eq!(decode_counter(&[2, 0, 0, 0, 0, 0, 0, 0]).unwrap(), 1);
+        assert_eq!(decode_counter(&[0xc8, 1, 0, 0, 0, 0, 0, 0]).unwrap(), 100);
+        assert_eq!(decode_counter(&[1]).unwrap(), -1);
+        assert_eq!(decode_counter(&[]).unwrap(), 0);
+        assert!(decode_counter(&[0x80]).is_err());
     }
 }

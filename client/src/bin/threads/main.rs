@@ -148,7 +148,8 @@ pub enum InstanceCmd {
         /// Collection name.
         collection: String,
         /// JSON object or array of objects, or @FILE.
-        json: String,
+        #[arg(value_name = "JSON")]
+        input: String,
     },
     /// Saves (upserts) instances that carry their `_id`.
     Save {
@@ -157,7 +158,8 @@ pub enum InstanceCmd {
         /// Collection name.
         collection: String,
         /// JSON object or array of objects, or @FILE.
-        json: String,
+        #[arg(value_name = "JSON")]
+        input: String,
     },
     /// Prints one instance.
     Get {

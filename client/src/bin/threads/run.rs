@@ -291,7 +291,7 @@ async fn instance(client: &Client, cmd: InstanceCmd, json: bool) -> Res {
         InstanceCmd::Create {
             db,
             collection,
-            json: input,
+            input,
         } => {
             let db = db_id(&db)?;
             let items = instances(json_arg(&input, "the instance")?);
@@ -307,7 +307,7 @@ async fn instance(client: &Client, cmd: InstanceCmd, json: bool) -> Res {
         InstanceCmd::Save {
             db,
             collection,
-            json: input,
+            input,
         } => {
             let db = db_id(&db)?;
             let items = instances(json_arg(&input, "the instance")?);
