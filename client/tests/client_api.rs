@@ -119,7 +119,10 @@ async fn typed_client() {
     assert_eq!(bob.name, "Bob");
     assert!(client.has(db, "people", &ids).await.unwrap());
     assert!(!client.has(db, "people", &["nope"]).await.unwrap());
-    client.verify(db, "people", &[bob.clone()]).await.unwrap();
+    client
+        .verify(db, "people", std::slice::from_ref(&bob))
+        .await
+        .unwrap();
 
     // A write transaction: a failing operation does not poison the others.
     let mut txn = client.write_transaction(db, "people").await.unwrap();
@@ -137,7 +140,7 @@ async fn typed_client() {
     assert_eq!(seen.len(), 2, "reads see committed state");
     let ada: Person = txn.find_by_id(&ids[0]).await.unwrap();
     assert_eq!(ada.age, 36);
-    txn.verify(&[ada.clone()]).await.unwrap();
+    txn.verify(std::slice::from_ref(&ada)).await.unwrap();
     txn.delete(&[ids[0].clone()]).await.unwrap();
     txn.commit().await.unwrap();
 

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "threads", version, about)]
 pub struct Cli {
-    /// API address: URL, host:port or /ip4/<ip>/tcp/<port>.
+    /// API address: URL, host:port or /ip4/IP/tcp/PORT.
     #[arg(long, env = "THREADS_API", default_value = threads_client::DEFAULT_API, global = true)]
     pub api: String,
     /// Call as this token's identity (from `threads token`).
@@ -80,7 +80,7 @@ pub enum DbCmd {
     },
     /// Joins a database from another host and prints its id.
     Join {
-        /// Thread address: /ip4/…/tcp/…/p2p/<peer>/thread/<id>.
+        /// Thread address: /ip4/…/tcp/…/p2p/PEER/thread/ID.
         addr: String,
         /// Thread key (multibase string, with read key).
         key: String,
@@ -201,7 +201,7 @@ pub enum NetCmd {
         /// Thread id.
         id: String,
     },
-    /// Adds a replicator (a multiaddr with /p2p/<peer>) to a thread.
+    /// Adds a replicator (a multiaddr with /p2p/PEER) to a thread.
     AddReplicator {
         /// Thread id.
         id: String,
