@@ -4,12 +4,12 @@
 
 mod common;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures::{SinkExt, StreamExt};
+use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message as _;
 use std::time::Duration;
 use threads_driver_tokio::api::proto::db as pb;
 use threads_driver_tokio::api::proto::net;
+use threads_driver_tokio::api::proxy::client::{self, Answer, Call};
 use threads_driver_tokio::api::{ApiServer, MAX_MESSAGE};
 use threads_driver_tokio::node::WriteOp;
 use threads_driver_tokio::{Node, NodeHandle};
@@ -17,8 +17,6 @@ use threads_protocol::engine::NewThread;
 use threads_protocol::id::{ThreadId, Variant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Longest a test waits for one reply.
@@ -59,120 +57,32 @@ impl Setup {
     }
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
-/// Opens a grpc-websockets socket for `method` (of the DB API unless it names its service)
-/// and sends the metadata message.
-async fn open(s: &Setup, method: &str, metadata: &str) -> Ws {
-    let stream = TcpStream::connect(s.proxy()).await.unwrap();
-    let path = if method.contains('/') {
-        method.to_owned()
+/// The path of `method` (of the DB API unless it names its service).
+fn path(method: &str) -> String {
+    if method.contains('/') {
+        format!("/{method}")
     } else {
-        format!("threads.pb.API/{method}")
-    };
-    let mut req = format!("ws://{}/{path}", s.proxy())
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "grpc-websockets".parse().unwrap());
-    let (mut ws, resp) = tokio_tungstenite::client_async(req, stream).await.unwrap();
-    assert_eq!(resp.headers()["sec-websocket-protocol"], "grpc-websockets");
-    ws.send(Message::Binary(Bytes::copy_from_slice(metadata.as_bytes())))
+        format!("/threads.pb.API/{method}")
+    }
+}
+
+/// Opens a grpc-websockets call of `method` and sends the metadata message.
+async fn open(s: &Setup, method: &str, metadata: &str) -> Call {
+    Call::open(s.proxy(), &path(method), metadata)
         .await
-        .unwrap();
-    ws
+        .unwrap()
 }
 
-/// `0x00` + a gRPC length-prefixed message.
-fn data(msg: &impl prost::Message) -> Bytes {
-    let body = msg.encode_to_vec();
-    let mut b = BytesMut::new();
-    b.put_u8(0);
-    b.put_u8(0);
-    b.put_u32(body.len() as u32);
-    b.put_slice(&body);
-    b.freeze()
-}
-
-/// What the server sent on one socket, parsed.
-#[derive(Debug, Default)]
-struct Answer {
-    /// Header and trailer blocks, in order.
-    blocks: Vec<String>,
-    /// Reply messages (protobuf bytes).
-    messages: Vec<Bytes>,
-    /// Whether the server closed the socket normally.
-    closed: bool,
-}
-
-impl Answer {
-    /// The `grpc-status` of the last block carrying one.
-    fn status(&self) -> Option<i32> {
-        self.field("grpc-status").map(|v| v.parse().unwrap())
-    }
-
-    fn field(&self, key: &str) -> Option<String> {
-        self.blocks.iter().rev().find_map(|b| {
-            b.split("\r\n")
-                .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
-        })
-    }
-}
-
-/// Reads server messages until the socket closes, or until `stop_after` reply messages.
-async fn read(ws: &mut Ws, stop_after: Option<usize>) -> Answer {
-    let mut answer = Answer::default();
-    let mut buf = BytesMut::new();
-    loop {
-        let next = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("a server message in time");
-        match next {
-            Some(Ok(Message::Binary(b))) => buf.extend_from_slice(&b),
-            Some(Ok(Message::Close(_))) | None => {
-                answer.closed = true;
-                break;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => panic!("socket error: {e}"),
-        }
-        // Frames may be split or merged across websocket messages.
-        while buf.len() >= 5 {
-            let len = u32::from_be_bytes(buf[1..5].try_into().unwrap()) as usize;
-            if buf.len() < 5 + len {
-                break;
-            }
-            let flag = buf[0];
-            buf.advance(5);
-            let body = buf.split_to(len).freeze();
-            if flag & 0x80 != 0 {
-                answer
-                    .blocks
-                    .push(String::from_utf8(body.to_vec()).unwrap());
-            } else {
-                answer.messages.push(body);
-            }
-        }
-        if stop_after.is_some_and(|n| answer.messages.len() >= n) {
-            break;
-        }
-    }
-    answer
-}
-
-/// One unary call: metadata, the request, the half-close; reads until the close.
+/// One unary call, as the JS client makes it.
 async fn unary(s: &Setup, method: &str, req: &impl prost::Message) -> Answer {
-    let mut ws = open(
-        s,
-        method,
+    Call::unary(
+        s.proxy(),
+        &path(method),
         "content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n",
+        req,
     )
-    .await;
-    ws.send(Message::Binary(data(req))).await.unwrap();
-    ws.send(Message::Binary(Bytes::from_static(&[1])))
-        .await
-        .unwrap();
-    read(&mut ws, None).await
+    .await
+    .unwrap()
 }
 
 fn random_id(seed: u64) -> ThreadId {
@@ -249,7 +159,7 @@ async fn unary_calls_over_websockets() {
 async fn request_bytes_may_be_split_and_metadata_carries_the_token() {
     let s = Setup::new().await;
     let db = random_id(3);
-    let whole = data(&pb::NewDbRequest {
+    let whole = client::data(&pb::NewDbRequest {
         db_id: db.to_vec(),
         name: "split".into(),
         ..Default::default()
@@ -264,12 +174,10 @@ async fn request_bytes_may_be_split_and_metadata_carries_the_token() {
     for part in [&whole[1..4], &whole[4..]] {
         let mut m = BytesMut::from(&[0u8][..]);
         m.put_slice(part);
-        ws.send(Message::Binary(m.freeze())).await.unwrap();
+        ws.send_raw(m.freeze()).await.unwrap();
     }
-    ws.send(Message::Binary(Bytes::from_static(&[1])))
-        .await
-        .unwrap();
-    let a = read(&mut ws, None).await;
+    ws.half_close().await.unwrap();
+    let a = ws.read(None).await.unwrap();
     assert_eq!(a.status(), Some(0), "{a:?}");
     assert_eq!(
         s.handle()
@@ -282,13 +190,9 @@ async fn request_bytes_may_be_split_and_metadata_carries_the_token() {
 
     // A bad token in the metadata is refused like on the gRPC port.
     let mut ws = open(&s, "ListDBs", "authorization: bearer not.a.token\r\n").await;
-    ws.send(Message::Binary(data(&pb::ListDBsRequest {})))
-        .await
-        .unwrap();
-    ws.send(Message::Binary(Bytes::from_static(&[1])))
-        .await
-        .unwrap();
-    let a = read(&mut ws, None).await;
+    ws.send(&pb::ListDBsRequest {}).await.unwrap();
+    ws.half_close().await.unwrap();
+    let a = ws.read(None).await.unwrap();
     assert_eq!(a.status(), Some(tonic::Code::Unknown as i32), "{a:?}");
     assert_eq!(
         a.field("grpc-message").as_deref(),
@@ -306,15 +210,13 @@ async fn listen_streams_until_the_client_closes() {
         .await
         .unwrap();
     let mut ws = open(&s, "Listen", "").await;
-    ws.send(Message::Binary(data(&pb::ListenRequest {
+    ws.send(&pb::ListenRequest {
         db_id: db.to_vec(),
         filters: vec![],
-    })))
+    })
     .await
     .unwrap();
-    ws.send(Message::Binary(Bytes::from_static(&[1])))
-        .await
-        .unwrap();
+    ws.half_close().await.unwrap();
     // Keep writing until the listener (registered asynchronously) reports one.
     let writer = {
         let h = s.handle();
@@ -325,12 +227,12 @@ async fn listen_streams_until_the_client_closes() {
             }
         })
     };
-    let a = read(&mut ws, Some(1)).await;
+    let a = ws.read(Some(1)).await.unwrap();
     writer.abort();
     let reply = pb::ListenReply::decode(a.messages[0].clone()).unwrap();
     assert_eq!(reply.collection_name, "people");
     assert!(!a.closed, "a listen stays open");
-    ws.close(None).await.unwrap();
+    ws.close().await.unwrap();
     s.stop().await;
 }
 
@@ -339,7 +241,7 @@ async fn protocol_violations_are_refused() {
     let s = Setup::new().await;
     // Metadata that is not `key: value` lines.
     let mut ws = open(&s, "ListDBs", "no colon here").await;
-    let a = read(&mut ws, None).await;
+    let a = ws.read(None).await.unwrap();
     assert_eq!(
         a.status(),
         Some(tonic::Code::InvalidArgument as i32),
@@ -350,10 +252,10 @@ async fn protocol_violations_are_refused() {
 
     // A request message with an unknown prefix byte.
     let mut ws = open(&s, "ListDBs", "").await;
-    ws.send(Message::Binary(Bytes::from_static(&[7, 0, 0, 0, 0, 0])))
+    ws.send_raw(Bytes::from_static(&[7, 0, 0, 0, 0, 0]))
         .await
         .unwrap();
-    let a = read(&mut ws, None).await;
+    let a = ws.read(None).await.unwrap();
     assert_eq!(
         a.status(),
         Some(tonic::Code::InvalidArgument as i32),
@@ -372,17 +274,19 @@ async fn protocol_violations_are_refused() {
     first.put_u8(0);
     first.put_u8(0);
     first.put_u32(len as u32);
-    ws.send(Message::Binary(first.freeze())).await.unwrap();
-    let chunk = Bytes::from(vec![0u8; 1024 * 1024]);
+    ws.send_raw(first.freeze()).await.unwrap();
+    let mut chunk = BytesMut::from(&[0u8][..]);
+    chunk.put_slice(&vec![0u8; 1024 * 1024]);
+    let chunk = chunk.freeze();
     let mut refused = false;
     for _ in 0..len / chunk.len() + 1 {
-        if ws.send(Message::Binary(chunk.clone())).await.is_err() {
+        if ws.send_raw(chunk.clone()).await.is_err() {
             refused = true;
             break;
         }
     }
     if !refused {
-        let a = read(&mut ws, None).await;
+        let a = ws.read(None).await.unwrap();
         assert_ne!(a.status(), Some(0), "{a:?}");
         assert!(a.closed);
     }
@@ -425,7 +329,7 @@ async fn grpc_web_posts_and_cors_preflights() {
     assert!(text.starts_with("http/1.1 200"), "{text}");
     assert!(text.contains("access-control-allow-origin: *"), "{text}");
 
-    let body = data(&pb::ListDBsRequest {});
+    let body = client::data(&pb::ListDBsRequest {});
     let mut post = format!(
         "POST /threads.pb.API/ListDBs HTTP/1.1\r\nhost: x\r\norigin: http://app.example\r\n\
          content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\

@@ -3,9 +3,11 @@
 //! preflights for browsers. Both end in the same in-process gRPC services as `apiAddr`, so a
 //! call behaves the same whichever port it came through.
 //!
-//! * [`frames`] holds the protocol's byte formats.
+//! * [`frames`] holds the protocol's byte formats; [`client`] is a minimal client of it, for
+//!   tests and benchmarks.
 //! * `websocket` runs one call on an upgraded socket.
 
+pub mod client;
 pub mod frames;
 mod websocket;
 
