@@ -18,6 +18,18 @@
 //! Identity: a call with a valid token acts as the token's subject (author of writes, reader
 //! for read filters); a call without one acts as the host. `spec/api.md` documents every RPC.
 
+/// The body of a unary RPC: authenticate the caller, run `self.$method(caller, request)`,
+/// wrap the reply. Both services' `caller` reads the `authorization` metadata.
+macro_rules! unary {
+    ($self:ident, $req:ident, $method:ident) => {{
+        let caller = $self.caller(&$req)?;
+        $self
+            .$method(caller, $req.into_inner())
+            .await
+            .map(Response::new)
+    }};
+}
+
 pub mod auth;
 mod collections;
 pub mod convert;

@@ -54,16 +54,6 @@ pub(super) fn reader_of(caller: &Option<PublicKey>) -> Option<String> {
     caller.as_ref().map(|k| k.to_string())
 }
 
-macro_rules! unary {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let caller = $self.caller(&$req)?;
-        $self
-            .$method(caller, $req.into_inner())
-            .await
-            .map(Response::new)
-    }};
-}
-
 #[tonic::async_trait]
 impl Api for DbApi {
     type GetTokenStream = ReplyStream<pb::GetTokenReply>;

@@ -52,16 +52,6 @@ pub fn net_service(node: NodeHandle, stop: watch::Receiver<bool>) -> ApiServer<N
         .max_encoding_message_size(MAX_MESSAGE)
 }
 
-macro_rules! unary {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let caller = $self.caller(&$req)?;
-        $self
-            .$method(caller, $req.into_inner())
-            .await
-            .map(Response::new)
-    }};
-}
-
 #[tonic::async_trait]
 impl Api for NetApi {
     type GetTokenStream = ReplyStream<pb::GetTokenReply>;
