@@ -1,14 +1,16 @@
 // Acceptance test: the official JS client, @textile/threads-client 2.3.4, unmodified, against
 // two freshly started threadsd daemons on loopback (it speaks grpc-websockets to apiProxyAddr).
 //
-//   node acceptance.js <path to threadsd>
+//   node acceptance.js <path to threadsd> [path to the threads CLI]
 //
+// With the CLI's path it also checks, against the same running daemon, that the `threads` CLI
+// reads what the JS client wrote and that its writes reach the JS client.
 // Every step asserts its result. The daemons get free ports and temporary repos and are
 // stopped at the end, whatever happens; a watchdog bounds the whole run.
 'use strict'
 
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
+const { execFileSync, spawn } = require('node:child_process')
 const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
@@ -24,8 +26,9 @@ const STARTUP_LIMIT_MS = 60_000
 const POLL_LIMIT_MS = 30_000
 
 const threadsd = process.argv[2]
-if (!threadsd || !fs.existsSync(threadsd)) {
-  console.error('usage: node acceptance.js <path to threadsd>')
+const cli = process.argv[3]
+if (!threadsd || !fs.existsSync(threadsd) || (cli && !fs.existsSync(cli))) {
+  console.error('usage: node acceptance.js <path to threadsd> [path to the threads CLI]')
   process.exit(2)
 }
 
@@ -62,7 +65,7 @@ async function startDaemon (name) {
     '-disableQuic',
     '-debug'
   ], { stdio: ['ignore', 'pipe', fs.openSync(log, 'w')] })
-  const daemon = { name, child, repo, log, proxy }
+  const daemon = { name, child, repo, log, proxy, api }
   daemons.push(daemon)
   await new Promise((resolve, reject) => {
     let out = ''
@@ -292,6 +295,26 @@ async function main () {
     assert.ok(ours, 'the new DB is listed')
     assert.equal(ours.name, 'acceptance')
   })
+
+  if (cli) {
+    await check('the threads CLI reads and writes the same database', async () => {
+      const threads = (...args) => JSON.parse(execFileSync(cli, ['--api', `127.0.0.1:${one.api}`, '--json', ...args], {
+        encoding: 'utf8',
+        timeout: POLL_LIMIT_MS
+      }))
+      const listed = threads('db', 'list')
+      assert.ok(listed.some((d) => d.id === db.toString() && d.name === 'acceptance'), JSON.stringify(listed))
+      const bob = threads('instance', 'get', db.toString(), 'Person', ids.bob)
+      assert.equal(bob.name, 'Bob')
+      const { ids: [zed] } = threads('instance', 'create', db.toString(), 'Person', '{"name":"Zed","age":70}')
+      assert.equal((await client.findByID(db, 'Person', zed)).name, 'Zed')
+      await client.delete(db, 'Person', [zed])
+      assert.throws(() => execFileSync(cli, ['--api', `127.0.0.1:${one.api}`, 'instance', 'get', db.toString(), 'Person', zed], {
+        stdio: 'pipe',
+        timeout: POLL_LIMIT_MS
+      }), (e) => e.status === 1 && e.stderr.toString().includes('instance not found'))
+    })
+  }
 
   let info
   await check('getDBInfo', async () => {
