@@ -123,6 +123,10 @@ pub struct Args {
     /// Logs as JSON lines (this daemon's addition).
     #[arg(long = "logJson", env = "THRDS_LOGJSON", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub log_json: bool,
+    /// Lifetime of API tokens from GetToken, e.g. 24h; 0 (the default) issues tokens without
+    /// expiry, as go-threads does.
+    #[arg(long = "tokenTtl", env = "THRDS_TOKENTTL", default_value = "0s", value_parser = parse_duration)]
+    pub token_ttl: GoDuration,
     /// Serve Prometheus metrics at `http://<addr>/metrics`, e.g. /ip4/127.0.0.1/tcp/9090 (off when empty).
     #[arg(long = "metricsAddr", env = "THRDS_METRICSADDR", default_value = "")]
     pub metrics_addr: String,
@@ -312,6 +316,11 @@ impl Args {
         })
     }
 
+    /// The lifetime of issued API tokens; `None` (no `exp` claim) when `tokenTtl` is 0.
+    pub fn token_ttl(&self) -> Option<std::time::Duration> {
+        Some(self.token_ttl.0).filter(|d| !d.is_zero())
+    }
+
     /// The grpc-websockets/grpc-web proxy listen address (`apiProxyAddr`) as a socket address.
     pub fn api_proxy_socket(&self) -> Result<std::net::SocketAddr, ConfigError> {
         socket_of(&self.api_proxy_addr).ok_or_else(|| {
@@ -377,6 +386,7 @@ mod tests {
         assert_eq!(a.conn_grace_period.0, Duration::from_secs(20));
         assert_eq!(a.keep_alive_interval.0, Duration::from_secs(5));
         assert_eq!(a.net_pulling_limit, 10000);
+        assert_eq!(a.token_ttl(), None, "go-threads tokens never expire");
         assert!(!a.debug && !a.enable_net_pubsub);
         let c = a.node_config().unwrap();
         assert_eq!(c.net.listen.len(), 2);
@@ -400,6 +410,8 @@ mod tests {
         assert!(a.debug);
         assert!(!a.badger_low_mem);
         assert_eq!(a.conn_grace_period.0, Duration::from_secs(90));
+        let a = parse(&["-tokenTtl=24h"]).unwrap();
+        assert_eq!(a.token_ttl(), Some(Duration::from_secs(86_400)));
         let a = parse(&[
             "-debug=false",
             "-enableNetPubsub",

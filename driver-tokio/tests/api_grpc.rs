@@ -1318,7 +1318,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         Code::Unknown,
         "thread token not found",
     );
-    let foreign = threads_driver_tokio::api::auth::issue(&user(9), &user(1).public());
+    let foreign = threads_driver_tokio::api::auth::issue(&user(9), &user(1).public(), None);
     assert_status(
         c.list_d_bs(list(&format!("bearer {foreign}"))).await,
         Code::Unknown,
@@ -1613,4 +1613,37 @@ async fn new_db_from_addr_receives_the_peers_documents() {
     );
     b.stop().await;
     a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_carry_the_configured_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = common::start(dir.path()).await;
+    let options = threads_driver_tokio::api::ApiOptions {
+        proxy: None,
+        token_ttl: Some(Duration::from_secs(3600)),
+    };
+    let api = ApiServer::start_with_options(node.handle(), "127.0.0.1:0".parse().unwrap(), options)
+        .await
+        .unwrap();
+    let mut client = ApiClient::connect(format!("http://{}", api.local_addr()))
+        .await
+        .unwrap();
+    let token = get_token(&mut client, &user(7)).await;
+    let claims: threads_driver_tokio::api::auth::Claims = {
+        use base64::Engine as _;
+        let part = token.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    assert_eq!(claims.exp, Some(claims.iat + 3600));
+    // The token works until then.
+    let r = client
+        .list_d_bs(with_token(pb::ListDBsRequest {}, &Some(token)))
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    api.shutdown().await;
+    node.shutdown().await.unwrap();
 }

@@ -45,13 +45,19 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// Issues a token for `subject`, signed by `host`, issued at `iat`.
-pub fn issue_at(host: &PrivateKey, subject: &PublicKey, iat: i64) -> String {
+/// Issues a token for `subject`, signed by `host`, issued at `iat`, expiring `ttl` later
+/// (never without one, as go-threads' tokens).
+pub fn issue_at(
+    host: &PrivateKey,
+    subject: &PublicKey,
+    iat: i64,
+    ttl: Option<std::time::Duration>,
+) -> String {
     let claims = Claims {
         iat,
         iss: host.public().to_string(),
         sub: subject.to_string(),
-        exp: None,
+        exp: ttl.map(|t| iat.saturating_add(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
     };
     let claims = serde_json::to_vec(&claims).expect("claims serialize");
     let signing_input = format!("{HEADER_B64}.{}", B64.encode(claims));
@@ -59,9 +65,10 @@ pub fn issue_at(host: &PrivateKey, subject: &PublicKey, iat: i64) -> String {
     format!("{signing_input}.{}", B64.encode(sig))
 }
 
-/// Issues a token for `subject`, signed by `host`, issued now.
-pub fn issue(host: &PrivateKey, subject: &PublicKey) -> String {
-    issue_at(host, subject, now_secs())
+/// Issues a token for `subject`, signed by `host`, issued now, expiring `ttl` later (never
+/// without one).
+pub fn issue(host: &PrivateKey, subject: &PublicKey, ttl: Option<std::time::Duration>) -> String {
+    issue_at(host, subject, now_secs(), ttl)
 }
 
 /// Checks a token against the host's key and returns its subject. "thread token not found"
@@ -140,7 +147,7 @@ mod tests {
         let subject =
             PublicKey::from_str("bbaareih5i3zodbnfp6rhn2vaexzixn2j6dz32dbd3sor3qva6yamrl4u3m")
                 .unwrap();
-        let token = issue_at(&host, &subject, 1_600_000_000);
+        let token = issue_at(&host, &subject, 1_600_000_000, None);
         assert_eq!(
             token,
             "eyJhbGciOiJFZDI1NTE5IiwidHlwIjoiSldUIn0.eyJpYXQiOjE2MDAwMDAwMDAsImlzcyI6ImJiYWFyZWlhZHVlZDM3NDZvY2M3YjI0ZzVkZHR1eHFlem03c25tbWUzdXVndjZobzRxenNiZXZqcnhhIiwic3ViIjoiYmJhYXJlaWg1aTN6b2RibmZwNnJobjJ2YWV4eml4bjJqNmR6MzJkYmQzc29yM3F2YTZ5YW1ybDR1M20ifQ.rpxnFBd0Rtz0QNb6zB-DVHKwRv44zkJ7WETxFg2NkcgcwxJqO11mOrGfAlSpi00w1yRN8MQZz3bAwyDkYSL8Dg"
@@ -153,12 +160,12 @@ mod tests {
         let host = key_from_seed(0);
         let other = key_from_seed(100);
         let user = key_from_seed(50).public();
-        let foreign = issue(&other, &user);
+        let foreign = issue(&other, &user, None);
         assert_eq!(
             validate(&host.public(), &foreign).unwrap_err().message(),
             "invalid thread token"
         );
-        let good = issue(&host, &user);
+        let good = issue(&host, &user, None);
         // Change one signature character well inside (the last one carries padding bits).
         let mut tampered = good.clone().into_bytes();
         let at = tampered.len() - 10;
@@ -173,15 +180,41 @@ mod tests {
             assert_eq!(e.message(), "thread token not found", "{junk}");
             assert_eq!(e.code(), tonic::Code::Unknown);
         }
-        let future = issue_at(&host, &user, now_secs() + 3600);
+        let future = issue_at(&host, &user, now_secs() + 3600, None);
         assert!(validate(&host.public(), &future).is_err());
+    }
+
+    #[test]
+    fn tokens_with_a_lifetime_expire() {
+        let host = key_from_seed(0);
+        let user = key_from_seed(9).public();
+        let ttl = Some(std::time::Duration::from_secs(60));
+        let fresh = issue(&host, &user, ttl);
+        assert_eq!(validate(&host.public(), &fresh).unwrap(), user);
+        let claims = claims_of(&fresh);
+        assert_eq!(claims.exp, Some(claims.iat + 60));
+        let old = issue_at(&host, &user, now_secs() - 61, ttl);
+        assert_eq!(
+            validate(&host.public(), &old).unwrap_err().message(),
+            "invalid thread token"
+        );
+        // Without a lifetime the claims carry no `exp` (go-threads' form) and stay valid.
+        let forever = issue_at(&host, &user, now_secs() - 100 * 365 * 86_400, None);
+        assert_eq!(claims_of(&forever).exp, None);
+        assert!(!forever.split('.').nth(1).unwrap().is_empty());
+        assert_eq!(validate(&host.public(), &forever).unwrap(), user);
+    }
+
+    fn claims_of(token: &str) -> Claims {
+        let c = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&B64.decode(c).unwrap()).unwrap()
     }
 
     #[test]
     fn authorization_metadata() {
         let host = key_from_seed(0);
         let user = key_from_seed(9).public();
-        let token = issue(&host, &user);
+        let token = issue(&host, &user, None);
         let mut md = MetadataMap::new();
         assert_eq!(caller(&host.public(), &md).unwrap(), None);
         md.insert("authorization", format!("Bearer {token}").parse().unwrap());

@@ -115,6 +115,11 @@ impl DbApi {
         &self,
         inbound: Streaming<pb::GetTokenRequest>,
     ) -> ReplyStream<pb::GetTokenReply> {
-        token::flow::<token::DbWire>(self.node.host_key().clone(), self.stop.clone(), inbound)
+        token::flow::<token::DbWire>(
+            self.node.host_key().clone(),
+            self.token_ttl,
+            self.stop.clone(),
+            inbound,
+        )
     }
 }

@@ -104,12 +104,26 @@ pub struct ApiServer {
 }
 
 /// The gRPC services of `node`, ready to route a request by its path.
-fn routes(node: NodeHandle, stopped: watch::Receiver<bool>) -> tonic::service::Routes {
-    let api = service::DbApi::new(node.clone(), stopped.clone());
+fn routes(
+    node: NodeHandle,
+    stopped: watch::Receiver<bool>,
+    token_ttl: Option<Duration>,
+) -> tonic::service::Routes {
+    let api = service::DbApi::new(node.clone(), stopped.clone()).with_token_ttl(token_ttl);
     let db = proto::db::api_server::ApiServer::new(api)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    tonic::service::Routes::new(db).add_service(net::net_service(node, stopped))
+    tonic::service::Routes::new(db).add_service(net::net_service(node, stopped, token_ttl))
+}
+
+/// How an [`ApiServer`] serves, beyond its gRPC address.
+#[derive(Clone, Debug, Default)]
+pub struct ApiOptions {
+    /// Where to serve the grpc-websockets/grpc-web [`proxy`], if anywhere.
+    pub proxy: Option<SocketAddr>,
+    /// Lifetime of tokens issued by `GetToken` (their `exp` claim); `None`: they never expire,
+    /// as go-threads' tokens.
+    pub token_ttl: Option<Duration>,
 }
 
 impl ApiServer {
@@ -128,8 +142,21 @@ impl ApiServer {
         addr: SocketAddr,
         proxy: Option<SocketAddr>,
     ) -> Result<ApiServer, BindError> {
+        let options = ApiOptions {
+            proxy,
+            ..ApiOptions::default()
+        };
+        Self::start_with_options(node, addr, options).await
+    }
+
+    /// As [`ApiServer::start`], with [`ApiOptions`]. Fails when an address cannot be bound.
+    pub async fn start_with_options(
+        node: NodeHandle,
+        addr: SocketAddr,
+        options: ApiOptions,
+    ) -> Result<ApiServer, BindError> {
         let (listener, addr) = bind("apiAddr", addr).await?;
-        let (proxy_listener, proxy_addr) = match proxy {
+        let (proxy_listener, proxy_addr) = match options.proxy {
             Some(p) => {
                 let (l, a) = bind("apiProxyAddr", p).await?;
                 (Some(l), Some(a))
@@ -137,7 +164,7 @@ impl ApiServer {
             None => (None, None),
         };
         let (stop, stopped) = watch::channel(false);
-        let routes = routes(node, stopped.clone());
+        let routes = routes(node, stopped.clone(), options.token_ttl);
         let mut tasks = Vec::new();
         if let Some(l) = proxy_listener {
             tasks.push(tokio::spawn(proxy::serve(

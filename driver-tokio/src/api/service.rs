@@ -23,13 +23,25 @@ pub struct DbApi {
     pub(super) node: NodeHandle,
     pub(super) host: PublicKey,
     pub(super) stop: watch::Receiver<bool>,
+    pub(super) token_ttl: Option<std::time::Duration>,
 }
 
 impl DbApi {
-    /// The service for `node`; open streams end when `stop` turns true.
+    /// The service for `node`; open streams end when `stop` turns true. Tokens never expire.
     pub fn new(node: NodeHandle, stop: watch::Receiver<bool>) -> Self {
         let host = node.host_key().public();
-        DbApi { node, host, stop }
+        DbApi {
+            node,
+            host,
+            stop,
+            token_ttl: None,
+        }
+    }
+
+    /// Tokens issued by `GetToken` expire `ttl` after issue (`None`: never, as go-threads).
+    pub fn with_token_ttl(mut self, ttl: Option<std::time::Duration>) -> Self {
+        self.token_ttl = ttl;
+        self
     }
 
     /// The caller's identity from the request's metadata.

@@ -37,12 +37,13 @@ pub trait TokenWire: Send + 'static {
 /// with "the server is stopping" when `stop` turns true.
 pub fn flow<W: TokenWire>(
     host: PrivateKey,
+    ttl: Option<std::time::Duration>,
     stop: watch::Receiver<bool>,
     mut inbound: Streaming<W::Request>,
 ) -> ReplyStream<W::Reply> {
     let (tx, rx) = mpsc::channel(STREAM_CHANNEL);
     tokio::spawn(async move {
-        let result = steps::<W>(&host, stop, &mut inbound, &tx).await;
+        let result = steps::<W>(&host, ttl, stop, &mut inbound, &tx).await;
         let _ = tx.send(result.map(W::token)).await;
     });
     ReceiverStream::new(rx)
@@ -50,6 +51,7 @@ pub fn flow<W: TokenWire>(
 
 async fn steps<W: TokenWire>(
     host: &PrivateKey,
+    ttl: Option<std::time::Duration>,
     stop: watch::Receiver<bool>,
     inbound: &mut Streaming<W::Request>,
     tx: &mpsc::Sender<Result<W::Reply, Status>>,
@@ -73,7 +75,7 @@ async fn steps<W: TokenWire>(
     };
     key.verify(&challenge, &sig)
         .map_err(|_| Status::unauthenticated("bad signature"))?;
-    Ok(auth::issue(host, &key))
+    Ok(auth::issue(host, &key, ttl))
 }
 
 /// The next message, within [`auth::CHALLENGE_DEADLINE`].

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 use threads_driver_tokio::Node;
-use threads_driver_tokio::api::ApiServer;
+use threads_driver_tokio::api::{ApiOptions, ApiServer};
 use threads_driver_tokio::cli::Args;
 use tracing_subscriber::EnvFilter;
 
@@ -122,8 +122,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let api = match ApiServer::start_with_proxy(node.handle(), api_addr, Some(proxy_addr)).await
-        {
+        let options = ApiOptions {
+            proxy: Some(proxy_addr),
+            token_ttl: args.token_ttl(),
+        };
+        let api = match ApiServer::start_with_options(node.handle(), api_addr, options).await {
             Ok(api) => {
                 tracing::info!(addr = %api.local_addr(), "gRPC API (threads.pb.API)");
                 if let Some(addr) = api.proxy_addr() {

@@ -29,13 +29,25 @@ pub struct NetApi {
     node: NodeHandle,
     host: PublicKey,
     stop: watch::Receiver<bool>,
+    token_ttl: Option<std::time::Duration>,
 }
 
 impl NetApi {
-    /// The service for `node`; open streams end when `stop` turns true.
+    /// The service for `node`; open streams end when `stop` turns true. Tokens never expire.
     pub fn new(node: NodeHandle, stop: watch::Receiver<bool>) -> Self {
         let host = node.host_key().public();
-        NetApi { node, host, stop }
+        NetApi {
+            node,
+            host,
+            stop,
+            token_ttl: None,
+        }
+    }
+
+    /// Tokens issued by `GetToken` expire `ttl` after issue (`None`: never, as go-threads).
+    pub fn with_token_ttl(mut self, ttl: Option<std::time::Duration>) -> Self {
+        self.token_ttl = ttl;
+        self
     }
 
     fn caller<T>(&self, r: &Request<T>) -> Result<Option<PublicKey>, Status> {
@@ -45,9 +57,13 @@ impl NetApi {
 
 /// The Net API of `node` as a tonic service with the server's message size limits
 /// ([`MAX_MESSAGE`]), ready for `Server::add_service` or a router; open streams end when
-/// `stop` turns true.
-pub fn net_service(node: NodeHandle, stop: watch::Receiver<bool>) -> ApiServer<NetApi> {
-    ApiServer::new(NetApi::new(node, stop))
+/// `stop` turns true; its tokens expire `token_ttl` after issue (never with `None`).
+pub fn net_service(
+    node: NodeHandle,
+    stop: watch::Receiver<bool>,
+    token_ttl: Option<std::time::Duration>,
+) -> ApiServer<NetApi> {
+    ApiServer::new(NetApi::new(node, stop).with_token_ttl(token_ttl))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE)
 }
@@ -73,6 +89,7 @@ impl Api for NetApi {
     ) -> Result<Response<Self::GetTokenStream>, Status> {
         Ok(Response::new(token::flow::<token::NetWire>(
             self.node.host_key().clone(),
+            self.token_ttl,
             self.stop.clone(),
             request.into_inner(),
         )))
