@@ -332,3 +332,52 @@ fn invitations_with_bad_keys_are_refused() {
     assert!(matches!(&r[..], [Misbehaviour::RefusedInvite(..)]), "{r:?}");
     assert!(s.unchanged_since(d));
 }
+
+/// Formatted tracing output, captured for one test.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[test]
+fn misbehaviour_is_traced_with_its_peer_and_message() {
+    let mut s = scene();
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let r = tracing::subscriber::with_default(subscriber, || s.send_raw(b"\xff\xff\xff"));
+    assert!(
+        matches!(r.as_slice(), [Misbehaviour::InvalidMessage(_)]),
+        "{r:?}"
+    );
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let attacker = s.attacker_id().to_string();
+    let line = text
+        .lines()
+        .find(|l| l.contains("peer misbehaved"))
+        .unwrap_or_else(|| panic!("no misbehaviour event in:\n{text}"));
+    assert!(line.contains(&attacker), "{line}");
+    // The event sits inside the span of the message that caused it, with the message length.
+    assert!(
+        line.contains("handle_message") && line.contains("len=3"),
+        "{line}"
+    );
+}
