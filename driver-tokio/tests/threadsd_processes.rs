@@ -1,17 +1,19 @@
 //! Two `threadsd` processes sync a thread over loopback: the binary, its Go-style flags and its
 //! environment names, the repository it reopens, the address book it dials from, the welcome
-//! lines, the metrics endpoint, the client API on `apiAddr` (and exit 1 when it is taken) and a
-//! clean exit on SIGTERM and SIGINT.
+//! lines, the metrics endpoint, the client API on `apiAddr` and `apiProxyAddr` (and exit 1 when
+//! either is taken) and a clean exit on SIGTERM and SIGINT.
 
 mod common;
 
 use common::*;
+use prost::Message as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use threads_driver_tokio::api::proto::db as pb;
 use threads_driver_tokio::api::proto::db::api_client::ApiClient;
+use threads_driver_tokio::api::proxy::client::Call;
 use threads_driver_tokio::node::WriteOp;
 use threads_protocol::addr::ThreadAddr;
 use threads_protocol::engine::NewThread;
@@ -68,6 +70,7 @@ async fn two_threadsd_processes_sync_a_thread() {
     let (port_a, port_b) = (free_port(), free_port());
     let (metrics_a, metrics_b) = (free_port(), free_port());
     let (api_a, api_b) = (free_port(), free_port());
+    let (proxy_a, proxy_b) = (free_port(), free_port());
 
     // Seed the repositories with the library: A holds a database with 3 documents; B joined it
     // from A's future address, which it keeps in its address book.
@@ -102,6 +105,7 @@ async fn two_threadsd_processes_sync_a_thread() {
         .arg("-metricsAddr")
         .arg(format!("/ip4/127.0.0.1/tcp/{metrics_a}"))
         .arg(format!("-apiAddr=/ip4/127.0.0.1/tcp/{api_a}"))
+        .arg(format!("-apiProxyAddr=/ip4/127.0.0.1/tcp/{proxy_a}"))
         .args([
             "-netPullingInitialInterval=100ms",
             "-netPullingInterval=1s",
@@ -121,6 +125,10 @@ async fn two_threadsd_processes_sync_a_thread() {
             format!("/ip4/127.0.0.1/tcp/{metrics_b}"),
         )
         .env("THRDS_APIADDR", format!("/ip4/127.0.0.1/tcp/{api_b}"))
+        .env(
+            "THRDS_APIPROXYADDR",
+            format!("/ip4/127.0.0.1/tcp/{proxy_b}"),
+        )
         .env("THRDS_NETPULLINGINITIALINTERVAL", "100ms")
         .env("THRDS_NETPULLINGINTERVAL", "1s")
         .env("THRDS_DEBUG", "true")
@@ -149,17 +157,33 @@ async fn two_threadsd_processes_sync_a_thread() {
         assert_eq!(dbs.len(), 1);
         assert_eq!(dbs[0].db_id, db.to_vec());
     }
-    // A third daemon whose apiAddr is taken exits 1 and names the setting.
+    // And the grpc-websockets proxy, as the JS client calls it.
+    for port in [proxy_a, proxy_b] {
+        let proxy = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let a = Call::unary(proxy, "/threads.pb.API/ListDBs", "", &pb::ListDBsRequest {})
+            .await
+            .unwrap();
+        assert_eq!(a.status(), Some(0), "{a:?}");
+        let dbs = pb::ListDBsReply::decode(a.messages[0].clone()).unwrap().dbs;
+        assert_eq!(dbs.len(), 1);
+    }
+    // A third daemon whose apiAddr (then apiProxyAddr) is taken exits 1 and names the setting.
     let repo_c = tempfile::tempdir().unwrap();
-    let out = Command::new(bin)
-        .arg(format!("-repo={}", repo_c.path().display()))
-        .arg("-hostAddr=/ip4/127.0.0.1/tcp/0")
-        .arg(format!("-apiAddr=/ip4/127.0.0.1/tcp/{api_a}"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("apiAddr"), "{err}");
+    for (api, proxy, setting) in [
+        (api_a, free_port(), "invalid setting apiAddr"),
+        (free_port(), proxy_a, "invalid setting apiProxyAddr"),
+    ] {
+        let out = Command::new(bin)
+            .arg(format!("-repo={}", repo_c.path().display()))
+            .arg("-hostAddr=/ip4/127.0.0.1/tcp/0")
+            .arg(format!("-apiAddr=/ip4/127.0.0.1/tcp/{api}"))
+            .arg(format!("-apiProxyAddr=/ip4/127.0.0.1/tcp/{proxy}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(setting), "{err}");
+    }
     let out = Command::new(bin)
         .arg(format!("-repo={}", repo_c.path().display()))
         .arg("-apiAddr=/ip4/127.0.0.1/udp/1")
