@@ -166,6 +166,14 @@ pub struct World {
     pub(crate) delays: Vec<(threads_protocol::Cid, usize, u64)>,
     /// Hosts that go down at the heal and stay down (liveness outside a core).
     pub(crate) down_for_good: BTreeSet<usize>,
+    /// Messages honest hosts sent to honest hosts, by payload kind (counted on calm profiles
+    /// only, for the message bound of `checks`).
+    pub(crate) sent: BTreeMap<&'static str, u64>,
+    /// Pulls honest hosts sent to honest hosts on calm profiles: (host, log, first counter
+    /// wanted, simulated ms).
+    pub(crate) pulls: Vec<(usize, threads_protocol::log_id::LogId, u64, u64)>,
+    /// Records newly stored by honest hosts (local writes and records from peers alike).
+    pub(crate) stored: u64,
 }
 
 /// Every host's clock starts this far ahead of the simulation's, so that backward jumps and
@@ -333,6 +341,9 @@ impl World {
             acked_at: BTreeMap::new(),
             delays: Vec::new(),
             down_for_good: BTreeSet::new(),
+            sent: BTreeMap::new(),
+            pulls: Vec::new(),
+            stored: 0,
         };
         w.define_collection();
         w.schedule_everything(n);
@@ -968,6 +979,7 @@ impl World {
                 ));
             }
             if let Event::RecordAdded { record, .. } = &ev {
+                self.stored += 1;
                 let cid = record.cid();
                 if let Some(at) = self.acked_at.get(&cid) {
                     self.delays.push((cid, host, self.now - at));
@@ -987,6 +999,16 @@ impl World {
         }
         for (to, bytes) in out {
             if let Some(&j) = self.index.get(&to) {
+                if self.profile.is_calm() && self.hosts[j].role != Role::Adversary {
+                    let payload = message::decode(&bytes, usize::MAX).ok().map(|(_, p)| p);
+                    let kind = payload.as_ref().map_or("garbage", |p| p.kind());
+                    *self.sent.entry(kind).or_default() += 1;
+                    if let Some(message::Payload::Pull { log, from, .. }) = payload
+                        && let Ok(log) = threads_protocol::log_id::LogId::from_bytes(&log)
+                    {
+                        self.pulls.push((host, log, from, self.now));
+                    }
+                }
                 self.send(host, j, bytes);
             }
         }
