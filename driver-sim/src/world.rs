@@ -172,8 +172,6 @@ pub struct World {
     /// Pulls honest hosts sent to honest hosts on calm profiles: (host, log, first counter
     /// wanted, simulated ms).
     pub(crate) pulls: Vec<(usize, threads_protocol::log_id::LogId, u64, u64)>,
-    /// Records newly stored by honest hosts (local writes and records from peers alike).
-    pub(crate) stored: u64,
 }
 
 /// Every host's clock starts this far ahead of the simulation's, so that backward jumps and
@@ -343,7 +341,6 @@ impl World {
             down_for_good: BTreeSet::new(),
             sent: BTreeMap::new(),
             pulls: Vec::new(),
-            stored: 0,
         };
         w.define_collection();
         w.schedule_everything(n);
@@ -979,7 +976,6 @@ impl World {
                 ));
             }
             if let Event::RecordAdded { record, .. } = &ev {
-                self.stored += 1;
                 let cid = record.cid();
                 if let Some(at) = self.acked_at.get(&cid) {
                     self.delays.push((cid, host, self.now - at));
