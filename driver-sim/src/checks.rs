@@ -211,6 +211,7 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
     let adversary_log = w.adversary.as_ref().map(|a| a.key.public().peer_id());
 
     out.extend(calm_bound(w));
+    out.extend(calm_repairs(w));
 
     // (f) liveness.
     if w.converged_at.is_none() {
@@ -414,7 +415,7 @@ fn calm_bound(w: &World) -> Vec<Violation> {
     if !w.profile.is_calm() {
         return Vec::new();
     }
-    let bound = 2 * (w.profile.latency_max_ms + w.profile.jitter_ms) + CALM_SLACK_MS;
+    let bound = calm_bound_ms(w);
     let early: BTreeSet<usize> = honest(w)
         .into_iter()
         .filter(|&i| w.hosts[i].role != Role::LateJoiner)
@@ -470,6 +471,80 @@ fn calm_bound(w: &World) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// The calm replication bound of `w` (ms): two worst-case one-way delays plus [`CALM_SLACK_MS`].
+fn calm_bound_ms(w: &World) -> u64 {
+    2 * (w.profile.latency_max_ms + w.profile.jitter_ms) + CALM_SLACK_MS
+}
+
+/// (a'') On calm profiles, the number of repair messages is bounded by what a correct run
+/// needs. A calm run sends, for every record a host stores, one push per other peer, a digest
+/// per peer per anti-entropy round and, when two digests differ, heights; a pull (and the page
+/// answering it) is needed only to catch up, or when a digest or a later push outran a push
+/// still in flight. So every pull of record `k` of a log by an early member is one of:
+///
+/// - a catch-up: record `k` was acknowledged before the members settled
+///   ([`CALM_SETTLE_MS`]), or before the puller held record `k - 1` (the push of `k` found a
+///   gap and was rightly set aside);
+/// - an overtaken push: the pull left within the calm bound of `k`'s acknowledgement, while
+///   its push could still be on the way.
+///
+/// The bound on pulls (and so on pages) is the number of pulls of these two kinds; any other
+/// pull repairs a push that never came, which a calm network never loses. A host that drops
+/// some pushed records converges (anti-entropy repairs them) but fails here, whatever its
+/// timing.
+fn calm_repairs(w: &World) -> Vec<Violation> {
+    if !w.profile.is_calm() {
+        return Vec::new();
+    }
+    let bound = calm_bound_ms(w);
+    let mut held: BTreeMap<(threads_protocol::Cid, usize), u64> = BTreeMap::new();
+    for (cid, host, delay) in &w.delays {
+        held.entry((*cid, *host)).or_insert(*delay);
+    }
+    let by_position: BTreeMap<(LogId, u64), threads_protocol::Cid> = w
+        .acked
+        .iter()
+        .map(|(cid, a)| ((a.log, a.counter), *cid))
+        .collect();
+    let early = |i: usize| w.hosts[i].role != Role::LateJoiner;
+    let mut needed = 0u64;
+    let mut excess = Vec::new();
+    for &(host, log, counter, t) in &w.pulls {
+        let Some(at) = by_position
+            .get(&(log, counter))
+            .and_then(|cid| w.acked_at.get(cid).copied())
+        else {
+            needed += 1; // not an acknowledged write: nothing to hold the pull to
+            continue;
+        };
+        let caught_up = counter == 1
+            || by_position.get(&(log, counter - 1)).is_some_and(|p| {
+                w.acked_at
+                    .get(p)
+                    .zip(held.get(&(*p, host)))
+                    .is_some_and(|(p_at, d)| p_at + d <= at)
+            });
+        let catch_up = at < CALM_SETTLE_MS || !early(host) || !caught_up;
+        let overtaken = t <= at + bound;
+        if catch_up || overtaken {
+            needed += 1;
+        } else {
+            excess.push((host, log, counter, t, at));
+        }
+    }
+    let Some(&(host, log, counter, t, at)) = excess.first() else {
+        return Vec::new();
+    };
+    vec![violation(
+        "excess-repair",
+        format!(
+            "{} pulls against a bound of {needed} (catch-ups and overtaken pushes); first: host              {host} pulled record {counter} of log {log} at {t} ms, acknowledged at {at} ms when              the host held the record before it (calm bound {bound} ms); messages sent: {:?}",
+            w.pulls.len(),
+            w.sent
+        ),
+    )]
 }
 
 /// Folds every readable record of the union, in total order, into a fresh store with the real

@@ -166,6 +166,12 @@ pub struct World {
     pub(crate) delays: Vec<(threads_protocol::Cid, usize, u64)>,
     /// Hosts that go down at the heal and stay down (liveness outside a core).
     pub(crate) down_for_good: BTreeSet<usize>,
+    /// Messages honest hosts sent to honest hosts, by payload kind (counted on calm profiles
+    /// only, for the message bound of `checks`).
+    pub(crate) sent: BTreeMap<&'static str, u64>,
+    /// Pulls honest hosts sent to honest hosts on calm profiles: (host, log, first counter
+    /// wanted, simulated ms).
+    pub(crate) pulls: Vec<(usize, threads_protocol::log_id::LogId, u64, u64)>,
 }
 
 /// Every host's clock starts this far ahead of the simulation's, so that backward jumps and
@@ -333,6 +339,8 @@ impl World {
             acked_at: BTreeMap::new(),
             delays: Vec::new(),
             down_for_good: BTreeSet::new(),
+            sent: BTreeMap::new(),
+            pulls: Vec::new(),
         };
         w.define_collection();
         w.schedule_everything(n);
@@ -987,6 +995,16 @@ impl World {
         }
         for (to, bytes) in out {
             if let Some(&j) = self.index.get(&to) {
+                if self.profile.is_calm() && self.hosts[j].role != Role::Adversary {
+                    let payload = message::decode(&bytes, usize::MAX).ok().map(|(_, p)| p);
+                    let kind = payload.as_ref().map_or("garbage", |p| p.kind());
+                    *self.sent.entry(kind).or_default() += 1;
+                    if let Some(message::Payload::Pull { log, from, .. }) = payload
+                        && let Ok(log) = threads_protocol::log_id::LogId::from_bytes(&log)
+                    {
+                        self.pulls.push((host, log, from, self.now));
+                    }
+                }
                 self.send(host, j, bytes);
             }
         }

@@ -141,6 +141,52 @@ impl Context {
     }
 }
 
+/// Length of the known log of [`chain`].
+pub const CHAIN_LEN: usize = 6;
+
+/// Valid records of the context's log, for the `peer_message` target: a chain of
+/// [`CHAIN_LEN`] records (counters 1 to 6, each linked to the one before, clocks rising), and
+/// a fork: a second, validly signed record at counter 3 after the chain's record 2.
+pub struct Chain {
+    /// The chain, in log order.
+    pub records: Vec<RecordBundle>,
+    /// The fork at counter 3.
+    pub fork: RecordBundle,
+}
+
+/// The chain of the context's log, built once per process.
+pub fn chain() -> &'static Chain {
+    static CHAIN: OnceLock<Chain> = OnceLock::new();
+    CHAIN.get_or_init(|| {
+        let ctx = context();
+        let mut rng = seeded(101);
+        let author = PrivateKey::from_seed([0xc3; 32]).public();
+        let mut make = |counter: u64, prev: Option<&RecordBundle>, body: &[u8]| {
+            let draft = RecordDraft {
+                thread: &ctx.thread,
+                author: &author,
+                prev: prev.map(|p| block_cid(&p.record)),
+                counter: LogCounter::new(counter).expect("counter >= 1"),
+                clock: LamportClock(counter),
+                time: 1_700_000_000_000_000_000 + counter,
+                body,
+            };
+            record::create(&draft, &ctx.log_key, &ctx.key, &mut rng)
+                .expect("a valid draft")
+                .into_record()
+                .into_bundle()
+        };
+        let mut records: Vec<RecordBundle> = Vec::with_capacity(CHAIN_LEN);
+        for counter in 1..=CHAIN_LEN as u64 {
+            let body = vec![counter as u8; 8 * counter as usize];
+            let record = make(counter, records.last(), &body);
+            records.push(record);
+        }
+        let fork = make(3, records.get(1), b"the other branch");
+        Chain { records, fork }
+    })
+}
+
 /// Selector bytes of the `record_blocks` target: which decoder the rest of the input goes to.
 pub mod blocks {
     /// `seal::parse` of an envelope block.
@@ -175,6 +221,22 @@ pub mod verify_mode {
     pub const HEADER_PLAINTEXT: u8 = 3;
     /// Number of modes; the mode is the first byte modulo this.
     pub const COUNT: u8 = 4;
+}
+
+/// Seeds of the structured `peer_message` target: its input is read by `arbitrary`, so any
+/// bytes are a scenario; these spell a few that reach ingest at once (the first bytes pick the
+/// action kinds: pushes and pages of valid records of the known log, a pull, heights).
+fn peer_message_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = vec![Vec::new(), vec![0; 64], vec![0xff; 64]];
+    for kind in 0u8..16 {
+        // An action kind, then small choices: log 0 (the known log), record indices 0, 1, 2.
+        let mut s = Vec::new();
+        for step in 0u8..6 {
+            s.extend_from_slice(&[kind, 0, step, 3, 0, 0, step, 0, 1, 0, 2, 0]);
+        }
+        seeds.push(s);
+    }
+    seeds
 }
 
 fn prefixed(tag: u8, bytes: &[u8]) -> Vec<u8> {
@@ -253,5 +315,6 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("record_bundle", bundles),
         ("record_verify", verify),
         ("record_blocks", block_seeds),
+        ("peer_message", peer_message_seeds()),
     ]
 }
