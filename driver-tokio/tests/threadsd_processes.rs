@@ -18,12 +18,14 @@ use threads_driver_tokio::node::WriteOp;
 use threads_protocol::addr::ThreadAddr;
 use threads_protocol::engine::NewThread;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct free loopback ports: all are bound at once before any is released, so the
+/// OS cannot hand out the same port twice (one port per daemon socket; a repeat made a daemon
+/// exit with "address in use" now and then).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// Waits for the two welcome lines and returns the peer id printed.
@@ -67,10 +69,18 @@ fn signal(child: &Child, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_threadsd_processes_sync_a_thread() {
     let (repo_a, repo_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (port_a, port_b) = (free_port(), free_port());
-    let (metrics_a, metrics_b) = (free_port(), free_port());
-    let (api_a, api_b) = (free_port(), free_port());
-    let (proxy_a, proxy_b) = (free_port(), free_port());
+    let [
+        port_a,
+        port_b,
+        metrics_a,
+        metrics_b,
+        api_a,
+        api_b,
+        proxy_a,
+        proxy_b,
+        spare_a,
+        spare_b,
+    ] = free_ports();
 
     // Seed the repositories with the library: A holds a database with 3 documents; B joined it
     // from A's future address, which it keeps in its address book.
@@ -170,8 +180,8 @@ async fn two_threadsd_processes_sync_a_thread() {
     // A third daemon whose apiAddr (then apiProxyAddr) is taken exits 1 and names the setting.
     let repo_c = tempfile::tempdir().unwrap();
     for (api, proxy, setting) in [
-        (api_a, free_port(), "invalid setting apiAddr"),
-        (free_port(), proxy_a, "invalid setting apiProxyAddr"),
+        (api_a, spare_a, "invalid setting apiAddr"),
+        (spare_b, proxy_a, "invalid setting apiProxyAddr"),
     ] {
         let out = Command::new(bin)
             .arg(format!("-repo={}", repo_c.path().display()))

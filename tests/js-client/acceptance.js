@@ -40,21 +40,23 @@ function stopDaemons () {
   }
 }
 
-/** A free loopback TCP port (the OS picks it; released before the daemon binds it). */
-function freePort () {
-  return new Promise((resolve, reject) => {
+/**
+ * `n` distinct free loopback TCP ports: all are bound at once before any is released, so the
+ * OS cannot hand out the same port twice.
+ */
+async function freePorts (n) {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise((resolve, reject) => {
     const srv = net.createServer()
     srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
+    srv.listen(0, '127.0.0.1', () => resolve(srv))
+  })))
+  const ports = servers.map((srv) => srv.address().port)
+  await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(resolve))))
+  return ports
 }
 
-/** Starts a daemon on free loopback ports; resolves once it printed its welcome lines. */
-async function startDaemon (name) {
-  const [host, api, proxy] = [await freePort(), await freePort(), await freePort()]
+/** Starts a daemon on the given loopback ports; resolves once it printed its welcome lines. */
+async function startDaemon (name, [host, api, proxy]) {
   const repo = fs.mkdtempSync(path.join(os.tmpdir(), `threadsd-js-${name}-`))
   const log = path.join(repo, 'stderr.log')
   const child = spawn(threadsd, [
@@ -146,8 +148,9 @@ async function check (name, body) {
 }
 
 async function main () {
-  const one = await startDaemon('one')
-  const two = await startDaemon('two')
+  const ports = await freePorts(6)
+  const one = await startDaemon('one', ports.slice(0, 3))
+  const two = await startDaemon('two', ports.slice(3))
   const client = new Client(new Context(`http://127.0.0.1:${one.proxy}`))
   const other = new Client(new Context(`http://127.0.0.1:${two.proxy}`))
   const db = ThreadID.fromRandom()
