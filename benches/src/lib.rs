@@ -2,6 +2,8 @@
 //!
 //! Everything is built from fixed seeds so that runs are comparable.
 
+pub mod pipeline;
+
 use threads_protocol::counter::{LamportClock, LogCounter};
 use threads_protocol::id::{ThreadId, Variant};
 use threads_protocol::identity::{PrivateKey, PublicKey};

@@ -83,6 +83,9 @@ pub(crate) enum NetInput {
     Connected(PeerId),
     /// The address book changed for a peer: persist the new list.
     Addrs { peer: PeerId, addrs: Vec<Multiaddr> },
+    /// A sync message after the verification stage (`node::verify_stage`): checked there, or
+    /// left for the engine to check.
+    Checked(Box<threads_protocol::engine::Inbound>),
 }
 
 /// From the engine task to the swarm.

@@ -14,7 +14,8 @@ use crate::node::command::{ChangeItem, Command, OpOutput, WriteMode, WriteOp, Wr
 use crate::node::{NetRecord, NodeError, names, net_threads};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use threads_protocol::engine::{EngineError, Event, Output, Time};
+use crate::node::verify_stage::Verifiers;
+use threads_protocol::engine::{EngineError, Event, Inbound, Misbehaviour, Output, Time};
 use threads_protocol::store::{ReadTxn as _, Store, WriteTxn as _};
 use threads_reducer::docs::Documents;
 use threads_reducer::listen::ListenerId;
@@ -48,6 +49,10 @@ pub(crate) struct EngineTask {
     pub records: broadcast::Sender<NetRecord>,
     pub metrics: Arc<Metrics>,
     pub stop: watch::Receiver<bool>,
+    /// The verification stage's keys, kept in step with the threads held.
+    pub verifiers: Verifiers,
+    /// The verifier map must be rebuilt (a checked message did not match the keys held).
+    verifiers_stale: bool,
     listeners: Vec<Listener>,
     listeners_blocked: bool,
     reports: u64,
@@ -81,6 +86,7 @@ impl EngineTask {
         records: broadcast::Sender<NetRecord>,
         metrics: Arc<Metrics>,
         stop: watch::Receiver<bool>,
+        verifiers: Verifiers,
     ) -> Self {
         EngineTask {
             docs,
@@ -91,6 +97,8 @@ impl EngineTask {
             records,
             metrics,
             stop,
+            verifiers,
+            verifiers_stale: true,
             listeners: Vec::new(),
             listeners_blocked: false,
             reports: 0,
@@ -116,6 +124,7 @@ impl EngineTask {
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Outputs produced while opening (none today) go out first.
         self.drain();
+        self.sync_verifiers();
         loop {
             let deadline = self
                 .docs
@@ -145,6 +154,7 @@ impl EngineTask {
             }
             self.drain();
             self.pump_listeners();
+            self.sync_verifiers();
         }
         // Stop accepting work, but finish what callers already handed over.
         self.cmds.close();
@@ -164,9 +174,37 @@ impl EngineTask {
                     .add(&self.metrics.bytes_received, bytes.len() as u64);
                 self.docs.host_mut().handle_message(now, &from, &bytes);
             }
+            NetInput::Checked(inbound) => {
+                if let Inbound::Raw { bytes, .. } = &*inbound {
+                    self.metrics
+                        .add(&self.metrics.bytes_received, bytes.len() as u64);
+                }
+                self.docs.host_mut().handle_inbound(now, *inbound);
+            }
             NetInput::Connected(peer) => self.docs.host_mut().handle_connected(now, &peer),
             NetInput::Addrs { peer, addrs } => self.save_addrs(&peer, &addrs),
         }
+    }
+
+    /// Keeps the verification stage's map in step with the threads held: rebuilt when the
+    /// number of threads differs (a thread was made, adopted or deleted) or a checked message
+    /// did not match the keys held.
+    fn sync_verifiers(&mut self) {
+        let host = self.docs.host();
+        let count = host.thread_count();
+        let Ok(mut map) = self.verifiers.write() else {
+            return;
+        };
+        if !self.verifiers_stale && map.len() == count {
+            return;
+        }
+        map.clear();
+        for id in host.thread_ids() {
+            if let Some(v) = host.verifier(&id) {
+                map.insert(id, v);
+            }
+        }
+        self.verifiers_stale = false;
     }
 
     fn save_addrs(&mut self, peer: &threads_protocol::engine::PeerId, addrs: &[libp2p::Multiaddr]) {
@@ -451,6 +489,11 @@ impl EngineTask {
     }
 
     fn event(&mut self, event: Event) {
+        if let Event::PeerMisbehaved { reason, .. } = &event
+            && matches!(**reason, Misbehaviour::MismatchedCheck(..))
+        {
+            self.verifiers_stale = true;
+        }
         match event {
             Event::RecordAdded {
                 thread,

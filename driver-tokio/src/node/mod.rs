@@ -21,6 +21,7 @@ mod net_engine;
 mod net_handle;
 pub mod net_threads;
 mod reader;
+mod verify_stage;
 
 pub use command::{ChangeItem, OpOutput, WriteMode, WriteOp, WriteOutcome};
 pub use handle::NodeHandle;
@@ -121,7 +122,12 @@ impl NodeConfig {
         NodeConfig {
             repo: repo.into(),
             lmdb: LmdbOptions::default(),
-            engine: Config::default(),
+            // Several pages in flight while catching up, so the verification stage checks the
+            // next pages while the engine stores one.
+            engine: Config {
+                pull_window: 4,
+                ..Config::default()
+            },
             net: NetConfig {
                 listen,
                 ..NetConfig::default()
@@ -164,7 +170,9 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+        let (in_tx, stage_rx) = mpsc::channel(INBOUND_QUEUE);
+        let (stage_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+        let verifiers = verify_stage::Verifiers::default();
         let (out_tx, out_rx) = mpsc::channel(OUTBOUND_QUEUE);
         let (ctl_tx, ctl_rx) = mpsc::channel(64);
         let (records_tx, _) = broadcast::channel(RECORD_FEED);
@@ -176,6 +184,8 @@ impl Node {
         let engine_config = config.engine.clone();
         let engine_metrics = metrics.clone();
         let engine_records = records_tx.clone();
+        let engine_verifiers = verifiers.clone();
+        let max_message_len = config.engine.max_message_len;
         let epoch = Instant::now();
         let engine = std::thread::Builder::new()
             .name("threads-engine".into())
@@ -213,6 +223,7 @@ impl Node {
                     engine_records,
                     engine_metrics,
                     stop_rx,
+                    engine_verifiers,
                 )
                 .run()
             })
@@ -259,6 +270,14 @@ impl Node {
             }
         };
         let net = tokio::spawn(task.run(stop_rx));
+        // Between the swarm and the engine: sync messages are checked on the blocking pool.
+        tokio::spawn(verify_stage::run(
+            stage_rx,
+            stage_tx,
+            verifiers,
+            max_message_len,
+            verify_stage::depth(),
+        ));
         let peer_id: PeerId = identity.public().peer_id();
         let handle = NodeHandle::new(
             peer_id,

@@ -13,6 +13,12 @@ pub struct Config {
     pub jitter_percent: u64,
     /// Largest number of records in one page or push.
     pub page_max_records: u32,
+    /// How many pages of one log may be asked of a peer at once while catching up (1: ask for
+    /// the next page only when the previous one is stored). With more, the next pages travel
+    /// (and a driver's verification stage checks them) while the engine stores the current
+    /// one. Pages beyond the first are asked for only up to the height the peer reported in
+    /// its last page.
+    pub pull_window: u32,
     /// Largest number of record bytes in one page (a page always carries at least one record).
     pub page_max_bytes: usize,
     /// How long a pull may stay unanswered before another peer may be asked, in milliseconds.
@@ -60,6 +66,7 @@ impl Default for Config {
             sync_interval_max_ms: 60_000,
             jitter_percent: 20,
             page_max_records: 512,
+            pull_window: 1,
             page_max_bytes: 4 << 20,
             pull_timeout_ms: 10_000,
             max_message_len: 8 << 20,

@@ -5,12 +5,28 @@ use super::commands::{NewLog, Origin};
 use super::message::Payload;
 use super::output::{Event, Misbehaviour};
 use super::state::LogState;
+use super::verify::Checked;
 use super::{Application, EngineError, Host, PeerId, Time, Verdict, as_read, commands, layout};
 use crate::counter::{LamportClock, LogCounter, LogHeight};
 use crate::id::ThreadId;
 use crate::log_id::LogId;
 use crate::record::{self, RecordBundle, VerifiedRecord, wire};
 use crate::store::{ReadTxn, Store, WriteTxn};
+
+/// Records offered by a peer: the encoded bundles of a message, or bundles a
+/// [`RecordVerifier`](super::verify::RecordVerifier) already checked.
+pub(super) enum Offered<'a> {
+    /// Encoded bundles, to decode and verify here.
+    Bytes(&'a [serde_bytes::ByteBuf]),
+    /// Checked bundles, in message order.
+    Checked(Vec<Checked>),
+}
+
+/// One record of an [`Offered`] batch.
+enum Candidate<'a> {
+    Bytes(&'a [u8]),
+    Checked(Checked),
+}
 
 /// What happened to a batch of records offered by a peer.
 #[derive(Debug, Default)]
@@ -27,14 +43,15 @@ impl<S: Store, A: Application> Host<S, A> {
     /// Verifies and stores records of one log sent by `peer`. Records already stored are
     /// skipped; the first invalid record ends the batch and is reported; a record beyond the
     /// head leaves a gap to pull. With `forward`, newly stored records are pushed on to the
-    /// thread's other peers.
+    /// thread's other peers. Records a [`RecordVerifier`](super::verify::RecordVerifier)
+    /// checked before ([`Offered::Checked`]) are not verified again.
     pub(super) fn ingest(
         &mut self,
         now: Time,
         peer: &PeerId,
         thread: &ThreadId,
         log: &LogId,
-        bundles: &[serde_bytes::ByteBuf],
+        offered: Offered<'_>,
         forward: bool,
     ) -> Ingested {
         let mut out = Ingested::default();
@@ -54,30 +71,79 @@ impl<S: Store, A: Application> Host<S, A> {
             log: *log,
             error,
         };
-        for bytes in bundles {
-            let bundle = match RecordBundle::decode(bytes) {
-                Ok(b) => b,
-                Err(e) => {
-                    self.misbehaved(peer, bad(e));
-                    out.failed = true;
-                    break;
+        let candidates: Vec<Candidate<'_>> = match offered {
+            Offered::Bytes(bundles) => bundles.iter().map(|b| Candidate::Bytes(b)).collect(),
+            Offered::Checked(checked) => checked.into_iter().map(Candidate::Checked).collect(),
+        };
+        for candidate in candidates {
+            let rec = match candidate {
+                Candidate::Bytes(bytes) => {
+                    let bundle = match RecordBundle::decode(bytes) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            self.misbehaved(peer, bad(e));
+                            out.failed = true;
+                            break;
+                        }
+                    };
+                    // Identical bytes to a record already stored were verified when stored: a
+                    // cheap hash and lookup spares the signature check for replays and
+                    // forwarded copies.
+                    let cid = bundle.cid();
+                    match self.holds(&cid) {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(error) => {
+                            self.store_failed(Some(*thread), "looking up a record", error);
+                            out.failed = true;
+                            break;
+                        }
+                    }
+                    match self.verify_record(bundle, cid, thread, log, &service) {
+                        Ok(rec) => rec,
+                        Err(e) => {
+                            self.misbehaved(peer, bad(e));
+                            out.failed = true;
+                            break;
+                        }
+                    }
                 }
-            };
-            // Identical bytes to a record already stored were verified when stored: a cheap
-            // hash and lookup spares the signature check for replays and forwarded copies.
-            match self.holds(&bundle.cid()) {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(error) => {
-                    self.store_failed(Some(*thread), "looking up a record", error);
-                    out.failed = true;
-                    break;
+                Candidate::Checked(Checked::Verified(rec)) => {
+                    // Bound to this log by the verifier; checked again as it costs nothing.
+                    if rec.thread() != thread || rec.log() != log {
+                        self.misbehaved(peer, Misbehaviour::MismatchedCheck(*thread, "log"));
+                        out.failed = true;
+                        break;
+                    }
+                    // A record at or below the stored height may be a copy of one held (skip
+                    // it); one above cannot be held, so it needs no lookup.
+                    if rec.counter().get() <= state.height.0 {
+                        match self.holds(&rec.cid()) {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(error) => {
+                                self.store_failed(Some(*thread), "looking up a record", error);
+                                out.failed = true;
+                                break;
+                            }
+                        }
+                    }
+                    rec
                 }
-            }
-            let rec = match self.verify_record(bundle, thread, log, &service) {
-                Ok(rec) => rec,
-                Err(e) => {
-                    self.misbehaved(peer, bad(e));
+                Candidate::Checked(Checked::Refused { cid, error }) => {
+                    // As for unchecked bytes: a copy of a held record's envelope is skipped.
+                    if let Some(cid) = cid {
+                        match self.holds(&cid) {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(error) => {
+                                self.store_failed(Some(*thread), "looking up a record", error);
+                                out.failed = true;
+                                break;
+                            }
+                        }
+                    }
+                    self.misbehaved(peer, bad(error));
                     out.failed = true;
                     break;
                 }
@@ -433,18 +499,19 @@ impl<S: Store, A: Application> Host<S, A> {
         Ok(self.store.read()?.get(&layout::cid(cid))?.is_some())
     }
 
-    /// Verifies a record offered by a peer (see [`record::verify`]).
+    /// Verifies a record offered by a peer (see [`record::verify`]); `cid` is its envelope's.
     fn verify_record(
         &self,
         bundle: RecordBundle,
+        cid: cid::Cid,
         thread: &ThreadId,
         log: &LogId,
         service: &crate::key::ServiceKey,
     ) -> Result<VerifiedRecord, record::RecordError> {
         #[cfg(feature = "buggify")]
-        if self.config.bugs.skip_signature_check {
-            return record::verify_without_signature(bundle, thread, log, service);
-        }
-        record::verify(bundle, thread, log, service)
+        let signature = !self.config.bugs.skip_signature_check;
+        #[cfg(not(feature = "buggify"))]
+        let signature = true;
+        record::verify_cid(bundle, cid, thread, log, service, signature)
     }
 }

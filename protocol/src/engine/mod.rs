@@ -28,6 +28,7 @@ pub mod message;
 pub mod output;
 pub mod state;
 mod sync;
+pub mod verify;
 
 pub use commands::{LogInfo, NewThread, ThreadInfo};
 #[cfg(feature = "buggify")]
@@ -35,6 +36,7 @@ pub use config::Bugs;
 pub use config::Config;
 pub use error::{ApplyError, EngineError};
 pub use output::{Event, Fork, Misbehaviour, Output, Subscription};
+pub use verify::{CheckedBatch, CheckedMessage, Inbound, RecordVerifier};
 
 use crate::id::ThreadId;
 use crate::identity::PrivateKey;
@@ -117,6 +119,13 @@ struct PendingPull {
     peer: PeerId,
     from: u64,
     expires: Time,
+    /// The counter the next page asked for ahead would start at.
+    ahead: u64,
+    /// Pages asked of `peer` and not answered yet (at most `Config::pull_window`).
+    pages: u32,
+    /// The counter the next outstanding page starts at, when the pages asked so far line up
+    /// with what was stored (a short page breaks the line; the rest are then dropped).
+    next_page: Option<u64>,
 }
 
 /// The replication engine of one host. See the [module docs](self).
@@ -239,6 +248,11 @@ impl<S: Store, A: Application> Host<S, A> {
     /// The application hook, mutably (for reads that need it; writes go through records).
     pub fn app_mut(&mut self) -> &mut A {
         &mut self.app
+    }
+
+    /// How many threads this host holds.
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
     }
 
     /// Ids of every thread this host holds, in byte order.

@@ -144,6 +144,12 @@ pub enum Misbehaviour {
     /// A page that does not answer an outstanding pull, or starts elsewhere.
     #[error("unrequested or misplaced page for thread {0}")]
     UnexpectedPage(ThreadId),
+    /// A message checked before the engine ([`super::verify::CheckedMessage`]) is bound to
+    /// something other than what this host holds (named here: the receiver, the thread's keys
+    /// or the log); it was refused and nothing of it stored. A driver whose verifier went
+    /// stale (the thread was re-added with other keys) sees this once per stale message.
+    #[error("pre-verified message for thread {0} does not match the {1} this host holds")]
+    MismatchedCheck(ThreadId, &'static str),
     /// An invitation for a thread held with another key, or refused by configuration.
     #[error("refused invitation for thread {0}: {1}")]
     RefusedInvite(ThreadId, &'static str),

@@ -2,7 +2,9 @@
 
 use super::message::{self, LogHeightEntry, Payload};
 use super::output::{Event, Misbehaviour};
+use super::ingest::Offered;
 use super::state::{SyncTimer, ThreadState};
+use super::verify::{CheckedBatch, CheckedMessage, Inbound};
 use super::{Application, Host, PeerId, PendingPull, Time, as_read, commands};
 use crate::counter::LogCounter;
 use crate::id::ThreadId;
@@ -24,6 +26,46 @@ impl<S: Store, A: Application> Host<S, A> {
         self.flush_rows();
     }
 
+    /// Handles one message from a peer, checked before ([`Inbound::Checked`]) or not
+    /// ([`Inbound::Raw`], as [`Host::handle_message`]). A checked message is re-checked
+    /// against what this host holds (receiver, thread keys, log) and its records are stored
+    /// without being verified again; one that does not match is refused as
+    /// [`Misbehaviour::MismatchedCheck`]. Otherwise the outcome is the same as for the raw
+    /// bytes.
+    pub fn handle_inbound(&mut self, now: Time, inbound: Inbound) {
+        match inbound {
+            Inbound::Raw { from, bytes } => self.handle_message(now, &from, &bytes),
+            Inbound::Checked(m) => {
+                let _span =
+                    tracing::debug_span!("handle_message", from = %m.from, checked = true)
+                        .entered();
+                self.dispatch_checked(now, *m);
+                self.flush_rows();
+            }
+        }
+    }
+
+    fn dispatch_checked(&mut self, now: Time, m: CheckedMessage) {
+        let CheckedMessage {
+            from,
+            me,
+            thread: id,
+            key,
+            payload,
+            batch,
+        } = m;
+        if me != self.peer_id {
+            return self.misbehaved(&from, Misbehaviour::MismatchedCheck(id, "receiver"));
+        }
+        let Some(t) = self.threads.get(&id) else {
+            return self.misbehaved(&from, Misbehaviour::UnknownThread(id));
+        };
+        if t.key != key {
+            return self.misbehaved(&from, Misbehaviour::MismatchedCheck(id, "thread keys"));
+        }
+        self.dispatch_proven(now, &from, id, payload, batch);
+    }
+
     fn dispatch_message(&mut self, now: Time, from: &PeerId, bytes: &[u8]) {
         let (frame, payload) = match message::decode(bytes, self.config.max_message_len) {
             Ok(m) => m,
@@ -42,6 +84,19 @@ impl<S: Store, A: Application> Host<S, A> {
         if !message::proof_is_valid(key, from, &self.peer_id, &frame.payload, &frame.proof) {
             return self.misbehaved(from, Misbehaviour::BadProof(id));
         }
+        self.dispatch_proven(now, from, id, payload, None);
+    }
+
+    /// Acts on a message whose sender proved membership of thread `id`. `batch` holds the
+    /// checked records of a page or push that came through a verifier.
+    fn dispatch_proven(
+        &mut self,
+        now: Time,
+        from: &PeerId,
+        id: ThreadId,
+        payload: Payload,
+        batch: Option<CheckedBatch>,
+    ) {
         // A peer that proves membership is a host of the thread (and has taken up any
         // invitation we sent it).
         self.add_peer(&id, from);
@@ -65,9 +120,46 @@ impl<S: Store, A: Application> Host<S, A> {
                 records,
                 height,
                 ..
-            } => self.on_page(now, from, &id, &log, at, &records, height),
-            Payload::Push { log, records, .. } => self.on_push(now, from, &id, &log, &records),
+            } => {
+                let Some(offered) = self.offered(from, &id, &log, &records, batch) else {
+                    return;
+                };
+                self.on_page(now, from, &id, offered, at, height)
+            }
+            Payload::Push { log, records, .. } => {
+                let Some(offered) = self.offered(from, &id, &log, &records, batch) else {
+                    return;
+                };
+                self.on_push(now, from, &id, offered)
+            }
             Payload::Invite { .. } => {}
+        }
+    }
+
+    /// The log and records of a page or push: its own encoded records, or the checked batch,
+    /// which must be for the log the message names. `None` (reported) when the log id is
+    /// invalid or does not match the batch.
+    fn offered<'r>(
+        &mut self,
+        from: &PeerId,
+        id: &ThreadId,
+        log: &[u8],
+        records: &'r [serde_bytes::ByteBuf],
+        batch: Option<CheckedBatch>,
+    ) -> Option<(LogId, Offered<'r>)> {
+        let Some(log) = self.parse_id(id, log) else {
+            self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
+            return None;
+        };
+        match batch {
+            None => Some((log, Offered::Bytes(records))),
+            Some(b) if b.log() == &log && records.is_empty() => {
+                Some((log, Offered::Checked(b.into_records())))
+            }
+            Some(_) => {
+                self.misbehaved(from, Misbehaviour::MismatchedCheck(*id, "log"));
+                None
+            }
         }
     }
 
@@ -270,20 +362,15 @@ impl<S: Store, A: Application> Host<S, A> {
         self.send(id, from, &payload);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_page(
         &mut self,
         now: Time,
         from: &PeerId,
         id: &ThreadId,
-        log: &[u8],
+        (log, offered): (LogId, Offered<'_>),
         at: u64,
-        records: &[serde_bytes::ByteBuf],
         height: u64,
     ) {
-        let Some(log) = self.parse_id(id, log) else {
-            return self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
-        };
         let key = (*id, log);
         let ours = |h: &Self| {
             h.threads
@@ -291,15 +378,83 @@ impl<S: Store, A: Application> Host<S, A> {
                 .and_then(|t| t.logs.get(&log))
                 .map_or(0, |s| s.height.0)
         };
-        if at == 0 || at > ours(self) + 1 {
+        let mine = ours(self);
+        // A page asked for ahead of one that came back short starts past our height: it was
+        // asked for, but its records cannot be stored yet. It is dropped; when the last page
+        // of the window is in, the records are asked for again from our height.
+        if at > mine + 1
+            && let Some(p) = self.pulls.get_mut(&key)
+            && p.peer == *from
+            && (p.pages > 1 || p.next_page.is_none())
+            && at < p.ahead
+        {
+            p.pages = p.pages.saturating_sub(1);
+            p.next_page = None;
+            if p.pages == 0 {
+                self.pulls.remove(&key);
+                if height > mine {
+                    self.request_pull(now, id, &log, mine + 1, from);
+                }
+            }
+            return;
+        }
+        if at == 0 || at > mine + 1 {
             self.pulls.remove(&key);
             return self.misbehaved(from, Misbehaviour::UnexpectedPage(*id));
         }
-        let result = self.ingest(now, from, id, &log, records, false);
+        let result = self.ingest(now, from, id, &log, offered, false);
         let now_ours = ours(self);
+        let progress = !result.failed && result.applied > 0;
+        let step = u64::from(self.config.page_max_records.max(1));
+        let timeout = self.config.pull_timeout_ms;
+        if let Some(p) = self.pulls.get_mut(&key)
+            && p.peer == *from
+            && p.pages > 1
+            && progress
+        {
+            // More pages of the window are on their way: keep the pull, and ask for one more
+            // page if the pages still line up with what is stored.
+            p.pages -= 1;
+            p.expires = now.plus(timeout);
+            let aligned = p.next_page == Some(at) && now_ours + 1 == at + step;
+            p.next_page = aligned.then_some(now_ours + 1);
+            self.ask_ahead(id, &log, height);
+            return;
+        }
         self.pulls.remove(&key);
-        if !result.failed && result.applied > 0 && height > now_ours {
+        if progress && height > now_ours {
             self.request_pull(now, id, &log, now_ours + 1, from);
+            self.ask_ahead(id, &log, height);
+        }
+    }
+
+    /// Asks the peer of a log's outstanding pull for further pages, up to
+    /// `Config::pull_window` pages in flight and up to `height` (what the peer reported).
+    fn ask_ahead(&mut self, id: &ThreadId, log: &LogId, height: u64) {
+        let window = self.config.pull_window.max(1);
+        let max = self.config.page_max_records;
+        let step = u64::from(max.max(1));
+        let mut asks = Vec::new();
+        let Some(p) = self.pulls.get_mut(&(*id, *log)) else {
+            return;
+        };
+        if p.next_page.is_none() {
+            return;
+        }
+        while p.pages < window && p.ahead <= height {
+            asks.push(p.ahead);
+            p.ahead += step;
+            p.pages += 1;
+        }
+        let peer = p.peer;
+        for at in asks {
+            let payload = Payload::Pull {
+                thread: id.to_vec(),
+                log: log.as_bytes().to_vec(),
+                from: at,
+                max,
+            };
+            self.send(id, &peer, &payload);
         }
     }
 
@@ -308,13 +463,9 @@ impl<S: Store, A: Application> Host<S, A> {
         now: Time,
         from: &PeerId,
         id: &ThreadId,
-        log: &[u8],
-        records: &[serde_bytes::ByteBuf],
+        (log, offered): (LogId, Offered<'_>),
     ) {
-        let Some(log) = self.parse_id(id, log) else {
-            return self.misbehaved(from, Misbehaviour::InvalidField("invalid log id"));
-        };
-        let result = self.ingest(now, from, id, &log, records, true);
+        let result = self.ingest(now, from, id, &log, offered, true);
         if let Some(at) = result.gap {
             self.request_pull(now, id, &log, at, from);
         }
@@ -404,6 +555,9 @@ impl<S: Store, A: Application> Host<S, A> {
                 peer: *peer,
                 from: at,
                 expires: now.plus(self.config.pull_timeout_ms),
+                ahead: at.saturating_add(u64::from(self.config.page_max_records.max(1))),
+                pages: 1,
+                next_page: Some(at),
             },
         );
         let payload = Payload::Pull {

@@ -3,7 +3,7 @@
 //! the service key.
 
 use super::error::{BlockKind, RecordError};
-use super::wire::{self, EventNode, HeaderNode, SignedRecordNode, UnsignedRecordNode};
+use super::wire::{EventNode, HeaderNode, Node, SignedRecordNode, UnsignedRecordNode};
 use super::{
     FORMAT_VERSION, MAX_BODY_LEN, OpenedRecord, RecordBundle, SIGNING_DOMAIN, VerifiedRecord,
     block_cid, seal,
@@ -56,17 +56,19 @@ pub fn create(
     let mut body_key = [0u8; 32];
     rng.fill_bytes(&mut body_key);
     let body = seal::seal(BlockKind::Body, &body_key, draft.body, rng);
-    let header_plain = wire::encode(&HeaderNode {
+    let header_plain = HeaderNode {
         body_key: body_key.to_vec(),
         time: draft.time,
         version: FORMAT_VERSION,
-    });
+    }
+    .to_canonical();
     let header = seal::seal(BlockKind::Header, read_key.as_bytes(), &header_plain, rng);
-    let event = wire::encode(&EventNode {
+    let event = EventNode {
         body: block_cid(&body),
         header: block_cid(&header),
         version: FORMAT_VERSION,
-    });
+    }
+    .to_canonical();
 
     let unsigned = UnsignedRecordNode {
         author: draft.author.to_protobuf().to_vec(),
@@ -91,7 +93,7 @@ pub fn create(
     let record = seal::seal(
         BlockKind::Record,
         key.service().as_bytes(),
-        &wire::encode(&signed),
+        &signed.to_canonical(),
         rng,
     );
 
@@ -120,8 +122,17 @@ pub fn create(
 
 /// The exact bytes the log key signs: the domain prefix, then the canonical unsigned map.
 pub fn signing_input(unsigned: &UnsignedRecordNode) -> Vec<u8> {
-    let mut input = SIGNING_DOMAIN.to_vec();
-    input.extend_from_slice(&wire::encode(unsigned));
+    let mut input = Vec::with_capacity(SIGNING_DOMAIN.len() + unsigned.size_hint());
+    input.extend_from_slice(SIGNING_DOMAIN);
+    unsigned.write(&mut input);
+    input
+}
+
+/// [`signing_input`] of a signed node's unsigned map, without copying the node.
+pub(super) fn signing_input_of(signed: &SignedRecordNode) -> Vec<u8> {
+    let mut input = Vec::with_capacity(SIGNING_DOMAIN.len() + 256);
+    input.extend_from_slice(SIGNING_DOMAIN);
+    signed.write_unsigned(&mut input);
     input
 }
 

@@ -1,6 +1,6 @@
 //! Verifying a record with the service key alone, and opening it with the read key.
 
-use super::build::{check_position, signing_input};
+use super::build::{check_position, signing_input_of};
 use super::error::{BlockKind, RecordError};
 use super::wire::{self, EventNode, HeaderNode, SignedRecordNode};
 use super::{
@@ -9,9 +9,11 @@ use super::{
 };
 use crate::counter::{LamportClock, LogCounter};
 use crate::id::ThreadId;
-use crate::identity::PublicKey;
+use crate::identity::{PUBLIC_PROTOBUF_LEN, PublicKey};
+use std::cell::RefCell;
 use crate::key::{ReadKey, ServiceKey};
 use crate::log_id::LogId;
+use cid::Cid;
 use ed25519_dalek::Signature;
 
 /// A record whose blocks were checked, waiting only for its signature check.
@@ -29,13 +31,8 @@ pub fn verify(
     log: &LogId,
     service: &ServiceKey,
 ) -> Result<VerifiedRecord, RecordError> {
-    let checked = check_blocks(bundle, thread, log, service)?;
-    let key = log.public_key();
-    let sig = Signature::from_bytes(checked.record.signature());
-    key.as_dalek()
-        .verify_strict(&checked.message, &sig)
-        .map_err(|_| bad_signature(log))?;
-    Ok(checked.record)
+    let cid = block_cid(&bundle.record);
+    verify_cid(bundle, cid, thread, log, service, true)
 }
 
 /// [`verify`] without the signature check: a deliberate defect for the simulator's checker
@@ -47,7 +44,42 @@ pub fn verify_without_signature(
     log: &LogId,
     service: &ServiceKey,
 ) -> Result<VerifiedRecord, RecordError> {
-    Ok(check_blocks(bundle, thread, log, service)?.record)
+    let cid = block_cid(&bundle.record);
+    verify_cid(bundle, cid, thread, log, service, false)
+}
+
+/// [`verify`] for a caller that already hashed the envelope (`cid` must be
+/// `block_cid(&bundle.record)`); `signature: false` only for the `buggify` defect.
+pub(crate) fn verify_cid(
+    bundle: RecordBundle,
+    cid: Cid,
+    thread: &ThreadId,
+    log: &LogId,
+    service: &ServiceKey,
+    signature: bool,
+) -> Result<VerifiedRecord, RecordError> {
+    let checked = check_blocks(bundle, cid, thread, log, service)?;
+    if signature {
+        let key = log.public_key();
+        let sig = Signature::from_bytes(checked.record.signature());
+        key.as_dalek()
+            .verify_strict(&checked.message, &sig)
+            .map_err(|_| bad_signature(log))?;
+    }
+    Ok(checked.record)
+}
+
+/// [`verify_cid`] that hashes the envelope itself and hands its CID back with an error (so a
+/// refused copy of a record already held can still be recognised).
+pub(crate) fn verify_keeping_cid(
+    bundle: RecordBundle,
+    thread: &ThreadId,
+    log: &LogId,
+    service: &ServiceKey,
+    signature: bool,
+) -> Result<VerifiedRecord, (Cid, RecordError)> {
+    let cid = block_cid(&bundle.record);
+    verify_cid(bundle, cid, thread, log, service, signature).map_err(|e| (cid, e))
 }
 
 /// Decrypts the header with the read key and the body with the key the header holds.
@@ -95,6 +127,7 @@ fn bad_signature(log: &LogId) -> RecordError {
 
 fn check_blocks(
     bundle: RecordBundle,
+    cid: Cid,
     thread: &ThreadId,
     log: &LogId,
     service: &ServiceKey,
@@ -116,8 +149,8 @@ fn check_blocks(
         block: BlockKind::Record,
         what,
     };
-    let author = PublicKey::from_protobuf(&node.author)
-        .map_err(|_| malformed("author is not an Ed25519 public key"))?;
+    let author = author_key(&node.author, log)
+        .ok_or_else(|| malformed("author is not an Ed25519 public key"))?;
     let counter = LogCounter::new(node.counter).ok_or(malformed("log counter is 0"))?;
     let clock = LamportClock(node.clock);
     check_position(counter, clock, node.prev.is_some())?;
@@ -156,10 +189,10 @@ fn check_blocks(
         });
     }
 
-    let message = signing_input(&node.unsigned());
+    let message = signing_input_of(&node);
     Ok(Checked {
         record: VerifiedRecord {
-            cid: block_cid(&bundle.record),
+            cid,
             thread: *thread,
             log: *log,
             author,
@@ -171,6 +204,47 @@ fn check_blocks(
         },
         message,
     })
+}
+
+/// How many recently seen authors each thread keeps decoded.
+const AUTHOR_CACHE: usize = 4;
+
+std::thread_local! {
+    /// Authors recently decoded on this thread: decoding a key decompresses a curve point (a
+    /// tenth of a signature check), and a log's records nearly always share one author. Only
+    /// keys that decoded are kept, so the outcome is the same as decoding every time.
+    static AUTHORS: RefCell<([Option<([u8; PUBLIC_PROTOBUF_LEN], PublicKey)>; AUTHOR_CACHE], usize)> =
+        const { RefCell::new(([None; AUTHOR_CACHE], 0)) };
+}
+
+/// The author's public key from its protobuf bytes: the log's own key when they are the same
+/// bytes, else a recently decoded one, else decoded now. `None` when it is not a valid key.
+fn author_key(bytes: &[u8], log: &LogId) -> Option<PublicKey> {
+    if bytes == &log.as_bytes()[2..] {
+        return Some(log.public_key());
+    }
+    let Ok(fixed) = <&[u8; PUBLIC_PROTOBUF_LEN]>::try_from(bytes) else {
+        return PublicKey::from_protobuf(bytes).ok();
+    };
+    let cached = AUTHORS.with(|c| {
+        c.borrow()
+            .0
+            .iter()
+            .flatten()
+            .find(|(b, _)| b == fixed)
+            .map(|(_, k)| *k)
+    });
+    if cached.is_some() {
+        return cached;
+    }
+    let key = PublicKey::from_protobuf(bytes).ok()?;
+    AUTHORS.with(|c| {
+        let mut c = c.borrow_mut();
+        let slot = c.1 % AUTHOR_CACHE;
+        c.0[slot] = Some((*fixed, key));
+        c.1 = slot + 1;
+    });
+    Some(key)
 }
 
 /// Whether a CID has the form of every block CID: v1, dag-cbor, sha2-256 of 32 bytes.

@@ -26,6 +26,7 @@ pub use build::{RecordDraft, create};
 #[cfg(feature = "buggify")]
 pub use check::verify_without_signature;
 pub use check::{open, verify};
+pub(crate) use check::{verify_cid, verify_keeping_cid};
 pub use error::{BlockKind, RecordError};
 pub use wire::block_cid;
 
@@ -62,15 +63,18 @@ pub struct RecordBundle {
 }
 
 impl RecordBundle {
-    /// Encodes the bundle as one DAG-CBOR map `{"b","e","h","r"}`.
+    /// Encodes the bundle as one DAG-CBOR map `{"b","e","h","r","v"}`.
     pub fn encode(&self) -> Vec<u8> {
-        wire::encode(&wire::BundleNode {
-            body: self.body.clone(),
-            event: self.event.clone(),
-            header: self.header.clone(),
-            record: self.record.clone(),
-            version: FORMAT_VERSION,
-        })
+        let mut out = Vec::with_capacity(self.len() + 32);
+        wire::write_bundle(
+            &mut out,
+            &self.body,
+            &self.event,
+            &self.header,
+            &self.record,
+            FORMAT_VERSION,
+        );
+        out
     }
 
     /// Decodes a bundle; only the framing is checked here, [`verify`] checks the content.

@@ -3,7 +3,7 @@
 
 use super::FORMAT_VERSION;
 use super::error::{BlockKind, RecordError};
-use super::wire::{self, SealedNode};
+use super::wire::{self, Node, SealedNode};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_core::CryptoRng;
@@ -55,11 +55,12 @@ pub fn seal_with_nonce(
         )
         // Encryption fails only for plaintexts beyond 256 GiB; ours are bounded far below.
         .expect("XChaCha20-Poly1305 encryption of a bounded plaintext cannot fail");
-    wire::encode(&SealedNode {
+    SealedNode {
         ciphertext,
         nonce: nonce.to_vec(),
         version: FORMAT_VERSION,
-    })
+    }
+    .to_canonical()
 }
 
 /// Decodes a sealed block without decrypting it (what a replicator can check alone).

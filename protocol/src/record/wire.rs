@@ -179,7 +179,7 @@ pub fn decode_plain<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 
 /// Decodes a block, rejecting oversized input, invalid CBOR, unknown members and any encoding
 /// other than the canonical one (so that every value has exactly one byte form, and one CID).
-pub fn decode<T: Serialize + DeserializeOwned>(
+pub fn decode<T: Node + DeserializeOwned>(
     block: BlockKind,
     bytes: &[u8],
     max_len: usize,
@@ -201,8 +201,284 @@ pub fn decode<T: Serialize + DeserializeOwned>(
             reason: other.to_string(),
         },
     })?;
-    if encode(&value) != bytes {
+    if !value.is_encoded_by(bytes) {
         return Err(RecordError::NonCanonical { block });
     }
     Ok(value)
+}
+
+/// Where a canonical encoder writes: a buffer, or a comparison with bytes already held.
+pub trait Sink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// A sink that compares what is written with expected bytes, without allocating.
+struct Compare<'a> {
+    rest: &'a [u8],
+    equal: bool,
+}
+
+impl Sink for Compare<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        match self.rest.split_at_checked(bytes.len()) {
+            Some((head, tail)) if self.equal && head == bytes => self.rest = tail,
+            _ => self.equal = false,
+        }
+    }
+}
+
+/// A record node with a hand-written canonical DAG-CBOR encoder: byte for byte what
+/// `serde_ipld_dagcbor` writes for it (tests hold them equal), without its per-member buffers.
+/// Keys are single letters, so canonical order is alphabetical, the order of the fields.
+pub trait Node {
+    /// Writes the canonical encoding.
+    fn write<S: Sink>(&self, out: &mut S);
+
+    /// The canonical encoding.
+    fn to_canonical(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.size_hint());
+        self.write(&mut out);
+        out
+    }
+
+    /// Whether `bytes` is exactly the canonical encoding of this value.
+    fn is_encoded_by(&self, bytes: &[u8]) -> bool {
+        let mut cmp = Compare {
+            rest: bytes,
+            equal: true,
+        };
+        self.write(&mut cmp);
+        cmp.equal && cmp.rest.is_empty()
+    }
+
+    /// A guess of the encoded length, to allocate once.
+    fn size_hint(&self) -> usize {
+        128
+    }
+}
+
+/// A CBOR head: major type and argument, in the shortest form.
+fn head<S: Sink>(out: &mut S, major: u8, value: u64) {
+    let m = major << 5;
+    if value < 24 {
+        out.put(&[m | value as u8]);
+    } else if value <= u64::from(u8::MAX) {
+        out.put(&[m | 24, value as u8]);
+    } else if value <= u64::from(u16::MAX) {
+        let b = (value as u16).to_be_bytes();
+        out.put(&[m | 25, b[0], b[1]]);
+    } else if value <= u64::from(u32::MAX) {
+        let b = (value as u32).to_be_bytes();
+        out.put(&[m | 26, b[0], b[1], b[2], b[3]]);
+    } else {
+        out.put(&[m | 27]);
+        out.put(&value.to_be_bytes());
+    }
+}
+
+fn map<S: Sink>(out: &mut S, entries: u64) {
+    head(out, 5, entries);
+}
+
+/// A one-letter text key.
+fn key<S: Sink>(out: &mut S, k: u8) {
+    out.put(&[0x61, k]);
+}
+
+fn uint<S: Sink>(out: &mut S, v: u64) {
+    head(out, 0, v);
+}
+
+fn bytes<S: Sink>(out: &mut S, b: &[u8]) {
+    head(out, 2, b.len() as u64);
+    out.put(b);
+}
+
+/// A CID: tag 42 over the byte string `0x00 ‖ binary CID`.
+fn cid<S: Sink>(out: &mut S, c: &Cid) {
+    let mut buf = [0u8; 128];
+    let len = c.encoded_len();
+    out.put(&[0xd8, 0x2a]);
+    head(out, 2, len as u64 + 1);
+    out.put(&[0]);
+    if len <= buf.len() && c.write_bytes(&mut buf[..len]).is_ok() {
+        out.put(&buf[..len]);
+    } else {
+        out.put(&c.to_bytes());
+    }
+}
+
+fn opt_cid<S: Sink>(out: &mut S, c: &Option<Cid>) {
+    match c {
+        Some(c) => cid(out, c),
+        None => out.put(&[0xf6]),
+    }
+}
+
+impl Node for SealedNode {
+    fn write<S: Sink>(&self, out: &mut S) {
+        map(out, 3);
+        key(out, b'c');
+        bytes(out, &self.ciphertext);
+        key(out, b'n');
+        bytes(out, &self.nonce);
+        key(out, b'v');
+        uint(out, self.version);
+    }
+    fn size_hint(&self) -> usize {
+        self.ciphertext.len() + self.nonce.len() + 32
+    }
+}
+
+impl Node for EventNode {
+    fn write<S: Sink>(&self, out: &mut S) {
+        map(out, 3);
+        key(out, b'b');
+        cid(out, &self.body);
+        key(out, b'h');
+        cid(out, &self.header);
+        key(out, b'v');
+        uint(out, self.version);
+    }
+}
+
+impl Node for HeaderNode {
+    fn write<S: Sink>(&self, out: &mut S) {
+        map(out, 3);
+        key(out, b'k');
+        bytes(out, &self.body_key);
+        key(out, b't');
+        uint(out, self.time);
+        key(out, b'v');
+        uint(out, self.version);
+    }
+}
+
+impl Node for UnsignedRecordNode {
+    fn write<S: Sink>(&self, out: &mut S) {
+        UnsignedRef {
+            author: &self.author,
+            counter: self.counter,
+            event: &self.event,
+            clock: self.clock,
+            prev: &self.prev,
+            thread: &self.thread,
+            version: self.version,
+        }
+        .write(out);
+    }
+    fn size_hint(&self) -> usize {
+        256
+    }
+}
+
+impl Node for SignedRecordNode {
+    fn write<S: Sink>(&self, out: &mut S) {
+        map(out, 8);
+        key(out, b'a');
+        bytes(out, &self.author);
+        key(out, b'c');
+        uint(out, self.counter);
+        key(out, b'e');
+        cid(out, &self.event);
+        key(out, b'l');
+        uint(out, self.clock);
+        key(out, b'p');
+        opt_cid(out, &self.prev);
+        key(out, b's');
+        bytes(out, &self.signature);
+        key(out, b't');
+        bytes(out, &self.thread);
+        key(out, b'v');
+        uint(out, self.version);
+    }
+    fn size_hint(&self) -> usize {
+        320
+    }
+}
+
+impl SignedRecordNode {
+    /// Writes the map the signature covers ([`SignedRecordNode::unsigned`], encoded) without
+    /// copying the node.
+    pub fn write_unsigned<S: Sink>(&self, out: &mut S) {
+        UnsignedRef {
+            author: &self.author,
+            counter: self.counter,
+            event: &self.event,
+            clock: self.clock,
+            prev: &self.prev,
+            thread: &self.thread,
+            version: self.version,
+        }
+        .write(out);
+    }
+}
+
+/// The unsigned map, borrowed.
+struct UnsignedRef<'a> {
+    author: &'a [u8],
+    counter: u64,
+    event: &'a Cid,
+    clock: u64,
+    prev: &'a Option<Cid>,
+    thread: &'a [u8],
+    version: u64,
+}
+
+impl UnsignedRef<'_> {
+    fn write<S: Sink>(&self, out: &mut S) {
+        map(out, 7);
+        key(out, b'a');
+        bytes(out, self.author);
+        key(out, b'c');
+        uint(out, self.counter);
+        key(out, b'e');
+        cid(out, self.event);
+        key(out, b'l');
+        uint(out, self.clock);
+        key(out, b'p');
+        opt_cid(out, self.prev);
+        key(out, b't');
+        bytes(out, self.thread);
+        key(out, b'v');
+        uint(out, self.version);
+    }
+}
+
+impl Node for BundleNode {
+    fn write<S: Sink>(&self, out: &mut S) {
+        write_bundle(out, &self.body, &self.event, &self.header, &self.record, self.version);
+    }
+    fn size_hint(&self) -> usize {
+        self.body.len() + self.event.len() + self.header.len() + self.record.len() + 32
+    }
+}
+
+/// Writes a bundle map from borrowed blocks.
+pub fn write_bundle<S: Sink>(
+    out: &mut S,
+    body: &[u8],
+    event: &[u8],
+    header: &[u8],
+    record: &[u8],
+    version: u64,
+) {
+    map(out, 5);
+    key(out, b'b');
+    bytes(out, body);
+    key(out, b'e');
+    bytes(out, event);
+    key(out, b'h');
+    bytes(out, header);
+    key(out, b'r');
+    bytes(out, record);
+    key(out, b'v');
+    uint(out, version);
 }

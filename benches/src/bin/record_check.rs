@@ -1,0 +1,108 @@
+//! Record check against its bound: the time to decode and verify one record bundle (what
+//! ingest does per record: `RecordBundle::decode` + `record::verify`) next to a bare
+//! ed25519-dalek `verify_strict` over a message as long as the record's signing input, both
+//! measured in the same run, interleaved in rounds so that machine noise hits both alike.
+//!
+//! Prints one JSON line per body size (64 B, 256 B, 1 KiB):
+//! `{"bench":"record_check","body_bytes":..,"record_check_us":..,"bare_verify_strict_us":..,
+//! "ratio":..,"goal_ratio_max":1.2,"ok":..}`.
+//!
+//! `cargo run --release -p threads-benches --bin record_check -- [rounds] [per_round]`
+
+use ed25519_dalek::Signature;
+use std::hint::black_box;
+use std::time::Instant;
+use threads_benches::{RecordFixture, body};
+use threads_protocol::identity::PrivateKey;
+use threads_protocol::record::error::BlockKind;
+use threads_protocol::record::wire::{self, SignedRecordNode};
+use threads_protocol::record::{self, MAX_META_BLOCK_LEN, RecordBundle, SIGNING_DOMAIN, seal};
+
+const SIZES: [usize; 3] = [64, 256, 1024];
+const GOAL: f64 = 1.2;
+
+/// Length of the bytes the log key signs for this record.
+fn signing_input_len(bundle: &RecordBundle, fixture: &RecordFixture) -> usize {
+    let sealed = seal::parse(BlockKind::Record, &bundle.record, MAX_META_BLOCK_LEN)
+        .expect("our envelope parses");
+    let plain = seal::open(BlockKind::Record, fixture.key.service().as_bytes(), &sealed)
+        .expect("our envelope opens");
+    let node: SignedRecordNode =
+        wire::decode(BlockKind::Record, &plain, MAX_META_BLOCK_LEN).expect("our envelope decodes");
+    SIGNING_DOMAIN.len() + wire::encode(&node.unsigned()).len()
+}
+
+/// Median of a list of figures.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let rounds: usize = args
+        .next()
+        .map(|a| a.parse().expect("rounds is an integer"))
+        .unwrap_or(30);
+    let per_round: usize = args
+        .next()
+        .map(|a| a.parse().expect("per_round is an integer"))
+        .unwrap_or(200);
+    for len in SIZES {
+        let mut fixture = RecordFixture::new(7);
+        let sample = fixture.create(&body(len)).expect("valid record");
+        let bundle = sample.record().bundle().clone();
+        let bytes = bundle.encode();
+        let service = fixture.key.service().clone();
+        let (thread, log) = (fixture.thread, fixture.log);
+
+        // The bound: a bare strict check of a signature over a message of the same length.
+        let msg_len = signing_input_len(&bundle, &fixture);
+        let signer = PrivateKey::from_seed([9; 32]);
+        let message: Vec<u8> = (0..msg_len).map(|i| (i * 7) as u8).collect();
+        let signature = Signature::from_bytes(&signer.sign(&message));
+        let key = *signer.public().as_dalek();
+
+        let check = || {
+            let b = RecordBundle::decode(black_box(&bytes)).expect("decodes");
+            record::verify(b, &thread, &log, &service).expect("verifies")
+        };
+        let bare = || {
+            key.verify_strict(black_box(&message), &signature)
+                .expect("verifies")
+        };
+        // Warm up both.
+        for _ in 0..per_round {
+            black_box(check());
+            bare();
+        }
+        let (mut checks, mut bares) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let time = |f: &dyn Fn()| {
+                let started = Instant::now();
+                for _ in 0..per_round {
+                    f();
+                }
+                started.elapsed().as_secs_f64() * 1e6 / per_round as f64
+            };
+            // Alternate which goes first, so drift in machine load favours neither.
+            if round % 2 == 0 {
+                checks.push(time(&|| drop(black_box(check()))));
+                bares.push(time(&bare));
+            } else {
+                bares.push(time(&bare));
+                checks.push(time(&|| drop(black_box(check()))));
+            }
+        }
+        let ratios: Vec<f64> = checks.iter().zip(&bares).map(|(c, b)| c / b).collect();
+        let (c, b, ratio) = (median(checks), median(bares), median(ratios));
+        println!(
+            "{{\"bench\":\"record_check\",\"body_bytes\":{len},\"signing_input_bytes\":{msg_len},\
+             \"bundle_bytes\":{},\"rounds\":{rounds},\"per_round\":{per_round},\
+             \"record_check_us\":{c:.2},\"bare_verify_strict_us\":{b:.2},\"ratio\":{ratio:.3},\
+             \"goal_ratio_max\":{GOAL},\"ok\":{}}}",
+            bytes.len(),
+            ratio <= GOAL
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! A verification stage for [`Loopback`] networks: messages to one host are checked by a small
+//! pool of threads ([`Inbound::check`] with the host's [`RecordVerifier`]s) and handed to
+//! that host's engine in the order they were sent, already verified, while the engine stores
+//! the previous ones. This is what a driver does with its own threads (the protocol crate
+//! stays free of them); the catch-up benchmark drives its reader through it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use threads_protocol::engine::loopback::Loopback;
+use threads_protocol::engine::{Application, Inbound, PeerId, RecordVerifier};
+use threads_protocol::id::ThreadId;
+use threads_protocol::store::Store;
+
+/// The verifiers the workers use, by thread; filled by the engine side as threads appear.
+type Verifiers = Arc<RwLock<HashMap<ThreadId, RecordVerifier>>>;
+
+/// One message for the pool, numbered in arrival order.
+struct Job {
+    seq: u64,
+    from: PeerId,
+    bytes: Vec<u8>,
+}
+
+/// Runs `net` like [`Loopback::run_until`], except that every message to host `checked` goes
+/// through a pool of `workers` threads that verify it first. Returns whether `done` held.
+pub fn run_until_checked<S: Store, A: Application>(
+    net: &mut Loopback<S, A>,
+    checked: usize,
+    workers: usize,
+    duration_ms: u64,
+    mut done: impl FnMut(&Loopback<S, A>) -> bool,
+) -> bool {
+    let end = net.now.plus(duration_ms);
+    let max_len = net.hosts[checked].config().max_message_len;
+    let verifiers: Verifiers = Arc::new(RwLock::new(HashMap::new()));
+    refresh(net, checked, &verifiers);
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = mpsc::channel::<(u64, Inbound)>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            let (jobs, results, verifiers) = (job_rx.clone(), done_tx.clone(), verifiers.clone());
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only to take the next job.
+                    let job = match jobs.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let inbound = {
+                        let map = verifiers.read().expect("verifier map");
+                        Inbound::check(job.from, job.bytes, max_len, |t| map.get(t))
+                    };
+                    if results.send((job.seq, inbound)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let (mut sent, mut next) = (0u64, 0u64);
+        let mut ready: BTreeMap<u64, Inbound> = BTreeMap::new();
+        let reached = loop {
+            net.collect();
+            // Hand every message in flight to its receiver: the checked host's go to the pool.
+            while let Some(m) = net.in_flight.pop_front() {
+                if net.cut.contains(&(m.from.min(m.to), m.from.max(m.to))) {
+                    continue;
+                }
+                let from = *net.hosts[m.from].peer_id();
+                net.delivered += 1;
+                net.delivered_bytes += m.bytes.len() as u64;
+                if m.to == checked {
+                    let job = Job {
+                        seq: sent,
+                        from,
+                        bytes: m.bytes,
+                    };
+                    sent += 1;
+                    job_tx.send(job).expect("workers run");
+                } else {
+                    let now = net.now;
+                    net.hosts[m.to].handle_message(now, &from, &m.bytes);
+                    net.collect();
+                }
+            }
+            // Feed the checked host whatever is verified, in order; wait when nothing else
+            // can move.
+            if next < sent {
+                if ready.is_empty() {
+                    let (seq, inbound) = done_rx.recv().expect("workers run");
+                    ready.insert(seq, inbound);
+                }
+                while let Ok((seq, inbound)) = done_rx.try_recv() {
+                    ready.insert(seq, inbound);
+                }
+                while let Some(inbound) = ready.remove(&next) {
+                    let now = net.now;
+                    net.hosts[checked].handle_inbound(now, inbound);
+                    next += 1;
+                    refresh(net, checked, &verifiers);
+                    // Let the engine's answers (next pulls) travel before storing more.
+                    net.collect();
+                    if !net.in_flight.is_empty() {
+                        break;
+                    }
+                }
+                continue;
+            }
+            if !net.in_flight.is_empty() {
+                continue;
+            }
+            if done(net) {
+                break true;
+            }
+            if !net.advance(end) {
+                break done(net);
+            }
+        };
+        drop(job_tx);
+        reached
+    })
+}
+
+/// Adds a verifier for every thread the checked host holds and the map lacks.
+fn refresh<S: Store, A: Application>(net: &Loopback<S, A>, checked: usize, verifiers: &Verifiers) {
+    let host = &net.hosts[checked];
+    let ids = host.thread_ids();
+    let missing: Vec<ThreadId> = {
+        let map = verifiers.read().expect("verifier map");
+        ids.into_iter().filter(|t| !map.contains_key(t)).collect()
+    };
+    if missing.is_empty() {
+        return;
+    }
+    let mut map = verifiers.write().expect("verifier map");
+    for t in missing {
+        if let Some(v) = host.verifier(&t) {
+            map.insert(t, v);
+        }
+    }
+}
