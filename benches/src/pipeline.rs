@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 use threads_protocol::engine::loopback::Loopback;
 use threads_protocol::engine::{Application, Inbound, PeerId, RecordVerifier};
 use threads_protocol::id::ThreadId;
@@ -22,15 +23,28 @@ struct Job {
     bytes: Vec<u8>,
 }
 
+/// Where the driving thread's time went during [`run_until_checked`], in seconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// In the checked host's engine (storing verified records).
+    pub engine: f64,
+    /// In the other hosts' engines (serving pages).
+    pub others: f64,
+    /// Waiting for the pool.
+    pub waiting: f64,
+}
+
 /// Runs `net` like [`Loopback::run_until`], except that every message to host `checked` goes
-/// through a pool of `workers` threads that verify it first. Returns whether `done` held.
+/// through a pool of `workers` threads that verify it first. Returns whether `done` held, and
+/// where the driving thread's time went.
 pub fn run_until_checked<S: Store, A: Application>(
     net: &mut Loopback<S, A>,
     checked: usize,
     workers: usize,
     duration_ms: u64,
     mut done: impl FnMut(&Loopback<S, A>) -> bool,
-) -> bool {
+) -> (bool, Stats) {
+    let mut stats = Stats::default();
     let end = net.now.plus(duration_ms);
     let max_len = net.hosts[checked].config().max_message_len;
     let verifiers: Verifiers = Arc::new(RwLock::new(HashMap::new()));
@@ -41,7 +55,8 @@ pub fn run_until_checked<S: Store, A: Application>(
     std::thread::scope(|scope| {
         for _ in 0..workers.max(1) {
             let (jobs, results, verifiers) = (job_rx.clone(), done_tx.clone(), verifiers.clone());
-            scope.spawn(move || {
+            let worker = std::thread::Builder::new().name("verify".into());
+            let spawned = worker.spawn_scoped(scope, move || {
                 loop {
                     // The lock is held only to take the next job.
                     let job = match jobs.lock() {
@@ -58,6 +73,7 @@ pub fn run_until_checked<S: Store, A: Application>(
                     }
                 }
             });
+            spawned.expect("a verification worker starts");
         }
         drop(done_tx);
         let (mut sent, mut next) = (0u64, 0u64);
@@ -82,15 +98,19 @@ pub fn run_until_checked<S: Store, A: Application>(
                     job_tx.send(job).expect("workers run");
                 } else {
                     let now = net.now;
+                    let started = Instant::now();
                     net.hosts[m.to].handle_message(now, &from, &m.bytes);
                     net.collect();
+                    stats.others += started.elapsed().as_secs_f64();
                 }
             }
             // Feed the checked host whatever is verified, in order; wait when nothing else
             // can move.
             if next < sent {
-                if ready.is_empty() {
+                if !ready.contains_key(&next) {
+                    let started = Instant::now();
                     let (seq, inbound) = done_rx.recv().expect("workers run");
+                    stats.waiting += started.elapsed().as_secs_f64();
                     ready.insert(seq, inbound);
                 }
                 while let Ok((seq, inbound)) = done_rx.try_recv() {
@@ -98,11 +118,13 @@ pub fn run_until_checked<S: Store, A: Application>(
                 }
                 while let Some(inbound) = ready.remove(&next) {
                     let now = net.now;
+                    let started = Instant::now();
                     net.hosts[checked].handle_inbound(now, inbound);
                     next += 1;
                     refresh(net, checked, &verifiers);
                     // Let the engine's answers (next pulls) travel before storing more.
                     net.collect();
+                    stats.engine += started.elapsed().as_secs_f64();
                     if !net.in_flight.is_empty() {
                         break;
                     }
@@ -120,7 +142,7 @@ pub fn run_until_checked<S: Store, A: Application>(
             }
         };
         drop(job_tx);
-        reached
+        (reached, stats)
     })
 }
 

@@ -217,12 +217,21 @@ fn hostile_messages_end_as_they_do_unchecked() {
     let log_key = PrivateKey::from_seed([3; 32]);
     let log = log_key.public().peer_id();
     let forged = t.record(&PrivateKey::from_seed([4; 32]), 1, None);
-    assert!(matches!(&t.push(&log, vec![forged])[..], [Misbehaviour::BadRecord { .. }]));
+    assert!(matches!(
+        &t.push(&log, vec![forged])[..],
+        [Misbehaviour::BadRecord { .. }]
+    ));
     let mut tampered = t.record(&log_key, 1, None);
     let n = tampered.len();
     tampered[n - 5] ^= 0x10;
-    assert!(matches!(&t.push(&log, vec![tampered])[..], [Misbehaviour::BadRecord { .. }]));
-    assert!(matches!(&t.push(&log, vec![vec![0xa0]])[..], [Misbehaviour::BadRecord { .. }]));
+    assert!(matches!(
+        &t.push(&log, vec![tampered])[..],
+        [Misbehaviour::BadRecord { .. }]
+    ));
+    assert!(matches!(
+        &t.push(&log, vec![vec![0xa0]])[..],
+        [Misbehaviour::BadRecord { .. }]
+    ));
     let r = t.send(
         &service,
         &Payload::Push {
@@ -261,12 +270,22 @@ fn order_replays_gaps_and_forks_hold_on_the_checked_path() {
     assert!(t.push(&log, chain[4..6].to_vec()).is_empty());
     assert_eq!(t.height(&log), 2);
     // Out of order within one message: 3 then 5 stores 3 and leaves the gap at 4.
-    assert!(t.push(&log, vec![chain[2].clone(), chain[4].clone()]).is_empty());
+    assert!(
+        t.push(&log, vec![chain[2].clone(), chain[4].clone()])
+            .is_empty()
+    );
     assert_eq!(t.height(&log), 3);
     assert!(t.push(&log, chain[3..6].to_vec()).is_empty());
     assert_eq!(t.height(&log), 6);
     // A record beyond a bad one is not stored; the bad one is reported.
-    let more = t.record(&log_key, 7, record::RecordBundle::decode(&chain[5]).unwrap().cid().into());
+    let more = t.record(
+        &log_key,
+        7,
+        record::RecordBundle::decode(&chain[5])
+            .unwrap()
+            .cid()
+            .into(),
+    );
     let r = t.push(&log, vec![vec![0xa0], more]);
     assert!(matches!(&r[..], [Misbehaviour::BadRecord { .. }]));
     assert_eq!(t.height(&log), 6);
@@ -293,7 +312,10 @@ fn order_replays_gaps_and_forks_hold_on_the_checked_path() {
 }
 
 /// The misbehaviours `inbound` makes a host report, and whether it stored anything.
-fn refusal(h: &mut threads_protocol::engine::Host<MemoryStore, AcceptAll>, inbound: Inbound) -> Vec<Misbehaviour> {
+fn refusal(
+    h: &mut threads_protocol::engine::Host<MemoryStore, AcceptAll>,
+    inbound: Inbound,
+) -> Vec<Misbehaviour> {
     while h.poll_output().is_some() {}
     h.handle_inbound(Time(1), inbound);
     let mut out = Vec::new();
@@ -371,7 +393,10 @@ fn a_checked_message_bound_to_other_keys_or_another_host_is_refused() {
     h.create_thread(Time(0), other_keys).unwrap();
     let fake = h.verifier(&t.thread).unwrap();
     let bytes = t.push_message(&log, t.chain(&log_key, 1));
-    assert!(matches!(fake.check_message(from, bytes), Inbound::Raw { .. }));
+    assert!(matches!(
+        fake.check_message(from, bytes),
+        Inbound::Raw { .. }
+    ));
 }
 
 #[test]
@@ -425,10 +450,23 @@ fn windowed_catch_up_through_verifiers_completes() {
             .unwrap();
         // Deliver by hand: messages to host 1 go through its verifier.
         let mut rounds = 0;
+        let mut most_pulls = 0;
         while total(&net, 1, &info.id) < 37 && rounds < 200 {
             rounds += 1;
             net.collect();
             while let Some(m) = net.in_flight.pop_front() {
+                let pulls = net
+                    .in_flight
+                    .iter()
+                    .filter(|m| m.from == 1)
+                    .filter(|m| {
+                        matches!(
+                            message::decode(&m.bytes, usize::MAX).map(|d| d.1),
+                            Ok(Payload::Pull { .. })
+                        )
+                    })
+                    .count();
+                most_pulls = most_pulls.max(pulls + usize::from(m.from == 1));
                 let from = *net.hosts[m.from].peer_id();
                 if m.to == 1 {
                     let v = net.hosts[1].verifier(&info.id).unwrap();
@@ -442,7 +480,15 @@ fn windowed_catch_up_through_verifiers_completes() {
             let next = net.now.plus(100);
             net.advance(next);
         }
-        assert_eq!(total(&net, 1, &info.id), 37, "bytes {page_max_bytes} window {window}");
+        assert_eq!(
+            total(&net, 1, &info.id),
+            37,
+            "bytes {page_max_bytes} window {window}"
+        );
+        if page_max_bytes > 4096 {
+            // Full pages: the window is used (and never exceeded).
+            assert_eq!(most_pulls, window as usize, "window {window}");
+        }
         assert!(
             !net.events[1]
                 .iter()

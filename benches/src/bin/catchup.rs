@@ -21,7 +21,7 @@ use std::cmp::min;
 use std::hint::black_box;
 use std::ops::ControlFlow;
 use std::time::Instant;
-use threads_benches::pipeline::run_until_checked;
+use threads_benches::pipeline::{Stats, run_until_checked};
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::counter::LogCounter;
 use threads_protocol::engine::loopback::Loopback;
@@ -103,8 +103,8 @@ fn write_source(n: u64) -> Source {
         .expect("records");
     let bundle = RecordBundle::decode(&first[0]).expect("decode");
     let sealed = seal::parse(BlockKind::Record, &bundle.record, MAX_META_BLOCK_LEN).expect("parse");
-    let plain = seal::open(BlockKind::Record, info.key.service().as_bytes(), &sealed)
-        .expect("open");
+    let plain =
+        seal::open(BlockKind::Record, info.key.service().as_bytes(), &sealed).expect("open");
     let node: SignedRecordNode =
         wire::decode(BlockKind::Record, &plain, MAX_META_BLOCK_LEN).expect("decode");
     Source {
@@ -156,7 +156,7 @@ fn catch_up<S: Store>(n: u64, src: &Source, writer: S, reader: S) -> Run {
     net.hosts[1]
         .join_thread(Time(0), &addr, src.info.key.clone())
         .expect("join");
-    let done = run_until_checked(&mut net, 1, workers, 3_600_000, |net| {
+    let (done, stats) = run_until_checked(&mut net, 1, workers, 3_600_000, |net| {
         net.hosts[1]
             .heads(&t)
             .map(|h| h.iter().map(|(_, height, _)| height.0).sum::<u64>() == n)
@@ -187,6 +187,7 @@ fn catch_up<S: Store>(n: u64, src: &Source, writer: S, reader: S) -> Run {
         verify_rate: check as f64 / started.elapsed().as_secs_f64(),
         bare_rate: (bare_before + bare_after) / 2.0,
         workers,
+        stats,
     }
 }
 
@@ -198,6 +199,8 @@ struct Run {
     /// Single-core bare `verify_strict` per second, mean of before and after.
     bare_rate: f64,
     workers: usize,
+    /// Where the driving thread's time went.
+    stats: Stats,
 }
 
 fn report(store: &str, n: u64, write: f64, run: Run) {
@@ -209,7 +212,8 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
          \"workers\":{},\"pull_window\":{},\"page_max_records\":{},\
          \"write_records_per_sec\":{:.0},\"catchup_seconds\":{:.3},\
          \"catchup_records_per_sec\":{rate:.0},\"verify_only_records_per_sec\":{:.0},\
-         \"bare_verify_strict_per_sec\":{:.0},\"ratio\":{ratio:.3},\"goal\":{GOAL},\"ok\":{}}}",
+         \"bare_verify_strict_per_sec\":{:.0},\"ratio\":{ratio:.3},\"goal\":{GOAL},\"ok\":{},\
+         \"reader_engine_seconds\":{:.3},\"writer_engine_seconds\":{:.3},\"waiting_for_pool_seconds\":{:.3}}}",
         run.workers,
         c.pull_window,
         c.page_max_records,
@@ -218,6 +222,9 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
         run.verify_rate,
         run.bare_rate,
         ratio >= GOAL,
+        run.stats.engine,
+        run.stats.others,
+        run.stats.waiting,
     );
 }
 

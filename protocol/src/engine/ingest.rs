@@ -10,7 +10,7 @@ use super::{Application, EngineError, Host, PeerId, Time, Verdict, as_read, comm
 use crate::counter::{LamportClock, LogCounter, LogHeight};
 use crate::id::ThreadId;
 use crate::log_id::LogId;
-use crate::record::{self, RecordBundle, VerifiedRecord, wire};
+use crate::record::{self, OpenedRecord, RecordBundle, VerifiedRecord, wire};
 use crate::store::{ReadTxn, Store, WriteTxn};
 
 /// Records offered by a peer: the encoded bundles of a message, or bundles a
@@ -22,10 +22,44 @@ pub(super) enum Offered<'a> {
     Checked(Vec<Checked>),
 }
 
+/// A verified record on its way to the store: opened already when a verifier holding the
+/// read key did it, so the engine thread only stores it and runs the hook.
+#[derive(Clone, Debug)]
+pub(crate) enum Prepared {
+    /// Verified; opened with the read key (if this host reads) when applied.
+    Verified(VerifiedRecord),
+    /// Verified and opened with the read key.
+    Opened(OpenedRecord),
+    /// Verified; it does not open with the read key (the hook will reject it).
+    Unopenable(VerifiedRecord, record::RecordError),
+}
+
+impl Prepared {
+    /// The verified record.
+    pub(crate) fn record(&self) -> &VerifiedRecord {
+        match self {
+            Prepared::Verified(r) | Prepared::Unopenable(r, _) => r,
+            Prepared::Opened(o) => o.record(),
+        }
+    }
+    /// Gives up the verified record.
+    fn into_record(self) -> VerifiedRecord {
+        match self {
+            Prepared::Verified(r) | Prepared::Unopenable(r, _) => r,
+            Prepared::Opened(o) => o.into_record(),
+        }
+    }
+}
+
 /// One record of an [`Offered`] batch.
 enum Candidate<'a> {
     Bytes(&'a [u8]),
     Checked(Checked),
+}
+
+/// The counter of a prepared record.
+fn prepared_counter(p: &Prepared) -> LogCounter {
+    p.record().counter()
 }
 
 /// What happened to a batch of records offered by a peer.
@@ -65,7 +99,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let mut next = state.height.next_counter();
         let mut head = state.head;
         let mut head_clock = state.head_clock;
-        let mut ready: Vec<VerifiedRecord> = Vec::new();
+        let mut ready: Vec<Prepared> = Vec::new();
         let bad = |error: record::RecordError| Misbehaviour::BadRecord {
             thread: *thread,
             log: *log,
@@ -100,7 +134,7 @@ impl<S: Store, A: Application> Host<S, A> {
                         }
                     }
                     match self.verify_record(bundle, cid, thread, log, &service) {
-                        Ok(rec) => rec,
+                        Ok(rec) => Prepared::Verified(rec),
                         Err(e) => {
                             self.misbehaved(peer, bad(e));
                             out.failed = true;
@@ -108,7 +142,8 @@ impl<S: Store, A: Application> Host<S, A> {
                         }
                     }
                 }
-                Candidate::Checked(Checked::Verified(rec)) => {
+                Candidate::Checked(Checked::Verified(prepared)) => {
+                    let rec = prepared.record();
                     // Bound to this log by the verifier; checked again as it costs nothing.
                     if rec.thread() != thread || rec.log() != log {
                         self.misbehaved(peer, Misbehaviour::MismatchedCheck(*thread, "log"));
@@ -128,7 +163,7 @@ impl<S: Store, A: Application> Host<S, A> {
                             }
                         }
                     }
-                    rec
+                    prepared
                 }
                 Candidate::Checked(Checked::Refused { cid, error }) => {
                     // As for unchecked bytes: a copy of a held record's envelope is skipped.
@@ -148,12 +183,16 @@ impl<S: Store, A: Application> Host<S, A> {
                     break;
                 }
             };
-            let c = rec.counter();
+            let c = prepared_counter(&rec);
             if c < next {
                 // Already held (or held in this batch): a replay is harmless, a different
                 // record at the same position is a fork signed by the log key.
                 let held = if c.get() > state.height.0 {
-                    Some(ready[(c.get() - state.height.0 - 1) as usize].cid())
+                    Some(
+                        ready[(c.get() - state.height.0 - 1) as usize]
+                            .record()
+                            .cid(),
+                    )
                 } else {
                     let stored = self
                         .store
@@ -173,7 +212,7 @@ impl<S: Store, A: Application> Host<S, A> {
                         }
                     }
                 };
-                if held.is_some_and(|cid| cid != rec.cid()) {
+                if held.is_some_and(|cid| cid != rec.record().cid()) {
                     self.forked(peer, thread, log, c);
                     out.failed = true;
                     break;
@@ -184,12 +223,12 @@ impl<S: Store, A: Application> Host<S, A> {
                 out.gap = Some(next.get());
                 break;
             }
-            if rec.prev() != head {
+            if rec.record().prev() != head {
                 self.forked(peer, thread, log, c);
                 out.failed = true;
                 break;
             }
-            if rec.clock() <= head_clock {
+            if rec.record().clock() <= head_clock {
                 self.misbehaved(
                     peer,
                     Misbehaviour::ClockRegression {
@@ -206,8 +245,8 @@ impl<S: Store, A: Application> Host<S, A> {
                 out.failed = true;
                 break;
             }
-            head = Some(rec.cid());
-            head_clock = rec.clock();
+            head = Some(rec.record().cid());
+            head_clock = rec.record().clock();
             next = c.next();
             ready.push(rec);
         }
@@ -216,7 +255,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 from: peer,
                 forward,
             };
-            match self.commit_records(now, thread, log, ready, origin) {
+            match self.commit_prepared(now, thread, log, ready, origin) {
                 Ok(n) => out.applied = n,
                 Err((n, _)) => {
                     out.applied = n;
@@ -243,6 +282,19 @@ impl<S: Store, A: Application> Host<S, A> {
         records: Vec<VerifiedRecord>,
         origin: Origin<'_>,
     ) -> Result<usize, (usize, EngineError)> {
+        let records = records.into_iter().map(Prepared::Verified).collect();
+        self.commit_prepared(now, thread, log, records, origin)
+    }
+
+    /// [`Host::commit_records`] of records that may be opened already.
+    fn commit_prepared(
+        &mut self,
+        now: Time,
+        thread: &ThreadId,
+        log: &LogId,
+        mut records: Vec<Prepared>,
+        origin: Origin<'_>,
+    ) -> Result<usize, (usize, EngineError)> {
         let _span = tracing::debug_span!(
             "commit_records",
             thread = %thread,
@@ -263,7 +315,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 Err((k, e)) => {
                     tracing::debug!(at = k, error = %e, "transaction dropped");
                     self.app.rolled_back();
-                    let failed = &records[k];
+                    let failed = records[k].record();
                     let from_peer = matches!(origin, Origin::Peer { .. });
                     if from_peer {
                         self.emit(Event::ApplyFailed {
@@ -281,10 +333,11 @@ impl<S: Store, A: Application> Host<S, A> {
                 }
             }
         };
-        let committed = &records[..n];
+        records.truncate(n);
+        let committed = &records[..];
         self.dirty.remove(thread);
         if let Some(t) = self.threads.get_mut(thread) {
-            let last = &committed[n - 1];
+            let last = committed[n - 1].record();
             let state = t
                 .logs
                 .entry(*log)
@@ -295,10 +348,20 @@ impl<S: Store, A: Application> Host<S, A> {
             if let Some(l) = new_log {
                 t.identities.insert(l.identity, *log);
             }
-            let max_clock = committed.iter().map(|r| r.clock()).max();
+            let max_clock = committed.iter().map(|r| r.record().clock()).max();
             t.clock = t.clock.max(max_clock.unwrap_or(LamportClock(0)));
         }
-        for (rec, verdict) in committed.iter().zip(verdicts) {
+        // What to push is encoded before the records move into the events.
+        let push = match origin {
+            Origin::Local(_) | Origin::Added => self.prepare_push(thread, committed, None),
+            Origin::Peer {
+                from,
+                forward: true,
+            } => self.prepare_push(thread, committed, Some(from)),
+            Origin::Peer { forward: false, .. } => None,
+        };
+        for (rec, verdict) in records.into_iter().zip(verdicts) {
+            let rec = rec.into_record();
             if let Some(reason) = verdict {
                 self.emit(Event::RecordRejected {
                     thread: *thread,
@@ -310,16 +373,11 @@ impl<S: Store, A: Application> Host<S, A> {
             self.emit(Event::RecordAdded {
                 thread: *thread,
                 local,
-                record: Box::new(rec.clone()),
+                record: Box::new(rec),
             });
         }
-        match origin {
-            Origin::Local(_) | Origin::Added => self.push_records(thread, log, committed, None),
-            Origin::Peer {
-                from,
-                forward: true,
-            } => self.push_records(thread, log, committed, Some(from)),
-            Origin::Peer { forward: false, .. } => {}
+        if let Some((peers, bundles)) = push {
+            self.send_push(thread, log, &peers, bundles);
         }
         self.touch(thread, now);
         match stopped {
@@ -333,7 +391,7 @@ impl<S: Store, A: Application> Host<S, A> {
         &mut self,
         thread: &ThreadId,
         log: &LogId,
-        records: &[VerifiedRecord],
+        records: &[Prepared],
         local: bool,
         new_log: Option<&NewLog>,
     ) -> Result<Vec<Option<String>>, (usize, EngineError)> {
@@ -354,8 +412,9 @@ impl<S: Store, A: Application> Host<S, A> {
                 .map_err(|e| (0, e.into()))?;
         }
         let mut verdicts = Vec::with_capacity(records.len());
-        for (i, rec) in records.iter().enumerate() {
+        for (i, prepared) in records.iter().enumerate() {
             let at = |e: EngineError| (i, e);
+            let rec = prepared.record();
             let counter = rec.counter();
             txn.put(
                 &layout::record(thread, log, counter),
@@ -377,7 +436,14 @@ impl<S: Store, A: Application> Host<S, A> {
             #[cfg(not(feature = "buggify"))]
             let read_key = key.read();
             if let Some(read) = read_key {
-                let outcome = match record::open(rec.clone(), read) {
+                let opened = match prepared {
+                    Prepared::Opened(o) => Ok(std::borrow::Cow::Borrowed(o)),
+                    Prepared::Unopenable(_, e) => Err(e.clone()),
+                    Prepared::Verified(r) => {
+                        record::open(r.clone(), read).map(std::borrow::Cow::Owned)
+                    }
+                };
+                let outcome = match opened {
                     Ok(opened) => self
                         .app
                         .apply(&mut txn, &opened)
@@ -416,7 +482,7 @@ impl<S: Store, A: Application> Host<S, A> {
             let second = (|| -> Result<(), EngineError> {
                 let mut txn = self.store.write()?;
                 for rec in records {
-                    if let Ok(opened) = record::open(rec.clone(), read) {
+                    if let Ok(opened) = record::open(rec.record().clone(), read) {
                         let _ = self.app.apply(&mut txn, &opened);
                     }
                 }
@@ -430,17 +496,15 @@ impl<S: Store, A: Application> Host<S, A> {
         Ok(verdicts)
     }
 
-    /// Sends freshly stored records to every peer of the thread but `except`.
-    fn push_records(
+    /// The peers to push freshly stored records to (every peer of the thread but `except`)
+    /// and the records, encoded; `None` when there is nobody or nothing to push.
+    fn prepare_push(
         &mut self,
         thread: &ThreadId,
-        log: &LogId,
-        records: &[VerifiedRecord],
+        records: &[Prepared],
         except: Option<&PeerId>,
-    ) {
-        let Some(t) = self.threads.get(thread) else {
-            return;
-        };
+    ) -> Option<(Vec<PeerId>, Vec<serde_bytes::ByteBuf>)> {
+        let t = self.threads.get(thread)?;
         let peers: Vec<PeerId> = t
             .peers
             .iter()
@@ -448,10 +512,10 @@ impl<S: Store, A: Application> Host<S, A> {
             .cloned()
             .collect();
         if peers.is_empty() {
-            return;
+            return None;
         }
         #[cfg(feature = "buggify")]
-        let records: Vec<&VerifiedRecord> = if self.config.bugs.drop_every_7th_push {
+        let records: Vec<&Prepared> = if self.config.bugs.drop_every_7th_push {
             let mut kept = Vec::new();
             for r in records {
                 self.pushed += 1;
@@ -465,18 +529,26 @@ impl<S: Store, A: Application> Host<S, A> {
         };
         let bundles: Vec<serde_bytes::ByteBuf> = records
             .iter()
-            .map(|r| serde_bytes::ByteBuf::from(r.bundle().encode()))
+            .map(|r| serde_bytes::ByteBuf::from(r.record().bundle().encode()))
             .collect();
-        if bundles.is_empty() {
-            return;
-        }
+        (!bundles.is_empty()).then_some((peers, bundles))
+    }
+
+    /// Sends encoded records of a log to `peers`, in pushes of at most a page.
+    fn send_push(
+        &mut self,
+        thread: &ThreadId,
+        log: &LogId,
+        peers: &[PeerId],
+        bundles: Vec<serde_bytes::ByteBuf>,
+    ) {
         for chunk in bundles.chunks(self.config.page_max_records.max(1) as usize) {
             let payload = Payload::Push {
                 thread: thread.to_vec(),
                 log: log.as_bytes().to_vec(),
                 records: chunk.to_vec(),
             };
-            for p in &peers {
+            for p in peers {
                 self.send(thread, p, &payload);
             }
         }

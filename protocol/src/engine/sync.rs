@@ -1,8 +1,8 @@
 //! The peer protocol in motion: handling messages, anti-entropy timers and pulls.
 
+use super::ingest::Offered;
 use super::message::{self, LogHeightEntry, Payload};
 use super::output::{Event, Misbehaviour};
-use super::ingest::Offered;
 use super::state::{SyncTimer, ThreadState};
 use super::verify::{CheckedBatch, CheckedMessage, Inbound};
 use super::{Application, Host, PeerId, PendingPull, Time, as_read, commands};
@@ -36,9 +36,8 @@ impl<S: Store, A: Application> Host<S, A> {
         match inbound {
             Inbound::Raw { from, bytes } => self.handle_message(now, &from, &bytes),
             Inbound::Checked(m) => {
-                let _span =
-                    tracing::debug_span!("handle_message", from = %m.from, checked = true)
-                        .entered();
+                let _span = tracing::debug_span!("handle_message", from = %m.from, checked = true)
+                    .entered();
                 self.dispatch_checked(now, *m);
                 self.flush_rows();
             }

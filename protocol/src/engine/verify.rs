@@ -10,6 +10,7 @@
 //! made here, from records [`record::verify`] accepted, so an unverified record cannot reach
 //! the store through this path. `spec/engine.md` §3 states the contract.
 
+use super::ingest::Prepared;
 use super::message::{self, Frame, Payload};
 use super::{Application, Host, PeerId};
 use crate::id::ThreadId;
@@ -45,8 +46,9 @@ impl std::fmt::Debug for RecordVerifier {
 /// envelope when the bundle decoded, so the engine can still skip a copy of a record it holds).
 #[derive(Clone, Debug)]
 pub(super) enum Checked {
-    /// [`record::verify`] accepted it.
-    Verified(VerifiedRecord),
+    /// [`record::verify`] accepted it (and, when the verifier holds the read key, it was
+    /// opened too).
+    Verified(Prepared),
     /// Decoding or verification refused it.
     Refused {
         /// CID of the envelope block, when the bundle decoded.
@@ -170,7 +172,13 @@ impl RecordVerifier {
         })
     }
 
-    fn check_decoded(&self, from: PeerId, bytes: Vec<u8>, frame: Frame, payload: Payload) -> Inbound {
+    fn check_decoded(
+        &self,
+        from: PeerId,
+        bytes: Vec<u8>,
+        frame: Frame,
+        payload: Payload,
+    ) -> Inbound {
         let raw = |bytes| Inbound::Raw { from, bytes };
         if bytes.len() > self.max_message_len
             || payload.thread_bytes() != self.thread.as_bytes()
@@ -239,11 +247,22 @@ impl RecordVerifier {
         let records = records
             .iter()
             .map(|bytes| match self.check_record(&log, bytes) {
-                Ok(rec) => Checked::Verified(rec),
+                Ok(rec) => Checked::Verified(self.open(rec)),
                 Err((cid, error)) => Checked::Refused { cid, error },
             })
             .collect();
         CheckedBatch { log, records }
+    }
+
+    /// Opens a verified record with the read key, when the verifier holds it.
+    fn open(&self, rec: VerifiedRecord) -> Prepared {
+        let Some(read) = self.key.read() else {
+            return Prepared::Verified(rec);
+        };
+        match record::open_parts(&rec, read) {
+            Ok((time, body)) => Prepared::Opened(record::opened(rec, time, body)),
+            Err(e) => Prepared::Unopenable(rec, e),
+        }
     }
 
     fn check_record(

@@ -10,11 +10,11 @@ use super::{
 use crate::counter::{LamportClock, LogCounter};
 use crate::id::ThreadId;
 use crate::identity::{PUBLIC_PROTOBUF_LEN, PublicKey};
-use std::cell::RefCell;
 use crate::key::{ReadKey, ServiceKey};
 use crate::log_id::LogId;
 use cid::Cid;
 use ed25519_dalek::Signature;
+use std::cell::RefCell;
 
 /// A record whose blocks were checked, waiting only for its signature check.
 struct Checked {
@@ -84,6 +84,15 @@ pub(crate) fn verify_keeping_cid(
 
 /// Decrypts the header with the read key and the body with the key the header holds.
 pub fn open(record: VerifiedRecord, read: &ReadKey) -> Result<OpenedRecord, RecordError> {
+    let (time, body) = open_parts(&record, read)?;
+    Ok(OpenedRecord { record, time, body })
+}
+
+/// [`open`] without taking the record: its time and body, or why it does not open.
+pub(crate) fn open_parts(
+    record: &VerifiedRecord,
+    read: &ReadKey,
+) -> Result<(u64, Vec<u8>), RecordError> {
     let bundle = record.bundle();
     let header_node = seal::parse(BlockKind::Header, &bundle.header, MAX_META_BLOCK_LEN)?;
     let header_plain = seal::open(BlockKind::Header, read.as_bytes(), &header_node)?;
@@ -112,11 +121,12 @@ pub fn open(record: VerifiedRecord, read: &ReadKey) -> Result<OpenedRecord, Reco
             max: MAX_BODY_LEN,
         });
     }
-    Ok(OpenedRecord {
-        record,
-        time: header.time,
-        body,
-    })
+    Ok((header.time, body))
+}
+
+/// The record with the time and body [`open_parts`] gave for it.
+pub(crate) fn opened(record: VerifiedRecord, time: u64, body: Vec<u8>) -> OpenedRecord {
+    OpenedRecord { record, time, body }
 }
 
 fn bad_signature(log: &LogId) -> RecordError {

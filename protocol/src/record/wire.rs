@@ -454,7 +454,14 @@ impl UnsignedRef<'_> {
 
 impl Node for BundleNode {
     fn write<S: Sink>(&self, out: &mut S) {
-        write_bundle(out, &self.body, &self.event, &self.header, &self.record, self.version);
+        write_bundle(
+            out,
+            &self.body,
+            &self.event,
+            &self.header,
+            &self.record,
+            self.version,
+        );
     }
     fn size_hint(&self) -> usize {
         self.body.len() + self.event.len() + self.header.len() + self.record.len() + 32
