@@ -5,8 +5,13 @@
 //! ```text
 //!  callers ──NodeHandle──▶ engine thread (Documents<LmdbStore>) ──▶ swarm task ──▶ peers
 //!     │                          ▲                                      │
-//!     └──Reader (LMDB snapshots) └────────── inbound sync messages ◀────┘
+//!     │                          └── verification stage ◀── inbound ◀───┘
+//!     └──Reader (LMDB snapshots)     (blocking pool, in order)
 //! ```
+//!
+//! Inbound sync messages pass a verification stage first: proofs and record signatures are
+//! checked on tokio's blocking pool, several messages at once, and the engine thread gets them
+//! in arrival order, already verified, so that it only stores records (`verify_stage`).
 //!
 //! Every queue between them is bounded. Reads run on LMDB read snapshots in blocking threads,
 //! never on the engine thread, so long writes do not stall queries and queries do not stall

@@ -8,6 +8,16 @@
 //! with [`Host::poll_timeout`]. All randomness comes from the seeded RNG the host owns, so the
 //! same seed and the same inputs give the same outputs.
 //!
+//! Verifying what peers send is the costly, pure part of ingest. A driver may do it on its own
+//! threads before the engine: [`Host::verifier`] hands out a `Send` [`RecordVerifier`] (the
+//! thread's keys, cloned), [`Inbound::check`] decodes a message, checks its proof and verifies
+//! its records with it, and [`Host::handle_inbound`] stores the records of the resulting
+//! [`CheckedMessage`] after re-checking that it is bound to this host and the keys it holds.
+//! Only [`crate::record::verify`] makes the `VerifiedRecord`s such a message carries, so no
+//! unverified record reaches the store this way either (see [`verify`] and spec/engine.md
+//! §1.1). With [`Config::pull_window`], catch-up keeps several pages in flight so that the
+//! driver checks the next pages while the engine stores one.
+//!
 //! Storage goes through the [`Store`] interface. A record is stored, its log head advanced and
 //! the application hook run in one write transaction: all of it commits, or none of it does.
 //! Every input stores its effects in at most one committed write transaction (spec/engine.md

@@ -297,11 +297,12 @@ impl<S: Store, A: Application> Host<S, A> {
         for (log, h) in &theirs {
             let ours = t.logs.get(log).map_or(0, |s| s.height.0);
             if *h > ours {
-                wanted.push((*log, ours + 1));
+                wanted.push((*log, ours + 1, *h));
             }
         }
-        for (log, at) in wanted {
+        for (log, at, height) in wanted {
             self.request_pull(now, id, &log, at, from);
+            self.ask_ahead(id, &log, from, height);
         }
         for p in peers.iter().take(self.config.max_peers_per_thread) {
             if let Some(peer) = self.parse_id(id, p) {
@@ -417,19 +418,19 @@ impl<S: Store, A: Application> Host<S, A> {
             p.expires = now.plus(timeout);
             let aligned = p.next_page == Some(at) && now_ours + 1 == at + step;
             p.next_page = aligned.then_some(now_ours + 1);
-            self.ask_ahead(id, &log, height);
+            self.ask_ahead(id, &log, from, height);
             return;
         }
         self.pulls.remove(&key);
         if progress && height > now_ours {
             self.request_pull(now, id, &log, now_ours + 1, from);
-            self.ask_ahead(id, &log, height);
+            self.ask_ahead(id, &log, from, height);
         }
     }
 
-    /// Asks the peer of a log's outstanding pull for further pages, up to
-    /// `Config::pull_window` pages in flight and up to `height` (what the peer reported).
-    fn ask_ahead(&mut self, id: &ThreadId, log: &LogId, height: u64) {
+    /// Asks `peer`, when it is the peer of a log's outstanding pull, for further pages, up to
+    /// `Config::pull_window` pages in flight and up to `height` (what it reported).
+    fn ask_ahead(&mut self, id: &ThreadId, log: &LogId, peer: &PeerId, height: u64) {
         let window = self.config.pull_window.max(1);
         let max = self.config.page_max_records;
         let step = u64::from(max.max(1));
@@ -437,7 +438,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let Some(p) = self.pulls.get_mut(&(*id, *log)) else {
             return;
         };
-        if p.next_page.is_none() {
+        if p.next_page.is_none() || p.peer != *peer {
             return;
         }
         while p.pages < window && p.ahead <= height {
