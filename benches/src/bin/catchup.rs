@@ -44,7 +44,6 @@ fn config() -> Config {
     Config {
         sync_interval_min_ms: 100,
         pull_window: 4,
-        page_max_records: 256,
         ..Config::default()
     }
 }
