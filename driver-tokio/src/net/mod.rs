@@ -85,7 +85,12 @@ pub(crate) enum NetInput {
     Addrs { peer: PeerId, addrs: Vec<Multiaddr> },
     /// A sync message after the verification stage (`node::verify_stage`): checked there, or
     /// left for the engine to check.
-    Checked(Box<threads_protocol::engine::Inbound>),
+    Checked {
+        /// Length of the message as received.
+        len: usize,
+        /// The message, checked or left for the engine.
+        inbound: Box<threads_protocol::engine::Inbound>,
+    },
 }
 
 /// From the engine task to the swarm.

@@ -15,7 +15,7 @@ use crate::node::verify_stage::Verifiers;
 use crate::node::{NetRecord, NodeError, names, net_threads};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use threads_protocol::engine::{EngineError, Event, Inbound, Misbehaviour, Output, Time};
+use threads_protocol::engine::{EngineError, Event, Misbehaviour, Output, Time};
 use threads_protocol::store::{ReadTxn as _, Store, WriteTxn as _};
 use threads_reducer::docs::Documents;
 use threads_reducer::listen::ListenerId;
@@ -174,11 +174,8 @@ impl EngineTask {
                     .add(&self.metrics.bytes_received, bytes.len() as u64);
                 self.docs.host_mut().handle_message(now, &from, &bytes);
             }
-            NetInput::Checked(inbound) => {
-                if let Inbound::Raw { bytes, .. } = &*inbound {
-                    self.metrics
-                        .add(&self.metrics.bytes_received, bytes.len() as u64);
-                }
+            NetInput::Checked { len, inbound } => {
+                self.metrics.add(&self.metrics.bytes_received, len as u64);
                 self.docs.host_mut().handle_inbound(now, *inbound);
             }
             NetInput::Connected(peer) => self.docs.host_mut().handle_connected(now, &peer),

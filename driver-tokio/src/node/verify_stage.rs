@@ -22,7 +22,7 @@ pub(crate) type Verifiers = Arc<RwLock<HashMap<ThreadId, RecordVerifier>>>;
 
 /// An input waiting for its turn: ready now, or a message being checked.
 enum Pending {
-    Ready(NetInput),
+    Ready(Box<NetInput>),
     Checking(JoinHandle<NetInput>),
 }
 
@@ -45,7 +45,7 @@ pub(crate) async fn run(
         // Hand on everything at the front that is ready, in order.
         while let Some(Pending::Ready(_)) = pending.front() {
             if let Some(Pending::Ready(item)) = pending.pop_front()
-                && output.send(item).await.is_err()
+                && output.send(*item).await.is_err()
             {
                 return;
             }
@@ -67,7 +67,7 @@ pub(crate) async fn run(
             Step::Done(result) => {
                 pending.pop_front();
                 match result {
-                    Ok(item) => pending.push_front(Pending::Ready(item)),
+                    Ok(item) => pending.push_front(Pending::Ready(Box::new(item))),
                     // A check that panicked (it never should: input from outside never
                     // panics) loses only that message; sync fetches its records again.
                     Err(e) => tracing::warn!(error = %e, "checking a sync message failed"),
@@ -88,14 +88,131 @@ fn start(item: NetInput, verifiers: &Verifiers, max_message_len: usize) -> Pendi
         NetInput::Message { from, bytes } => {
             let verifiers = verifiers.clone();
             Pending::Checking(tokio::task::spawn_blocking(move || {
+                let len = bytes.len();
                 let inbound = match verifiers.read() {
                     Ok(map) => Inbound::check(from, bytes, max_message_len, |t| map.get(t)),
                     // A poisoned map: let the engine check the message itself.
                     Err(_) => Inbound::Raw { from, bytes },
                 };
-                NetInput::Checked(Box::new(inbound))
+                NetInput::Checked {
+                    len,
+                    inbound: Box::new(inbound),
+                }
             }))
         }
-        other => Pending::Ready(other),
+        other => Pending::Ready(Box::new(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_bytes::ByteBuf;
+    use threads_protocol::counter::LogCounter;
+    use threads_protocol::engine::message::{self, Payload};
+    use threads_protocol::engine::{AcceptAll, Config, Host, NewThread, Time};
+    use threads_protocol::rng::seeded;
+    use threads_protocol::store::memory::MemoryStore;
+
+    fn open(seed: u64) -> Host<MemoryStore, AcceptAll> {
+        let store = MemoryStore::new();
+        Host::open(
+            Config::default(),
+            store,
+            AcceptAll,
+            seeded(seed),
+            None,
+            Time(0),
+        )
+        .unwrap()
+    }
+
+    /// Messages leave the stage checked (or raw when they cannot be), each in its place among
+    /// the other inputs, whatever order the checks finish in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inputs_leave_checked_and_in_order() {
+        let mut writer = open(1);
+        let info = writer.create_thread(Time(0), NewThread::default()).unwrap();
+        for i in 0..40u32 {
+            writer
+                .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
+                .unwrap();
+        }
+        let mut reader = open(2);
+        let addr = format!(
+            "/ip4/127.0.0.1/tcp/4006/p2p/{}/thread/{}",
+            writer.peer_id(),
+            info.id
+        )
+        .parse()
+        .unwrap();
+        reader
+            .join_thread(Time(0), &addr, info.key.clone())
+            .unwrap();
+        let verifiers = Verifiers::default();
+        verifiers
+            .write()
+            .unwrap()
+            .insert(info.id, reader.verifier(&info.id).unwrap());
+        let log = info.logs[0].id;
+        let all = writer
+            .records(&info.id, &log, LogCounter::FIRST, 40, usize::MAX)
+            .unwrap();
+        let from = *writer.peer_id();
+        let (in_tx, in_rx) = mpsc::channel(64);
+        let (out_tx, mut out_rx) = mpsc::channel(64);
+        let stage = tokio::spawn(run(in_rx, out_tx, verifiers, 8 << 20, 4));
+        let mut sent = 0;
+        let mut expected = Vec::new();
+        for (i, chunk) in all.chunks(4).enumerate() {
+            let payload = Payload::Push {
+                thread: info.id.to_vec(),
+                log: log.as_bytes().to_vec(),
+                records: chunk.iter().cloned().map(ByteBuf::from).collect(),
+            };
+            let bytes = message::encode(info.key.service(), &from, reader.peer_id(), &payload);
+            in_tx.send(NetInput::Message { from, bytes }).await.unwrap();
+            expected.push('M');
+            if i % 3 == 0 {
+                in_tx.send(NetInput::Connected(from)).await.unwrap();
+                expected.push('C');
+            }
+            sent += 1;
+        }
+        in_tx
+            .send(NetInput::Message {
+                from,
+                bytes: vec![0xff; 3],
+            })
+            .await
+            .unwrap();
+        expected.push('R');
+        drop(in_tx);
+        let mut pushes = 0;
+        let mut seen = Vec::new();
+        while let Some(item) = out_rx.recv().await {
+            match item {
+                NetInput::Checked { inbound, .. } => match *inbound {
+                    Inbound::Checked(m) => {
+                        assert_eq!(m.batch().map(|b| b.len()), Some(4));
+                        pushes += 1;
+                        seen.push('M');
+                        reader.handle_inbound(Time(1), Inbound::Checked(m));
+                    }
+                    Inbound::Raw { bytes, .. } => {
+                        assert_eq!(bytes, vec![0xff; 3]);
+                        seen.push('R');
+                    }
+                },
+                NetInput::Connected(_) => seen.push('C'),
+                other => panic!("unexpected input {:?}", std::mem::discriminant(&other)),
+            }
+        }
+        stage.await.unwrap();
+        assert_eq!(pushes, sent);
+        assert_eq!(seen, expected);
+        // In order: every record was stored, none refused.
+        let heads = reader.heads(&info.id).unwrap();
+        assert_eq!(heads.iter().map(|(_, h, _)| h.0).sum::<u64>(), 40);
     }
 }

@@ -143,6 +143,7 @@ impl<S: Store, A: Application> Host<S, A> {
                     }
                 }
                 Candidate::Checked(Checked::Verified(prepared)) => {
+                    let prepared = *prepared;
                     let rec = prepared.record();
                     // Bound to this log by the verifier; checked again as it costs nothing.
                     if rec.thread() != thread || rec.log() != log {

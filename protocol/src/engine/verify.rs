@@ -48,7 +48,7 @@ impl std::fmt::Debug for RecordVerifier {
 pub(super) enum Checked {
     /// [`record::verify`] accepted it (and, when the verifier holds the read key, it was
     /// opened too).
-    Verified(Prepared),
+    Verified(Box<Prepared>),
     /// Decoding or verification refused it.
     Refused {
         /// CID of the envelope block, when the bundle decoded.
@@ -114,6 +114,8 @@ impl CheckedMessage {
 }
 
 /// A peer message on its way to the engine ([`Host::handle_inbound`]).
+// Moved once per message; boxing the sender of every raw message would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Inbound {
     /// Not checked: the engine decodes, proves and verifies it itself (as
@@ -161,7 +163,7 @@ impl RecordVerifier {
 
     /// Decodes and verifies one record bundle offered for `log` (what ingest does per record).
     pub fn check(&self, log: &LogId, bytes: &[u8]) -> Result<VerifiedRecord, RecordError> {
-        self.check_record(log, bytes).map_err(|(_, e)| e)
+        self.check_record(log, bytes).map_err(|refused| refused.1)
     }
 
     /// Checks one message from `from` about this verifier's thread; see [`Inbound::check`].
@@ -247,8 +249,11 @@ impl RecordVerifier {
         let records = records
             .iter()
             .map(|bytes| match self.check_record(&log, bytes) {
-                Ok(rec) => Checked::Verified(self.open(rec)),
-                Err((cid, error)) => Checked::Refused { cid, error },
+                Ok(rec) => Checked::Verified(Box::new(self.open(rec))),
+                Err(refused) => {
+                    let (cid, error) = *refused;
+                    Checked::Refused { cid, error }
+                }
             })
             .collect();
         CheckedBatch { log, records }
@@ -269,14 +274,14 @@ impl RecordVerifier {
         &self,
         log: &LogId,
         bytes: &[u8],
-    ) -> Result<VerifiedRecord, (Option<Cid>, RecordError)> {
-        let bundle = RecordBundle::decode(bytes).map_err(|e| (None, e))?;
+    ) -> Result<VerifiedRecord, Box<(Option<Cid>, RecordError)>> {
+        let bundle = RecordBundle::decode(bytes).map_err(|e| Box::new((None, e)))?;
         #[cfg(feature = "buggify")]
         let signature = !self.skip_signature;
         #[cfg(not(feature = "buggify"))]
         let signature = true;
         record::verify_keeping_cid(bundle, &self.thread, log, self.key.service(), signature)
-            .map_err(|(cid, e)| (Some(cid), e))
+            .map_err(|refused| Box::new((Some(refused.0), refused.1)))
     }
 }
 

@@ -77,9 +77,9 @@ pub(crate) fn verify_keeping_cid(
     log: &LogId,
     service: &ServiceKey,
     signature: bool,
-) -> Result<VerifiedRecord, (Cid, RecordError)> {
+) -> Result<VerifiedRecord, Box<(Cid, RecordError)>> {
     let cid = block_cid(&bundle.record);
-    verify_cid(bundle, cid, thread, log, service, signature).map_err(|e| (cid, e))
+    verify_cid(bundle, cid, thread, log, service, signature).map_err(|e| Box::new((cid, e)))
 }
 
 /// Decrypts the header with the read key and the body with the key the header holds.
@@ -219,12 +219,17 @@ fn check_blocks(
 /// How many recently seen authors each thread keeps decoded.
 const AUTHOR_CACHE: usize = 4;
 
+/// Recently decoded authors (protobuf bytes and key), and the slot to fill next.
+type AuthorCache = (
+    [Option<([u8; PUBLIC_PROTOBUF_LEN], PublicKey)>; AUTHOR_CACHE],
+    usize,
+);
+
 std::thread_local! {
     /// Authors recently decoded on this thread: decoding a key decompresses a curve point (a
     /// tenth of a signature check), and a log's records nearly always share one author. Only
     /// keys that decoded are kept, so the outcome is the same as decoding every time.
-    static AUTHORS: RefCell<([Option<([u8; PUBLIC_PROTOBUF_LEN], PublicKey)>; AUTHOR_CACHE], usize)> =
-        const { RefCell::new(([None; AUTHOR_CACHE], 0)) };
+    static AUTHORS: RefCell<AuthorCache> = const { RefCell::new(([None; AUTHOR_CACHE], 0)) };
 }
 
 /// The author's public key from its protobuf bytes: the log's own key when they are the same
