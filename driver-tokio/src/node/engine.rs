@@ -30,6 +30,9 @@ const LOG_EVERY: u64 = 10;
 /// Most write transactions committed together (group commit).
 pub const MAX_GROUP: usize = 128;
 
+/// Shortest time between two rebuilds of the verification stage's map.
+const VERIFIERS_EVERY: Duration = Duration::from_millis(200);
+
 /// How long a listener whose channel is full waits before the task looks again.
 const LISTENER_RETRY: Duration = Duration::from_millis(10);
 
@@ -53,6 +56,8 @@ pub(crate) struct EngineTask {
     pub verifiers: Verifiers,
     /// The verifier map must be rebuilt (a checked message did not match the keys held).
     verifiers_stale: bool,
+    /// When the verifier map was last rebuilt.
+    verifiers_synced: Option<Instant>,
     listeners: Vec<Listener>,
     listeners_blocked: bool,
     reports: u64,
@@ -99,6 +104,7 @@ impl EngineTask {
             stop,
             verifiers,
             verifiers_stale: true,
+            verifiers_synced: None,
             listeners: Vec::new(),
             listeners_blocked: false,
             reports: 0,
@@ -185,8 +191,15 @@ impl EngineTask {
 
     /// Keeps the verification stage's map in step with the threads held: rebuilt when the
     /// number of threads differs (a thread was made, adopted or deleted) or a checked message
-    /// did not match the keys held.
+    /// did not match the keys held, at most every [`VERIFIERS_EVERY`] (a rebuild costs a walk
+    /// of every thread; until then messages of a new thread are verified by the engine).
     fn sync_verifiers(&mut self) {
+        if self
+            .verifiers_synced
+            .is_some_and(|t| t.elapsed() < VERIFIERS_EVERY)
+        {
+            return;
+        }
         let host = self.docs.host();
         let count = host.thread_count();
         let Ok(mut map) = self.verifiers.write() else {
@@ -195,6 +208,7 @@ impl EngineTask {
         if !self.verifiers_stale && map.len() == count {
             return;
         }
+        self.verifiers_synced = Some(Instant::now());
         map.clear();
         for id in host.thread_ids() {
             if let Some(v) = host.verifier(&id) {
