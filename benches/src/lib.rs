@@ -66,3 +66,18 @@ impl RecordFixture {
 pub fn body(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
+
+/// Length of the bytes the log key signs for `bundle` (what a bare signature check of the
+/// same message size should be measured over).
+pub fn signing_input_len(bundle: &record::RecordBundle, key: &ThreadKey) -> usize {
+    use threads_protocol::record::error::BlockKind;
+    use threads_protocol::record::wire::{self, SignedRecordNode};
+    use threads_protocol::record::{MAX_META_BLOCK_LEN, SIGNING_DOMAIN, seal};
+    let sealed = seal::parse(BlockKind::Record, &bundle.record, MAX_META_BLOCK_LEN)
+        .expect("our envelope parses");
+    let plain = seal::open(BlockKind::Record, key.service().as_bytes(), &sealed)
+        .expect("our envelope opens");
+    let node: SignedRecordNode =
+        wire::decode(BlockKind::Record, &plain, MAX_META_BLOCK_LEN).expect("our envelope decodes");
+    SIGNING_DOMAIN.len() + wire::encode(&node.unsigned()).len()
+}

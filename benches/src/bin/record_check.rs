@@ -12,25 +12,12 @@
 use ed25519_dalek::Signature;
 use std::hint::black_box;
 use std::time::Instant;
-use threads_benches::{RecordFixture, body};
+use threads_benches::{RecordFixture, body, signing_input_len};
 use threads_protocol::identity::PrivateKey;
-use threads_protocol::record::error::BlockKind;
-use threads_protocol::record::wire::{self, SignedRecordNode};
-use threads_protocol::record::{self, MAX_META_BLOCK_LEN, RecordBundle, SIGNING_DOMAIN, seal};
+use threads_protocol::record::{self, RecordBundle};
 
 const SIZES: [usize; 3] = [64, 256, 1024];
 const GOAL: f64 = 1.2;
-
-/// Length of the bytes the log key signs for this record.
-fn signing_input_len(bundle: &RecordBundle, fixture: &RecordFixture) -> usize {
-    let sealed = seal::parse(BlockKind::Record, &bundle.record, MAX_META_BLOCK_LEN)
-        .expect("our envelope parses");
-    let plain = seal::open(BlockKind::Record, fixture.key.service().as_bytes(), &sealed)
-        .expect("our envelope opens");
-    let node: SignedRecordNode =
-        wire::decode(BlockKind::Record, &plain, MAX_META_BLOCK_LEN).expect("our envelope decodes");
-    SIGNING_DOMAIN.len() + wire::encode(&node.unsigned()).len()
-}
 
 /// Median of a list of figures.
 fn median(mut v: Vec<f64>) -> f64 {
@@ -57,7 +44,7 @@ fn main() {
         let (thread, log) = (fixture.thread, fixture.log);
 
         // The bound: a bare strict check of a signature over a message of the same length.
-        let msg_len = signing_input_len(&bundle, &fixture);
+        let msg_len = signing_input_len(&bundle, &fixture.key);
         let signer = PrivateKey::from_seed([9; 32]);
         let message: Vec<u8> = (0..msg_len).map(|i| (i * 7) as u8).collect();
         let signature = Signature::from_bytes(&signer.sign(&message));
