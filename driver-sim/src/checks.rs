@@ -77,9 +77,9 @@ pub(crate) fn converged(w: &World) -> bool {
     // not converged, whatever its heads say.
     for i in core(w) {
         let mut per_log: BTreeMap<LogId, Vec<u64>> = BTreeMap::new();
-        for (log, counter, _) in stored_records(&w.hosts[i].store, &w.thread) {
-            per_log.entry(log).or_default().push(counter);
-        }
+        scan_records(&w.hosts[i].store, &w.thread, |log, counter, _| {
+            per_log.entry(log).or_default().push(counter)
+        });
         for (log, height, _) in &heads {
             let got = per_log.get(log).map_or(&[][..], |v| &v[..]);
             if got.len() as u64 != height.0 || got.iter().zip(1..).any(|(c, k)| *c != k) {
@@ -120,25 +120,47 @@ fn without_adversary(
 type Stored = (LogId, u64, Vec<u8>);
 
 fn stored_records(store: &MemoryStore, thread: &threads_protocol::id::ThreadId) -> Vec<Stored> {
-    let prefix = layout::thread_prefix(layout::TAG_RECORD, thread);
     let mut out = Vec::new();
+    scan_records(store, thread, |log, counter, v| {
+        out.push((log, counter, v.to_vec()))
+    });
+    out
+}
+
+/// Calls `f` with (log, counter, bundle bytes) for every stored record of the thread, in key
+/// order. Records of one log are adjacent, so a log id (whose check decompresses a public
+/// key) is decoded once per log, not once per record.
+fn scan_records(
+    store: &MemoryStore,
+    thread: &threads_protocol::id::ThreadId,
+    mut f: impl FnMut(LogId, u64, &[u8]),
+) {
+    let prefix = layout::thread_prefix(layout::TAG_RECORD, thread);
     let Ok(txn) = store.read() else {
-        return out;
+        return;
     };
+    let mut last: Option<(Vec<u8>, Option<LogId>)> = None;
     let _ = txn.scan(
         KeyRange::prefix(&prefix),
         Direction::Forward,
         &mut |k, v| {
             let mut r = KeyReader::new(&k[prefix.len()..]);
-            if let (Ok(log), Ok(counter)) = (r.fixed(38).map(LogId::from_bytes), r.u64())
-                && let Ok(log) = log
-            {
-                out.push((log, counter, v.to_vec()));
+            if let (Ok(raw), Ok(counter)) = (r.fixed(38), r.u64()) {
+                let log = match &last {
+                    Some((bytes, log)) if bytes.as_slice() == raw => *log,
+                    _ => {
+                        let log = LogId::from_bytes(raw).ok();
+                        last = Some((raw.to_vec(), log));
+                        log
+                    }
+                };
+                if let Some(log) = log {
+                    f(log, counter, v);
+                }
             }
             ControlFlow::Continue(())
         },
     );
-    out
 }
 
 /// The heights of the thread's logs as stored in their log rows.
