@@ -570,8 +570,8 @@ fn calm_repairs(w: &World) -> Vec<Violation> {
 }
 
 /// Folds every readable record of the union (the acknowledged writes it holds byte for byte),
-/// in total order, into a fresh store with the real
-/// document fold; returns their order keys and the resulting state digest.
+/// in total order, into a fresh store with the real document fold; returns their order keys
+/// and the resulting state digest.
 fn fold_from_scratch(
     w: &World,
     union: &BTreeMap<(LogId, u64), Option<&crate::world::Acked>>,
