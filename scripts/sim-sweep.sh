@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The simulator's speed goal (issue 10, goal 7): 10,000 seeds x 200 writes x 5 hosts, on every
-# core, within 300 s. Builds threads-sim with the `sim` profile (release plus whole-program
-# optimisation), runs the sweep and prints, besides its summary, one JSON line:
+# core, within 300 s. Builds threads-sim (release), runs the sweep and prints, besides its
+# summary, one JSON line:
 #   {"bench":"sim_sweep","seeds":...,"wall_seconds":...,"cpu_seconds":...,
 #    "projected_10k_wall_seconds":...,"projected_10k_cpu_bound_seconds":...,
 #    "goal_seconds_max":300,"failing":...,"loadavg_1m_at_end":...,"ok":...}
@@ -28,7 +28,7 @@ shift $(( $# > 2 ? 2 : $# ))
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-cargo build --profile sim -p threads-sim --bin threads-sim >&2
+cargo build --release -p threads-sim --bin threads-sim >&2
 target="${CARGO_TARGET_DIR:-$root/target}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" >&2
-exec "$target/sim/threads-sim" sweep --from "$from" --count "$count" "$@"
+exec "$target/release/threads-sim" sweep --from "$from" --count "$count" "$@"

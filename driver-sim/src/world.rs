@@ -916,7 +916,7 @@ impl World {
     fn deliver(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
         if self.hosts[to].role == Role::Adversary {
             if let Some(a) = self.adversary.as_mut() {
-                a.capture(&bytes);
+                a.capture(bytes);
             }
             return;
         }
@@ -938,13 +938,13 @@ impl World {
         }
         // Give the adversary a view of honest traffic it can replay.
         if let Some(a) = self.adversary.as_mut() {
-            a.capture(&bytes);
+            a.capture(bytes);
         }
         self.drain(to);
     }
 
     /// Sends bytes over the simulated network, applying loss, duplication, latency and cuts.
-    pub(crate) fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+    pub(crate) fn send(&mut self, from: usize, to: usize, mut bytes: Vec<u8>) {
         if self.cut.contains(&(from, to)) || self.offline.is_some_and(|h| h == from || h == to) {
             return;
         }
@@ -957,20 +957,19 @@ impl World {
         } else {
             1
         };
-        for _ in 0..copies {
+        for copy in 1..=copies {
             let jitter = match self.profile.jitter_ms {
                 0 => 0,
                 j => self.rng.next_u64() % (j + 1),
             };
             let t = self.now + self.latency[&(from, to)] + jitter;
-            self.at(
-                t,
-                Ev::Deliver {
-                    from,
-                    to,
-                    bytes: bytes.clone(),
-                },
-            );
+            // The last copy takes the buffer; a duplicate gets its own.
+            let bytes = if copy == copies {
+                std::mem::take(&mut bytes)
+            } else {
+                bytes.clone()
+            };
+            self.at(t, Ev::Deliver { from, to, bytes });
         }
     }
 
