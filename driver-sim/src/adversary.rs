@@ -49,11 +49,11 @@ impl Adversary {
         }
     }
 
-    pub fn capture(&mut self, bytes: &[u8]) {
+    pub fn capture(&mut self, bytes: Vec<u8>) {
         if self.captured.len() == CAPTURE {
             self.captured.pop_front();
         }
-        self.captured.push_back(bytes.to_vec());
+        self.captured.push_back(bytes);
     }
 
     fn record(

@@ -77,9 +77,9 @@ pub(crate) fn converged(w: &World) -> bool {
     // not converged, whatever its heads say.
     for i in core(w) {
         let mut per_log: BTreeMap<LogId, Vec<u64>> = BTreeMap::new();
-        for (log, counter, _) in stored_records(&w.hosts[i].store, &w.thread) {
-            per_log.entry(log).or_default().push(counter);
-        }
+        scan_records(&w.hosts[i].store, &w.thread, |log, counter, _| {
+            per_log.entry(log).or_default().push(counter)
+        });
         for (log, height, _) in &heads {
             let got = per_log.get(log).map_or(&[][..], |v| &v[..]);
             if got.len() as u64 != height.0 || got.iter().zip(1..).any(|(c, k)| *c != k) {
@@ -120,25 +120,47 @@ fn without_adversary(
 type Stored = (LogId, u64, Vec<u8>);
 
 fn stored_records(store: &MemoryStore, thread: &threads_protocol::id::ThreadId) -> Vec<Stored> {
-    let prefix = layout::thread_prefix(layout::TAG_RECORD, thread);
     let mut out = Vec::new();
+    scan_records(store, thread, |log, counter, v| {
+        out.push((log, counter, v.to_vec()))
+    });
+    out
+}
+
+/// Calls `f` with (log, counter, bundle bytes) for every stored record of the thread, in key
+/// order. Records of one log are adjacent, so a log id (whose check decompresses a public
+/// key) is decoded once per log, not once per record.
+fn scan_records(
+    store: &MemoryStore,
+    thread: &threads_protocol::id::ThreadId,
+    mut f: impl FnMut(LogId, u64, &[u8]),
+) {
+    let prefix = layout::thread_prefix(layout::TAG_RECORD, thread);
     let Ok(txn) = store.read() else {
-        return out;
+        return;
     };
+    let mut last: Option<(Vec<u8>, Option<LogId>)> = None;
     let _ = txn.scan(
         KeyRange::prefix(&prefix),
         Direction::Forward,
         &mut |k, v| {
             let mut r = KeyReader::new(&k[prefix.len()..]);
-            if let (Ok(log), Ok(counter)) = (r.fixed(38).map(LogId::from_bytes), r.u64())
-                && let Ok(log) = log
-            {
-                out.push((log, counter, v.to_vec()));
+            if let (Ok(raw), Ok(counter)) = (r.fixed(38), r.u64()) {
+                let log = match &last {
+                    Some((bytes, log)) if bytes.as_slice() == raw => *log,
+                    _ => {
+                        let log = LogId::from_bytes(raw).ok();
+                        last = Some((raw.to_vec(), log));
+                        log
+                    }
+                };
+                if let Some(log) = log {
+                    f(log, counter, v);
+                }
             }
             ControlFlow::Continue(())
         },
     );
-    out
 }
 
 /// The heights of the thread's logs as stored in their log rows.
@@ -222,29 +244,37 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
     }
 
     let read = w.key.read().cloned();
-    let mut union: BTreeMap<(LogId, u64), Vec<u8>> = BTreeMap::new();
+    // The union of the core's records: each position, with the acknowledged write whose bytes
+    // it holds (`None` for records no honest writer made, which open for nobody).
+    let mut union: BTreeMap<(LogId, u64), Option<&crate::world::Acked>> = BTreeMap::new();
+    // Per honest host, the order keys of the acknowledged writes it stores byte for byte.
+    let mut readable: BTreeMap<usize, BTreeSet<OrderKey>> = BTreeMap::new();
     let mut heads = Vec::new();
     for i in honest(w) {
         let h = &w.hosts[i];
         let records = stored_records(&h.store, &w.thread);
         let mut per_log: BTreeMap<LogId, BTreeSet<u64>> = BTreeMap::new();
         let in_core = !w.down_for_good.contains(&i);
+        let own = readable.entry(i).or_default();
         for (log, counter, bytes) in &records {
             per_log.entry(*log).or_default().insert(*counter);
-            if in_core {
-                union
-                    .entry((*log, *counter))
-                    .or_insert_with(|| bytes.clone());
-            }
-            // (c) every stored record is an acknowledged honest record, byte for byte, or a
-            // validly signed record of the adversary's own log.
+            // Decoded and hashed once, for (c), (e) and the union.
             let bundle = RecordBundle::decode(bytes);
             let hash: [u8; 32] = Sha256::digest(bytes).into();
-            let known = bundle
+            let acked = bundle
                 .as_ref()
                 .ok()
                 .and_then(|b| w.acked.get(&b.cid()))
-                .is_some_and(|a| a.bundle_hash == hash && a.log == *log);
+                .filter(|a| a.bundle_hash == hash);
+            if let Some(a) = acked {
+                own.insert(a.order);
+            }
+            if in_core {
+                union.entry((*log, *counter)).or_insert(acked);
+            }
+            // (c) every stored record is an acknowledged honest record, byte for byte, or a
+            // validly signed record of the adversary's own log.
+            let known = acked.is_some_and(|a| a.log == *log);
             let adversarial_but_valid = Some(*log) == adversary_log
                 && bundle.is_ok_and(|b| record::verify(b, &w.thread, log, w.key.service()).is_ok());
             if !known && !adversarial_but_valid {
@@ -360,15 +390,7 @@ pub(crate) fn check(w: &World) -> Vec<Violation> {
             }
             // (e) against the host's own stored records: a host that merely lacks records is
             // a convergence or liveness matter, not a half-applied one.
-            let own: BTreeSet<OrderKey> = stored_records(&h.store, &w.thread)
-                .iter()
-                .filter_map(|(_, _, bytes)| {
-                    let bundle = RecordBundle::decode(bytes).ok()?;
-                    let hash: [u8; 32] = Sha256::digest(bytes).into();
-                    let a = w.acked.get(&bundle.cid())?;
-                    (a.bundle_hash == hash).then_some(a.order)
-                })
-                .collect();
+            let own = readable.remove(&i).unwrap_or_default();
             let ops = applied(&h.store, &w.thread);
             if ops != own {
                 let missing = own.difference(&ops).count();
@@ -547,22 +569,14 @@ fn calm_repairs(w: &World) -> Vec<Violation> {
     )]
 }
 
-/// Folds every readable record of the union, in total order, into a fresh store with the real
-/// document fold; returns their order keys and the resulting state digest.
+/// Folds every readable record of the union (the acknowledged writes it holds byte for byte),
+/// in total order, into a fresh store with the real document fold; returns their order keys
+/// and the resulting state digest.
 fn fold_from_scratch(
     w: &World,
-    union: &BTreeMap<(LogId, u64), Vec<u8>>,
+    union: &BTreeMap<(LogId, u64), Option<&crate::world::Acked>>,
 ) -> (BTreeSet<OrderKey>, [u8; 32]) {
-    let mut records: Vec<&crate::world::Acked> = Vec::new();
-    for bytes in union.values() {
-        let Ok(bundle) = RecordBundle::decode(bytes) else {
-            continue;
-        };
-        let hash: [u8; 32] = Sha256::digest(bytes).into();
-        if let Some(a) = w.acked.get(&bundle.cid()).filter(|a| a.bundle_hash == hash) {
-            records.push(a);
-        }
-    }
+    let mut records: Vec<&crate::world::Acked> = union.values().flatten().copied().collect();
     records.sort_by_key(|a| a.order);
     let store = MemoryStore::new();
     let mut fold = app();
