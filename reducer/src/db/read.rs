@@ -223,7 +223,8 @@ fn visible(
     }
 }
 
-fn read_instance(
+/// The stored instance of `collection` (assumed to exist), unfiltered.
+pub fn read_instance(
     txn: &dyn ReadTxn,
     keys: &Keys,
     collection: &str,
