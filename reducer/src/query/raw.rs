@@ -171,7 +171,7 @@ fn scan_object(b: &[u8], member: &mut dyn FnMut(&str, &[u8]) -> bool) -> Option<
     if b.get(i) == Some(&b'}') {
         return (skip_ws(b, i + 1) == b.len()).then_some(());
     }
-    let mut unescaped = String::new();
+    let mut unescaped: String;
     loop {
         if b.get(i) != Some(&b'"') {
             return None;
