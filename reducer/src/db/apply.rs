@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use threads_protocol::store::{Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError, WriteTxn};
 
+use super::configs::{ConfigCache, Parsed};
 use super::event::CollectionConfig;
 use super::keys::{Keys, id_after};
-use super::configs::{ConfigCache, Parsed};
 use super::schema::SchemaCache;
 use super::scripts::Scripts;
 use crate::fold::RecordInfo;

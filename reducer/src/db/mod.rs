@@ -42,8 +42,8 @@ use threads_protocol::store::{KeyRange, WriteTxn};
 use crate::fold::{Access, Dependency, Fold, Outcome, RecordInfo, Usage};
 use crate::js::JsConfig;
 use apply::{Cx, Fail};
-use keys::{Keys, Part};
 use configs::ConfigCache;
+use keys::{Keys, Part};
 use schema::SchemaCache;
 
 /// The document database as a [`Fold`]: wrap it in [`crate::fold::Convergent`].

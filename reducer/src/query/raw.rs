@@ -247,7 +247,15 @@ mod tests {
     fn odd_bytes_are_parsed_in_full() {
         let query = Query::from_json(&json!({"a": 1})).unwrap();
         let pre = Prefilter::new(&query).unwrap();
-        for bytes in [&b"[1]"[..], b"{", b"{\"a\":", b"{\"a\":1", b"{\"a\":1}x", b"", b"{\"a\" 1}"] {
+        for bytes in [
+            &b"[1]"[..],
+            b"{",
+            b"{\"a\":",
+            b"{\"a\":1",
+            b"{\"a\":1}x",
+            b"",
+            b"{\"a\" 1}",
+        ] {
             assert_eq!(pre.check(&query, None, bytes), Verdict::Parse, "{bytes:?}");
         }
     }
