@@ -792,20 +792,38 @@ impl<S: Store> Documents<S> {
         };
         let entry: fold::OpEntry = serde_ipld_dagcbor::from_slice(&bytes)
             .map_err(|e| corrupt("operation log entry", e))?;
-        let Ok(batch) = Batch::decode(&entry.body) else {
+        // The fold accepted the body (the record is not rejected): its event heads decode.
+        let Ok(heads) = Batch::decode_heads(&entry.body) else {
             return Ok(());
         };
+        let keys = db::keys::Keys::new(thread);
+        let mut collections: Vec<(String, bool)> = Vec::new();
         let mut changes = Vec::new();
-        for event in batch.events {
-            let (collection, id, action) = match event {
-                DbEvent::Create { collection, id, .. } => (collection, id, Action::Create),
-                DbEvent::Save { collection, id, .. } => (collection, id, Action::Save),
-                DbEvent::Delete { collection, id } => (collection, id, Action::Delete),
+        for head in heads {
+            let action = match head.kind.as_str() {
+                "create" => Action::Create,
+                "save" => Action::Save,
+                "delete" => Action::Delete,
                 _ => continue,
             };
-            let instance = db::read::stored(&txn, thread, &collection, &id)
-                .ok()
-                .flatten();
+            let (Some(collection), Some(id)) = (head.collection, head.id) else {
+                continue;
+            };
+            let exists = match collections.iter().find(|(c, _)| *c == collection) {
+                Some((_, e)) => *e,
+                None => {
+                    let e = db::read::collection_info(&txn, thread, &collection).is_ok();
+                    collections.push((collection.clone(), e));
+                    e
+                }
+            };
+            let instance = if exists {
+                db::read::read_instance(&txn, &keys, &collection, &id)
+                    .ok()
+                    .flatten()
+            } else {
+                None
+            };
             changes.push(Change {
                 position: 0,
                 db: *thread,

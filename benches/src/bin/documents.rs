@@ -10,8 +10,15 @@
 //!   `create_api` line measures on a few transactions of 10, 100 and 1000 instances.
 //! * `write_latency`: 2000 write transactions of one `txn_save` each (begin, save, commit,
 //!   drain the host's outputs), median and p99.
-//! * `query`: `{"age": 42}` and `{"age": {"$gte": 30, "$lt": 32}}` through the `age` index,
-//!   and `{"city": ...}` by a full scan (unindexed), median over up to 200 runs.
+//!   The line also gives the rate over the first and the last tenth of the load.
+//! * `query`: `{"age": 200}` (one instance, the middle one, has that age), `{"age": 42}` and
+//!   `{"age": {"$gte": 30, "$lt": 32}}` through the `age` index, and `{"city": ...}` by a full
+//!   scan (unindexed), median over up to 200 runs.
+//! * goal lines of issue 10 (`"goal"`: figure, bound, `ok`): `batched_inserts` (goal 3: the
+//!   `create` rate ≥ 100k/s, with `slowdown_last_vs_first`, the first tenth's rate over the last
+//!   tenth's), `single_hit_lookup` (goal 5: p50 of `{"age": 200}` ≤ 20 µs), `indexed_per_hit`
+//!   (goal 5: median µs per result of `{"age": 42}` ≤ 1) and `unindexed_scan` (goal 5: instances
+//!   scanned per second by `{"city": "city-42"}` ≥ 2M). Goal 5 is stated at 1M instances.
 //! * `fold_late`: a fresh store holding N records folded in order with `fold_in` (one writer,
 //!   increasing clocks, one create each), then one record whose clock is below the last k
 //!   records' (k = 10, 100, 1000): time and `FoldStats::undone`. Each late record is folded in
@@ -63,6 +70,17 @@ const CITIES: u64 = 100;
 /// `_mod` and the record time of every write.
 const NANOS: u64 = 1_700_000_000_000_000_000;
 const COLLECTION: &str = "people";
+/// The `age` of exactly one instance (the middle one), for the single-hit indexed lookup;
+/// every other instance has an age below [`AGES`].
+const SINGLE_AGE: u8 = 200;
+/// Goal 3 of issue 10: batched inserts per second.
+const GOAL_INSERTS_PER_SEC: f64 = 100_000.0;
+/// Goal 5: p50 of a single-hit indexed equality lookup, in microseconds.
+const GOAL_SINGLE_HIT_US: f64 = 20.0;
+/// Goal 5: microseconds per result of an indexed query.
+const GOAL_PER_HIT_US: f64 = 1.0;
+/// Goal 5: instances per second of an unindexed scan.
+const GOAL_SCAN_PER_SEC: f64 = 2_000_000.0;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -178,6 +196,9 @@ impl Data {
             d.ids.push(ulid(rng));
             d.ages.push((rng.next_u64() % AGES) as u8);
             d.cities.push((rng.next_u64() % CITIES) as u8);
+        }
+        if n > 0 {
+            d.ages[n / 2] = SINGLE_AGE;
         }
         d
     }
@@ -305,8 +326,11 @@ fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &V
     let (mut encode, mut commit, mut publish) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut body_bytes = 0;
     let mut records = 0;
+    let tenth = (n / 10).max(1);
+    let (mut first, mut last) = (Duration::ZERO, Duration::ZERO);
     let started = Instant::now();
     for start in (0..n).step_by(BATCH) {
+        let batch_started = Instant::now();
         let end = (start + BATCH).min(n);
         let t0 = Instant::now();
         let events = (start..end).map(|i| data.create(i)).collect();
@@ -322,9 +346,22 @@ fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &V
         encode += t1 - t0;
         body_bytes += body.len();
         records += 1;
+        if start < tenth {
+            first += batch_started.elapsed();
+        }
+        if end > n - tenth {
+            last += batch_started.elapsed();
+        }
         progress("create", end, n, end - start);
     }
     let secs = started.elapsed().as_secs_f64();
+    // The share of the first and last tenth actually loaded (whole batches).
+    let edge = |d: Duration| {
+        let count = tenth.div_ceil(BATCH) * BATCH;
+        count.min(n) as f64 / d.as_secs_f64()
+    };
+    let (first_rate, last_rate) = (edge(first), edge(last));
+    let per_sec = n as f64 / secs;
     emit(
         json!({
             "test": "create",
@@ -336,6 +373,20 @@ fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &V
             "encode_share": r(encode.as_secs_f64() / secs, 3),
             "commit_share": r(commit.as_secs_f64() / secs, 3),
             "publish_share": r(publish.as_secs_f64() / secs, 3),
+            "first_tenth_per_sec": r(first_rate, 0),
+            "last_tenth_per_sec": r(last_rate, 0),
+        }),
+        ctx,
+    );
+    let slowdown = first_rate / last_rate;
+    emit(
+        json!({
+            "goal": "batched_inserts",
+            "batch_instances": BATCH,
+            "per_sec": r(per_sec, 0),
+            "goal_min": GOAL_INSERTS_PER_SEC,
+            "slowdown_last_vs_first": r(slowdown, 3),
+            "ok": per_sec >= GOAL_INSERTS_PER_SEC,
         }),
         ctx,
     );
@@ -400,7 +451,13 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
     let n = data.len();
     let count_age = |f: &dyn Fn(u8) -> bool| data.ages.iter().filter(|a| f(**a)).count();
     let count_city = |f: &dyn Fn(u8) -> bool| data.cities.iter().filter(|c| f(**c)).count();
-    let cases: [(&str, bool, Value, usize); 4] = [
+    let cases: [(&str, bool, Value, usize); 5] = [
+        (
+            "indexed_eq_single",
+            true,
+            json!({"age": SINGLE_AGE}),
+            count_age(&|a| a == SINGLE_AGE),
+        ),
         (
             "indexed_eq",
             true,
@@ -452,14 +509,35 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
             "median_us": r(med, 1),
             "p90_us": r(percentile(&mut times, 90.0), 1),
         });
+        let per_result = med / results.max(1) as f64;
+        let scanned_per_sec = n as f64 / (med / 1e6);
         if indexed {
-            line["us_per_result"] = r(med / results.max(1) as f64, 3);
+            line["us_per_result"] = r(per_result, 3);
         } else {
             line["scanned"] = json!(n);
-            line["scanned_per_sec"] = r(n as f64 / (med / 1e6), 0);
+            line["scanned_per_sec"] = r(scanned_per_sec, 0);
         }
         eprintln!("  query {test}: {runs} runs");
         emit(line, ctx);
+        let goal = match test {
+            "indexed_eq_single" => Some(json!({
+                "goal": "single_hit_lookup", "query": test, "p50_us": r(med, 1),
+                "goal_max_us": GOAL_SINGLE_HIT_US, "ok": med <= GOAL_SINGLE_HIT_US,
+            })),
+            "indexed_eq" => Some(json!({
+                "goal": "indexed_per_hit", "query": test, "results": results,
+                "us_per_result": r(per_result, 3), "goal_max_us": GOAL_PER_HIT_US,
+                "ok": per_result <= GOAL_PER_HIT_US,
+            })),
+            "unindexed_eq" => Some(json!({
+                "goal": "unindexed_scan", "query": test, "scanned_per_sec": r(scanned_per_sec, 0),
+                "goal_min": GOAL_SCAN_PER_SEC, "ok": scanned_per_sec >= GOAL_SCAN_PER_SEC,
+            })),
+            _ => None,
+        };
+        if let Some(goal) = goal {
+            emit(goal, ctx);
+        }
     }
 }
 

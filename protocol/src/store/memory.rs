@@ -10,7 +10,11 @@ use super::{
     check_key, check_value, content_digest,
 };
 
-type Map = OrdMap<Vec<u8>, Vec<u8>>;
+/// Keys and values are shared slices: a write transaction's first change to a B-tree node copies
+/// the node (path copying keeps snapshots cheap), and copying `Arc`s costs a reference count
+/// each where copying `Vec`s cost an allocation and a memcpy each.
+type Bytes = Arc<[u8]>;
+type Map = OrdMap<Bytes, Bytes>;
 
 /// Counters over the life of a [`MemoryStore`]'s shared state (all handles together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -147,7 +151,7 @@ impl Store for MemoryStore {
 
 fn map_get(map: &Map, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     check_key(key)?;
-    Ok(map.get(key).cloned())
+    Ok(map.get(key).map(|v| v.to_vec()))
 }
 
 fn map_scan(
@@ -160,7 +164,7 @@ fn map_scan(
         return Ok(());
     };
     let mut iter = map.range::<_, [u8]>(bounds);
-    let mut step = |(k, v): (&Vec<u8>, &Vec<u8>)| visit(k, v);
+    let mut step = |(k, v): (&Bytes, &Bytes)| visit(k, v);
     // Whether the visitor stopped early makes no difference to the caller.
     let _stopped = match dir {
         Direction::Forward => iter.try_for_each(&mut step),
@@ -200,7 +204,7 @@ impl ReadTxn for MemoryWrite<'_> {
 }
 
 impl MemoryWrite<'_> {
-    fn forget(&mut self, key: &[u8], old: Option<Vec<u8>>) {
+    fn forget(&mut self, key: &[u8], old: Option<Bytes>) {
         if let Some(old) = old {
             self.removed_keys += 1;
             self.removed_bytes += (key.len() + old.len()) as u64;
@@ -212,7 +216,7 @@ impl WriteTxn for MemoryWrite<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         check_key(key)?;
         check_value(value)?;
-        let old = self.map.insert(key.to_vec(), value.to_vec());
+        let old = self.map.insert(Bytes::from(key), Bytes::from(value));
         self.forget(key, old);
         let d = &mut self.delta;
         d.puts += 1;

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use serde_json::Value;
 use threads_protocol::store::{Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError, WriteTxn};
 
+use super::configs::{ConfigCache, Parsed};
 use super::event::CollectionConfig;
 use super::keys::{Keys, id_after};
 use super::schema::SchemaCache;
@@ -48,6 +50,8 @@ pub(crate) struct Cx<'a> {
     pub writer: String,
     /// Compiled schemas.
     pub schemas: &'a mut SchemaCache,
+    /// Parsed collection configs.
+    pub configs: &'a mut ConfigCache,
     /// Validator engine.
     pub scripts: &'a mut Scripts,
     /// Instances created by earlier events of this record: `(collection, id)`.
@@ -56,9 +60,15 @@ pub(crate) struct Cx<'a> {
 
 impl Cx<'_> {
     /// The config of a collection, rejecting with "collection not found" when it is missing.
-    pub fn config(&self, name: &str) -> Result<CollectionConfig, Fail> {
-        match load_config(&*self.txn, &self.keys, name)? {
-            Some(c) => Ok(c),
+    pub fn config(&mut self, name: &str) -> Result<Arc<Parsed>, Fail> {
+        let key = self.keys.collection(name);
+        let bytes = if key.len() > MAX_KEY_LEN {
+            None
+        } else {
+            self.txn.get(&key)?
+        };
+        match bytes {
+            Some(b) => Ok(self.configs.get(name, b)?),
             None => reject(format!("collection not found: \"{name}\"")),
         }
     }

@@ -57,7 +57,7 @@ impl Cx<'_> {
     pub fn update_collection(&mut self, config: &CollectionConfig) -> Result<(), Fail> {
         check_name(&config.name).or_else(reject)?;
         let old = self.config(&config.name)?;
-        self.define(config, Some(&old))
+        self.define(config, Some(&old.config))
     }
 
     /// `delete_collection`: the config, the instances and the index entries go.

@@ -182,3 +182,37 @@ impl Batch {
         Ok(batch)
     }
 }
+
+/// The kind, collection and instance ID of one event, read without its documents (see
+/// [`Batch::decode_heads`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct EventHead {
+    /// The event's `"type"` name.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The collection of an instance event.
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// The instance ID of an instance event.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Heads {
+    events: Vec<EventHead>,
+}
+
+impl Batch {
+    /// The heads of the events of a body that [`Batch::decode`] accepts, skipping instances,
+    /// patches and schemas without building them (publishing needs only the heads). Bodies
+    /// `decode` rejects may be accepted here: check them with `decode` first.
+    pub fn decode_heads(bytes: &[u8]) -> Result<Vec<EventHead>, BatchError> {
+        if bytes.len() > MAX_BATCH_LEN {
+            return Err(BatchError::TooLarge { len: bytes.len() });
+        }
+        let heads: Heads =
+            serde_json::from_slice(bytes).map_err(|e| BatchError::Malformed(e.to_string()))?;
+        Ok(heads.events)
+    }
+}

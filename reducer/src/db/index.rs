@@ -12,6 +12,7 @@ use serde_json::Value;
 use threads_protocol::store::{Direction, KeyRange, MAX_KEY_LEN};
 
 use super::apply::{Cx, Fail, reject};
+use super::configs::Parsed;
 use super::event::{CollectionConfig, IndexSpec};
 use super::keys::split_index_entry;
 use crate::query::{FieldPath, encode_index_value};
@@ -19,7 +20,12 @@ use crate::query::{FieldPath, encode_index_value};
 /// The encoded value an instance holds at an index's path, if it has an entry there.
 pub(crate) fn entry_value(spec: &IndexSpec, doc: &Value) -> Option<Vec<u8>> {
     let path = FieldPath::parse(&spec.path, "index").ok()?;
-    path.lookup(doc).and_then(encode_index_value)
+    entry_value_at(Some(&path), doc)
+}
+
+/// [`entry_value`] with the index path already parsed (`None`: a path that does not parse).
+fn entry_value_at(path: Option<&FieldPath>, doc: &Value) -> Option<Vec<u8>> {
+    path?.lookup(doc).and_then(encode_index_value)
 }
 
 /// A short rendering of a JSON value for messages.
@@ -29,14 +35,10 @@ fn show(v: Option<&Value>) -> String {
 
 impl Cx<'_> {
     /// Writes the index entries of instance `id` holding `doc`, checking unique indexes.
-    pub fn add_entries(
-        &mut self,
-        config: &CollectionConfig,
-        id: &str,
-        doc: &Value,
-    ) -> Result<(), Fail> {
-        for spec in &config.indexes {
-            let Some(value) = entry_value(spec, doc) else {
+    pub fn add_entries(&mut self, parsed: &Parsed, id: &str, doc: &Value) -> Result<(), Fail> {
+        let config = &parsed.config;
+        for (spec, path) in config.indexes.iter().zip(&parsed.paths) {
+            let Some(value) = entry_value_at(path.as_ref(), doc) else {
                 continue;
             };
             let key = self.keys.index_entry(&config.name, &spec.path, &value, id);

@@ -4,6 +4,7 @@ use serde_json::Value;
 use threads_protocol::store::MAX_KEY_LEN;
 
 use super::apply::{Cx, Fail, canonical, reject};
+use super::configs::Parsed;
 use super::event::CollectionConfig;
 use super::merge;
 use super::schema::{clip, validate_instance};
@@ -13,7 +14,8 @@ use crate::query::ID_FIELD;
 impl Cx<'_> {
     /// `create`: a new instance with the full document.
     pub fn create(&mut self, collection: &str, id: &str, instance: &Value) -> Result<(), Fail> {
-        let config = self.config(collection)?;
+        let parsed = self.config(collection)?;
+        let config = &parsed.config;
         self.check_id(collection, id)?;
         let Value::Object(members) = instance else {
             return reject("invalid instance: the instance must be a JSON object");
@@ -41,9 +43,9 @@ impl Cx<'_> {
                 format!("can't create already existing instance \"{id}\"")
             });
         }
-        self.check_schema(&config, instance)?;
-        self.run_validator(&config, PatchType::Create, id, Some(instance), None)?;
-        self.add_entries(&config, id, instance)?;
+        self.check_schema(&parsed, instance)?;
+        self.run_validator(config, PatchType::Create, id, Some(instance), None)?;
+        self.add_entries(&parsed, id, instance)?;
         self.write_instance(collection, id, instance)?;
         self.created.insert((collection.to_owned(), id.to_owned()));
         Ok(())
@@ -51,7 +53,8 @@ impl Cx<'_> {
 
     /// `save`: the merge patch applied to the stored document, or to `{}` when there is none.
     pub fn save(&mut self, collection: &str, id: &str, patch: &Value) -> Result<(), Fail> {
-        let config = self.config(collection)?;
+        let parsed = self.config(collection)?;
+        let config = &parsed.config;
         self.check_id(collection, id)?;
         let prev = self.instance(collection, id)?;
         let mut doc = prev
@@ -73,23 +76,24 @@ impl Cx<'_> {
                 ));
             }
         }
-        self.check_schema(&config, &doc)?;
-        self.run_validator(&config, PatchType::Save, id, Some(patch), prev.as_ref())?;
+        self.check_schema(&parsed, &doc)?;
+        self.run_validator(config, PatchType::Save, id, Some(patch), prev.as_ref())?;
         if let Some(p) = &prev {
-            self.remove_entries(&config, id, p)?;
+            self.remove_entries(config, id, p)?;
         }
-        self.add_entries(&config, id, &doc)?;
+        self.add_entries(&parsed, id, &doc)?;
         self.write_instance(collection, id, &doc)
     }
 
     /// `delete`: removes the instance; an unknown ID is a no-op (the validator does not run).
     pub fn delete(&mut self, collection: &str, id: &str) -> Result<(), Fail> {
-        let config = self.config(collection)?;
+        let parsed = self.config(collection)?;
+        let config = &parsed.config;
         let Some(prev) = self.instance(collection, id)? else {
             return Ok(());
         };
-        self.run_validator(&config, PatchType::Delete, id, None, Some(&prev))?;
-        self.remove_entries(&config, id, &prev)?;
+        self.run_validator(config, PatchType::Delete, id, None, Some(&prev))?;
+        self.remove_entries(config, id, &prev)?;
         let key = self.keys.instance(collection, id);
         self.txn.delete(&key)?;
         Ok(())
@@ -111,8 +115,8 @@ impl Cx<'_> {
         Ok(())
     }
 
-    fn check_schema(&mut self, config: &CollectionConfig, doc: &Value) -> Result<(), Fail> {
-        let validator = self.schemas.compile(&config.schema).or_else(reject)?;
+    fn check_schema(&mut self, parsed: &Parsed, doc: &Value) -> Result<(), Fail> {
+        let validator = parsed.validator(self.schemas).or_else(reject)?;
         validate_instance(&validator, doc).or_else(reject)
     }
 

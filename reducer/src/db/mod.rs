@@ -17,6 +17,7 @@
 
 mod apply;
 mod collection;
+mod configs;
 pub mod event;
 mod index;
 mod instance;
@@ -41,16 +42,18 @@ use threads_protocol::store::{KeyRange, WriteTxn};
 use crate::fold::{Access, Dependency, Fold, Outcome, RecordInfo, Usage};
 use crate::js::JsConfig;
 use apply::{Cx, Fail};
+use configs::ConfigCache;
 use keys::{Keys, Part};
 use schema::SchemaCache;
 
 /// The document database as a [`Fold`]: wrap it in [`crate::fold::Convergent`].
 ///
-/// It keeps caches only (compiled schemas, the JavaScript engine and compiled validators), none
+/// It keeps caches only (parsed configs, compiled schemas, the JavaScript engine and compiled validators), none
 /// of which can change an outcome. Not `Send`, because the JavaScript engine is not.
 #[derive(Debug, Default)]
 pub struct DocFold {
     schemas: SchemaCache,
+    configs: ConfigCache,
     scripts: Scripts,
 }
 
@@ -65,6 +68,7 @@ impl DocFold {
     pub fn with_js_config(config: JsConfig) -> Self {
         DocFold {
             schemas: SchemaCache::default(),
+            configs: ConfigCache::default(),
             scripts: Scripts::with_config(config),
         }
     }
@@ -137,6 +141,7 @@ impl Fold for DocFold {
             record,
             writer: record.author.to_string(),
             schemas: &mut self.schemas,
+            configs: &mut self.configs,
             scripts: &mut self.scripts,
             created: BTreeSet::new(),
         };

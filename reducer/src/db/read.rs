@@ -22,6 +22,7 @@ use super::keys::{Keys, id_after, split_index_entry};
 use super::scripts::Scripts;
 use crate::query::exec::{order_and_page, stop_after};
 use crate::query::plan::range_is_empty;
+use crate::query::raw::{Prefilter, Verdict};
 use crate::query::{Plan, Query, QueryError, plan};
 
 /// A result row: instance ID and the JSON the reader sees.
@@ -187,6 +188,7 @@ fn run(
     scripts: &mut Scripts,
 ) -> Result<Vec<Row>, DbError> {
     let stop = stop_after(query, plan);
+    let prefilter = Prefilter::new(query);
     let mut rows: Vec<Row> = Vec::new();
     let mut visit = |id: String, doc: Value| {
         if stop.is_some_and(|n| rows.len() >= n) {
@@ -204,6 +206,7 @@ fn run(
         keys,
         collection: &config.name,
         seen: matches!(plan, Plan::Union(_)).then(BTreeSet::new),
+        prefilter: prefilter.as_ref().map(|p| (query, p)),
     };
     let _stopped = src.candidates(plan, &mut visit)?;
     Ok(order_and_page(query, rows)?)
@@ -223,7 +226,8 @@ fn visible(
     }
 }
 
-fn read_instance(
+/// The stored instance of `collection` (assumed to exist), unfiltered.
+pub fn read_instance(
     txn: &dyn ReadTxn,
     keys: &Keys,
     collection: &str,
@@ -245,6 +249,8 @@ struct Source<'a> {
     collection: &'a str,
     /// IDs already produced, when the plan can produce one twice (unions).
     seen: Option<BTreeSet<String>>,
+    /// The query and its prefilter: instances it rules out are not parsed.
+    prefilter: Option<(&'a Query, &'a Prefilter)>,
 }
 
 /// Passes a candidate on, once.
@@ -332,7 +338,18 @@ impl Source<'_> {
         let mut failure = None;
         let mut flow = ControlFlow::Continue(());
         let seen = &mut self.seen;
+        let unbounded = matches!((lower, upper), (Bound::Unbounded, Bound::Unbounded));
+        let pre = self.prefilter;
         self.txn.scan(range, Direction::Forward, &mut |k, v| {
+            // On a full scan without `_id` conditions, the ID is decoded only for instances
+            // that pass the prefilter.
+            if unbounded
+                && let Some((query, pre)) = pre
+                && !pre.reads_id()
+                && pre.check(query, None, v) == Verdict::Skip
+            {
+                return ControlFlow::Continue(());
+            }
             let id = match id_after(&prefix, k) {
                 Ok(id) => id,
                 Err(e) => {
@@ -346,6 +363,11 @@ impl Source<'_> {
                 } else {
                     ControlFlow::Continue(())
                 };
+            }
+            if let Some((query, pre)) = pre
+                && pre.check(query, Some(&id), v) == Verdict::Skip
+            {
+                return ControlFlow::Continue(());
             }
             match serde_json::from_slice(v) {
                 Ok(doc) => {

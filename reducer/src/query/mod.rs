@@ -27,6 +27,7 @@ mod model;
 mod parse_mongo;
 mod parse_threads;
 pub mod plan;
+pub mod raw;
 
 pub use compare::{compare_values, type_rank, values_equal};
 pub use encode::encode_index_value;
