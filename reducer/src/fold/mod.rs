@@ -26,6 +26,7 @@
 
 mod order;
 mod tracking;
+mod undo;
 
 pub use order::{ORDER_KEY_LEN, OrderKey};
 pub use tracking::TrackingTxn;
@@ -59,6 +60,11 @@ pub const TAG_STATE: u8 = 0x30;
 
 /// Length of a dependency token's hash in footprints and the dependency index.
 pub const TOKEN_HASH_LEN: usize = 16;
+
+/// Most distinct tokens a footprint keeps. A run that touches more (a bulk import of many
+/// instances) stores the single token "writes the whole thread" instead: its footprint and
+/// dependency index entries would otherwise take more room than the state it wrote.
+pub const MAX_FOOTPRINT_TOKENS: usize = 64;
 
 /// What a fold learns about the record it applies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,7 +218,8 @@ pub struct OpEntry {
     pub time: u64,
 }
 
-/// The values a record's writes replaced: `[[key, old value or null], ...]` in key order.
+/// The values a record's writes replaced: `[[key, old value or null], ...]` in key order
+/// (stored in the compact encoding of `spec/convergence.md` §3).
 pub type UndoLog = Vec<(serde_bytes::ByteBuf, Option<serde_bytes::ByteBuf>)>;
 
 /// The dependency tokens of one run: `[[usage, token hash], ...]` in hash order, one entry per
@@ -661,7 +668,7 @@ impl<F: Fold> Convergent<F> {
         let undo_key = keyed(TAG_UNDO, &info.thread, &info.order);
         match &outcome {
             Outcome::Applied => {
-                txn.put(&undo_key, &encode(&undo))?;
+                txn.put(&undo_key, &undo::encode(&undo))?;
                 txn.delete(&rejected)?;
             }
             Outcome::Rejected(reason) => {
@@ -708,6 +715,12 @@ impl<F: Fold> Convergent<F> {
                 .and_modify(|u| *u = u.join(d.usage))
                 .or_insert(d.usage);
         }
+        if merged.len() > MAX_FOOTPRINT_TOKENS {
+            // A large run (a bulk import) is summarized as a write of the whole thread: one
+            // index entry instead of thousands. Coarser tokens are always correct (they only
+            // conflict more); records after it depend on it, and it on every earlier one.
+            merged = BTreeMap::from([(token_hash(&[]), Usage::Write)]);
+        }
         merged
             .into_iter()
             .map(|(h, u)| (u as u8, serde_bytes::ByteBuf::from(h.to_vec())))
@@ -724,8 +737,7 @@ impl<F: Fold> Convergent<F> {
         self.stats.undone += 1;
         let undo_key = keyed(TAG_UNDO, thread, order);
         if let Some(bytes) = txn.get(&undo_key)? {
-            let undo: UndoLog =
-                serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| corrupt("undo log", e))?;
+            let undo = undo::decode(&bytes)?;
             restore(txn, &undo)?;
             txn.delete(&undo_key)?;
         }
