@@ -206,9 +206,6 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
 
 impl<S: Store> Documents<S> {
     /// Opens the database host on `store` (see [`Host::open`]). `rng` seeds the engine and the
@@ -789,12 +786,10 @@ impl<S: Store> Documents<S> {
         if fold::rejection(&txn, thread, &order)?.is_some() {
             return Ok(());
         }
-        let Some(bytes) = txn.get(&fold::op_key(thread, &order))? else {
+        let Some(body) = fold::record_body(&txn, thread, &order)? else {
             return Ok(()); // not a record the fold saw (no read key)
         };
-        let entry: fold::OpEntry = serde_ipld_dagcbor::from_slice(&bytes)
-            .map_err(|e| corrupt("operation log entry", e))?;
-        let Ok(batch) = Batch::decode(&entry.body) else {
+        let Ok(batch) = Batch::decode(&body) else {
             return Ok(());
         };
         let mut changes = Vec::new();

@@ -23,7 +23,6 @@ use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::engine::{Config, NewThread, Time};
 use threads_protocol::id::ThreadId;
 use threads_protocol::rng::{ProtocolRng, Rng, seeded};
-use threads_protocol::store::key::KeyReader;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
 use threads_reducer::db::{Batch, CollectionConfig, DbEvent, IndexSpec};
 use threads_reducer::docs::Documents;
@@ -156,10 +155,11 @@ fn space_of(key: &[u8]) -> String {
         0x23 => "fold_rejected",
         0x24 => "fold_footprint",
         0x25 => "fold_dependents",
+        0x20 => "fold_layout",
+        0x26 => "fold_thread_tags",
         0x30 => {
-            let mut r = KeyReader::new(&key[1..]);
-            let sub = r.bytes().ok().and_then(|_| r.u8().ok());
-            return match sub {
+            // `30 ‖ thread tag (8) ‖ space ‖ ...`
+            return match key.get(9) {
                 Some(0x01) => "state_collection".into(),
                 Some(0x02) => "state_instance".into(),
                 Some(0x03) => "state_index".into(),

@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, ControlFlow};
-use threads_protocol::engine::{Application, ApplyError, Verdict};
+use threads_protocol::counter::LogCounter;
+use threads_protocol::engine::{Application, ApplyError, Verdict, layout};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
 use threads_protocol::log_id::LogId;
@@ -43,16 +44,16 @@ use threads_protocol::record::OpenedRecord;
 use threads_protocol::store::key::KeyBuf;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, WriteTxn};
 
-/// Key space of the operation log: `21 ‖ bytes(thread) ‖ order key` → [`OpEntry`].
+/// Key space of the operation log: `21 ‖ tag(thread) ‖ order key` → [`OpEntry`].
 pub const TAG_OPS: u8 = 0x21;
-/// Key space of undo logs: `22 ‖ bytes(thread) ‖ order key` → [`UndoLog`].
+/// Key space of undo logs: `22 ‖ tag(thread) ‖ order key` → [`UndoLog`].
 pub const TAG_UNDO: u8 = 0x22;
-/// Key space of rejections: `23 ‖ bytes(thread) ‖ order key` → UTF-8 reason.
+/// Key space of rejections: `23 ‖ tag(thread) ‖ order key` → UTF-8 reason.
 pub const TAG_REJECTED: u8 = 0x23;
-/// Key space of footprints: `24 ‖ bytes(thread) ‖ order key` → [`Footprint`] of the record's
+/// Key space of footprints: `24 ‖ tag(thread) ‖ order key` → [`Footprint`] of the record's
 /// current run (present exactly for the records currently applied or rejected).
 pub const TAG_FOOTPRINT: u8 = 0x24;
-/// Key space of the dependency index: `25 ‖ bytes(thread) ‖ usage ‖ token hash ‖ order key` →
+/// Key space of the dependency index: `25 ‖ tag(thread) ‖ usage ‖ token hash ‖ order key` →
 /// empty, one entry per token of every stored [`Footprint`].
 pub const TAG_DEPENDENTS: u8 = 0x25;
 /// Key space of the folded state: `30 ‖ thread tag ‖ ...`, owned by the [`Fold`].
@@ -270,8 +271,10 @@ pub trait Fold {
     }
 }
 
-/// What is kept of every record, to redo it without opening it again:
-/// `{"a": author protobuf, "b": body, "t": time}`.
+/// What is kept of every record, to redo it: `{"a": author protobuf, "b": body, "t": time}`,
+/// without `"b"` when the engine stores the record (folded through [`Application::apply`]):
+/// the body is then read back from the stored record ([`layout::stored_body`]) instead of
+/// being kept twice.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OpEntry {
@@ -279,8 +282,13 @@ pub struct OpEntry {
     #[serde(rename = "a", with = "serde_bytes")]
     pub author: Vec<u8>,
     /// The record's body.
-    #[serde(rename = "b", with = "serde_bytes")]
-    pub body: Vec<u8>,
+    #[serde(
+        rename = "b",
+        with = "serde_bytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub body: Option<Vec<u8>>,
     /// The writer's time.
     #[serde(rename = "t")]
     pub time: u64,
@@ -382,7 +390,7 @@ fn keyed(tag: u8, thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
     k
 }
 
-/// `25 ‖ bytes(thread) ‖ usage ‖ hash`: the dependency index entries of one token and use.
+/// `25 ‖ tag(thread) ‖ usage ‖ hash`: the dependency index entries of one token and use.
 fn dependents_prefix(thread: &ThreadId, usage: u8, hash: &[u8]) -> Vec<u8> {
     let mut k = prefix(TAG_DEPENDENTS, thread);
     k.push(usage);
@@ -492,6 +500,17 @@ impl<F: Fold> Convergent<F> {
         info: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
+        self.fold_in_with(txn, info, body, false)
+    }
+
+    /// [`Self::fold_in`]; `stored`: the engine stores the record, so its body is not copied.
+    fn fold_in_with(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        info: &RecordInfo,
+        body: &[u8],
+        stored: bool,
+    ) -> Result<Outcome, ApplyError> {
         let _span = fold_span(info);
         self.finish(txn)?;
         claim_thread_tag(txn, &info.thread)?;
@@ -506,11 +525,11 @@ impl<F: Fold> Convergent<F> {
             self.undo(txn, thread, order)?;
         }
         let (outcome, _) = self.run(txn, info, body)?;
-        txn.put(&own, &encode(&self.entry(info, body)))?;
+        txn.put(&own, &encode(&self.entry(info, body, stored)))?;
         for order in later {
             self.stats.redone += 1;
-            let (redo, entry) = self.load(txn, thread, order)?;
-            self.run(txn, &redo, &entry.body)?;
+            let (redo, body) = self.load(txn, thread, order)?;
+            self.run(txn, &redo, &body)?;
         }
         Ok(outcome)
     }
@@ -529,9 +548,20 @@ impl<F: Fold> Convergent<F> {
         info: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
+        self.add_with(txn, info, body, false)
+    }
+
+    /// [`Self::add`]; `stored`: the engine stores the record, so its body is not copied.
+    fn add_with(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        info: &RecordInfo,
+        body: &[u8],
+        stored: bool,
+    ) -> Result<Outcome, ApplyError> {
         let _span = fold_span(info);
         if self.strategy == Strategy::Reference {
-            return self.fold_in(txn, info, body);
+            return self.fold_in_with(txn, info, body, stored);
         }
         let thread = info.thread;
         claim_thread_tag(txn, &thread)?;
@@ -552,7 +582,7 @@ impl<F: Fold> Convergent<F> {
             tracing::debug!("late record: later records are undone as far as they depend on it");
         }
         let outcome = self.place(txn, info, body)?;
-        txn.put(&own, &encode(&self.entry(info, body)))?;
+        txn.put(&own, &encode(&self.entry(info, body, stored)))?;
         Ok(outcome)
     }
 
@@ -623,10 +653,11 @@ impl<F: Fold> Convergent<F> {
         Some(first)
     }
 
-    fn entry(&self, info: &RecordInfo, body: &[u8]) -> OpEntry {
+    /// The operation-log entry of a record; without its body when the engine stores it.
+    fn entry(&self, info: &RecordInfo, body: &[u8], stored: bool) -> OpEntry {
         OpEntry {
             author: info.author.to_protobuf().to_vec(),
-            body: body.to_vec(),
+            body: (!stored).then(|| body.to_vec()),
             time: info.time,
         }
     }
@@ -637,7 +668,7 @@ impl<F: Fold> Convergent<F> {
         txn: &dyn ReadTxn,
         thread: &ThreadId,
         order: OrderKey,
-    ) -> Result<(RecordInfo, OpEntry), ApplyError> {
+    ) -> Result<(RecordInfo, Vec<u8>), ApplyError> {
         let bytes = txn
             .get(&keyed(TAG_OPS, thread, &order))?
             .ok_or_else(|| corrupt("operation log entry", "missing"))?;
@@ -646,6 +677,7 @@ impl<F: Fold> Convergent<F> {
         let author = PublicKey::from_protobuf(&entry.author)
             .map_err(|e| corrupt("operation log author", e))?;
         let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
+        let body = entry_body(txn, thread, &order, entry.body)?;
         let info = RecordInfo {
             thread: *thread,
             order,
@@ -653,7 +685,7 @@ impl<F: Fold> Convergent<F> {
             author,
             time: entry.time,
         };
-        Ok((info, entry))
+        Ok((info, body))
     }
 
     /// Applies again a record undone in this batch.
@@ -664,8 +696,8 @@ impl<F: Fold> Convergent<F> {
         order: OrderKey,
     ) -> Result<(), ApplyError> {
         self.stats.redone += 1;
-        let (info, entry) = self.load(txn, thread, order)?;
-        self.place(txn, &info, &entry.body)?;
+        let (info, body) = self.load(txn, thread, order)?;
+        self.place(txn, &info, &body)?;
         Ok(())
     }
 
@@ -857,6 +889,37 @@ impl<F: Fold> Convergent<F> {
     }
 }
 
+/// The body of an operation-log entry: kept in the entry, or read from the engine's record.
+fn entry_body(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    order: &OrderKey,
+    kept: Option<Vec<u8>>,
+) -> Result<Vec<u8>, StoreError> {
+    if let Some(body) = kept {
+        return Ok(body);
+    }
+    let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
+    let counter = LogCounter::new(order.counter)
+        .ok_or_else(|| corrupt("operation log entry", "counter 0"))?;
+    layout::stored_body(txn, thread, &log, counter)?
+        .ok_or_else(|| corrupt("operation log entry", "no body and no readable stored record"))
+}
+
+/// The body of a record the fold has folded (`None` if it has not).
+pub fn record_body(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    order: &OrderKey,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(bytes) = txn.get(&keyed(TAG_OPS, thread, order))? else {
+        return Ok(None);
+    };
+    let entry: OpEntry =
+        serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| corrupt("operation log", e))?;
+    entry_body(txn, thread, order, entry.body).map(Some)
+}
+
 /// The stored footprint of a record (empty if it has none).
 fn load_footprint(
     txn: &dyn ReadTxn,
@@ -907,7 +970,8 @@ impl<F: Fold> Application for Convergent<F> {
             author: *r.author(),
             time: record.time(),
         };
-        match self.add(txn, &info, record.body()) {
+        // The engine stored the record in this transaction, before calling the hook.
+        match self.add_with(txn, &info, record.body(), true) {
             Ok(Outcome::Applied) => Ok(Verdict::Accept),
             Ok(Outcome::Rejected(reason)) => Ok(Verdict::Reject(reason)),
             Err(e) => Err(e),
