@@ -206,7 +206,6 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-
 impl<S: Store> Documents<S> {
     /// Opens the database host on `store` (see [`Host::open`]). `rng` seeds the engine and the
     /// instance id generator.

@@ -5,7 +5,7 @@ use threads_protocol::engine::{Config, Time};
 use threads_protocol::rng::seeded;
 use threads_protocol::store::memory::MemoryStore;
 use threads_protocol::store::{ReadTxn, Store, WriteTxn, content_digest};
-use threads_reducer::docs::{Documents, DocsError};
+use threads_reducer::docs::{DocsError, Documents};
 use threads_reducer::fold::{LAYOUT_VERSION, LayoutError, TAG_LAYOUT, TAG_OPS, check_layout};
 
 fn open(store: MemoryStore) -> Result<Documents<MemoryStore>, DocsError> {

@@ -43,8 +43,7 @@ use threads_driver_tokio::{Node, NodeHandle};
 use threads_protocol::engine::ThreadInfo;
 use threads_protocol::id::ThreadId;
 
-const USAGE: &str =
-    "usage: daemon [--docs N] [--large] [--batch B] [--writer-batch W] [--timeout SECS] \
+const USAGE: &str = "usage: daemon [--docs N] [--large] [--batch B] [--writer-batch W] [--timeout SECS] \
      [--writes-only]";
 
 /// LMDB map size per node (address space only).

@@ -234,8 +234,7 @@ fn main() {
     let mut txn = docs.begin(&db, None);
     docs.txn_new_collection(&mut txn, collection())
         .expect("collection");
-    docs.commit(Time(0), txn, NANOS)
-        .expect("commit collection");
+    docs.commit(Time(0), txn, NANOS).expect("commit collection");
     drain(&mut docs);
 
     // 1. Bytes on disk. The records carry the batch `Documents::commit` writes (building it

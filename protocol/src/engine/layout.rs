@@ -2,15 +2,15 @@
 //! engine owns tags `0x01..=0x0f`, applications (the reducer) use tags from `0x20` on.
 //! `spec/engine.md` lists the same layout for other implementations and tools.
 
+use super::state::ThreadRow;
 use crate::counter::LogCounter;
 use crate::id::ThreadId;
-use crate::log_id::LogId;
 use crate::key::ThreadKey;
+use crate::log_id::LogId;
 use crate::record::RecordBundle;
+use crate::record::wire;
 use crate::store::key::KeyBuf;
 use crate::store::{ReadTxn, StoreError};
-use super::state::ThreadRow;
-use crate::record::wire;
 use cid::Cid;
 
 /// Host metadata: `01 ‖ str(name)`.
@@ -103,7 +103,8 @@ pub fn stored_body(
     log: &LogId,
     counter: LogCounter,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
     let Some(row) = txn.get(&self::thread(thread))? else {
         return Ok(None);
     };

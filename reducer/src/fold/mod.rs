@@ -24,10 +24,16 @@
 //! rejection is remembered under its order key. Rejections are re-decided on redo, because a
 //! late record can change what a later one sees.
 
+mod layout;
 mod order;
 mod tracking;
 mod undo;
 
+use layout::claim_thread_tag;
+pub use layout::{
+    LAYOUT_VERSION, LayoutError, TAG_LAYOUT, TAG_THREAD_NAME, THREAD_TAG_LEN, check_layout,
+    thread_tag,
+};
 pub use order::{ORDER_KEY_LEN, OrderKey};
 pub use tracking::TrackingTxn;
 
@@ -58,74 +64,6 @@ pub const TAG_FOOTPRINT: u8 = 0x24;
 pub const TAG_DEPENDENTS: u8 = 0x25;
 /// Key space of the folded state: `30 ‖ thread tag ‖ ...`, owned by the [`Fold`].
 pub const TAG_STATE: u8 = 0x30;
-/// The fold's layout version: the single key `20` → `u32be(`[`LAYOUT_VERSION`]`)`.
-pub const TAG_LAYOUT: u8 = 0x20;
-/// Owners of thread tags: `26 ‖ thread tag` → thread id bytes.
-pub const TAG_THREAD_NAME: u8 = 0x26;
-/// Length of a thread's short name in the fold's keys ([`thread_tag`]).
-pub const THREAD_TAG_LEN: usize = 8;
-/// Version of the fold's key layout. 1 (never written down): keys held `bytes(thread id)`;
-/// 2: keys hold [`thread_tag`], undo logs are compact, bulk footprints are summarized.
-pub const LAYOUT_VERSION: u32 = 2;
-
-/// Why a store cannot be used by this version of the fold.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the document state of this repository uses fold layout version {found}, this build reads \
-     only version {expected}: open it with the release that wrote it and export the data, or \
-     move it aside and let the databases sync again from peers into an empty repository"
-)]
-pub struct LayoutError {
-    /// The version found (1 for stores written before the version key existed).
-    pub found: u32,
-    /// The version this build reads and writes.
-    pub expected: u32,
-}
-
-/// Checks (and on a store without fold state, writes) the fold's layout version. A store
-/// holding fold keys of another layout is refused with [`LayoutError`]; nothing is changed.
-pub fn check_layout<S: threads_protocol::store::Store>(
-    store: &S,
-) -> Result<Result<(), LayoutError>, StoreError> {
-    let key = [TAG_LAYOUT];
-    {
-        let txn = store.read()?;
-        if let Some(v) = txn.get(&key)? {
-            let found = <[u8; 4]>::try_from(v.as_slice())
-                .map(u32::from_be_bytes)
-                .map_err(|_| corrupt("fold layout version", "not 4 bytes"))?;
-            return Ok(if found == LAYOUT_VERSION {
-                Ok(())
-            } else {
-                Err(LayoutError {
-                    found,
-                    expected: LAYOUT_VERSION,
-                })
-            });
-        }
-        let mut any = false;
-        let start = [TAG_LAYOUT + 1];
-        let end = [TAG_STATE + 1];
-        txn.scan(
-            KeyRange::between(&start, &end),
-            Direction::Forward,
-            &mut |_, _| {
-                any = true;
-                ControlFlow::Break(())
-            },
-        )?;
-        if any {
-            return Ok(Err(LayoutError {
-                found: 1,
-                expected: LAYOUT_VERSION,
-            }));
-        }
-    }
-    let mut txn = store.write()?;
-    txn.put(&key, &LAYOUT_VERSION.to_be_bytes())?;
-    txn.commit()?;
-    Ok(Ok(()))
-}
 
 /// Length of a dependency token's hash in footprints and the dependency index.
 pub const TOKEN_HASH_LEN: usize = 16;
@@ -346,16 +284,6 @@ pub struct Convergent<F> {
     tracked: BTreeMap<ThreadId, bool>,
 }
 
-/// The short name of a thread in the fold's keys: the first [`THREAD_TAG_LEN`] bytes of the
-/// sha2-256 of its id. Two threads of one store never share one: the fold records which thread
-/// owns each short name ([`TAG_THREAD_NAME`]) and refuses a record of a second one.
-pub fn thread_tag(thread: &ThreadId) -> [u8; THREAD_TAG_LEN] {
-    let d = Sha256::digest(thread.as_bytes());
-    let mut t = [0u8; THREAD_TAG_LEN];
-    t.copy_from_slice(&d[..THREAD_TAG_LEN]);
-    t
-}
-
 /// `tag ‖ thread_tag(thread)`: the prefix of every key of one key space of the fold that
 /// belongs to `thread` (operation log, undo logs, rejections, footprints, dependency index,
 /// state).
@@ -366,22 +294,6 @@ pub fn prefix(tag: u8, thread: &ThreadId) -> Vec<u8> {
 /// The key of a record's operation-log entry.
 pub fn op_key(thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
     keyed(TAG_OPS, thread, order)
-}
-
-/// Checks that the short name of `thread` belongs to it, and records it the first time.
-fn claim_thread_tag(txn: &mut dyn WriteTxn, thread: &ThreadId) -> Result<(), StoreError> {
-    let key = KeyBuf::new(TAG_THREAD_NAME)
-        .fixed(&thread_tag(thread))
-        .into_vec();
-    match txn.get(&key)? {
-        Some(owner) if owner == thread.as_bytes() => Ok(()),
-        Some(_) => Err(StoreError::Corrupt(format!(
-            "thread {thread} has the same short key prefix as another thread of this store \
-             (a 64-bit hash collision); its records cannot be folded here: use another \
-             repository for it"
-        ))),
-        None => txn.put(&key, thread.as_bytes()),
-    }
 }
 
 fn keyed(tag: u8, thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
@@ -902,8 +814,12 @@ fn entry_body(
     let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
     let counter = LogCounter::new(order.counter)
         .ok_or_else(|| corrupt("operation log entry", "counter 0"))?;
-    layout::stored_body(txn, thread, &log, counter)?
-        .ok_or_else(|| corrupt("operation log entry", "no body and no readable stored record"))
+    layout::stored_body(txn, thread, &log, counter)?.ok_or_else(|| {
+        corrupt(
+            "operation log entry",
+            "no body and no readable stored record",
+        )
+    })
 }
 
 /// The body of a record the fold has folded (`None` if it has not).

@@ -77,10 +77,7 @@ pub fn decode(bytes: &[u8]) -> Result<UndoLog, StoreError> {
         return serde_ipld_dagcbor::from_slice(bytes)
             .map_err(|e| StoreError::Corrupt(format!("undo log: {e}")));
     }
-    let mut r = Reader {
-        bytes,
-        at: 1,
-    };
+    let mut r = Reader { bytes, at: 1 };
     let prefix = r.take_len()?.to_vec();
     let mut out = UndoLog::new();
     let mut previous: Vec<u8> = Vec::new();
@@ -153,7 +150,12 @@ mod tests {
     fn log(entries: &[(&[u8], Option<&[u8]>)]) -> UndoLog {
         entries
             .iter()
-            .map(|(k, v)| (ByteBuf::from(k.to_vec()), v.map(|v| ByteBuf::from(v.to_vec()))))
+            .map(|(k, v)| {
+                (
+                    ByteBuf::from(k.to_vec()),
+                    v.map(|v| ByteBuf::from(v.to_vec())),
+                )
+            })
             .collect()
     }
 
@@ -189,7 +191,12 @@ mod tests {
         assert!(decode(&[COMPACT_V1, 5, b'a']).is_err());
         assert!(decode(&[COMPACT_V1, 0, 3, 0, 0]).is_err()); // shares more than there was
         assert!(decode(&[COMPACT_V1, 0, 0, 1, b'k', 2]).is_err()); // bad presence byte
-        assert!(decode(&[COMPACT_V1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(
+            decode(&[
+                COMPACT_V1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ])
+            .is_err()
+        );
         assert!(decode(&[0xa0]).is_err());
     }
 }
