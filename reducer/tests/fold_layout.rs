@@ -62,3 +62,39 @@ fn a_store_of_a_later_layout_is_refused() {
     txn.commit().unwrap();
     assert!(check_layout(&store).is_err());
 }
+
+#[test]
+fn the_operation_log_reads_bodies_of_stored_records_back() {
+    use serde_json::json;
+    use threads_protocol::engine::NewThread;
+    use threads_reducer::db::{Batch, CollectionConfig};
+    use threads_reducer::fold::{OpEntry, OrderKey, op_key, record_body};
+    let store = MemoryStore::new();
+    let mut docs = open(store.clone()).unwrap();
+    let db = docs.new_db(Time(0), NewThread::default()).unwrap().id;
+    let mut txn = docs.begin(&db, None);
+    docs.txn_new_collection(
+        &mut txn,
+        CollectionConfig {
+            name: "c".into(),
+            schema: json!({"type": "object"}),
+            indexes: vec![],
+            write_validator: String::new(),
+            read_filter: String::new(),
+        },
+    )
+    .unwrap();
+    let events = txn.events().to_vec();
+    let record = docs.commit(Time(0), txn, 7).unwrap().expect("a record");
+    let order = OrderKey::of(&record);
+    let read = store.read().unwrap();
+    // The engine stores the record, so the entry keeps no copy of the body...
+    let entry: OpEntry =
+        serde_ipld_dagcbor::from_slice(&read.get(&op_key(&db, &order)).unwrap().unwrap()).unwrap();
+    assert_eq!(entry.body, None);
+    // ... and reads it back from the stored record.
+    assert_eq!(
+        record_body(&read, &db, &order).unwrap(),
+        Some(Batch::new(events).encode())
+    );
+}

@@ -42,7 +42,8 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, ControlFlow};
 use threads_protocol::counter::LogCounter;
-use threads_protocol::engine::{Application, ApplyError, Verdict, layout};
+use threads_protocol::engine::layout as engine_layout;
+use threads_protocol::engine::{Application, ApplyError, Verdict};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
 use threads_protocol::log_id::LogId;
@@ -211,7 +212,7 @@ pub trait Fold {
 
 /// What is kept of every record, to redo it: `{"a": author protobuf, "b": body, "t": time}`,
 /// without `"b"` when the engine stores the record (folded through [`Application::apply`]):
-/// the body is then read back from the stored record ([`layout::stored_body`]) instead of
+/// the body is then read back from the stored record ([`threads_protocol::engine::layout::stored_body`]) instead of
 /// being kept twice.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -814,7 +815,7 @@ fn entry_body(
     let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
     let counter = LogCounter::new(order.counter)
         .ok_or_else(|| corrupt("operation log entry", "counter 0"))?;
-    layout::stored_body(txn, thread, &log, counter)?.ok_or_else(|| {
+    engine_layout::stored_body(txn, thread, &log, counter)?.ok_or_else(|| {
         corrupt(
             "operation log entry",
             "no body and no readable stored record",
