@@ -77,7 +77,7 @@ fn the_operation_log_reads_bodies_of_stored_records_back() {
         &mut txn,
         CollectionConfig {
             name: "c".into(),
-            schema: json!({"type": "object"}),
+            schema: json!({"type": "object", "properties": {"_id": {"type": "string"}}}),
             indexes: vec![],
             write_validator: String::new(),
             read_filter: String::new(),
