@@ -261,7 +261,7 @@ fn main() {
             .create_record(Time(0), &db, None, &body, NANOS)
             .expect("create record");
         drain(&mut docs);
-        if (end / BATCH) % (n / BATCH / 10).max(1) == 0 {
+        if (end / BATCH).is_multiple_of((n / BATCH / 10).max(1)) {
             eprintln!("  {end}/{n}");
         }
     }
