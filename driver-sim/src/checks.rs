@@ -10,7 +10,6 @@ use std::ops::ControlFlow;
 use threads_protocol::engine::layout;
 use threads_protocol::log_id::LogId;
 use threads_protocol::record::{self, RecordBundle};
-use threads_protocol::store::key::KeyBuf;
 use threads_protocol::store::key::KeyReader;
 use threads_protocol::store::memory::MemoryStore;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
@@ -190,7 +189,7 @@ fn stored_heights(
 
 /// The order keys of the records the fold has applied (its operation log) for `thread`.
 fn applied(store: &MemoryStore, thread: &threads_protocol::id::ThreadId) -> BTreeSet<OrderKey> {
-    let prefix = KeyBuf::new(TAG_OPS).bytes(thread.as_bytes()).into_vec();
+    let prefix = fold::prefix(TAG_OPS, thread);
     let mut out = BTreeSet::new();
     if let Ok(txn) = store.read() {
         let _ = txn.scan(

@@ -153,6 +153,31 @@ impl LmdbStore {
         self.env.path()
     }
 
+    /// Page counts of the key-value database and the size of the data file, for benchmarks
+    /// and operators who want to know where the bytes on disk go.
+    pub fn stat(&self) -> Result<LmdbStat, StoreError> {
+        let txn = self
+            .env
+            .read_txn()
+            .map_err(|e| map_err("opening a read transaction", e))?;
+        let s = self
+            .db
+            .stat(&txn)
+            .map_err(|e| map_err("reading the database statistics", e))?;
+        let file_bytes = std::fs::metadata(self.env.path().join("data.mdb"))
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Backend(format!("reading the size of data.mdb: {e}")))?;
+        Ok(LmdbStat {
+            page_size: s.page_size,
+            depth: s.depth,
+            branch_pages: s.branch_pages as u64,
+            leaf_pages: s.leaf_pages as u64,
+            overflow_pages: s.overflow_pages as u64,
+            entries: s.entries as u64,
+            file_bytes,
+        })
+    }
+
     /// Drops this handle and blocks until the environment is closed, i.e. until every clone
     /// of this handle is dropped too. Afterwards the folder can be opened again.
     pub fn close(self) {
@@ -163,6 +188,25 @@ impl LmdbStore {
         } = self;
         env.prepare_for_closing().wait();
     }
+}
+
+/// What [`LmdbStore::stat`] reports: LMDB's page counts of the database holding every key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LmdbStat {
+    /// Bytes per page.
+    pub page_size: u32,
+    /// Height of the B-tree.
+    pub depth: u32,
+    /// Interior pages.
+    pub branch_pages: u64,
+    /// Leaf pages (keys and small values).
+    pub leaf_pages: u64,
+    /// Overflow pages (values too large for a leaf).
+    pub overflow_pages: u64,
+    /// Pairs stored.
+    pub entries: u64,
+    /// Size of `data.mdb` (including free pages and pages of older snapshots kept for reuse).
+    pub file_bytes: u64,
 }
 
 /// A read transaction of [`LmdbStore`]: a snapshot, `Send`.

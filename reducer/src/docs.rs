@@ -11,7 +11,7 @@
 //! [`Documents::poll_output`], which also publishes changes.
 
 use crate::db::{self, Batch, CollectionConfig, DbError, DbEvent, DocFold, Row};
-use crate::fold::{self, Convergent, Fold, OrderKey, Outcome, RecordInfo, TAG_OPS};
+use crate::fold::{self, Convergent, Fold, OrderKey, Outcome, RecordInfo};
 use crate::listen::{Action, Change, ChangeFeed, Filter, Lagged, ListenerId};
 use crate::query::Query;
 use serde_json::Value;
@@ -22,7 +22,6 @@ use threads_protocol::id::ThreadId;
 use threads_protocol::identity::{PrivateKey, PublicKey};
 use threads_protocol::record::VerifiedRecord;
 use threads_protocol::rng::{ProtocolRng, Rng};
-use threads_protocol::store::key::KeyBuf;
 use threads_protocol::store::{ReadTxn, Store, StoreError};
 
 /// How many changes the feed keeps for slow listeners.
@@ -46,6 +45,10 @@ pub enum DocsError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store was written with another layout of the document state (see the message for
+    /// what to do); nothing was changed.
+    #[error(transparent)]
+    Layout(#[from] fold::LayoutError),
 }
 
 impl From<ApplyError> for DocsError {
@@ -203,10 +206,6 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
 impl<S: Store> Documents<S> {
     /// Opens the database host on `store` (see [`Host::open`]). `rng` seeds the engine and the
     /// instance id generator.
@@ -217,6 +216,7 @@ impl<S: Store> Documents<S> {
         identity: Option<PrivateKey>,
         now: Time,
     ) -> Result<Self, DocsError> {
+        fold::check_layout(&store)?.map_err(DocsError::Layout)?;
         let engine_rng = threads_protocol::rng::seeded(rng.next_u64());
         let app = Convergent::new(DocFold::new());
         let host = Host::open(config, store, app, engine_rng, identity, now)?;
@@ -785,15 +785,11 @@ impl<S: Store> Documents<S> {
         if fold::rejection(&txn, thread, &order)?.is_some() {
             return Ok(());
         }
-        let mut key = KeyBuf::new(TAG_OPS).bytes(thread.as_bytes()).into_vec();
-        key.extend_from_slice(&order.to_bytes());
-        let Some(bytes) = txn.get(&key)? else {
+        let Some(body) = fold::record_body(&txn, thread, &order)? else {
             return Ok(()); // not a record the fold saw (no read key)
         };
-        let entry: fold::OpEntry = serde_ipld_dagcbor::from_slice(&bytes)
-            .map_err(|e| corrupt("operation log entry", e))?;
         // The fold accepted the body (the record is not rejected): its event heads decode.
-        let Ok(heads) = Batch::decode_heads(&entry.body) else {
+        let Ok(heads) = Batch::decode_heads(&body) else {
             return Ok(());
         };
         let keys = db::keys::Keys::new(thread);

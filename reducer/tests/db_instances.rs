@@ -196,9 +196,11 @@ fn a_failing_event_rejects_the_whole_record() {
 #[test]
 fn keys_too_long_for_the_store_are_rejected() {
     let mut h = setup();
-    let long = "x".repeat(480);
+    // The instance key is `30 ‖ thread tag (8) ‖ 02 ‖ str("P") ‖ str(id)`: 505 bytes of id
+    // make it 519 bytes, over the store's 511.
+    let long = "x".repeat(505);
     let r = h.rejected(vec![create("P", &long, json!({}))]);
-    assert!(r.contains("_id of 480 bytes is too long"), "{r}");
+    assert!(r.contains("_id of 505 bytes is too long"), "{r}");
     let r = h.rejected(vec![create("P", "a", json!({"name": long}))]);
     assert!(
         r.contains("value at \"name\" of instance \"a\" is too long to index"),

@@ -436,9 +436,7 @@ fn a_store_folded_without_footprints_is_folded_whole_tail() {
     let mut txn = store.write().unwrap();
     fold.fold_batch(&mut txn, &first).unwrap();
     for tag in [0x24u8, 0x25] {
-        let p = threads_protocol::store::key::KeyBuf::new(tag)
-            .bytes(t.as_bytes())
-            .into_vec();
+        let p = threads_reducer::fold::prefix(tag, &t);
         for (k, _) in scan_prefix_collect(&txn, &p, usize::MAX).unwrap() {
             txn.delete(&k).unwrap();
         }

@@ -348,11 +348,11 @@ impl EngineTask {
             threads_reducer::fold::TAG_OPS,
             threads_reducer::fold::TAG_UNDO,
             threads_reducer::fold::TAG_REJECTED,
+            threads_reducer::fold::TAG_FOOTPRINT,
+            threads_reducer::fold::TAG_DEPENDENTS,
             threads_reducer::fold::TAG_STATE,
         ] {
-            let prefix = threads_protocol::store::key::KeyBuf::new(tag)
-                .bytes(id.as_bytes())
-                .into_vec();
+            let prefix = threads_reducer::fold::prefix(tag, id);
             let mut keys = Vec::new();
             txn.scan(
                 threads_protocol::store::KeyRange::prefix(&prefix),

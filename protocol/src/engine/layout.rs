@@ -2,10 +2,15 @@
 //! engine owns tags `0x01..=0x0f`, applications (the reducer) use tags from `0x20` on.
 //! `spec/engine.md` lists the same layout for other implementations and tools.
 
+use super::state::ThreadRow;
 use crate::counter::LogCounter;
 use crate::id::ThreadId;
+use crate::key::ThreadKey;
 use crate::log_id::LogId;
+use crate::record::RecordBundle;
+use crate::record::wire;
 use crate::store::key::KeyBuf;
+use crate::store::{ReadTxn, StoreError};
 use cid::Cid;
 
 /// Host metadata: `01 ‖ str(name)`.
@@ -86,4 +91,33 @@ pub fn identity_log(thread: &ThreadId, identity: &[u8; 36]) -> Vec<u8> {
         .bytes(thread.as_bytes())
         .fixed(identity)
         .into_vec()
+}
+
+/// The body of a stored record, decrypted with the thread's read key (`None` when the record
+/// is not stored or this host cannot read the thread). Stored records were verified before
+/// they were stored, so only the header and the body are opened. The document fold uses it to
+/// redo records without keeping a second copy of every body.
+pub fn stored_body(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    log: &LogId,
+    counter: LogCounter,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+    let Some(row) = txn.get(&self::thread(thread))? else {
+        return Ok(None);
+    };
+    let row: ThreadRow = wire::decode_plain(&row).map_err(|e| corrupt("thread row", &e))?;
+    let key = ThreadKey::from_bytes(&row.key).map_err(|e| corrupt("thread key bytes", &e))?;
+    let Some(read) = key.read() else {
+        return Ok(None);
+    };
+    let Some(bytes) = txn.get(&record(thread, log, counter))? else {
+        return Ok(None);
+    };
+    let bundle = RecordBundle::decode(&bytes).map_err(|e| corrupt("stored record", &e))?;
+    let (_, body) =
+        crate::record::open_body(&bundle, read).map_err(|e| corrupt("stored record", &e))?;
+    Ok(Some(body))
 }

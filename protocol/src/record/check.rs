@@ -84,7 +84,7 @@ pub(crate) fn verify_keeping_cid(
 
 /// Decrypts the header with the read key and the body with the key the header holds.
 pub fn open(record: VerifiedRecord, read: &ReadKey) -> Result<OpenedRecord, RecordError> {
-    let (time, body) = open_parts(&record, read)?;
+    let (time, body) = open_body(record.bundle(), read)?;
     Ok(OpenedRecord { record, time, body })
 }
 
@@ -93,7 +93,13 @@ pub(crate) fn open_parts(
     record: &VerifiedRecord,
     read: &ReadKey,
 ) -> Result<(u64, Vec<u8>), RecordError> {
-    let bundle = record.bundle();
+    open_body(record.bundle(), read)
+}
+
+/// The writer's time and the body of a bundle, decrypted with the read key, without checking
+/// the envelope or the signature again: for bundles that were verified before they were stored
+/// (the document fold reads bodies back from the engine's store to redo records).
+pub fn open_body(bundle: &RecordBundle, read: &ReadKey) -> Result<(u64, Vec<u8>), RecordError> {
     let header_node = seal::parse(BlockKind::Header, &bundle.header, MAX_META_BLOCK_LEN)?;
     let header_plain = seal::open(BlockKind::Header, read.as_bytes(), &header_node)?;
     let header: HeaderNode = wire::decode(BlockKind::Header, &header_plain, MAX_META_BLOCK_LEN)?;

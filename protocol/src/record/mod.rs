@@ -25,7 +25,7 @@ pub mod wire;
 pub use build::{RecordDraft, create};
 #[cfg(feature = "buggify")]
 pub use check::verify_without_signature;
-pub use check::{open, verify};
+pub use check::{open, open_body, verify};
 pub(crate) use check::{open_parts, opened, verify_cid, verify_keeping_cid};
 pub use error::{BlockKind, RecordError};
 pub use wire::block_cid;

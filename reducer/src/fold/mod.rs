@@ -24,9 +24,16 @@
 //! rejection is remembered under its order key. Rejections are re-decided on redo, because a
 //! late record can change what a later one sees.
 
+mod layout;
 mod order;
 mod tracking;
+mod undo;
 
+use layout::claim_thread_tag;
+pub use layout::{
+    LAYOUT_VERSION, LayoutError, TAG_LAYOUT, TAG_THREAD_NAME, THREAD_TAG_LEN, check_layout,
+    thread_tag,
+};
 pub use order::{ORDER_KEY_LEN, OrderKey};
 pub use tracking::TrackingTxn;
 
@@ -34,6 +41,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, ControlFlow};
+use threads_protocol::counter::LogCounter;
+use threads_protocol::engine::layout as engine_layout;
 use threads_protocol::engine::{Application, ApplyError, Verdict};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
@@ -42,23 +51,28 @@ use threads_protocol::record::OpenedRecord;
 use threads_protocol::store::key::KeyBuf;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, WriteTxn};
 
-/// Key space of the operation log: `21 ‖ bytes(thread) ‖ order key` → [`OpEntry`].
+/// Key space of the operation log: `21 ‖ tag(thread) ‖ order key` → [`OpEntry`].
 pub const TAG_OPS: u8 = 0x21;
-/// Key space of undo logs: `22 ‖ bytes(thread) ‖ order key` → [`UndoLog`].
+/// Key space of undo logs: `22 ‖ tag(thread) ‖ order key` → [`UndoLog`].
 pub const TAG_UNDO: u8 = 0x22;
-/// Key space of rejections: `23 ‖ bytes(thread) ‖ order key` → UTF-8 reason.
+/// Key space of rejections: `23 ‖ tag(thread) ‖ order key` → UTF-8 reason.
 pub const TAG_REJECTED: u8 = 0x23;
-/// Key space of footprints: `24 ‖ bytes(thread) ‖ order key` → [`Footprint`] of the record's
+/// Key space of footprints: `24 ‖ tag(thread) ‖ order key` → [`Footprint`] of the record's
 /// current run (present exactly for the records currently applied or rejected).
 pub const TAG_FOOTPRINT: u8 = 0x24;
-/// Key space of the dependency index: `25 ‖ bytes(thread) ‖ usage ‖ token hash ‖ order key` →
+/// Key space of the dependency index: `25 ‖ tag(thread) ‖ usage ‖ token hash ‖ order key` →
 /// empty, one entry per token of every stored [`Footprint`].
 pub const TAG_DEPENDENTS: u8 = 0x25;
-/// Key space of the folded state: `30 ‖ bytes(thread) ‖ ...`, owned by the [`Fold`].
+/// Key space of the folded state: `30 ‖ thread tag ‖ ...`, owned by the [`Fold`].
 pub const TAG_STATE: u8 = 0x30;
 
 /// Length of a dependency token's hash in footprints and the dependency index.
 pub const TOKEN_HASH_LEN: usize = 16;
+
+/// Most distinct tokens a footprint keeps. A run that touches more (a bulk import of many
+/// instances) stores the single token "writes the whole thread" instead: its footprint and
+/// dependency index entries would otherwise take more room than the state it wrote.
+pub const MAX_FOOTPRINT_TOKENS: usize = 64;
 
 /// What a fold learns about the record it applies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,8 +210,10 @@ pub trait Fold {
     }
 }
 
-/// What is kept of every record, to redo it without opening it again:
-/// `{"a": author protobuf, "b": body, "t": time}`.
+/// What is kept of every record, to redo it: `{"a": author protobuf, "b": body, "t": time}`,
+/// without `"b"` when the engine stores the record (folded through [`Application::apply`]):
+/// the body is then read back from the stored record ([`threads_protocol::engine::layout::stored_body`]) instead of
+/// being kept twice.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OpEntry {
@@ -205,14 +221,20 @@ pub struct OpEntry {
     #[serde(rename = "a", with = "serde_bytes")]
     pub author: Vec<u8>,
     /// The record's body.
-    #[serde(rename = "b", with = "serde_bytes")]
-    pub body: Vec<u8>,
+    #[serde(
+        rename = "b",
+        with = "serde_bytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub body: Option<Vec<u8>>,
     /// The writer's time.
     #[serde(rename = "t")]
     pub time: u64,
 }
 
-/// The values a record's writes replaced: `[[key, old value or null], ...]` in key order.
+/// The values a record's writes replaced: `[[key, old value or null], ...]` in key order
+/// (stored in the compact encoding of `spec/convergence.md` §3).
 pub type UndoLog = Vec<(serde_bytes::ByteBuf, Option<serde_bytes::ByteBuf>)>;
 
 /// The dependency tokens of one run: `[[usage, token hash], ...]` in hash order, one entry per
@@ -263,8 +285,16 @@ pub struct Convergent<F> {
     tracked: BTreeMap<ThreadId, bool>,
 }
 
-fn prefix(tag: u8, thread: &ThreadId) -> Vec<u8> {
-    KeyBuf::new(tag).bytes(thread.as_bytes()).into_vec()
+/// `tag ‖ thread_tag(thread)`: the prefix of every key of one key space of the fold that
+/// belongs to `thread` (operation log, undo logs, rejections, footprints, dependency index,
+/// state).
+pub fn prefix(tag: u8, thread: &ThreadId) -> Vec<u8> {
+    KeyBuf::new(tag).fixed(&thread_tag(thread)).into_vec()
+}
+
+/// The key of a record's operation-log entry.
+pub fn op_key(thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
+    keyed(TAG_OPS, thread, order)
 }
 
 fn keyed(tag: u8, thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
@@ -273,7 +303,7 @@ fn keyed(tag: u8, thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
     k
 }
 
-/// `25 ‖ bytes(thread) ‖ usage ‖ hash`: the dependency index entries of one token and use.
+/// `25 ‖ tag(thread) ‖ usage ‖ hash`: the dependency index entries of one token and use.
 fn dependents_prefix(thread: &ThreadId, usage: u8, hash: &[u8]) -> Vec<u8> {
     let mut k = prefix(TAG_DEPENDENTS, thread);
     k.push(usage);
@@ -383,8 +413,20 @@ impl<F: Fold> Convergent<F> {
         info: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
+        self.fold_in_with(txn, info, body, false)
+    }
+
+    /// [`Self::fold_in`]; `stored`: the engine stores the record, so its body is not copied.
+    fn fold_in_with(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        info: &RecordInfo,
+        body: &[u8],
+        stored: bool,
+    ) -> Result<Outcome, ApplyError> {
         let _span = fold_span(info);
         self.finish(txn)?;
+        claim_thread_tag(txn, &info.thread)?;
         let thread = &info.thread;
         let own = keyed(TAG_OPS, thread, &info.order);
         // Records already applied after this one, in order.
@@ -396,11 +438,11 @@ impl<F: Fold> Convergent<F> {
             self.undo(txn, thread, order)?;
         }
         let (outcome, _) = self.run(txn, info, body)?;
-        txn.put(&own, &encode(&self.entry(info, body)))?;
+        txn.put(&own, &encode(&self.entry(info, body, stored)))?;
         for order in later {
             self.stats.redone += 1;
-            let (redo, entry) = self.load(txn, thread, order)?;
-            self.run(txn, &redo, &entry.body)?;
+            let (redo, body) = self.load(txn, thread, order)?;
+            self.run(txn, &redo, &body)?;
         }
         Ok(outcome)
     }
@@ -419,11 +461,23 @@ impl<F: Fold> Convergent<F> {
         info: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
+        self.add_with(txn, info, body, false)
+    }
+
+    /// [`Self::add`]; `stored`: the engine stores the record, so its body is not copied.
+    fn add_with(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        info: &RecordInfo,
+        body: &[u8],
+        stored: bool,
+    ) -> Result<Outcome, ApplyError> {
         let _span = fold_span(info);
         if self.strategy == Strategy::Reference {
-            return self.fold_in(txn, info, body);
+            return self.fold_in_with(txn, info, body, stored);
         }
         let thread = info.thread;
+        claim_thread_tag(txn, &thread)?;
         self.tracked(txn, &thread)?;
         // Everything before this record must stand before it runs.
         while let Some(o) = self.first_pending(&thread, Some(&info.order)) {
@@ -441,7 +495,7 @@ impl<F: Fold> Convergent<F> {
             tracing::debug!("late record: later records are undone as far as they depend on it");
         }
         let outcome = self.place(txn, info, body)?;
-        txn.put(&own, &encode(&self.entry(info, body)))?;
+        txn.put(&own, &encode(&self.entry(info, body, stored)))?;
         Ok(outcome)
     }
 
@@ -512,10 +566,11 @@ impl<F: Fold> Convergent<F> {
         Some(first)
     }
 
-    fn entry(&self, info: &RecordInfo, body: &[u8]) -> OpEntry {
+    /// The operation-log entry of a record; without its body when the engine stores it.
+    fn entry(&self, info: &RecordInfo, body: &[u8], stored: bool) -> OpEntry {
         OpEntry {
             author: info.author.to_protobuf().to_vec(),
-            body: body.to_vec(),
+            body: (!stored).then(|| body.to_vec()),
             time: info.time,
         }
     }
@@ -526,7 +581,7 @@ impl<F: Fold> Convergent<F> {
         txn: &dyn ReadTxn,
         thread: &ThreadId,
         order: OrderKey,
-    ) -> Result<(RecordInfo, OpEntry), ApplyError> {
+    ) -> Result<(RecordInfo, Vec<u8>), ApplyError> {
         let bytes = txn
             .get(&keyed(TAG_OPS, thread, &order))?
             .ok_or_else(|| corrupt("operation log entry", "missing"))?;
@@ -535,6 +590,7 @@ impl<F: Fold> Convergent<F> {
         let author = PublicKey::from_protobuf(&entry.author)
             .map_err(|e| corrupt("operation log author", e))?;
         let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
+        let body = entry_body(txn, thread, &order, entry.body)?;
         let info = RecordInfo {
             thread: *thread,
             order,
@@ -542,7 +598,7 @@ impl<F: Fold> Convergent<F> {
             author,
             time: entry.time,
         };
-        Ok((info, entry))
+        Ok((info, body))
     }
 
     /// Applies again a record undone in this batch.
@@ -553,8 +609,8 @@ impl<F: Fold> Convergent<F> {
         order: OrderKey,
     ) -> Result<(), ApplyError> {
         self.stats.redone += 1;
-        let (info, entry) = self.load(txn, thread, order)?;
-        self.place(txn, &info, &entry.body)?;
+        let (info, body) = self.load(txn, thread, order)?;
+        self.place(txn, &info, &body)?;
         Ok(())
     }
 
@@ -661,7 +717,7 @@ impl<F: Fold> Convergent<F> {
         let undo_key = keyed(TAG_UNDO, &info.thread, &info.order);
         match &outcome {
             Outcome::Applied => {
-                txn.put(&undo_key, &encode(&undo))?;
+                txn.put(&undo_key, &undo::encode(&undo))?;
                 txn.delete(&rejected)?;
             }
             Outcome::Rejected(reason) => {
@@ -708,6 +764,12 @@ impl<F: Fold> Convergent<F> {
                 .and_modify(|u| *u = u.join(d.usage))
                 .or_insert(d.usage);
         }
+        if merged.len() > MAX_FOOTPRINT_TOKENS {
+            // A large run (a bulk import) is summarized as a write of the whole thread: one
+            // index entry instead of thousands. Coarser tokens are always correct (they only
+            // conflict more); records after it depend on it, and it on every earlier one.
+            merged = BTreeMap::from([(token_hash(&[]), Usage::Write)]);
+        }
         merged
             .into_iter()
             .map(|(h, u)| (u as u8, serde_bytes::ByteBuf::from(h.to_vec())))
@@ -724,8 +786,7 @@ impl<F: Fold> Convergent<F> {
         self.stats.undone += 1;
         let undo_key = keyed(TAG_UNDO, thread, order);
         if let Some(bytes) = txn.get(&undo_key)? {
-            let undo: UndoLog =
-                serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| corrupt("undo log", e))?;
+            let undo = undo::decode(&bytes)?;
             restore(txn, &undo)?;
             txn.delete(&undo_key)?;
         }
@@ -739,6 +800,41 @@ impl<F: Fold> Convergent<F> {
         txn.delete(&keyed(TAG_FOOTPRINT, thread, order))?;
         Ok(())
     }
+}
+
+/// The body of an operation-log entry: kept in the entry, or read from the engine's record.
+fn entry_body(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    order: &OrderKey,
+    kept: Option<Vec<u8>>,
+) -> Result<Vec<u8>, StoreError> {
+    if let Some(body) = kept {
+        return Ok(body);
+    }
+    let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
+    let counter = LogCounter::new(order.counter)
+        .ok_or_else(|| corrupt("operation log entry", "counter 0"))?;
+    engine_layout::stored_body(txn, thread, &log, counter)?.ok_or_else(|| {
+        corrupt(
+            "operation log entry",
+            "no body and no readable stored record",
+        )
+    })
+}
+
+/// The body of a record the fold has folded (`None` if it has not).
+pub fn record_body(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    order: &OrderKey,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(bytes) = txn.get(&keyed(TAG_OPS, thread, order))? else {
+        return Ok(None);
+    };
+    let entry: OpEntry =
+        serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| corrupt("operation log", e))?;
+    entry_body(txn, thread, order, entry.body).map(Some)
 }
 
 /// The stored footprint of a record (empty if it has none).
@@ -791,7 +887,8 @@ impl<F: Fold> Application for Convergent<F> {
             author: *r.author(),
             time: record.time(),
         };
-        match self.add(txn, &info, record.body()) {
+        // The engine stored the record in this transaction, before calling the hook.
+        match self.add_with(txn, &info, record.body(), true) {
             Ok(Outcome::Applied) => Ok(Verdict::Accept),
             Ok(Outcome::Rejected(reason)) => Ok(Verdict::Reject(reason)),
             Err(e) => Err(e),

@@ -1,0 +1,365 @@
+//! Bytes on disk and durable write latency of the document database on LMDB (issue 10, goals 6
+//! and 4). Prints JSON lines on stdout (progress on stderr):
+//!
+//! * `disk`: N instances (~89-byte JSON each, the `documents` benchmark's data: a schema and an
+//!   index on `age`) created 1000 per write transaction (one record each) through
+//!   [`Documents`] on LMDB; the size of `data.mdb` next to the bytes of the instances' JSON,
+//!   the ratio and the goal (≤ 4×). A `disk_space` line per key space follows: pairs, key and
+//!   value bytes, and the leaf and overflow bytes LMDB needs for them (node headers included),
+//!   then a `disk_pages` line with LMDB's own page counts.
+//! * `durable_write`: single-document write transactions (begin, `txn_save`, commit, drain) on
+//!   the same store, p50 and p99, next to a bare durable one-key LMDB commit measured in the
+//!   same run on a fresh environment (goal: p50 ≤ 0.3 ms).
+//!
+//! `cargo run --release -p threads-benches --bin disk -- [--instances N] [--writes W]`
+//! (defaults: 100000 instances, 2000 writes; `--writes 0` skips the latency part).
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
+use threads_protocol::engine::{Config, NewThread, Time};
+use threads_protocol::id::ThreadId;
+use threads_protocol::rng::{ProtocolRng, Rng, seeded};
+use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
+use threads_reducer::db::{Batch, CollectionConfig, DbEvent, IndexSpec};
+use threads_reducer::docs::Documents;
+
+const BATCH: usize = 1000;
+const AGES: u64 = 100;
+const CITIES: u64 = 100;
+const NANOS: u64 = 1_700_000_000_000_000_000;
+const COLLECTION: &str = "people";
+/// The goal of issue 10: `data.mdb` at most this many times the instances' JSON.
+const GOAL_RATIO_MAX: f64 = 4.0;
+/// The goal of issue 10: a single-document durable write transaction's median.
+const GOAL_P50_MAX_US: f64 = 300.0;
+/// LMDB's page header and the largest node kept on a leaf page (4 KiB pages).
+const PAGE_HEADER: usize = 16;
+const NODE_HEADER: usize = 8;
+
+fn collection() -> CollectionConfig {
+    CollectionConfig {
+        name: COLLECTION.into(),
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "_id": {"type": "string"},
+                "name": {"type": "string"},
+                "age": {"type": "integer"},
+                "city": {"type": "string"}
+            }
+        }),
+        indexes: vec![IndexSpec {
+            path: "age".into(),
+            unique: false,
+        }],
+        write_validator: String::new(),
+        read_filter: String::new(),
+    }
+}
+
+const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// A lowercase ULID with a fixed timestamp (random order, as within one millisecond).
+fn ulid(rng: &mut ProtocolRng) -> String {
+    let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+    let value = (u128::from(NANOS / 1_000_000) << 80) | (random >> 48);
+    (0..26)
+        .map(|i| char::from(CROCKFORD[((value >> (5 * (25 - i))) & 31) as usize]))
+        .collect()
+}
+
+struct Data {
+    ids: Vec<String>,
+    ages: Vec<u8>,
+    cities: Vec<u8>,
+}
+
+impl Data {
+    fn new(n: usize, rng: &mut ProtocolRng) -> Self {
+        let mut d = Data {
+            ids: Vec::with_capacity(n),
+            ages: Vec::with_capacity(n),
+            cities: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            d.ids.push(ulid(rng));
+            d.ages.push((rng.next_u64() % AGES) as u8);
+            d.cities.push((rng.next_u64() % CITIES) as u8);
+        }
+        d
+    }
+
+    fn doc(&self, i: usize, version: u64) -> Value {
+        json!({
+            "_id": self.ids[i],
+            "name": format!("person-{i:07}-v{version}"),
+            "age": self.ages[i],
+            "city": format!("city-{:02}", self.cities[i]),
+        })
+    }
+
+    fn instance(&self, i: usize) -> Value {
+        let mut instance = self.doc(i, 0);
+        instance["_mod"] = json!(NANOS);
+        instance
+    }
+}
+
+fn r(x: f64, digits: i32) -> Value {
+    let m = 10f64.powi(digits);
+    json!((x * m).round() / m)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn drain<S: Store>(docs: &mut Documents<S>) {
+    while docs.poll_output().is_some() {}
+}
+
+/// Totals of one key space.
+#[derive(Default)]
+struct Space {
+    pairs: u64,
+    key_bytes: u64,
+    value_bytes: u64,
+    /// Bytes on leaf pages: node header, key and inline value, and the 2-byte slot.
+    leaf_bytes: u64,
+    overflow_pages: u64,
+}
+
+/// The name of the key space of `key`: its tag, and for the reducer's state the sub-space.
+fn space_of(key: &[u8]) -> String {
+    let tag = key[0];
+    let name = match tag {
+        0x01 => "engine_host",
+        0x02 => "engine_thread",
+        0x03 => "engine_log",
+        0x04 => "engine_record",
+        0x05 => "engine_cid",
+        0x06 => "engine_rejected",
+        0x07 => "engine_identity_log",
+        0x08..=0x1f => "engine_other",
+        0x21 => "fold_ops",
+        0x22 => "fold_undo",
+        0x23 => "fold_rejected",
+        0x24 => "fold_footprint",
+        0x25 => "fold_dependents",
+        0x20 => "fold_layout",
+        0x26 => "fold_thread_tags",
+        0x30 => {
+            // `30 ‖ thread tag (8) ‖ space ‖ ...`
+            return match key.get(9) {
+                Some(0x01) => "state_collection".into(),
+                Some(0x02) => "state_instance".into(),
+                Some(0x03) => "state_index".into(),
+                Some(s) => format!("state_{s:02x}"),
+                None => "state_other".into(),
+            };
+        }
+        _ => "other",
+    };
+    if name == "other" {
+        format!("other_{tag:02x}")
+    } else {
+        name.into()
+    }
+}
+
+fn breakdown(store: &LmdbStore, page: usize) -> BTreeMap<String, Space> {
+    // LMDB moves a value to overflow pages when its node would exceed this (MDB_MINKEYS = 2).
+    let node_max = ((page - PAGE_HEADER) / 2) & !1;
+    let mut spaces: BTreeMap<String, Space> = BTreeMap::new();
+    let txn = store.read().expect("read");
+    txn.scan(KeyRange::all(), Direction::Forward, &mut |k, v| {
+        let s = spaces.entry(space_of(k)).or_default();
+        s.pairs += 1;
+        s.key_bytes += k.len() as u64;
+        s.value_bytes += v.len() as u64;
+        if NODE_HEADER + k.len() + v.len() > node_max {
+            s.leaf_bytes += (NODE_HEADER + k.len() + 8 + 2) as u64;
+            s.overflow_pages += (PAGE_HEADER + v.len()).div_ceil(page) as u64;
+        } else {
+            s.leaf_bytes += (NODE_HEADER + k.len() + v.len() + 2) as u64;
+        }
+        ControlFlow::Continue(())
+    })
+    .expect("scan");
+    spaces
+}
+
+fn main() {
+    let mut n = 100_000usize;
+    let mut writes = 2000usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let num = |v: Option<String>| -> usize {
+            v.and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+                eprintln!("usage: disk [--instances N] [--writes W]");
+                std::process::exit(2)
+            })
+        };
+        match a.as_str() {
+            "--instances" => n = num(args.next()),
+            "--writes" => writes = num(args.next()),
+            _ => {
+                num(None);
+            }
+        }
+    }
+    let data = Data::new(n, &mut seeded(1));
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let options = LmdbOptions::default();
+    let store = LmdbStore::open(dir.path().join("docs"), &options).expect("open LMDB");
+    let config = Config {
+        sync_interval_min_ms: 100,
+        ..Config::default()
+    };
+    let mut docs =
+        Documents::open(config, store.clone(), seeded(1), None, Time(0)).expect("open documents");
+    let db: ThreadId = docs
+        .new_db(Time(0), NewThread::default())
+        .expect("new database")
+        .id;
+    let mut txn = docs.begin(&db, None);
+    docs.txn_new_collection(&mut txn, collection())
+        .expect("collection");
+    docs.commit(Time(0), txn, NANOS).expect("commit collection");
+    drain(&mut docs);
+
+    // 1. Bytes on disk. The records carry the batch `Documents::commit` writes (building it
+    // with `txn_create` re-checks the pending transaction on every call, which is slow and
+    // writes the same record).
+    eprintln!("creating {n} instances");
+    let started = Instant::now();
+    let mut json_bytes = 0u64;
+    for start in (0..n).step_by(BATCH) {
+        let end = (start + BATCH).min(n);
+        let events = (start..end)
+            .map(|i| {
+                let instance = data.instance(i);
+                json_bytes += serde_json::to_vec(&instance).map_or(0, |v| v.len()) as u64;
+                DbEvent::Create {
+                    collection: COLLECTION.into(),
+                    id: data.ids[i].clone(),
+                    instance,
+                }
+            })
+            .collect();
+        let body = Batch::new(events).encode();
+        docs.host_mut()
+            .create_record(Time(0), &db, None, &body, NANOS)
+            .expect("create record");
+        drain(&mut docs);
+        if (end / BATCH).is_multiple_of((n / BATCH / 10).max(1)) {
+            eprintln!("  {end}/{n}");
+        }
+    }
+    let create_secs = started.elapsed().as_secs_f64();
+    let stat = store.stat().expect("stat");
+    let ratio = stat.file_bytes as f64 / json_bytes.max(1) as f64;
+    println!(
+        "{}",
+        json!({
+            "bench": "disk",
+            "instances": n,
+            "json_bytes": json_bytes,
+            "data_mdb_bytes": stat.file_bytes,
+            "bytes_per_instance": r(stat.file_bytes as f64 / n.max(1) as f64, 1),
+            "json_bytes_per_instance": r(json_bytes as f64 / n.max(1) as f64, 1),
+            "ratio_to_json": r(ratio, 2),
+            "goal_ratio_max": GOAL_RATIO_MAX,
+            "ok": ratio <= GOAL_RATIO_MAX,
+            "create_seconds": r(create_secs, 2),
+        })
+    );
+    let page = stat.page_size as usize;
+    let spaces = breakdown(&store, page);
+    for (name, s) in &spaces {
+        println!(
+            "{}",
+            json!({
+                "bench": "disk_space",
+                "instances": n,
+                "space": name,
+                "pairs": s.pairs,
+                "key_bytes": s.key_bytes,
+                "value_bytes": s.value_bytes,
+                "leaf_bytes": s.leaf_bytes,
+                "overflow_pages": s.overflow_pages,
+                "bytes_per_instance": r((s.leaf_bytes + s.overflow_pages * page as u64) as f64 / n.max(1) as f64, 1),
+            })
+        );
+    }
+    let leaf_bytes: u64 = spaces.values().map(|s| s.leaf_bytes).sum();
+    let used = stat.branch_pages + stat.leaf_pages + stat.overflow_pages;
+    println!(
+        "{}",
+        json!({
+            "bench": "disk_pages",
+            "instances": n,
+            "page_size": page,
+            "depth": stat.depth,
+            "entries": stat.entries,
+            "branch_pages": stat.branch_pages,
+            "leaf_pages": stat.leaf_pages,
+            "overflow_pages": stat.overflow_pages,
+            "leaf_fill": r(leaf_bytes as f64 / (stat.leaf_pages.max(1) * (page - PAGE_HEADER) as u64) as f64, 3),
+            "pages_in_tree_bytes": used * page as u64,
+            "file_bytes": stat.file_bytes,
+            "free_or_unused_bytes": stat.file_bytes.saturating_sub(used * page as u64),
+        })
+    );
+
+    if writes == 0 || n == 0 {
+        return;
+    }
+    // 2. Durable single-document writes, next to a bare one-key durable commit.
+    eprintln!("timing {writes} single-document write transactions");
+    let bare = LmdbStore::open(dir.path().join("bare"), &options).expect("open LMDB");
+    let mut total = Vec::with_capacity(writes);
+    let mut bare_us = Vec::with_capacity(writes);
+    for w in 0..writes {
+        let i = (w * 7919) % n;
+        let doc = data.doc(i, w as u64 + 1);
+        let t0 = Instant::now();
+        let mut txn = docs.begin(&db, None);
+        docs.txn_save(&mut txn, COLLECTION, doc, NANOS + w as u64)
+            .expect("txn_save");
+        docs.commit(Time(0), txn, NANOS).expect("commit");
+        drain(&mut docs);
+        total.push(t0.elapsed().as_secs_f64() * 1e6);
+        let t0 = Instant::now();
+        let mut t = bare.write().expect("write");
+        t.put(b"k", &(w as u64).to_be_bytes()).expect("put");
+        t.commit().expect("commit");
+        bare_us.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    let p50 = percentile(&mut total, 50.0);
+    let bare_p50 = percentile(&mut bare_us, 50.0);
+    println!(
+        "{}",
+        json!({
+            "bench": "durable_write",
+            "instances": n,
+            "transactions": writes,
+            "p50_us": r(p50, 1),
+            "p99_us": r(percentile(&mut total, 99.0), 1),
+            "bare_commit_p50_us": r(bare_p50, 1),
+            "bare_commit_p99_us": r(percentile(&mut bare_us, 99.0), 1),
+            "ratio_p50_to_bare": r(p50 / bare_p50, 2),
+            "goal_p50_max_us": GOAL_P50_MAX_US,
+            "ok": p50 <= GOAL_P50_MAX_US,
+        })
+    );
+}
