@@ -1,7 +1,7 @@
 //! Filtering stored instances before parsing them: [`Prefilter`] reads only the top-level
 //! members a filter looks at from an instance's JSON bytes, and evaluates the filter on them.
 //!
-//! A filter reads a document only through [`FieldPath::lookup`], whose result depends only on
+//! A filter reads a document only through [`FieldPath::lookup`](crate::query::FieldPath::lookup), whose result depends only on
 //! the top-level member named by the path's first segment; so a document holding just those
 //! members (parsed from the same bytes) gives the same verdict as the whole one. Full scans
 //! then parse only the instances that match.
