@@ -2,6 +2,7 @@
 //!
 //! Everything is built from fixed seeds so that runs are comparable.
 
+pub mod people;
 pub mod pipeline;
 
 use threads_protocol::counter::{LamportClock, LogCounter};

@@ -18,20 +18,17 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::json;
+use threads_benches::people::{COLLECTION, NANOS, People, collection, percentile, round};
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::engine::{Config, NewThread, Time};
 use threads_protocol::id::ThreadId;
-use threads_protocol::rng::{ProtocolRng, Rng, seeded};
+use threads_protocol::rng::seeded;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
-use threads_reducer::db::{Batch, CollectionConfig, DbEvent, IndexSpec};
+use threads_reducer::db::{Batch, DbEvent};
 use threads_reducer::docs::Documents;
 
 const BATCH: usize = 1000;
-const AGES: u64 = 100;
-const CITIES: u64 = 100;
-const NANOS: u64 = 1_700_000_000_000_000_000;
-const COLLECTION: &str = "people";
 /// The goal of issue 10: `data.mdb` at most this many times the instances' JSON.
 const GOAL_RATIO_MAX: f64 = 4.0;
 /// The goal of issue 10: a single-document durable write transaction's median.
@@ -39,89 +36,6 @@ const GOAL_P50_MAX_US: f64 = 300.0;
 /// LMDB's page header and the largest node kept on a leaf page (4 KiB pages).
 const PAGE_HEADER: usize = 16;
 const NODE_HEADER: usize = 8;
-
-fn collection() -> CollectionConfig {
-    CollectionConfig {
-        name: COLLECTION.into(),
-        schema: json!({
-            "type": "object",
-            "properties": {
-                "_id": {"type": "string"},
-                "name": {"type": "string"},
-                "age": {"type": "integer"},
-                "city": {"type": "string"}
-            }
-        }),
-        indexes: vec![IndexSpec {
-            path: "age".into(),
-            unique: false,
-        }],
-        write_validator: String::new(),
-        read_filter: String::new(),
-    }
-}
-
-const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-
-/// A lowercase ULID with a fixed timestamp (random order, as within one millisecond).
-fn ulid(rng: &mut ProtocolRng) -> String {
-    let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-    let value = (u128::from(NANOS / 1_000_000) << 80) | (random >> 48);
-    (0..26)
-        .map(|i| char::from(CROCKFORD[((value >> (5 * (25 - i))) & 31) as usize]))
-        .collect()
-}
-
-struct Data {
-    ids: Vec<String>,
-    ages: Vec<u8>,
-    cities: Vec<u8>,
-}
-
-impl Data {
-    fn new(n: usize, rng: &mut ProtocolRng) -> Self {
-        let mut d = Data {
-            ids: Vec::with_capacity(n),
-            ages: Vec::with_capacity(n),
-            cities: Vec::with_capacity(n),
-        };
-        for _ in 0..n {
-            d.ids.push(ulid(rng));
-            d.ages.push((rng.next_u64() % AGES) as u8);
-            d.cities.push((rng.next_u64() % CITIES) as u8);
-        }
-        d
-    }
-
-    fn doc(&self, i: usize, version: u64) -> Value {
-        json!({
-            "_id": self.ids[i],
-            "name": format!("person-{i:07}-v{version}"),
-            "age": self.ages[i],
-            "city": format!("city-{:02}", self.cities[i]),
-        })
-    }
-
-    fn instance(&self, i: usize) -> Value {
-        let mut instance = self.doc(i, 0);
-        instance["_mod"] = json!(NANOS);
-        instance
-    }
-}
-
-fn r(x: f64, digits: i32) -> Value {
-    let m = 10f64.powi(digits);
-    json!((x * m).round() / m)
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
 
 fn drain<S: Store>(docs: &mut Documents<S>) {
     while docs.poll_output().is_some() {}
@@ -217,7 +131,7 @@ fn main() {
             }
         }
     }
-    let data = Data::new(n, &mut seeded(1));
+    let data = People::new(n, &mut seeded(1));
     let dir = tempfile::tempdir().expect("temporary folder");
     let options = LmdbOptions::default();
     let store = LmdbStore::open(dir.path().join("docs"), &options).expect("open LMDB");
@@ -275,12 +189,12 @@ fn main() {
             "instances": n,
             "json_bytes": json_bytes,
             "data_mdb_bytes": stat.file_bytes,
-            "bytes_per_instance": r(stat.file_bytes as f64 / n.max(1) as f64, 1),
-            "json_bytes_per_instance": r(json_bytes as f64 / n.max(1) as f64, 1),
-            "ratio_to_json": r(ratio, 2),
+            "bytes_per_instance": round(stat.file_bytes as f64 / n.max(1) as f64, 1),
+            "json_bytes_per_instance": round(json_bytes as f64 / n.max(1) as f64, 1),
+            "ratio_to_json": round(ratio, 2),
             "goal_ratio_max": GOAL_RATIO_MAX,
             "ok": ratio <= GOAL_RATIO_MAX,
-            "create_seconds": r(create_secs, 2),
+            "create_seconds": round(create_secs, 2),
         })
     );
     let page = stat.page_size as usize;
@@ -297,7 +211,7 @@ fn main() {
                 "value_bytes": s.value_bytes,
                 "leaf_bytes": s.leaf_bytes,
                 "overflow_pages": s.overflow_pages,
-                "bytes_per_instance": r((s.leaf_bytes + s.overflow_pages * page as u64) as f64 / n.max(1) as f64, 1),
+                "bytes_per_instance": round((s.leaf_bytes + s.overflow_pages * page as u64) as f64 / n.max(1) as f64, 1),
             })
         );
     }
@@ -314,7 +228,7 @@ fn main() {
             "branch_pages": stat.branch_pages,
             "leaf_pages": stat.leaf_pages,
             "overflow_pages": stat.overflow_pages,
-            "leaf_fill": r(leaf_bytes as f64 / (stat.leaf_pages.max(1) * (page - PAGE_HEADER) as u64) as f64, 3),
+            "leaf_fill": round(leaf_bytes as f64 / (stat.leaf_pages.max(1) * (page - PAGE_HEADER) as u64) as f64, 3),
             "pages_in_tree_bytes": used * page as u64,
             "file_bytes": stat.file_bytes,
             "free_or_unused_bytes": stat.file_bytes.saturating_sub(used * page as u64),
@@ -353,11 +267,11 @@ fn main() {
             "bench": "durable_write",
             "instances": n,
             "transactions": writes,
-            "p50_us": r(p50, 1),
-            "p99_us": r(percentile(&mut total, 99.0), 1),
-            "bare_commit_p50_us": r(bare_p50, 1),
-            "bare_commit_p99_us": r(percentile(&mut bare_us, 99.0), 1),
-            "ratio_p50_to_bare": r(p50 / bare_p50, 2),
+            "p50_us": round(p50, 1),
+            "p99_us": round(percentile(&mut total, 99.0), 1),
+            "bare_commit_p50_us": round(bare_p50, 1),
+            "bare_commit_p99_us": round(percentile(&mut bare_us, 99.0), 1),
+            "ratio_p50_to_bare": round(p50 / bare_p50, 2),
             "goal_p50_max_us": GOAL_P50_MAX_US,
             "ok": p50 <= GOAL_P50_MAX_US,
         })

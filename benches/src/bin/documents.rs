@@ -37,6 +37,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use threads_benches::people::{
+    AGES, CITIES, COLLECTION, NANOS, People, collection, percentile, round,
+};
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::engine::{Config, NewThread, Time};
 use threads_protocol::id::{ThreadId, Variant};
@@ -44,7 +47,7 @@ use threads_protocol::identity::{PrivateKey, PublicKey};
 use threads_protocol::rng::{ProtocolRng, Rng, seeded};
 use threads_protocol::store::memory::MemoryStore;
 use threads_protocol::store::{Store, WriteTxn};
-use threads_reducer::db::{Batch, CollectionConfig, DbEvent, DocFold, IndexSpec};
+use threads_reducer::db::{Batch, DbEvent, DocFold};
 use threads_reducer::docs::Documents;
 use threads_reducer::fold::{Convergent, OrderKey, Outcome, RecordInfo};
 use threads_reducer::query::{Query, plan};
@@ -63,13 +66,6 @@ const MIN_QUERY_RUNS: usize = 5;
 const LATE: [u64; 3] = [10, 100, 1000];
 /// Repetitions of each late fold (on the same history, aborted each time).
 const LATE_RUNS: usize = 5;
-/// Distinct values of `age` (0..AGES).
-const AGES: u64 = 100;
-/// Distinct values of `city` (`city-00`..).
-const CITIES: u64 = 100;
-/// `_mod` and the record time of every write.
-const NANOS: u64 = 1_700_000_000_000_000_000;
-const COLLECTION: &str = "people";
 /// The `age` of exactly one instance (the middle one), for the single-hit indexed lookup;
 /// every other instance has an age below [`AGES`].
 const SINGLE_AGE: u8 = 200;
@@ -143,109 +139,30 @@ fn config() -> Config {
     }
 }
 
-fn collection() -> CollectionConfig {
-    CollectionConfig {
-        name: COLLECTION.into(),
-        schema: json!({
-            "type": "object",
-            "properties": {
-                "_id": {"type": "string"},
-                "name": {"type": "string"},
-                "age": {"type": "integer"},
-                "city": {"type": "string"}
-            }
-        }),
-        indexes: vec![IndexSpec {
-            path: "age".into(),
-            unique: false,
-        }],
-        write_validator: String::new(),
-        read_filter: String::new(),
+/// The instances of a run: [`People`] with one instance (the middle one) given the otherwise
+/// unused age [`SINGLE_AGE`], for the single-hit lookup.
+type Data = People;
+
+fn people(n: u64, rng: &mut ProtocolRng) -> Data {
+    let mut d = People::new(n as usize, rng);
+    if !d.is_empty() {
+        let middle = d.len() / 2;
+        d.ages[middle] = SINGLE_AGE;
     }
+    d
 }
 
-/// The generated data set: instance `i` has `ids[i]`, `ages[i]`, `cities[i]` and a name
-/// derived from `i` and its version (bumped by saves).
-struct Data {
-    ids: Vec<String>,
-    ages: Vec<u8>,
-    cities: Vec<u8>,
-}
-
-const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-
-/// A lowercase ULID with a fixed timestamp (as `txn_create` makes them within one
-/// millisecond): random order.
-fn ulid(rng: &mut ProtocolRng) -> String {
-    let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-    let value = (u128::from(NANOS / 1_000_000) << 80) | (random >> 48);
-    (0..26)
-        .map(|i| char::from(CROCKFORD[((value >> (5 * (25 - i))) & 31) as usize]))
-        .collect()
-}
-
-impl Data {
-    fn new(n: u64, rng: &mut ProtocolRng) -> Self {
-        let n = n as usize;
-        let mut d = Data {
-            ids: Vec::with_capacity(n),
-            ages: Vec::with_capacity(n),
-            cities: Vec::with_capacity(n),
-        };
-        for _ in 0..n {
-            d.ids.push(ulid(rng));
-            d.ages.push((rng.next_u64() % AGES) as u8);
-            d.cities.push((rng.next_u64() % CITIES) as u8);
-        }
-        if n > 0 {
-            d.ages[n / 2] = SINGLE_AGE;
-        }
-        d
-    }
-
-    fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// The full document of instance `i` at `version` (without `_mod`).
-    fn doc(&self, i: usize, version: u64) -> Value {
-        json!({
-            "_id": self.ids[i],
-            "name": format!("person-{i:07}-v{version}"),
-            "age": self.ages[i],
-            "city": format!("city-{:02}", self.cities[i]),
-        })
-    }
-
-    /// The create event of instance `i`, as `txn_create` records it.
-    fn create(&self, i: usize) -> DbEvent {
-        let mut instance = self.doc(i, 0);
-        instance["_mod"] = json!(NANOS);
-        DbEvent::Create {
-            collection: COLLECTION.into(),
-            id: self.ids[i].clone(),
-            instance,
-        }
+/// The create event of instance `i`, as `txn_create` records it.
+fn create_event(data: &Data, i: usize) -> DbEvent {
+    DbEvent::Create {
+        collection: COLLECTION.into(),
+        id: data.ids[i].clone(),
+        instance: data.instance(i),
     }
 }
 
 fn median(v: &mut [f64]) -> f64 {
     percentile(v, 50.0)
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
-
-/// `x` rounded to `digits` decimals, as a JSON number.
-fn r(x: f64, digits: i32) -> Value {
-    let m = 10f64.powi(digits);
-    json!((x * m).round() / m)
 }
 
 fn us(d: Duration) -> f64 {
@@ -270,7 +187,7 @@ fn drain<S: Store>(docs: &mut Documents<S>) {
 fn context(kind: Kind, data: &Data) -> Value {
     let sample = data.len().min(1000);
     let bytes: usize = (0..sample)
-        .map(|i| match data.create(i) {
+        .map(|i| match create_event(data, i) {
             DbEvent::Create { instance, .. } => {
                 serde_json::to_vec(&instance).map_or(0, |v| v.len())
             }
@@ -281,7 +198,7 @@ fn context(kind: Kind, data: &Data) -> Value {
         "bench": "documents",
         "store": kind.name(),
         "instances": data.len(),
-        "instance_bytes": r(bytes as f64 / sample.max(1) as f64, 1),
+        "instance_bytes": round(bytes as f64 / sample.max(1) as f64, 1),
     })
 }
 
@@ -333,7 +250,7 @@ fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &V
         let batch_started = Instant::now();
         let end = (start + BATCH).min(n);
         let t0 = Instant::now();
-        let events = (start..end).map(|i| data.create(i)).collect();
+        let events = (start..end).map(|i| create_event(data, i)).collect();
         let body = Batch::new(events).encode();
         let t1 = Instant::now();
         docs.host_mut()
@@ -368,13 +285,13 @@ fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &V
             "batch_instances": BATCH,
             "records": records,
             "record_body_bytes": body_bytes / records.max(1),
-            "seconds": r(secs, 3),
-            "instances_per_sec": r(n as f64 / secs, 0),
-            "encode_share": r(encode.as_secs_f64() / secs, 3),
-            "commit_share": r(commit.as_secs_f64() / secs, 3),
-            "publish_share": r(publish.as_secs_f64() / secs, 3),
-            "first_tenth_per_sec": r(first_rate, 0),
-            "last_tenth_per_sec": r(last_rate, 0),
+            "seconds": round(secs, 3),
+            "instances_per_sec": round(n as f64 / secs, 0),
+            "encode_share": round(encode.as_secs_f64() / secs, 3),
+            "commit_share": round(commit.as_secs_f64() / secs, 3),
+            "publish_share": round(publish.as_secs_f64() / secs, 3),
+            "first_tenth_per_sec": round(first_rate, 0),
+            "last_tenth_per_sec": round(last_rate, 0),
         }),
         ctx,
     );
@@ -383,9 +300,9 @@ fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &V
         json!({
             "goal": "batched_inserts",
             "batch_instances": BATCH,
-            "per_sec": r(per_sec, 0),
+            "per_sec": round(per_sec, 0),
             "goal_min": GOAL_INSERTS_PER_SEC,
-            "slowdown_last_vs_first": r(slowdown, 3),
+            "slowdown_last_vs_first": round(slowdown, 3),
             "ok": per_sec >= GOAL_INSERTS_PER_SEC,
         }),
         ctx,
@@ -425,9 +342,9 @@ fn create_api<S: Store>(docs: &mut Documents<S>, db: &ThreadId, name: &str, ctx:
                 "test": "create_api",
                 "batch_instances": batch,
                 "transactions": txns,
-                "instances_per_sec": r(instances / secs, 0),
-                "txn_create_us_per_instance": r(us(build) / instances, 2),
-                "commit_us_per_instance": r(us(commit) / instances, 2),
+                "instances_per_sec": round(instances / secs, 0),
+                "txn_create_us_per_instance": round(us(build) / instances, 2),
+                "commit_us_per_instance": round(us(commit) / instances, 2),
             }),
             ctx,
         );
@@ -506,31 +423,31 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
             "plan": plan_name(&query),
             "results": results,
             "runs": runs,
-            "median_us": r(med, 1),
-            "p90_us": r(percentile(&mut times, 90.0), 1),
+            "median_us": round(med, 1),
+            "p90_us": round(percentile(&mut times, 90.0), 1),
         });
         let per_result = med / results.max(1) as f64;
         let scanned_per_sec = n as f64 / (med / 1e6);
         if indexed {
-            line["us_per_result"] = r(per_result, 3);
+            line["us_per_result"] = round(per_result, 3);
         } else {
             line["scanned"] = json!(n);
-            line["scanned_per_sec"] = r(scanned_per_sec, 0);
+            line["scanned_per_sec"] = round(scanned_per_sec, 0);
         }
         eprintln!("  query {test}: {runs} runs");
         emit(line, ctx);
         let goal = match test {
             "indexed_eq_single" => Some(json!({
-                "goal": "single_hit_lookup", "query": test, "p50_us": r(med, 1),
+                "goal": "single_hit_lookup", "query": test, "p50_us": round(med, 1),
                 "goal_max_us": GOAL_SINGLE_HIT_US, "ok": med <= GOAL_SINGLE_HIT_US,
             })),
             "indexed_eq" => Some(json!({
                 "goal": "indexed_per_hit", "query": test, "results": results,
-                "us_per_result": r(per_result, 3), "goal_max_us": GOAL_PER_HIT_US,
+                "us_per_result": round(per_result, 3), "goal_max_us": GOAL_PER_HIT_US,
                 "ok": per_result <= GOAL_PER_HIT_US,
             })),
             "unindexed_eq" => Some(json!({
-                "goal": "unindexed_scan", "query": test, "scanned_per_sec": r(scanned_per_sec, 0),
+                "goal": "unindexed_scan", "query": test, "scanned_per_sec": round(scanned_per_sec, 0),
                 "goal_min": GOAL_SCAN_PER_SEC, "ok": scanned_per_sec >= GOAL_SCAN_PER_SEC,
             })),
             _ => None,
@@ -566,11 +483,11 @@ fn write_latency<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, 
             "test": "write_latency",
             "transactions": WRITES,
             "events_per_transaction": 1,
-            "median_us": r(median(&mut total), 1),
-            "p99_us": r(percentile(&mut total, 99.0), 1),
-            "mean_us": r(total.iter().sum::<f64>() / WRITES as f64, 1),
-            "txn_save_median_us": r(median(&mut save), 1),
-            "commit_median_us": r(median(&mut commit), 1),
+            "median_us": round(median(&mut total), 1),
+            "p99_us": round(percentile(&mut total, 99.0), 1),
+            "mean_us": round(total.iter().sum::<f64>() / WRITES as f64, 1),
+            "txn_save_median_us": round(median(&mut save), 1),
+            "commit_median_us": round(median(&mut commit), 1),
         }),
         ctx,
     );
@@ -606,7 +523,7 @@ fn fold_bench<S: Store>(kind: Kind, data: &Data, store: S) {
     let outcome = fold.fold_in(&mut txn, &info(&writer, 2, 1), &body);
     assert_eq!(outcome, Ok(Outcome::Applied));
     for j in 0..n {
-        let body = Batch::new(vec![data.create(j)]).encode();
+        let body = Batch::new(vec![create_event(data, j)]).encode();
         let rec = info(&writer, 2 * (j as u64 + 2), j as u64 + 2);
         let outcome = fold.fold_in(&mut txn, &rec, &body);
         assert_eq!(outcome, Ok(Outcome::Applied));
@@ -624,8 +541,8 @@ fn fold_bench<S: Store>(kind: Kind, data: &Data, store: S) {
             "test": "fold_in_order",
             "records": n + 1,
             "records_per_store_txn": BATCH,
-            "seconds": r(secs, 3),
-            "us_per_record": r(secs * 1e6 / applied as f64, 2),
+            "seconds": round(secs, 3),
+            "us_per_record": round(secs * 1e6 / applied as f64, 2),
         }),
         &ctx,
     );
@@ -668,8 +585,8 @@ fn fold_bench<S: Store>(kind: Kind, data: &Data, store: S) {
                 "undone": undone,
                 "applied": applied,
                 "runs": LATE_RUNS,
-                "us_per_late_record": r(med, 1),
-                "us_per_undone_record": r(med / undone.max(1) as f64, 2),
+                "us_per_late_record": round(med, 1),
+                "us_per_undone_record": round(med / undone.max(1) as f64, 2),
             }),
             &ctx,
         );
@@ -679,7 +596,7 @@ fn fold_bench<S: Store>(kind: Kind, data: &Data, store: S) {
 fn main() {
     let (sizes, kinds) = parse_args();
     for &n in &sizes {
-        let data = Data::new(n, &mut seeded(1));
+        let data = people(n, &mut seeded(1));
         for &kind in &kinds {
             match kind {
                 Kind::Memory => {
