@@ -25,7 +25,8 @@
 //!   a write transaction that is then aborted, so every k sees the same history.
 //!
 //! `cargo run --release -p threads-benches --bin documents -- [--instances N ...]
-//! [--store memory|lmdb|both]` (defaults: 100000 instances, both stores). LMDB commits are
+//! [--store memory|lmdb|both] [--create-only]` (defaults: 100000 instances, both stores;
+//! `--create-only` runs only the `create` part, for profiling). LMDB commits are
 //! synced (its default), so `write_latency` on LMDB includes an fsync per commit.
 //!
 //! Cost (measured on a shared 2-core VM): the defaults take about 55 s. `--instances 1000000`
@@ -95,11 +96,19 @@ impl Kind {
 
 fn usage(msg: &str) -> ! {
     eprintln!("{msg}");
-    eprintln!("usage: documents [--instances N ...] [--store memory|lmdb|both]");
+    eprintln!("usage: documents [--instances N ...] [--store memory|lmdb|both] [--create-only]");
     std::process::exit(2)
 }
 
-fn parse_args() -> (Vec<u64>, Vec<Kind>) {
+/// What to run.
+struct Args {
+    sizes: Vec<u64>,
+    kinds: Vec<Kind>,
+    create_only: bool,
+}
+
+fn parse_args() -> Args {
+    let mut create_only = false;
     let mut sizes = Vec::new();
     let mut kinds = vec![Kind::Memory, Kind::Lmdb];
     let mut args = std::env::args().skip(1).peekable();
@@ -122,6 +131,7 @@ fn parse_args() -> (Vec<u64>, Vec<Kind>) {
                     other => usage(&format!("unknown store: {other:?}")),
                 }
             }
+            "--create-only" => create_only = true,
             "--help" | "-h" => usage("document database benchmark"),
             other => usage(&format!("unknown argument: {other}")),
         }
@@ -129,7 +139,11 @@ fn parse_args() -> (Vec<u64>, Vec<Kind>) {
     if sizes.is_empty() {
         sizes.push(100_000);
     }
-    (sizes, kinds)
+    Args {
+        sizes,
+        kinds,
+        create_only,
+    }
 }
 
 fn config() -> Config {
@@ -211,7 +225,7 @@ fn progress(what: &str, done: usize, total: usize, step: usize) {
 }
 
 /// Benchmarks 1-3 on the embedded API over `store`.
-fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S) {
+fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S, create_only: bool) {
     let n = data.len();
     let ctx = context(kind, data);
     eprintln!("[{}] {n} instances: documents API", kind.name());
@@ -232,6 +246,9 @@ fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S) {
     drain(&mut docs);
 
     create(&mut docs, &db, data, &ctx);
+    if create_only {
+        return;
+    }
     create_api(&mut docs, &db, &api.name, &ctx);
     queries(&mut docs, &db, data, &ctx);
     write_latency(&mut docs, &db, data, &ctx);
@@ -594,14 +611,20 @@ fn fold_bench<S: Store>(kind: Kind, data: &Data, store: S) {
 }
 
 fn main() {
-    let (sizes, kinds) = parse_args();
+    let Args {
+        sizes,
+        kinds,
+        create_only,
+    } = parse_args();
     for &n in &sizes {
         let data = people(n, &mut seeded(1));
         for &kind in &kinds {
             match kind {
                 Kind::Memory => {
-                    documents_bench(kind, &data, MemoryStore::new());
-                    fold_bench(kind, &data, MemoryStore::new());
+                    documents_bench(kind, &data, MemoryStore::new(), create_only);
+                    if !create_only {
+                        fold_bench(kind, &data, MemoryStore::new());
+                    }
                 }
                 Kind::Lmdb => {
                     let dir = tempfile::tempdir().expect("temporary folder");
@@ -609,8 +632,10 @@ fn main() {
                     let open = |name: &str| {
                         LmdbStore::open(dir.path().join(name), &options).expect("open LMDB")
                     };
-                    documents_bench(kind, &data, open("docs"));
-                    fold_bench(kind, &data, open("fold"));
+                    documents_bench(kind, &data, open("docs"), create_only);
+                    if !create_only {
+                        fold_bench(kind, &data, open("fold"));
+                    }
                 }
             }
         }

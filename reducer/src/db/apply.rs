@@ -1,7 +1,7 @@
 //! The context one record is applied in, and the helpers shared by the collection, instance and
 //! index rules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -54,13 +54,34 @@ pub(crate) struct Cx<'a> {
     pub configs: &'a mut ConfigCache,
     /// Validator engine.
     pub scripts: &'a mut Scripts,
-    /// Instances created by earlier events of this record: `(collection, id)`.
-    pub created: BTreeSet<(String, String)>,
+    /// Instances created by earlier events of this record: their keys.
+    pub created: HashSet<Vec<u8>>,
+    /// Configs read by earlier events of this record, since its last collection event (see
+    /// [`Cx::config`]).
+    pub seen: BTreeMap<String, Arc<Parsed>>,
 }
 
 impl Cx<'_> {
     /// The config of a collection, rejecting with "collection not found" when it is missing.
+    ///
+    /// Read from the state once per record: only collection events write configs, and the
+    /// record forgets what it read at each of them ([`Cx::collection_event`]). Reading the same
+    /// key again would add nothing to the record's footprint.
     pub fn config(&mut self, name: &str) -> Result<Arc<Parsed>, Fail> {
+        if let Some(parsed) = self.seen.get(name) {
+            return Ok(parsed.clone());
+        }
+        let parsed = self.read_config(name)?;
+        self.seen.insert(name.to_owned(), parsed.clone());
+        Ok(parsed)
+    }
+
+    /// Forgets the configs read so far (a collection event is about to change one, or has).
+    pub fn collection_event(&mut self) {
+        self.seen.clear();
+    }
+
+    fn read_config(&mut self, name: &str) -> Result<Arc<Parsed>, Fail> {
         let key = self.keys.collection(name);
         let bytes = if key.len() > MAX_KEY_LEN {
             None

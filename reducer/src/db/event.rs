@@ -1,6 +1,7 @@
 //! The record body of the document database: one write transaction, as a JSON [`Batch`] of
 //! [`DbEvent`]s (format in `spec/documents.md`).
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use threads_protocol::record::MAX_BODY_LEN;
@@ -169,8 +170,17 @@ impl Batch {
         if bytes.len() > MAX_BATCH_LEN {
             return Err(BatchError::TooLarge { len: bytes.len() });
         }
-        let batch: Batch =
-            serde_json::from_slice(bytes).map_err(|e| BatchError::Malformed(e.to_string()))?;
+        let batch = match serde_json::from_slice::<OnePass>(bytes) {
+            Ok(b) => Batch {
+                version: b.version,
+                events: b.events.into_iter().map(|e| e.0).collect(),
+            },
+            // Anything the one-pass reader does not take (collection events, another member
+            // order, errors) is read by the derived decoder, whose verdicts and messages stand.
+            Err(_) => {
+                serde_json::from_slice(bytes).map_err(|e| BatchError::Malformed(e.to_string()))?
+            }
+        };
         if batch.version != BATCH_VERSION {
             return Err(BatchError::Version(batch.version));
         }
@@ -214,5 +224,181 @@ impl Batch {
         let heads: Heads =
             serde_json::from_slice(bytes).map_err(|e| BatchError::Malformed(e.to_string()))?;
         Ok(heads.events)
+    }
+}
+
+/// A batch of instance events read in one pass (the derived decoder of the internally tagged
+/// [`DbEvent`] buffers every event and parses it twice). It accepts only bodies the derived
+/// decoder accepts, with the same result: instance events whose `"type"` comes first (as
+/// [`Batch::encode`] writes them), each field once, no unknown field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnePass {
+    #[serde(rename = "v", default = "default_version")]
+    version: u32,
+    events: Vec<OnePassEvent>,
+}
+
+struct OnePassEvent(DbEvent);
+
+/// The members of an instance event.
+enum Member {
+    Type,
+    Collection,
+    Id,
+    Instance,
+    Patch,
+}
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Member;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member of an instance event")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Member, E> {
+                Ok(match v {
+                    "type" => Member::Type,
+                    "collection" => Member::Collection,
+                    "id" => Member::Id,
+                    "instance" => Member::Instance,
+                    "patch" => Member::Patch,
+                    _ => return Err(E::custom("not read in one pass")),
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for OnePassEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = OnePassEvent;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an instance event whose \"type\" comes first")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OnePassEvent, A::Error> {
+        let fallback = || de::Error::custom("not read in one pass");
+        if !matches!(map.next_key::<Member>()?, Some(Member::Type)) {
+            return Err(fallback());
+        }
+        let kind: String = map.next_value()?;
+        let (mut collection, mut id, mut document) = (None, None, None);
+        while let Some(member) = map.next_key::<Member>()? {
+            match member {
+                Member::Collection if collection.is_none() => {
+                    collection = Some(map.next_value::<String>()?)
+                }
+                Member::Id if id.is_none() => id = Some(map.next_value::<String>()?),
+                Member::Instance if kind == "create" && document.is_none() => {
+                    document = Some(map.next_value::<Value>()?)
+                }
+                Member::Patch if kind == "save" && document.is_none() => {
+                    document = Some(map.next_value::<Value>()?)
+                }
+                _ => return Err(fallback()),
+            }
+        }
+        let (Some(collection), Some(id)) = (collection, id) else {
+            return Err(fallback());
+        };
+        let event = match (kind.as_str(), document) {
+            ("create", Some(instance)) => DbEvent::Create {
+                collection,
+                id,
+                instance,
+            },
+            ("save", Some(patch)) => DbEvent::Save {
+                collection,
+                id,
+                patch,
+            },
+            ("delete", None) => DbEvent::Delete { collection, id },
+            _ => return Err(fallback()),
+        };
+        Ok(OnePassEvent(event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The derived decoder alone (what `Batch::decode` did before the one-pass reader).
+    fn derived(bytes: &[u8]) -> Result<Batch, String> {
+        serde_json::from_slice::<Batch>(bytes).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_pass_reads_what_the_derived_decoder_reads() {
+        let bodies: &[&str] = &[
+            r#"{"events":[{"type":"create","collection":"c","id":"a","instance":{"_id":"a","n":1.5,"m":-0,"z":[1,{"q":null}]}}]}"#,
+            r#"{"v":1,"events":[{"type":"save","collection":"c","id":"a","patch":{"x":null}},{"type":"delete","collection":"c","id":"b"}]}"#,
+            r#"{"events":[{"collection":"c","type":"create","id":"a","instance":{}}]}"#,
+            r#"{"events":[{"type":"create","collection":"c","id":"a","id":"b","instance":{}}]}"#,
+            r#"{"events":[{"type":"create","collection":"c","id":"a","instance":{},"x":1}]}"#,
+            r#"{"events":[{"type":"create","collection":"c","id":"a"}]}"#,
+            r#"{"events":[{"type":"create","collection":"c","id":"a","patch":{}}]}"#,
+            r#"{"events":[{"type":"delete","collection":"c","id":"a","instance":{}}]}"#,
+            r#"{"events":[{"type":"save","collection":"c","patch":{}}]}"#,
+            r#"{"events":[{"type":"frobnicate","collection":"c","id":"a"}]}"#,
+            r#"{"events":[{"type":3,"collection":"c","id":"a"}]}"#,
+            r#"{"events":[{"type":"create","type":"create","collection":"c","id":"a","instance":{}}]}"#,
+            r#"{"events":[{"typ\u0065":"delete","c\u006fllection":"c","id":"\u0061"}]}"#,
+            r#"{"events":[{"type":"delete","collection":1,"id":"a"}]}"#,
+            r#"{"events":[{"type":"create_collection","name":"c","schema":{}}]}"#,
+            r#"{"events":[{"type":"delete","collection":"c","id":"a"}],"w":1}"#,
+            r#"{"events":[{"type":"delete","collection":"c","id":"a"}],"v":2}"#,
+            r#"{"events":[{"type":"delete","collection":"c","id":"a"}]} x"#,
+            r#"{"events":[[]]}"#,
+            r#"{"events":{}}"#,
+            r#"[]"#,
+        ];
+        for body in bodies {
+            let expected = derived(body.as_bytes());
+            if let Ok(one) = serde_json::from_slice::<OnePass>(body.as_bytes()) {
+                let one = Batch {
+                    version: one.version,
+                    events: one.events.into_iter().map(|e| e.0).collect(),
+                };
+                assert_eq!(Ok(one), expected, "{body}");
+            }
+            let decoded = Batch::decode(body.as_bytes()).map_err(|e| e.to_string());
+            let expected = expected
+                .map_err(|e| format!("malformed batch: {e}"))
+                .and_then(|b| {
+                    if b.version == BATCH_VERSION {
+                        Ok(b)
+                    } else {
+                        Err(BatchError::Version(b.version).to_string())
+                    }
+                });
+            assert_eq!(decoded, expected, "{body}");
+        }
+        // An encoded batch of instance events is read in one pass.
+        let batch = Batch::new(vec![
+            DbEvent::Create {
+                collection: "c".into(),
+                id: "a".into(),
+                instance: serde_json::json!({"_id": "a", "k": [1, 2]}),
+            },
+            DbEvent::Delete {
+                collection: "c".into(),
+                id: "a".into(),
+            },
+        ]);
+        assert!(serde_json::from_slice::<OnePass>(&batch.encode()).is_ok());
+        assert_eq!(Batch::decode(&batch.encode()), Ok(batch));
     }
 }

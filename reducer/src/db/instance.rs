@@ -30,10 +30,9 @@ impl Cx<'_> {
                 ));
             }
         }
-        if self.instance(collection, id)?.is_some() {
-            let again = self
-                .created
-                .contains(&(collection.to_owned(), id.to_owned()));
+        let key = self.keys.instance(collection, id);
+        if super::apply::load_instance(&*self.txn, &key)?.is_some() {
+            let again = self.created.contains(&key);
             return reject(if again {
                 format!(
                     "error when reducing create event: can't create already existent instance \
@@ -46,8 +45,10 @@ impl Cx<'_> {
         self.check_schema(&parsed, instance)?;
         self.run_validator(config, PatchType::Create, id, Some(instance), None)?;
         self.add_entries(&parsed, id, instance)?;
-        self.write_instance(collection, id, instance)?;
-        self.created.insert((collection.to_owned(), id.to_owned()));
+        self.put(&key, &canonical(instance), &|| {
+            format!("instance id \"{id}\"")
+        })?;
+        self.created.insert(key);
         Ok(())
     }
 

@@ -32,7 +32,7 @@ pub use event::{Batch, BatchError, CollectionConfig, DbEvent, IndexSpec};
 pub use read::{DbError, Row};
 pub use scripts::Scripts;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
 use threads_protocol::engine::ApplyError;
@@ -143,9 +143,19 @@ impl Fold for DocFold {
             schemas: &mut self.schemas,
             configs: &mut self.configs,
             scripts: &mut self.scripts,
-            created: BTreeSet::new(),
+            created: HashSet::new(),
+            seen: BTreeMap::new(),
         };
         for (i, event) in batch.events.iter().enumerate() {
+            let collection_event = matches!(
+                event,
+                DbEvent::CreateCollection(_)
+                    | DbEvent::UpdateCollection(_)
+                    | DbEvent::DeleteCollection { .. }
+            );
+            if collection_event {
+                cx.collection_event();
+            }
             let result = match event {
                 DbEvent::CreateCollection(c) => cx.create_collection(c),
                 DbEvent::UpdateCollection(c) => cx.update_collection(c),
@@ -162,6 +172,9 @@ impl Fold for DocFold {
                 } => cx.save(collection, id, patch),
                 DbEvent::Delete { collection, id } => cx.delete(collection, id),
             };
+            if collection_event {
+                cx.collection_event();
+            }
             match result {
                 Ok(()) => {}
                 Err(Fail::Reject(reason)) => {

@@ -742,33 +742,55 @@ impl<F: Fold> Convergent<F> {
     /// The footprint of a run: the implicit read of the whole thread, and the tokens of every
     /// access.
     fn footprint(&self, thread: &ThreadId, run: &tracking::Tracked) -> Footprint {
+        let mut merged: BTreeMap<[u8; TOKEN_HASH_LEN], Usage> = BTreeMap::new();
         let mut deps = vec![Dependency::read(Vec::new())];
-        for k in &run.reads.gets {
+        // Tokens are merged as they come, and a run that has passed the limit stops there: the
+        // result (the whole thread, written) cannot change any more, and a bulk import does
+        // not map and hash thousands of accesses for nothing.
+        let mut over = |deps: &mut Vec<Dependency>| {
+            for d in deps.drain(..) {
+                merged
+                    .entry(token_hash(&d.token))
+                    .and_modify(|u| *u = u.join(d.usage))
+                    .or_insert(d.usage);
+            }
+            merged.len() > MAX_FOOTPRINT_TOKENS
+        };
+        let mut bulk = over(&mut deps);
+        for k in run.reads.gets.keys() {
+            if bulk {
+                break;
+            }
             self.fold.dependencies(thread, Access::Get(k), &mut deps);
+            bulk = over(&mut deps);
         }
         for (start, end) in &run.reads.scans {
+            if bulk {
+                break;
+            }
             let range = KeyRange::new(
                 start.as_ref().map(Vec::as_slice),
                 end.as_ref().map(Vec::as_slice),
             );
             self.fold
                 .dependencies(thread, Access::Scan(&range), &mut deps);
+            bulk = over(&mut deps);
         }
         for (k, _) in &run.undo {
+            if bulk {
+                break;
+            }
             self.fold.dependencies(thread, Access::Write(k), &mut deps);
+            bulk = over(&mut deps);
         }
-        let mut merged: BTreeMap<[u8; TOKEN_HASH_LEN], Usage> = BTreeMap::new();
-        for d in deps {
-            merged
-                .entry(token_hash(&d.token))
-                .and_modify(|u| *u = u.join(d.usage))
-                .or_insert(d.usage);
-        }
-        if merged.len() > MAX_FOOTPRINT_TOKENS {
+        if bulk {
             // A large run (a bulk import) is summarized as a write of the whole thread: one
             // index entry instead of thousands. Coarser tokens are always correct (they only
             // conflict more); records after it depend on it, and it on every earlier one.
-            merged = BTreeMap::from([(token_hash(&[]), Usage::Write)]);
+            return vec![(
+                Usage::Write as u8,
+                serde_bytes::ByteBuf::from(token_hash(&[]).to_vec()),
+            )];
         }
         merged
             .into_iter()

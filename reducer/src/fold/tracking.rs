@@ -4,7 +4,7 @@
 
 use super::UndoLog;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn};
 
@@ -21,7 +21,9 @@ pub struct TrackingTxn<'a> {
 
 #[derive(Default)]
 pub(crate) struct Reads {
-    pub gets: Vec<Vec<u8>>,
+    /// Every key got, once, and whether it was absent the first time it was got before any
+    /// write of it (`true`): its undo entry is then "absent" without reading it again.
+    pub gets: HashMap<Vec<u8>, bool>,
     pub scans: Vec<OwnedRange>,
 }
 
@@ -43,7 +45,13 @@ impl<'a> TrackingTxn<'a> {
 
     fn remember(&mut self, key: &[u8]) -> Result<(), StoreError> {
         if !self.before.contains_key(key) {
-            let old = self.inner.get(key)?;
+            // A key got as absent and not written since (every write passes here first) is
+            // still absent: a fresh create needs no second read of its key.
+            let old = if self.reads.get_mut().gets.get(key) == Some(&true) {
+                None
+            } else {
+                self.inner.get(key)?
+            };
             self.before.insert(key.to_vec(), old);
         }
         Ok(())
@@ -74,8 +82,13 @@ impl<'a> TrackingTxn<'a> {
 
 impl ReadTxn for TrackingTxn<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.reads.borrow_mut().gets.push(key.to_vec());
-        self.inner.get(key)
+        let value = self.inner.get(key)?;
+        let mut reads = self.reads.borrow_mut();
+        if !reads.gets.contains_key(key) {
+            let absent = value.is_none() && !self.before.contains_key(key);
+            reads.gets.insert(key.to_vec(), absent);
+        }
+        Ok(value)
     }
 
     fn scan(
