@@ -223,7 +223,7 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
          \"write_records_per_sec\":{:.0},\"catchup_seconds\":{:.3},\
          \"catchup_records_per_sec\":{rate:.0},\"verify_only_records_per_sec\":{:.0},\
          \"bare_verify_strict_per_sec\":{:.0},\"ratio\":{ratio:.3},\"goal\":{GOAL},\"ok\":{},\
-         \"reader_engine_seconds\":{:.3},\"writer_engine_seconds\":{:.3},\"waiting_for_pool_seconds\":{:.3}}}",
+         \"reader_engine_seconds\":{:.3},\"writer_engine_seconds\":{:.3},\"waiting_for_pool_seconds\":{:.3},\"driver_thread_cpu_seconds\":{}}}",
         run.workers,
         c.pull_window,
         c.page_max_records,
@@ -235,6 +235,9 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
         run.stats.engine,
         run.stats.others,
         run.stats.waiting,
+        run.stats
+            .cpu
+            .map_or_else(|| "null".to_string(), |c| format!("{c:.2}")),
     );
 }
 
