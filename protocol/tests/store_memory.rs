@@ -359,10 +359,16 @@ fn large_commits_with_and_without_snapshots_match_a_model() {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let forward = scan_collect(&w, range(), Direction::Forward, usize::MAX).unwrap();
-        assert_eq!(forward, want, "round {round}: forward scan in the write txn");
+        assert_eq!(
+            forward, want,
+            "round {round}: forward scan in the write txn"
+        );
         let mut reverse = scan_collect(&w, range(), Direction::Reverse, usize::MAX).unwrap();
         reverse.reverse();
-        assert_eq!(reverse, want, "round {round}: reverse scan in the write txn");
+        assert_eq!(
+            reverse, want,
+            "round {round}: reverse scan in the write txn"
+        );
         w.commit().unwrap();
         model = pending;
         if let Some((snap, old)) = snapshot {
