@@ -32,6 +32,21 @@ pub struct Stats {
     pub others: f64,
     /// Waiting for the pool.
     pub waiting: f64,
+    /// CPU time the driving thread used (both engines and the loop), from the kernel's
+    /// accounting: unlike the wall-clock figures above it does not grow when other processes
+    /// take the cores. `None` where `/proc/thread-self/stat` cannot be read.
+    pub cpu: Option<f64>,
+}
+
+/// CPU seconds (user + system) the calling thread has used, from `/proc/thread-self/stat`.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Runs `net` like [`Loopback::run_until`], except that every message to host `checked` goes
@@ -45,6 +60,7 @@ pub fn run_until_checked<S: Store, A: Application>(
     mut done: impl FnMut(&Loopback<S, A>) -> bool,
 ) -> (bool, Stats) {
     let mut stats = Stats::default();
+    let cpu_before = thread_cpu_seconds();
     let end = net.now.plus(duration_ms);
     let max_len = net.hosts[checked].config().max_message_len;
     let verifiers: Verifiers = Arc::new(RwLock::new(HashMap::new()));
@@ -142,6 +158,7 @@ pub fn run_until_checked<S: Store, A: Application>(
             }
         };
         drop(job_tx);
+        stats.cpu = cpu_before.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
         (reached, stats)
     })
 }

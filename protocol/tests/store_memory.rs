@@ -317,3 +317,70 @@ fn prefix_successor_and_normalization_edges() {
         Some((Bound::Unbounded, Bound::Unbounded))
     );
 }
+
+/// Large transactions over a deep map, committed with and without a reader snapshot alive
+/// (commit changes the map in place only when no snapshot shares it): the snapshot keeps its
+/// contents, the store matches a model, and scans in a write transaction merge its pending
+/// changes with the committed pairs in both directions.
+#[test]
+fn large_commits_with_and_without_snapshots_match_a_model() {
+    use std::collections::BTreeMap;
+    let s = MemoryStore::new();
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut kept = None;
+    for round in 0..6u64 {
+        let snapshot = (round % 2 == 1).then(|| (s.read().unwrap(), model.clone()));
+        let mut w = s.write().unwrap();
+        let mut pending = model.clone();
+        for i in 0..4_000u64 {
+            let key = (next() % 20_000).to_be_bytes().to_vec();
+            if next() % 4 == 0 {
+                let existed = pending.remove(&key).is_some();
+                assert_eq!(w.delete(&key).unwrap(), existed, "round {round} op {i}");
+            } else {
+                let value = (round * 10_000 + i).to_le_bytes().to_vec();
+                w.put(&key, &value).unwrap();
+                pending.insert(key, value);
+            }
+        }
+        let lo = (next() % 20_000).to_be_bytes();
+        let hi = (next() % 20_000).to_be_bytes();
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+        let range = || KeyRange::new(Bound::Included(&lo[..]), Bound::Excluded(&hi[..]));
+        let want: Vec<(Vec<u8>, Vec<u8>)> = pending
+            .range(lo.to_vec()..hi.to_vec())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let forward = scan_collect(&w, range(), Direction::Forward, usize::MAX).unwrap();
+        assert_eq!(
+            forward, want,
+            "round {round}: forward scan in the write txn"
+        );
+        let mut reverse = scan_collect(&w, range(), Direction::Reverse, usize::MAX).unwrap();
+        reverse.reverse();
+        assert_eq!(
+            reverse, want,
+            "round {round}: reverse scan in the write txn"
+        );
+        w.commit().unwrap();
+        model = pending;
+        if let Some((snap, old)) = snapshot {
+            let seen: BTreeMap<Vec<u8>, Vec<u8>> = all(&snap).into_iter().collect();
+            assert_eq!(seen, old, "round {round}: the snapshot changed");
+            kept = Some(snap);
+        }
+        let now: BTreeMap<Vec<u8>, Vec<u8>> = all(&s.read().unwrap()).into_iter().collect();
+        assert_eq!(now, model, "round {round}: committed contents");
+        let st = s.stats();
+        let bytes: usize = model.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert_eq!((st.keys, st.live_bytes), (model.len() as u64, bytes as u64));
+    }
+    drop(kept);
+}

@@ -14,7 +14,9 @@
 //! (decode + verify) rate.
 //!
 //! `cargo run --release -p threads-benches --bin catchup -- [N ...]` (default: 10000 100000).
-//! `CATCHUP_WORKERS` sets the pool size (default: the number of cores).
+//! `CATCHUP_WORKERS` sets the pool size (default: the number of cores); `CATCHUP_STORE`
+//! (`memory` or `lmdb`) runs one store only (default: both); `CATCHUP_PAGE` sets
+//! `Config::page_max_records` of both hosts.
 
 use ed25519_dalek::Signature;
 use std::cmp::min;
@@ -44,8 +46,17 @@ fn config() -> Config {
     Config {
         sync_interval_min_ms: 100,
         pull_window: 4,
+        page_max_records: env_or("CATCHUP_PAGE", Config::default().page_max_records),
         ..Config::default()
     }
+}
+
+/// A number from the environment, or `default`.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Workers of the verification pool.
@@ -212,7 +223,7 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
          \"write_records_per_sec\":{:.0},\"catchup_seconds\":{:.3},\
          \"catchup_records_per_sec\":{rate:.0},\"verify_only_records_per_sec\":{:.0},\
          \"bare_verify_strict_per_sec\":{:.0},\"ratio\":{ratio:.3},\"goal\":{GOAL},\"ok\":{},\
-         \"reader_engine_seconds\":{:.3},\"writer_engine_seconds\":{:.3},\"waiting_for_pool_seconds\":{:.3}}}",
+         \"reader_engine_seconds\":{:.3},\"writer_engine_seconds\":{:.3},\"waiting_for_pool_seconds\":{:.3},\"driver_thread_cpu_seconds\":{}}}",
         run.workers,
         c.pull_window,
         c.page_max_records,
@@ -224,6 +235,9 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
         run.stats.engine,
         run.stats.others,
         run.stats.waiting,
+        run.stats
+            .cpu
+            .map_or_else(|| "null".to_string(), |c| format!("{c:.2}")),
     );
 }
 
@@ -237,10 +251,17 @@ fn main() {
     } else {
         sizes
     };
+    let only = std::env::var("CATCHUP_STORE").ok();
+    let wanted = |store: &str| only.as_deref().is_none_or(|o| o == store);
     for &n in &sizes {
         let src = write_source(n);
-        let result = catch_up(n, &src, src.store.clone(), MemoryStore::new());
-        report("memory", n, src.write_secs, result);
+        if wanted("memory") {
+            let result = catch_up(n, &src, src.store.clone(), MemoryStore::new());
+            report("memory", n, src.write_secs, result);
+        }
+        if !wanted("lmdb") {
+            continue;
+        }
         let dir = tempfile::tempdir().expect("temporary folder");
         let options = LmdbOptions {
             map_size: 16 << 30,

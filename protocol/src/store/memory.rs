@@ -1,6 +1,8 @@
 //! In-memory backends: [`MemoryStore`] for tests and the simulator, and (with the `testing`
 //! feature) `FaultyStore`, a wrapper around any [`Store`] that fails chosen calls on purpose.
 
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use imbl::OrdMap;
@@ -46,8 +48,12 @@ struct Shared {
 /// Cloning the handle (or calling [`reopen`](Self::reopen)) shares the same committed state, as
 /// reopening a disk store would: the simulator models an engine crash by dropping the engine
 /// (its uncommitted transactions vanish) and handing a reopened handle to a new one. A read
-/// transaction is an O(1) snapshot of the map; a write transaction mutates a private copy and
-/// swaps it in on commit. "Durable" here means "committed to the shared state".
+/// transaction is an O(1) snapshot of the map. A write transaction reads through a snapshot and
+/// keeps its changes in a private ordered overlay; commit applies the overlay to the committed
+/// map under the lock. The snapshot is released first, so when no read transaction holds an
+/// older snapshot the map's nodes have one owner and are changed in place instead of copied
+/// (path copying on every put cost most of the time of large stores). "Durable" here means
+/// "committed to the shared state".
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
@@ -112,14 +118,19 @@ pub struct MemoryRead {
     map: Map,
 }
 
+/// Changes of a write transaction not yet committed: a value, or `None` for a deletion.
+type Overlay = BTreeMap<Bytes, Option<Bytes>>;
+
 /// The write transaction of [`MemoryStore`].
 #[derive(Debug)]
 pub struct MemoryWrite<'a> {
     store: &'a MemoryStore,
-    map: Map,
+    /// The committed map when the transaction began (no other writer can change it meanwhile).
+    base: Map,
+    /// This transaction's changes, over `base`.
+    overlay: Overlay,
+    /// `put` calls, bytes passed to them and deletions of existing keys, for the statistics.
     delta: MemoryStats,
-    removed_keys: u64,
-    removed_bytes: u64,
     committed: bool,
     _ticket: WriterTicket<'a>,
 }
@@ -136,13 +147,12 @@ impl Store for MemoryStore {
 
     fn write(&self) -> Result<MemoryWrite<'_>, StoreError> {
         let ticket = self.shared.gate.enter()?;
-        let map = self.lock().0.clone();
+        let base = self.lock().0.clone();
         Ok(MemoryWrite {
             store: self,
-            map,
+            base,
+            overlay: Overlay::new(),
             delta: MemoryStats::default(),
-            removed_keys: 0,
-            removed_bytes: 0,
             committed: false,
             _ticket: ticket,
         })
@@ -190,7 +200,11 @@ impl ReadTxn for MemoryRead {
 
 impl ReadTxn for MemoryWrite<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        map_get(&self.map, key)
+        check_key(key)?;
+        match self.overlay.get(key) {
+            Some(change) => Ok(change.as_ref().map(|v| v.to_vec())),
+            None => Ok(self.base.get(key).map(|v| v.to_vec())),
+        }
     }
 
     fn scan(
@@ -199,15 +213,56 @@ impl ReadTxn for MemoryWrite<'_> {
         dir: Direction,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
-        map_scan(&self.map, &range, dir, visit)
+        if self.overlay.is_empty() {
+            return map_scan(&self.base, &range, dir, visit);
+        }
+        let Some(bounds) = range.normalized() else {
+            return Ok(());
+        };
+        let base = self.base.range::<_, [u8]>(bounds);
+        let overlay = self.overlay.range::<[u8], _>(bounds);
+        // Whether the visitor stopped early makes no difference to the caller.
+        let _stopped = match dir {
+            Direction::Forward => merge(base, overlay, |a, b| a.cmp(b), visit),
+            Direction::Reverse => merge(base.rev(), overlay.rev(), |a, b| b.cmp(a), visit),
+        };
+        Ok(())
     }
 }
 
-impl MemoryWrite<'_> {
-    fn forget(&mut self, key: &[u8], old: Option<Bytes>) {
-        if let Some(old) = old {
-            self.removed_keys += 1;
-            self.removed_bytes += (key.len() + old.len()) as u64;
+/// Visits the union of a snapshot's pairs and a transaction's overlay, both in the order
+/// `order` gives (ascending or descending keys); the overlay wins on equal keys and its
+/// deletions hide the snapshot's pairs.
+fn merge<'m>(
+    base: impl Iterator<Item = (&'m Bytes, &'m Bytes)>,
+    overlay: impl Iterator<Item = (&'m Bytes, &'m Option<Bytes>)>,
+    order: impl Fn(&[u8], &[u8]) -> std::cmp::Ordering,
+    visit: &mut Visit<'_>,
+) -> ControlFlow<()> {
+    use std::cmp::Ordering;
+    let mut base = base.peekable();
+    let mut overlay = overlay.peekable();
+    loop {
+        let next = match (base.peek(), overlay.peek()) {
+            (None, None) => return ControlFlow::Continue(()),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((b, _)), Some((o, _))) => order(b, o),
+        };
+        match next {
+            Ordering::Less => {
+                if let Some((k, v)) = base.next() {
+                    visit(k, v)?;
+                }
+            }
+            Ordering::Equal | Ordering::Greater => {
+                if next == Ordering::Equal {
+                    base.next();
+                }
+                if let Some((k, Some(v))) = overlay.next() {
+                    visit(k, v)?;
+                }
+            }
         }
     }
 }
@@ -216,38 +271,58 @@ impl WriteTxn for MemoryWrite<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         check_key(key)?;
         check_value(value)?;
-        let old = self.map.insert(Bytes::from(key), Bytes::from(value));
-        self.forget(key, old);
+        self.overlay
+            .insert(Bytes::from(key), Some(Bytes::from(value)));
         let d = &mut self.delta;
         d.puts += 1;
         d.bytes_written += (key.len() + value.len()) as u64;
-        d.keys += 1;
-        d.live_bytes += (key.len() + value.len()) as u64;
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
         check_key(key)?;
-        let old = self.map.remove(key);
-        let existed = old.is_some();
-        self.forget(key, old);
+        let existed = match self.overlay.get(key) {
+            Some(change) => change.is_some(),
+            None => self.base.contains_key(key),
+        };
         if existed {
             self.delta.deletes += 1;
+            self.overlay.insert(Bytes::from(key), None);
         }
         Ok(existed)
     }
 
     fn commit(mut self) -> Result<(), StoreError> {
+        // Release the snapshot first: without other snapshots the committed map's nodes then
+        // have one owner and the changes below are made in place.
+        drop(std::mem::take(&mut self.base));
+        let overlay = std::mem::take(&mut self.overlay);
         let mut guard = self.store.lock();
         let (map, stats) = &mut *guard;
-        *map = std::mem::take(&mut self.map);
+        let (mut added_keys, mut added_bytes) = (0u64, 0u64);
+        let (mut removed_keys, mut removed_bytes) = (0u64, 0u64);
+        for (key, change) in overlay {
+            let klen = key.len() as u64;
+            let old = match change {
+                Some(value) => {
+                    added_keys += 1;
+                    added_bytes += klen + value.len() as u64;
+                    map.insert(key, value)
+                }
+                None => map.remove(&key[..]),
+            };
+            if let Some(old) = old {
+                removed_keys += 1;
+                removed_bytes += klen + old.len() as u64;
+            }
+        }
         let d = self.delta;
         stats.commits += 1;
         stats.puts += d.puts;
         stats.deletes += d.deletes;
         stats.bytes_written += d.bytes_written;
-        stats.keys = (stats.keys + d.keys).saturating_sub(self.removed_keys);
-        stats.live_bytes = (stats.live_bytes + d.live_bytes).saturating_sub(self.removed_bytes);
+        stats.keys = (stats.keys + added_keys).saturating_sub(removed_keys);
+        stats.live_bytes = (stats.live_bytes + added_bytes).saturating_sub(removed_bytes);
         self.committed = true;
         Ok(())
     }
