@@ -2,6 +2,7 @@
 
 use super::build::{check_position, signing_input_of};
 use super::error::{BlockKind, RecordError};
+use super::memo;
 use super::wire::{self, EventNode, HeaderNode, SignedRecordNode};
 use super::{
     FORMAT_VERSION, MAX_BODY_BLOCK_LEN, MAX_BODY_LEN, MAX_META_BLOCK_LEN, OpenedRecord,
@@ -58,6 +59,16 @@ pub(crate) fn verify_cid(
     service: &ServiceKey,
     signature: bool,
 ) -> Result<VerifiedRecord, RecordError> {
+    // Only full checks are remembered and recalled (see `memo`).
+    let memo = signature && memo::active();
+    let bundle = if memo {
+        match memo::recall(bundle, &cid, thread, log, service) {
+            Ok(record) => return Ok(record),
+            Err(bundle) => bundle,
+        }
+    } else {
+        bundle
+    };
     let checked = check_blocks(bundle, cid, thread, log, service)?;
     if signature {
         let key = log.public_key();
@@ -65,6 +76,9 @@ pub(crate) fn verify_cid(
         key.as_dalek()
             .verify_strict(&checked.message, &sig)
             .map_err(|_| bad_signature(log))?;
+    }
+    if memo {
+        memo::remember(&checked.record, service);
     }
     Ok(checked.record)
 }
