@@ -114,6 +114,19 @@ pub(crate) fn open_parts(
 /// the envelope or the signature again: for bundles that were verified before they were stored
 /// (the document fold reads bodies back from the engine's store to redo records).
 pub fn open_body(bundle: &RecordBundle, read: &ReadKey) -> Result<(u64, Vec<u8>), RecordError> {
+    if !memo::active() {
+        return open_sealed(bundle, read);
+    }
+    if let Some(opened) = memo::recall_opened(bundle, read) {
+        return Ok(opened);
+    }
+    let (time, body) = open_sealed(bundle, read)?;
+    memo::remember_opened(bundle, read, time, &body);
+    Ok((time, body))
+}
+
+/// [`open_body`], always doing the work.
+fn open_sealed(bundle: &RecordBundle, read: &ReadKey) -> Result<(u64, Vec<u8>), RecordError> {
     let header_node = seal::parse(BlockKind::Header, &bundle.header, MAX_META_BLOCK_LEN)?;
     let header_plain = seal::open(BlockKind::Header, read.as_bytes(), &header_node)?;
     let header: HeaderNode = wire::decode(BlockKind::Header, &header_plain, MAX_META_BLOCK_LEN)?;

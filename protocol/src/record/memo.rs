@@ -7,13 +7,15 @@
 //! [`MemoScope`] is alive on a thread, a check on that thread that passed is remembered with
 //! **all** of those inputs, byte for byte, and a later check whose inputs are all equal returns
 //! the same record without doing the work again: the outcome is the one checking again would
-//! give. A check that fails is never remembered, so refused (hostile, tampered, misdirected)
+//! give. Opening a bundle with the read key ([`open_body`](super::open_body)) is a pure
+//! function of its sealed header, its sealed body and the read key, and is remembered the same
+//! way. A check or an opening that fails is never remembered, so refused (hostile, tampered, misdirected)
 //! input is checked in full every time. Without a scope (every real host) nothing is kept and
 //! the cost is one thread-local read per check.
 
 use super::{RecordBundle, VerifiedRecord};
 use crate::id::ThreadId;
-use crate::key::ServiceKey;
+use crate::key::{ReadKey, ServiceKey};
 use crate::log_id::LogId;
 use cid::Cid;
 use std::cell::RefCell;
@@ -26,9 +28,26 @@ struct Passed {
     record: VerifiedRecord,
 }
 
+/// A bundle that opened, with every input of the opening but the header (the map's key).
+struct Opened {
+    read: [u8; 32],
+    body_block: Vec<u8>,
+    time: u64,
+    body: Vec<u8>,
+}
+
+/// What a scope remembers.
+#[derive(Default)]
+struct Memo {
+    /// Checks that passed, by envelope CID.
+    passed: HashMap<Cid, Passed>,
+    /// Bundles that opened, by sealed header.
+    opened: HashMap<Vec<u8>, Opened>,
+}
+
 std::thread_local! {
-    /// The memo of the scope open on this thread, by envelope CID.
-    static MEMO: RefCell<Option<HashMap<Cid, Passed>>> = const { RefCell::new(None) };
+    /// The memo of the scope open on this thread.
+    static MEMO: RefCell<Option<Memo>> = const { RefCell::new(None) };
 }
 
 /// While alive, checks that pass on this thread are remembered (see the module). Dropping it
@@ -41,7 +60,7 @@ pub struct MemoScope {
 impl MemoScope {
     /// Opens an empty memo on this thread (replacing one already open).
     pub fn open() -> MemoScope {
-        MEMO.with(|m| *m.borrow_mut() = Some(HashMap::new()));
+        MEMO.with(|m| *m.borrow_mut() = Some(Memo::default()));
         MemoScope {
             _thread: PhantomData,
         }
@@ -65,7 +84,7 @@ pub(super) fn recall(
 ) -> Result<VerifiedRecord, RecordBundle> {
     MEMO.with(|m| {
         let memo = m.borrow();
-        let Some(p) = memo.as_ref().and_then(|memo| memo.get(cid)) else {
+        let Some(p) = memo.as_ref().and_then(|memo| memo.passed.get(cid)) else {
             return Err(bundle);
         };
         let r = &p.record;
@@ -100,11 +119,38 @@ pub(super) fn active() -> bool {
 pub(super) fn remember(record: &VerifiedRecord, service: &ServiceKey) {
     MEMO.with(|m| {
         if let Some(memo) = m.borrow_mut().as_mut() {
-            memo.insert(
+            memo.passed.insert(
                 record.cid,
                 Passed {
                     service: *service.as_bytes(),
                     record: record.clone(),
+                },
+            );
+        }
+    });
+}
+
+/// The time and body an earlier opening of exactly these blocks with `read` gave, if any.
+pub(super) fn recall_opened(bundle: &RecordBundle, read: &ReadKey) -> Option<(u64, Vec<u8>)> {
+    MEMO.with(|m| {
+        let memo = m.borrow();
+        let o = memo.as_ref()?.opened.get(&bundle.header)?;
+        (o.read == *read.as_bytes() && o.body_block == bundle.body)
+            .then(|| (o.time, o.body.clone()))
+    })
+}
+
+/// Remembers what opening `bundle` with `read` gave (only openings that succeeded).
+pub(super) fn remember_opened(bundle: &RecordBundle, read: &ReadKey, time: u64, body: &[u8]) {
+    MEMO.with(|m| {
+        if let Some(memo) = m.borrow_mut().as_mut() {
+            memo.opened.insert(
+                bundle.header.clone(),
+                Opened {
+                    read: *read.as_bytes(),
+                    body_block: bundle.body.clone(),
+                    time,
+                    body: body.to_vec(),
                 },
             );
         }
