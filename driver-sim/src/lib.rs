@@ -103,6 +103,9 @@ impl Report {
 
 /// Runs one seed and checks every invariant.
 pub fn run(seed: u64, opts: &Options) -> Report {
+    // The hosts of a world verify the very same record bytes again and again: remember the
+    // checks that passed, for this run only (spec/simulation.md §6).
+    let _memo = threads_protocol::record::memo::MemoScope::open();
     let mut w = World::new(seed, opts.clone());
     w.run();
     let violations = checks::check(&w);

@@ -120,6 +120,38 @@ pub(crate) struct StoreCheck {
     )>,
 }
 
+impl StoreCheck {
+    /// What the store check of `e` depends on now, the store having made `commits` commits.
+    fn of(commits: u64, e: &Host<SimStore, App>) -> StoreCheck {
+        let mut logs = Vec::new();
+        for id in e.thread_ids() {
+            if let Ok(heads) = e.log_heads(&id) {
+                logs.extend(heads.map(|(log, height, head)| (id, *log, height.0, head.copied())));
+            }
+        }
+        StoreCheck { commits, logs }
+    }
+
+    /// Whether the logs `e` holds in memory are the ones this check saw (compared in place:
+    /// this runs after every input).
+    fn same_logs(&self, e: &Host<SimStore, App>) -> bool {
+        let mut seen = self.logs.iter();
+        for id in e.thread_ids() {
+            let Ok(heads) = e.log_heads(&id) else {
+                continue;
+            };
+            for (log, height, head) in heads {
+                match seen.next() {
+                    Some((t, l, h, c))
+                        if *t == id && l == log && *h == height.0 && c.as_ref() == head => {}
+                    _ => return false,
+                }
+            }
+        }
+        seen.next().is_none()
+    }
+}
+
 /// A record an honest writer was told is written: (host, sha2-256 of its bundle encoding).
 #[derive(Clone, Debug)]
 pub(crate) struct Acked {
@@ -618,22 +650,14 @@ impl World {
         // simulator never injects read faults, and a dead store crashed the host above).
         let mut checked = e.check_memory_invariants();
         if checked.is_ok() {
-            let now = StoreCheck {
-                commits: h.store.stats().commits,
-                logs: e
-                    .thread_ids()
-                    .iter()
-                    .filter_map(|id| e.thread_info(id).ok())
-                    .flat_map(|t| {
-                        t.logs
-                            .into_iter()
-                            .map(move |l| (t.id, l.id, l.height.0, l.head))
-                    })
-                    .collect(),
-            };
-            if h.store_checked.as_ref() != Some(&now) {
+            let commits = h.store.stats().commits;
+            let unchanged = h
+                .store_checked
+                .as_ref()
+                .is_some_and(|c| c.commits == commits && c.same_logs(e));
+            if !unchanged {
                 checked = e.check_store_invariants();
-                h.store_checked = checked.is_ok().then_some(now);
+                h.store_checked = checked.is_ok().then(|| StoreCheck::of(commits, e));
             }
         }
         if let Err(what) = checked {

@@ -125,12 +125,44 @@ fn parse_frame(bytes: &[u8]) -> Result<&[u8], IdentityError> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey(VerifyingKey);
 
+/// How many recently decoded public keys each thread keeps.
+const DECODED_KEYS: usize = 16;
+
+/// Recently decoded keys (raw bytes and key), and the slot to fill next.
+type DecodedKeys = ([Option<([u8; 32], PublicKey)>; DECODED_KEYS], usize);
+
+std::thread_local! {
+    /// Public keys recently decoded on this thread: decoding decompresses a curve point (a
+    /// tenth of a signature check), and the same few keys (log ids, authors, peers) are decoded
+    /// again and again. Only keys that decoded are kept, so the outcome is the same as decoding
+    /// every time.
+    static DECODED: std::cell::RefCell<DecodedKeys> =
+        const { std::cell::RefCell::new(([None; DECODED_KEYS], 0)) };
+}
+
 impl PublicKey {
     /// Builds a key from its 32 raw bytes, checking that they are a valid curve point.
     pub fn from_raw(raw: &[u8; 32]) -> Result<Self, IdentityError> {
-        VerifyingKey::from_bytes(raw)
+        let cached = DECODED.with(|c| {
+            let c = c.borrow();
+            c.0.iter()
+                .flatten()
+                .find(|(b, _)| b == raw)
+                .map(|(_, k)| *k)
+        });
+        if let Some(key) = cached {
+            return Ok(key);
+        }
+        let key = VerifyingKey::from_bytes(raw)
             .map(Self)
-            .map_err(|_| IdentityError::InvalidPoint)
+            .map_err(|_| IdentityError::InvalidPoint)?;
+        DECODED.with(|c| {
+            let mut c = c.borrow_mut();
+            let slot = c.1 % DECODED_KEYS;
+            c.0[slot] = Some((*raw, key));
+            c.1 = slot + 1;
+        });
+        Ok(key)
     }
 
     /// The 32 raw key bytes.

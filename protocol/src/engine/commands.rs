@@ -152,6 +152,17 @@ impl<S: Store, A: Application> Host<S, A> {
             .collect())
     }
 
+    /// Every log of a thread held in memory, empty ones included: (log, height, head CID), in
+    /// log-id order. What [`Host::check_store_invariants`] compares with the store, without
+    /// the keys and peers [`Host::thread_info`] copies (a simulator reads it after every input).
+    pub fn log_heads(
+        &self,
+        id: &ThreadId,
+    ) -> Result<impl Iterator<Item = (&LogId, LogHeight, Option<&Cid>)> + '_, EngineError> {
+        let t = self.threads.get(id).ok_or(EngineError::ThreadNotFound)?;
+        Ok(t.logs.iter().map(|(l, s)| (l, s.height, s.head.as_ref())))
+    }
+
     /// Creates the log `identity` writes to in a thread. With only a public log key given (as
     /// `log_key: None` and a known log id), use [`Host::add_log`] instead.
     pub fn create_log(

@@ -2,6 +2,7 @@
 
 use super::build::{check_position, signing_input_of};
 use super::error::{BlockKind, RecordError};
+use super::memo;
 use super::wire::{self, EventNode, HeaderNode, SignedRecordNode};
 use super::{
     FORMAT_VERSION, MAX_BODY_BLOCK_LEN, MAX_BODY_LEN, MAX_META_BLOCK_LEN, OpenedRecord,
@@ -58,6 +59,16 @@ pub(crate) fn verify_cid(
     service: &ServiceKey,
     signature: bool,
 ) -> Result<VerifiedRecord, RecordError> {
+    // Only full checks are remembered and recalled (see `memo`).
+    let memo = signature && memo::active();
+    let bundle = if memo {
+        match memo::recall(bundle, &cid, thread, log, service) {
+            Ok(record) => return Ok(record),
+            Err(bundle) => bundle,
+        }
+    } else {
+        bundle
+    };
     let checked = check_blocks(bundle, cid, thread, log, service)?;
     if signature {
         let key = log.public_key();
@@ -65,6 +76,9 @@ pub(crate) fn verify_cid(
         key.as_dalek()
             .verify_strict(&checked.message, &sig)
             .map_err(|_| bad_signature(log))?;
+    }
+    if memo {
+        memo::remember(&checked.record, service);
     }
     Ok(checked.record)
 }
@@ -100,6 +114,19 @@ pub(crate) fn open_parts(
 /// the envelope or the signature again: for bundles that were verified before they were stored
 /// (the document fold reads bodies back from the engine's store to redo records).
 pub fn open_body(bundle: &RecordBundle, read: &ReadKey) -> Result<(u64, Vec<u8>), RecordError> {
+    if !memo::active() {
+        return open_sealed(bundle, read);
+    }
+    if let Some(opened) = memo::recall_opened(bundle, read) {
+        return Ok(opened);
+    }
+    let (time, body) = open_sealed(bundle, read)?;
+    memo::remember_opened(bundle, read, time, &body);
+    Ok((time, body))
+}
+
+/// [`open_body`], always doing the work.
+fn open_sealed(bundle: &RecordBundle, read: &ReadKey) -> Result<(u64, Vec<u8>), RecordError> {
     let header_node = seal::parse(BlockKind::Header, &bundle.header, MAX_META_BLOCK_LEN)?;
     let header_plain = seal::open(BlockKind::Header, read.as_bytes(), &header_node)?;
     let header: HeaderNode = wire::decode(BlockKind::Header, &header_plain, MAX_META_BLOCK_LEN)?;

@@ -17,6 +17,7 @@
 mod build;
 mod check;
 pub mod error;
+pub mod memo;
 pub mod seal;
 #[cfg(test)]
 mod tests;

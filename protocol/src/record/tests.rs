@@ -445,3 +445,35 @@ proptest! {
         }));
     }
 }
+
+#[test]
+fn memo_recalls_only_what_checking_again_would_give() {
+    let mut f = fixture(9);
+    let other = fixture(10);
+    let r = f.make(1, None, b"memo");
+    let bundle = r.record().bundle().clone();
+    let scope = memo::MemoScope::open();
+    let first = f.verify(bundle.clone()).unwrap();
+    let again = f.verify(bundle.clone()).unwrap();
+    assert_eq!(first, again);
+    assert_eq!(again, *r.record());
+    // The same envelope with one bit flipped elsewhere is checked for real, and refused.
+    let mut tampered = bundle.clone();
+    let last = tampered.body.len() - 1;
+    tampered.body[last] ^= 1;
+    assert!(f.verify(tampered).is_err());
+    // The same bytes offered for another log or thread, or under another service key.
+    let service = f.key.service();
+    assert!(verify(bundle.clone(), &f.thread, &other.log(), service).is_err());
+    assert!(verify(bundle.clone(), &other.thread, &f.log(), service).is_err());
+    assert!(verify(bundle.clone(), &f.thread, &f.log(), other.key.service()).is_err());
+    // Opening: the same result twice; another read key is refused.
+    let read = f.key.read().unwrap();
+    let opened = open_body(&bundle, read).unwrap();
+    assert_eq!(opened, open_body(&bundle, read).unwrap());
+    assert_eq!(opened.1, b"memo");
+    assert!(open_body(&bundle, other.key.read().unwrap()).is_err());
+    drop(scope);
+    assert!(!memo::active());
+    assert_eq!(f.verify(bundle).unwrap(), *r.record());
+}

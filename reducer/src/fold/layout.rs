@@ -81,10 +81,23 @@ pub fn check_layout<S: threads_protocol::store::Store>(
 /// sha2-256 of its id. Two threads of one store never share one: the fold records which thread
 /// owns each short name ([`TAG_THREAD_NAME`]) and refuses a record of a second one.
 pub fn thread_tag(thread: &ThreadId) -> [u8; THREAD_TAG_LEN] {
+    if let Some((id, tag)) = LAST_TAG.get()
+        && id == *thread
+    {
+        return tag;
+    }
     let d = Sha256::digest(thread.as_bytes());
     let mut t = [0u8; THREAD_TAG_LEN];
     t.copy_from_slice(&d[..THREAD_TAG_LEN]);
+    LAST_TAG.set(Some((*thread, t)));
     t
+}
+
+std::thread_local! {
+    /// The last thread [`thread_tag`] named on this thread, and its tag: every key the fold
+    /// makes starts with one, and a batch names one thread again and again.
+    static LAST_TAG: std::cell::Cell<Option<(ThreadId, [u8; THREAD_TAG_LEN])>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// Checks that the short name of `thread` belongs to it, and records it the first time.

@@ -635,8 +635,25 @@ impl<F: Fold> Convergent<F> {
             self.pending.entry(thread).or_default().extend(later);
             return Ok(self.run(txn, info, body)?.0);
         }
+        // Dependency-index entries exist only for records with a footprint (`run` writes both,
+        // `undo` removes both): with no footprint after this record, no later record can
+        // conflict with its run, and one look-up replaces a scan per token and use.
+        let footprints = prefix(TAG_FOOTPRINT, &thread);
+        let own_footprint = keyed(TAG_FOOTPRINT, &thread, &info.order);
         loop {
             let (outcome, footprint) = self.run(txn, info, body)?;
+            let mut later = false;
+            txn.scan(
+                KeyRange::after(&own_footprint),
+                Direction::Forward,
+                &mut |k, _| {
+                    later = k.starts_with(&footprints);
+                    ControlFlow::Break(())
+                },
+            )?;
+            if !later {
+                return Ok(outcome);
+            }
             let seeds = self.conflicts_after(txn, &thread, &info.order, &footprint)?;
             if seeds.is_empty() {
                 return Ok(outcome);
