@@ -76,6 +76,8 @@ pub struct WriteTxn {
     db: ThreadId,
     author: Option<PublicKey>,
     events: Vec<DbEvent>,
+    /// Operations are only checked at the commit (see [`Documents::begin_deferred`]).
+    deferred: bool,
 }
 
 impl WriteTxn {
@@ -87,6 +89,12 @@ impl WriteTxn {
     /// The buffered events.
     pub fn events(&self) -> &[DbEvent] {
         &self.events
+    }
+
+    /// Whether the rule checks of its operations wait for the commit
+    /// ([`Documents::begin_deferred`]).
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
     }
 
     /// Whether nothing was written.
@@ -270,6 +278,23 @@ impl<S: Store> Documents<S> {
             db: *db,
             author,
             events: Vec::new(),
+            deferred: false,
+        }
+    }
+
+    /// Starts a write transaction whose operations are **not** checked against the rules
+    /// (schema, validator, unique indexes, existence) one by one: malformed requests are still
+    /// refused at once, but a rule an operation breaks only shows when the commit folds the
+    /// record, which then fails as a whole. Reads that build operations (a save's patch, which
+    /// ids a delete finds) still see the committed state.
+    ///
+    /// For callers that commit at once and can redo a failed transaction with [`Self::begin`]
+    /// to learn which operation failed: the common case, where every operation is valid, then
+    /// folds each operation once (at the commit) instead of twice.
+    pub fn begin_deferred(&self, db: &ThreadId, author: Option<PublicKey>) -> WriteTxn {
+        WriteTxn {
+            deferred: true,
+            ..self.begin(db, author)
         }
     }
 
@@ -501,6 +526,65 @@ impl<S: Store> Documents<S> {
             .collect()
     }
 
+    /// Commits transactions of **one** database and author as consecutive records in one
+    /// durable store commit, all or nothing: when any record is refused (a rule, or the
+    /// transactions clash) or storing fails, nothing is stored and the error is returned.
+    /// Results are in input order (`None` for an empty transaction). Made for transactions of
+    /// [`Self::begin_deferred`]: on an error the caller redoes them with checked
+    /// transactions and [`Self::commit_batch`] to give each operation its own verdict.
+    pub fn commit_all(
+        &mut self,
+        now: Time,
+        txns: &[WriteTxn],
+        unix_nanos: u64,
+    ) -> Result<Vec<Option<VerifiedRecord>>, DocsError> {
+        let Some(head) = txns.first() else {
+            return Ok(Vec::new());
+        };
+        if txns
+            .iter()
+            .any(|t| t.db != head.db || t.author != head.author)
+        {
+            return Err(DocsError::Invalid(
+                "commit_all takes transactions of one database and author".into(),
+            ));
+        }
+        let bodies: Vec<Vec<u8>> = txns
+            .iter()
+            .filter(|t| !t.events.is_empty())
+            .map(|t| Batch::new(t.events.clone()).encode())
+            .collect();
+        let records = match bodies.len() {
+            0 => Vec::new(),
+            // The first write of an author creates its log: `create_record` does that.
+            1 => vec![self.host.create_record(
+                now,
+                &head.db,
+                head.author.as_ref(),
+                &bodies[0],
+                unix_nanos,
+            )?],
+            _ => self.host.create_records(
+                now,
+                &head.db,
+                head.author.as_ref(),
+                &bodies,
+                unix_nanos,
+            )?,
+        };
+        let mut records = records.into_iter();
+        Ok(txns
+            .iter()
+            .map(|t| {
+                if t.events.is_empty() {
+                    None
+                } else {
+                    records.next()
+                }
+            })
+            .collect())
+    }
+
     /// Checks the transaction against every rule (schemas, validators, unique indexes) without
     /// committing anything.
     pub fn verify(&mut self, txn: &WriteTxn) -> Result<(), DocsError> {
@@ -683,6 +767,9 @@ impl<S: Store> Documents<S> {
         from: usize,
         check: fn(&mut Self, &WriteTxn) -> Result<(), DocsError>,
     ) -> Result<(), DocsError> {
+        if txn.deferred {
+            return Ok(());
+        }
         let result = check(self, txn);
         if result.is_err() {
             txn.events.truncate(from);
@@ -754,6 +841,12 @@ impl<S: Store> Documents<S> {
         events: &[DbEvent],
         read: impl FnOnce(&dyn ReadTxn, &mut DocFold) -> Result<T, DocsError>,
     ) -> Result<T, DocsError> {
+        if events.is_empty() {
+            // Nothing to fold: a read transaction, not a scratch write transaction.
+            let (store, app) = self.host.store_and_app();
+            let snapshot = store.read()?;
+            return read(&snapshot, app.fold_mut());
+        }
         let author = txn.author.unwrap_or_else(|| self.host.identity().public());
         let info = RecordInfo {
             thread: txn.db,
@@ -766,13 +859,11 @@ impl<S: Store> Documents<S> {
             author,
             time: 0,
         };
-        let body = Batch::new(events.to_vec()).encode();
         let (store, app) = self.host.store_and_app();
         let fold = app.fold_mut();
+        let body = Batch::new(events.to_vec()).encode();
         let mut scratch = store.write()?;
-        if !events.is_empty()
-            && let Outcome::Rejected(reason) = fold.apply(&mut scratch, &info, &body)?
-        {
+        if let Outcome::Rejected(reason) = fold.apply(&mut scratch, &info, &body)? {
             return Err(DocsError::Rejected(reason));
         }
         read(&scratch, fold)
