@@ -200,7 +200,14 @@ pub struct Documents<S: Store> {
     host: Host<S, Convergent<DocFold>>,
     feed: ChangeFeed,
     rng: ProtocolRng,
+    /// Bodies of the records this host just wrote, until their changes are published: saves
+    /// reading each one back from the store and decrypting it again.
+    written: Vec<(threads_protocol::Cid, Vec<u8>)>,
 }
+
+/// Most bodies [`Documents`] keeps for publishing (a driver that never drains its outputs
+/// does not make it grow; a body not kept is read back from the store).
+const WRITTEN_MAX: usize = 1024;
 
 /// The JSON type name of a value, for error messages.
 fn json_type(v: &Value) -> &'static str {
@@ -232,6 +239,7 @@ impl<S: Store> Documents<S> {
             host,
             feed: ChangeFeed::new(FEED_CAPACITY),
             rng,
+            written: Vec::new(),
         })
     }
 
@@ -507,6 +515,9 @@ impl<S: Store> Documents<S> {
                 self.host
                     .create_records(now, &db, author.as_ref(), &bodies, unix_nanos)
             {
+                for (r, body) in records.iter().zip(bodies) {
+                    self.remember(r, body);
+                }
                 let mut records = records.into_iter();
                 return group
                     .iter()
@@ -572,6 +583,9 @@ impl<S: Store> Documents<S> {
                 unix_nanos,
             )?,
         };
+        for (r, body) in records.iter().zip(bodies) {
+            self.remember(r, body);
+        }
         let mut records = records.into_iter();
         Ok(txns
             .iter()
@@ -606,7 +620,10 @@ impl<S: Store> Documents<S> {
             .host
             .create_record(now, &txn.db, txn.author.as_ref(), &body, unix_nanos)
         {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) => {
+                self.remember(&r, body);
+                Ok(Some(r))
+            }
             Err(EngineError::Rejected(reason)) => Err(DocsError::Rejected(reason)),
             Err(e) => Err(e.into()),
         }
@@ -750,6 +767,14 @@ impl<S: Store> Documents<S> {
         &self.feed
     }
 
+    /// Keeps the body of a record this host just stored, for [`Self::publish`].
+    fn remember(&mut self, record: &VerifiedRecord, body: Vec<u8>) {
+        if self.written.len() >= WRITTEN_MAX {
+            self.written.clear();
+        }
+        self.written.push((record.cid(), body));
+    }
+
     fn new_id(&mut self, unix_nanos: u64) -> String {
         let ms = unix_nanos / 1_000_000;
         let random = (u128::from(self.rng.next_u64()) << 64) | u128::from(self.rng.next_u64());
@@ -876,8 +901,18 @@ impl<S: Store> Documents<S> {
         if fold::rejection(&txn, thread, &order)?.is_some() {
             return Ok(());
         }
-        let Some(body) = fold::record_body(&txn, thread, &order)? else {
-            return Ok(()); // not a record the fold saw (no read key)
+        let cid = record.cid();
+        let kept = self
+            .written
+            .iter()
+            .position(|(c, _)| *c == cid)
+            .map(|i| self.written.swap_remove(i).1);
+        let body = match kept {
+            Some(body) => body,
+            None => match fold::record_body(&txn, thread, &order)? {
+                Some(body) => body,
+                None => return Ok(()), // not a record the fold saw (no read key)
+            },
         };
         // The fold accepted the body (the record is not rejected): its event heads decode.
         let Ok(heads) = Batch::decode_heads(&body) else {
