@@ -337,6 +337,19 @@ async fn two_writers(args: &Args) {
 /// with B joined.
 async fn writes(args: &Args) {
     eprintln!("writes: latency, batches, concurrent writers");
+    // First the writers on a node alone, before the pair exists: nothing else runs.
+    let per = per_writer(args);
+    let alone = {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| fail(&format!("temporary folder: {e}")));
+        let node = start(&dir.path().join("alone"), Timers::daemon(), MAP_SIZE).await;
+        let h = node.handle();
+        let info = new_db(&h).await;
+        let r = concurrent(&h, info.id, per).await;
+        if let Err(e) = node.shutdown().await {
+            fail(&format!("shutdown: {e}"));
+        }
+        r
+    };
     let pair = Pair::start().await;
     let ha = pair.a.handle();
     let info = pair.shared_db(args.timeout).await;
@@ -393,20 +406,9 @@ async fn writes(args: &Args) {
     }));
     // The goal of issue 10: group commit acknowledges at least 10k durable writes per second
     // under 16 concurrent writers. The figure is the writing daemon's own: the same writers on
-    // a node with no peer (one engine thread writing, nothing else on the cores). The run with
-    // B joined is reported next to it with the CPU its engine thread took from the two cores.
-    let per = per_writer(args);
-    let alone = {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| fail(&format!("temporary folder: {e}")));
-        let node = start(&dir.path().join("alone"), Timers::daemon(), MAP_SIZE).await;
-        let h = node.handle();
-        let info = new_db(&h).await;
-        let r = concurrent(&h, info.id, per).await;
-        if let Err(e) = node.shutdown().await {
-            fail(&format!("shutdown: {e}"));
-        }
-        r
-    };
+    // a node with no peer (measured first, above: one engine thread writing, nothing else on
+    // the cores). The run with B joined is reported next to it with the CPU its engine thread
+    // took from the two cores.
     let acked = alone.rate();
     emit(json!({
         "test": "group_commit",
