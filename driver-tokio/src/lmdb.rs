@@ -13,6 +13,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
@@ -61,6 +62,25 @@ pub struct LmdbStore {
     env: Env<WithoutTls>,
     db: Database<'static, Bytes, Bytes>,
     gate: Arc<WriterGate>,
+    counters: Arc<Counters>,
+}
+
+/// Running totals of write transactions, shared by the clones of one [`LmdbStore`].
+#[derive(Debug, Default)]
+struct Counters {
+    write_txns: AtomicU64,
+    commits: AtomicU64,
+}
+
+/// How many write transactions an [`LmdbStore`] began and how many it committed (each commit
+/// is durable: one `fdatasync` of the data file and one synchronous write of the meta page).
+/// The difference are scratch transactions dropped without committing (no I/O).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LmdbCounters {
+    /// Write transactions begun.
+    pub write_txns: u64,
+    /// Write transactions committed.
+    pub commits: u64,
 }
 
 impl fmt::Debug for LmdbStore {
@@ -145,6 +165,7 @@ impl LmdbStore {
             env,
             db,
             gate: Arc::new(WriterGate::new()),
+            counters: Arc::default(),
         })
     }
 
@@ -178,6 +199,15 @@ impl LmdbStore {
         })
     }
 
+    /// Write transactions begun and committed through this environment's handles so far (for
+    /// benchmarks: commits, hence syncs, per write).
+    pub fn counters(&self) -> LmdbCounters {
+        LmdbCounters {
+            write_txns: self.counters.write_txns.load(Ordering::Relaxed),
+            commits: self.counters.commits.load(Ordering::Relaxed),
+        }
+    }
+
     /// Drops this handle and blocks until the environment is closed, i.e. until every clone
     /// of this handle is dropped too. Afterwards the folder can be opened again.
     pub fn close(self) {
@@ -185,6 +215,7 @@ impl LmdbStore {
             env,
             db: _,
             gate: _,
+            counters: _,
         } = self;
         env.prepare_for_closing().wait();
     }
@@ -221,6 +252,7 @@ pub struct LmdbWrite<'a> {
     // Field order matters: the LMDB transaction ends before the gate admits the next writer.
     txn: RwTxn<'a>,
     db: Database<'static, Bytes, Bytes>,
+    counters: &'a Counters,
     _ticket: WriterTicket<'a>,
 }
 
@@ -258,9 +290,11 @@ impl Store for LmdbStore {
             .env
             .write_txn()
             .map_err(|e| map_err("opening the write transaction", e))?;
+        self.counters.write_txns.fetch_add(1, Ordering::Relaxed);
         Ok(LmdbWrite {
             txn,
             db: self.db,
+            counters: &self.counters,
             _ticket: ticket,
         })
     }
@@ -361,9 +395,12 @@ impl WriteTxn for LmdbWrite<'_> {
         let LmdbWrite {
             txn,
             db: _,
+            counters,
             _ticket,
         } = self;
         txn.commit()
-            .map_err(|e| map_err("committing the write transaction", e))
+            .map_err(|e| map_err("committing the write transaction", e))?;
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }

@@ -179,6 +179,51 @@ async fn one_failed_operation_does_not_poison_the_transaction() {
     a.shutdown().await.unwrap();
 }
 
+/// Writes queued together are committed as one group (optimistically, each operation folded
+/// once); a write that breaks a rule, or clashes with another write of its group, still gets
+/// its own verdict and the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_get_their_own_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path()).await;
+    let h = a.handle();
+    let db = h.new_db(NewThread::default()).await.unwrap().id;
+    h.write(db, None, vec![WriteOp::NewCollection(people())])
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let h = h.clone();
+                let op = match i {
+                    // Breaks the schema.
+                    3 => WriteOp::Create {
+                        collection: "people".into(),
+                        instance: json!({"name": 42}),
+                    },
+                    // Valid alone; together they break the unique email index.
+                    7 | 8 => create(&format!("twin{round}")),
+                    _ => create(&format!("p{round}_{i}")),
+                };
+                tokio::spawn(async move { (i, h.write(db, None, vec![op]).await) })
+            })
+            .collect();
+        let mut twins = 0;
+        for task in tasks {
+            let (i, out) = task.await.unwrap();
+            let committed = matches!(&out, Ok(o) if o.ops[0].is_ok() && o.record.is_some());
+            match i {
+                3 => assert!(!committed, "write {i}: {out:?}"),
+                7 | 8 => twins += usize::from(committed),
+                _ => assert!(committed, "write {i}: {out:?}"),
+            }
+        }
+        assert_eq!(twins, 1, "exactly one of two clashing writes commits");
+    }
+    assert_eq!(all_people(&h, db).await.len(), 5 * 10);
+    a.shutdown().await.unwrap();
+}
+
 fn rand_key() -> threads_protocol::rng::ProtocolRng {
     threads_protocol::rng::seeded(7)
 }

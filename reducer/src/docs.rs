@@ -10,6 +10,8 @@
 //! The driver feeds the host (`host_mut().handle_message(..)`, timers) and drains outputs with
 //! [`Documents::poll_output`], which also publishes changes.
 
+mod commit;
+
 use crate::db::{self, Batch, CollectionConfig, DbError, DbEvent, DocFold, Row};
 use crate::fold::{self, Convergent, Fold, OrderKey, Outcome, RecordInfo};
 use crate::listen::{Action, Change, ChangeFeed, Filter, Lagged, ListenerId};
@@ -76,6 +78,8 @@ pub struct WriteTxn {
     db: ThreadId,
     author: Option<PublicKey>,
     events: Vec<DbEvent>,
+    /// Operations are only checked at the commit (see [`Documents::begin_deferred`]).
+    deferred: bool,
 }
 
 impl WriteTxn {
@@ -87,6 +91,12 @@ impl WriteTxn {
     /// The buffered events.
     pub fn events(&self) -> &[DbEvent] {
         &self.events
+    }
+
+    /// Whether the rule checks of its operations wait for the commit
+    /// ([`Documents::begin_deferred`]).
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
     }
 
     /// Whether nothing was written.
@@ -192,7 +202,14 @@ pub struct Documents<S: Store> {
     host: Host<S, Convergent<DocFold>>,
     feed: ChangeFeed,
     rng: ProtocolRng,
+    /// Bodies of the records this host just wrote, until their changes are published: saves
+    /// reading each one back from the store and decrypting it again.
+    written: Vec<(threads_protocol::Cid, Vec<u8>)>,
 }
+
+/// Most bodies [`Documents`] keeps for publishing (a driver that never drains its outputs
+/// does not make it grow; a body not kept is read back from the store).
+const WRITTEN_MAX: usize = 1024;
 
 /// The JSON type name of a value, for error messages.
 fn json_type(v: &Value) -> &'static str {
@@ -224,6 +241,7 @@ impl<S: Store> Documents<S> {
             host,
             feed: ChangeFeed::new(FEED_CAPACITY),
             rng,
+            written: Vec::new(),
         })
     }
 
@@ -270,6 +288,23 @@ impl<S: Store> Documents<S> {
             db: *db,
             author,
             events: Vec::new(),
+            deferred: false,
+        }
+    }
+
+    /// Starts a write transaction whose operations are **not** checked against the rules
+    /// (schema, validator, unique indexes, existence) one by one: malformed requests are still
+    /// refused at once, but a rule an operation breaks only shows when the commit folds the
+    /// record, which then fails as a whole. Reads that build operations (a save's patch, which
+    /// ids a delete finds) still see the committed state.
+    ///
+    /// For callers that commit at once and can redo a failed transaction with [`Self::begin`]
+    /// to learn which operation failed: the common case, where every operation is valid, then
+    /// folds each operation once (at the commit) instead of twice.
+    pub fn begin_deferred(&self, db: &ThreadId, author: Option<PublicKey>) -> WriteTxn {
+        WriteTxn {
+            deferred: true,
+            ..self.begin(db, author)
         }
     }
 
@@ -436,96 +471,10 @@ impl<S: Store> Documents<S> {
         self.find(&db, collection, query, reader)
     }
 
-    /// Commits several transactions with as few durable store commits as possible (group
-    /// commit): consecutive transactions of one database and author become consecutive records
-    /// of one log, stored in one store transaction. If that group fails as a whole (one of its
-    /// records breaks a rule given the others, or storing fails), its transactions are
-    /// committed one by one instead, so each gets its own verdict. Results are in input order.
-    pub fn commit_batch(
-        &mut self,
-        now: Time,
-        txns: Vec<WriteTxn>,
-        unix_nanos: u64,
-    ) -> Vec<Result<Option<VerifiedRecord>, DocsError>> {
-        let mut results = Vec::with_capacity(txns.len());
-        let mut rest = txns.into_iter().peekable();
-        while let Some(first) = rest.next() {
-            let mut group = vec![first];
-            while let Some(next) = rest.peek() {
-                let head = &group[0];
-                if next.db == head.db && next.author == head.author {
-                    group.extend(rest.next());
-                } else {
-                    break;
-                }
-            }
-            results.extend(self.commit_group(now, group, unix_nanos));
-        }
-        results
-    }
-
-    fn commit_group(
-        &mut self,
-        now: Time,
-        group: Vec<WriteTxn>,
-        unix_nanos: u64,
-    ) -> Vec<Result<Option<VerifiedRecord>, DocsError>> {
-        let writes = group.iter().filter(|t| !t.events.is_empty()).count();
-        if writes > 1 {
-            let bodies: Vec<Vec<u8>> = group
-                .iter()
-                .filter(|t| !t.events.is_empty())
-                .map(|t| Batch::new(t.events.clone()).encode())
-                .collect();
-            let (db, author) = (group[0].db, group[0].author);
-            if let Ok(records) =
-                self.host
-                    .create_records(now, &db, author.as_ref(), &bodies, unix_nanos)
-            {
-                let mut records = records.into_iter();
-                return group
-                    .iter()
-                    .map(|t| {
-                        Ok(if t.events.is_empty() {
-                            None
-                        } else {
-                            records.next()
-                        })
-                    })
-                    .collect();
-            }
-        }
-        group
-            .into_iter()
-            .map(|t| self.commit(now, t, unix_nanos))
-            .collect()
-    }
-
     /// Checks the transaction against every rule (schemas, validators, unique indexes) without
     /// committing anything.
     pub fn verify(&mut self, txn: &WriteTxn) -> Result<(), DocsError> {
         self.check_pending(txn)
-    }
-
-    /// Commits the transaction as one record. An empty transaction writes nothing.
-    pub fn commit(
-        &mut self,
-        now: Time,
-        txn: WriteTxn,
-        unix_nanos: u64,
-    ) -> Result<Option<VerifiedRecord>, DocsError> {
-        if txn.events.is_empty() {
-            return Ok(None);
-        }
-        let body = Batch::new(txn.events).encode();
-        match self
-            .host
-            .create_record(now, &txn.db, txn.author.as_ref(), &body, unix_nanos)
-        {
-            Ok(r) => Ok(Some(r)),
-            Err(EngineError::Rejected(reason)) => Err(DocsError::Rejected(reason)),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// A collection's definition.
@@ -683,6 +632,9 @@ impl<S: Store> Documents<S> {
         from: usize,
         check: fn(&mut Self, &WriteTxn) -> Result<(), DocsError>,
     ) -> Result<(), DocsError> {
+        if txn.deferred {
+            return Ok(());
+        }
         let result = check(self, txn);
         if result.is_err() {
             txn.events.truncate(from);
@@ -754,6 +706,12 @@ impl<S: Store> Documents<S> {
         events: &[DbEvent],
         read: impl FnOnce(&dyn ReadTxn, &mut DocFold) -> Result<T, DocsError>,
     ) -> Result<T, DocsError> {
+        if events.is_empty() {
+            // Nothing to fold: a read transaction, not a scratch write transaction.
+            let (store, app) = self.host.store_and_app();
+            let snapshot = store.read()?;
+            return read(&snapshot, app.fold_mut());
+        }
         let author = txn.author.unwrap_or_else(|| self.host.identity().public());
         let info = RecordInfo {
             thread: txn.db,
@@ -766,13 +724,11 @@ impl<S: Store> Documents<S> {
             author,
             time: 0,
         };
-        let body = Batch::new(events.to_vec()).encode();
         let (store, app) = self.host.store_and_app();
         let fold = app.fold_mut();
+        let body = Batch::new(events.to_vec()).encode();
         let mut scratch = store.write()?;
-        if !events.is_empty()
-            && let Outcome::Rejected(reason) = fold.apply(&mut scratch, &info, &body)?
-        {
+        if let Outcome::Rejected(reason) = fold.apply(&mut scratch, &info, &body)? {
             return Err(DocsError::Rejected(reason));
         }
         read(&scratch, fold)
@@ -785,8 +741,18 @@ impl<S: Store> Documents<S> {
         if fold::rejection(&txn, thread, &order)?.is_some() {
             return Ok(());
         }
-        let Some(body) = fold::record_body(&txn, thread, &order)? else {
-            return Ok(()); // not a record the fold saw (no read key)
+        let cid = record.cid();
+        let kept = self
+            .written
+            .iter()
+            .position(|(c, _)| *c == cid)
+            .map(|i| self.written.swap_remove(i).1);
+        let body = match kept {
+            Some(body) => body,
+            None => match fold::record_body(&txn, thread, &order)? {
+                Some(body) => body,
+                None => return Ok(()), // not a record the fold saw (no read key)
+            },
         };
         // The fold accepted the body (the record is not rejected): its event heads decode.
         let Ok(heads) = Batch::decode_heads(&body) else {

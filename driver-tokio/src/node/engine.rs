@@ -10,12 +10,12 @@ use crate::addr_book::AddressBook;
 use crate::lmdb::LmdbStore;
 use crate::metrics::Metrics;
 use crate::net::{NetInput, NetOutput};
-use crate::node::command::{ChangeItem, Command, OpOutput, WriteMode, WriteOp, WriteOutcome};
+use crate::node::command::{ChangeItem, Command};
 use crate::node::verify_stage::Verifiers;
 use crate::node::{NetRecord, NodeError, names, net_threads};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use threads_protocol::engine::{EngineError, Event, Misbehaviour, Output, Time};
+use threads_protocol::engine::{Event, Misbehaviour, Output, Time};
 use threads_protocol::store::{ReadTxn as _, Store, WriteTxn as _};
 use threads_reducer::docs::Documents;
 use threads_reducer::listen::ListenerId;
@@ -35,6 +35,8 @@ const VERIFIERS_EVERY: Duration = Duration::from_millis(200);
 
 /// How long a listener whose channel is full waits before the task looks again.
 const LISTENER_RETRY: Duration = Duration::from_millis(10);
+
+mod write;
 
 struct Listener {
     id: ListenerId,
@@ -370,114 +372,6 @@ impl EngineTask {
         net_threads::save(&mut txn, id, false)?;
         txn.commit()?;
         Ok(())
-    }
-
-    /// Runs each write transaction's operations, then commits the ones that write with as few
-    /// durable commits as possible (group commit), then answers every caller. In
-    /// [`WriteMode::Each`] a failed operation is left out and the others commit; in
-    /// [`WriteMode::All`] one failure and nothing commits; [`WriteMode::DryRun`] never commits.
-    fn write_group(&mut self, writes: Vec<Command>) {
-        let now = self.now();
-        let nanos = unix_nanos();
-        let mut txns = Vec::with_capacity(writes.len());
-        let mut pending = Vec::with_capacity(writes.len());
-        for cmd in writes {
-            let Command::Write {
-                db,
-                author,
-                ops,
-                mode,
-                reply,
-            } = cmd
-            else {
-                continue;
-            };
-            if !self.docs.host().has_thread(&db) {
-                let _ = reply.send(Err(NodeError::Engine(EngineError::ThreadNotFound)));
-                continue;
-            }
-            let mut txn = self.docs.begin(&db, author);
-            let results: Vec<_> = ops
-                .into_iter()
-                .map(|op| self.op(&mut txn, op, nanos))
-                .collect();
-            // Deletes of unknown ids delete the known ones and report the rest; not a failure.
-            let failed = results.iter().any(|r| match r {
-                Err(NodeError::Docs(e)) => !only_missing(e),
-                Err(_) => true,
-                Ok(_) => false,
-            });
-            if mode == WriteMode::DryRun || (mode == WriteMode::All && failed) {
-                let _ = reply.send(Ok(WriteOutcome {
-                    ops: results,
-                    record: None,
-                }));
-                continue;
-            }
-            txns.push(txn);
-            pending.push((results, reply));
-        }
-        let started = Instant::now();
-        let outcomes = self.docs.commit_batch(now, txns, nanos);
-        if outcomes.iter().any(|o| matches!(o, Ok(Some(_)))) {
-            self.metrics.observe_commit(started.elapsed());
-        }
-        for ((ops, reply), outcome) in pending.into_iter().zip(outcomes) {
-            let answer = outcome.map_err(NodeError::from).map(|record| WriteOutcome {
-                ops,
-                record: record.map(|r| r.cid()),
-            });
-            let _ = reply.send(answer);
-        }
-    }
-
-    /// Adds one operation to a write transaction.
-    fn op(
-        &mut self,
-        txn: &mut threads_reducer::docs::WriteTxn,
-        op: WriteOp,
-        nanos: u64,
-    ) -> Result<OpOutput, NodeError> {
-        // A failed operation must leave the transaction as it was before it.
-        let before = txn.len();
-        let docs = &mut self.docs;
-        let out = match op {
-            WriteOp::NewCollection(c) => docs.txn_new_collection(txn, c).map(|_| OpOutput::Done),
-            WriteOp::UpdateCollection(c) => {
-                docs.txn_update_collection(txn, c).map(|_| OpOutput::Done)
-            }
-            WriteOp::DeleteCollection(name) => docs
-                .txn_delete_collection(txn, &name)
-                .map(|_| OpOutput::Done),
-            WriteOp::Create {
-                collection,
-                instance,
-            } => docs
-                .txn_create(txn, &collection, instance, nanos)
-                .map(OpOutput::Created),
-            WriteOp::Save {
-                collection,
-                instance,
-            } => docs
-                .txn_save(txn, &collection, instance, nanos)
-                .map(|_| OpOutput::Done),
-            WriteOp::Delete { collection, ids } => {
-                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                docs.txn_delete(txn, &collection, &ids).and_then(|missing| {
-                    if missing.is_empty() {
-                        Ok(OpOutput::Done)
-                    } else {
-                        Err(threads_reducer::docs::DocsError::Db(
-                            threads_reducer::db::DbError::InstanceNotFound(missing.join(", ")),
-                        ))
-                    }
-                })
-            }
-        };
-        if out.as_ref().is_err_and(|e| !only_missing(e)) {
-            txn.truncate(before);
-        }
-        out.map_err(NodeError::from)
     }
 
     /// Drains every engine output: transmits go to the swarm (dropped, and counted, when its

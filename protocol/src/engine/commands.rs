@@ -1,5 +1,6 @@
 //! Commands of the application and the API: create, join, read, write, pull, replicate, delete.
 
+use super::ingest::Prepared;
 use super::message::Payload;
 use super::state::{LogState, SyncTimer, ThreadState};
 use super::{Application, EngineError, Host, PeerId, Time, as_read, layout};
@@ -316,8 +317,15 @@ impl<S: Store, A: Application> Host<S, A> {
         if self.config.bugs.drop_local_writes {
             return Ok(rec);
         }
-        self.commit_records(now, thread, &log, vec![rec.clone()], Origin::Local(new_log))
-            .map_err(|(_, e)| e)?;
+        // Handed over opened: the hook gets the body without decrypting it again.
+        self.commit_prepared(
+            now,
+            thread,
+            &log,
+            vec![Prepared::Opened(opened)],
+            Origin::Local(new_log),
+        )
+        .map_err(|(_, e)| e)?;
         Ok(rec)
     }
 
@@ -367,20 +375,21 @@ impl<S: Store, A: Application> Host<S, A> {
                 time: unix_nanos,
                 body,
             };
-            let rec = record::create(&draft, &log_key, &key, &mut self.rng)?
-                .record()
-                .clone();
-            prev = Some(rec.cid());
+            let opened = record::create(&draft, &log_key, &key, &mut self.rng)?;
+            prev = Some(opened.record().cid());
             counter = counter.next();
             clock = clock.tick();
-            records.push(rec);
+            records.push(opened);
         }
         if records.is_empty() {
-            return Ok(records);
+            return Ok(Vec::new());
         }
-        self.commit_records(now, thread, &log, records.clone(), Origin::Local(None))
+        let out = records.iter().map(|o| o.record().clone()).collect();
+        // Handed over opened: the hook gets the bodies without decrypting them again.
+        let prepared = records.into_iter().map(Prepared::Opened).collect();
+        self.commit_prepared(now, thread, &log, prepared, Origin::Local(None))
             .map_err(|(_, e)| e)?;
-        Ok(records)
+        Ok(out)
     }
 
     /// Adds a record signed elsewhere to a known log. It must be the next record of the log:

@@ -288,7 +288,7 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// [`Host::commit_records`] of records that may be opened already.
-    fn commit_prepared(
+    pub(super) fn commit_prepared(
         &mut self,
         now: Time,
         thread: &ThreadId,
