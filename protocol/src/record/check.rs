@@ -10,12 +10,11 @@ use super::{
 };
 use crate::counter::{LamportClock, LogCounter};
 use crate::id::ThreadId;
-use crate::identity::{PUBLIC_PROTOBUF_LEN, PublicKey};
+use crate::identity::PublicKey;
 use crate::key::{ReadKey, ServiceKey};
 use crate::log_id::LogId;
 use cid::Cid;
 use ed25519_dalek::Signature;
-use std::cell::RefCell;
 
 /// A record whose blocks were checked, waiting only for its signature check.
 struct Checked {
@@ -249,50 +248,14 @@ fn check_blocks(
     })
 }
 
-/// How many recently seen authors each thread keeps decoded.
-const AUTHOR_CACHE: usize = 4;
-
-/// Recently decoded authors (protobuf bytes and key), and the slot to fill next.
-type AuthorCache = (
-    [Option<([u8; PUBLIC_PROTOBUF_LEN], PublicKey)>; AUTHOR_CACHE],
-    usize,
-);
-
-std::thread_local! {
-    /// Authors recently decoded on this thread: decoding a key decompresses a curve point (a
-    /// tenth of a signature check), and a log's records nearly always share one author. Only
-    /// keys that decoded are kept, so the outcome is the same as decoding every time.
-    static AUTHORS: RefCell<AuthorCache> = const { RefCell::new(([None; AUTHOR_CACHE], 0)) };
-}
-
 /// The author's public key from its protobuf bytes: the log's own key when they are the same
-/// bytes, else a recently decoded one, else decoded now. `None` when it is not a valid key.
+/// bytes, else decoded (`PublicKey::from_raw` remembers recently decoded keys). `None` when it
+/// is not a valid key.
 fn author_key(bytes: &[u8], log: &LogId) -> Option<PublicKey> {
     if bytes == &log.as_bytes()[2..] {
         return Some(log.public_key());
     }
-    let Ok(fixed) = <&[u8; PUBLIC_PROTOBUF_LEN]>::try_from(bytes) else {
-        return PublicKey::from_protobuf(bytes).ok();
-    };
-    let cached = AUTHORS.with(|c| {
-        c.borrow()
-            .0
-            .iter()
-            .flatten()
-            .find(|(b, _)| b == fixed)
-            .map(|(_, k)| *k)
-    });
-    if cached.is_some() {
-        return cached;
-    }
-    let key = PublicKey::from_protobuf(bytes).ok()?;
-    AUTHORS.with(|c| {
-        let mut c = c.borrow_mut();
-        let slot = c.1 % AUTHOR_CACHE;
-        c.0[slot] = Some((*fixed, key));
-        c.1 = slot + 1;
-    });
-    Some(key)
+    PublicKey::from_protobuf(bytes).ok()
 }
 
 /// Whether a CID has the form of every block CID: v1, dag-cbor, sha2-256 of 32 bytes.
