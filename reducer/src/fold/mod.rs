@@ -24,11 +24,15 @@
 //! rejection is remembered under its order key. Rejections are re-decided on redo, because a
 //! late record can change what a later one sees.
 
+mod dependency;
+mod digest;
 mod layout;
 mod order;
 mod tracking;
 mod undo;
 
+pub use dependency::{Access, Dependency, Usage};
+pub use digest::{fold_digest, state_digest};
 use layout::claim_thread_tag;
 pub use layout::{
     LAYOUT_VERSION, LayoutError, TAG_LAYOUT, TAG_THREAD_NAME, THREAD_TAG_LEN, check_layout,
@@ -96,90 +100,6 @@ pub enum Outcome {
     Applied,
     /// The record has no effect, for this reason.
     Rejected(String),
-}
-
-/// One access a record's run made to the state, as [`Fold::dependencies`] sees it.
-#[derive(Clone, Copy, Debug)]
-pub enum Access<'a> {
-    /// A point read.
-    Get(&'a [u8]),
-    /// A range read (the whole range counts, even if the visitor stopped early).
-    Scan(&'a KeyRange<'a>),
-    /// A write or a delete (the previous value is read too).
-    Write(&'a [u8]),
-}
-
-/// How a run uses a dependency token. Two uses of one token by two records **conflict** unless
-/// both are [`Usage::Read`] or both are [`Usage::Mark`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Usage {
-    /// Reads what the token stands for.
-    Read = 1,
-    /// Changes part of what the token stands for without reading the rest (an index entry
-    /// under an indexed value): conflicts with readers and writers of the token, not with
-    /// other markers.
-    Mark = 2,
-    /// Reads and writes what the token stands for.
-    Write = 3,
-}
-
-impl Usage {
-    const ALL: [Usage; 3] = [Usage::Read, Usage::Mark, Usage::Write];
-
-    /// Whether two uses of one token conflict.
-    pub fn conflicts(self, other: Usage) -> bool {
-        !(self == other && self != Usage::Write)
-    }
-
-    fn from_u8(b: u8) -> Option<Usage> {
-        Usage::ALL.into_iter().find(|u| *u as u8 == b)
-    }
-
-    /// The use that covers both (a token read and marked, or written, is written).
-    fn join(self, other: Usage) -> Usage {
-        if self == other { self } else { Usage::Write }
-    }
-}
-
-/// A dependency token a run touched, and how. The empty token stands for the whole thread:
-/// every run reads it implicitly, so writing it conflicts with every record.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Dependency {
-    /// Any bytes naming a part of the state; only equality matters.
-    pub token: Vec<u8>,
-    /// How the run used it.
-    pub usage: Usage,
-}
-
-impl Dependency {
-    /// A read of `token`.
-    pub fn read(token: Vec<u8>) -> Self {
-        Dependency {
-            token,
-            usage: Usage::Read,
-        }
-    }
-
-    /// A write of `token`.
-    pub fn write(token: Vec<u8>) -> Self {
-        Dependency {
-            token,
-            usage: Usage::Write,
-        }
-    }
-
-    /// A mark of `token` (see [`Usage::Mark`]).
-    pub fn mark(token: Vec<u8>) -> Self {
-        Dependency {
-            token,
-            usage: Usage::Mark,
-        }
-    }
-
-    /// A write of the whole thread: conflicts with every record.
-    pub fn everything() -> Self {
-        Dependency::write(Vec::new())
-    }
 }
 
 /// A deterministic state machine over a thread's records.
@@ -953,44 +873,4 @@ pub fn rejection(
     Ok(txn
         .get(&keyed(TAG_REJECTED, thread, order))?
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
-}
-
-/// sha2-256 over every key and value of a thread's folded state, in key order: replicas that
-/// hold the same records have the same digest.
-pub fn state_digest(txn: &dyn ReadTxn, thread: &ThreadId) -> Result<[u8; 32], StoreError> {
-    let p = state_prefix(thread);
-    let mut h = Sha256::new();
-    txn.scan(KeyRange::prefix(&p), Direction::Forward, &mut |k, v| {
-        h.update((k.len() as u64).to_be_bytes());
-        h.update(k);
-        h.update((v.len() as u64).to_be_bytes());
-        h.update(v);
-        ControlFlow::Continue(())
-    })?;
-    Ok(h.finalize().into())
-}
-
-/// sha2-256 over every key and value the fold layer keeps for a thread (operation log, undo
-/// logs, rejections, footprints, dependency index and state), in key order: every strategy
-/// leaves the same bytes.
-pub fn fold_digest(txn: &dyn ReadTxn, thread: &ThreadId) -> Result<[u8; 32], StoreError> {
-    let mut h = Sha256::new();
-    for tag in [
-        TAG_OPS,
-        TAG_UNDO,
-        TAG_REJECTED,
-        TAG_FOOTPRINT,
-        TAG_DEPENDENTS,
-        TAG_STATE,
-    ] {
-        let p = prefix(tag, thread);
-        txn.scan(KeyRange::prefix(&p), Direction::Forward, &mut |k, v| {
-            h.update((k.len() as u64).to_be_bytes());
-            h.update(k);
-            h.update((v.len() as u64).to_be_bytes());
-            h.update(v);
-            ControlFlow::Continue(())
-        })?;
-    }
-    Ok(h.finalize().into())
 }
