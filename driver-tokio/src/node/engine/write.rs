@@ -17,6 +17,9 @@ struct Write {
     reply: Reply<WriteOutcome>,
 }
 
+/// A write waiting for the commit, with the results of its operations.
+type Pending = (Write, Vec<Result<OpOutput, NodeError>>);
+
 impl EngineTask {
     /// Runs each write transaction's operations, then commits the ones that write with as few
     /// durable commits as possible (group commit), then answers every caller. In
@@ -102,22 +105,7 @@ impl EngineTask {
     /// Writes of one database and author, each operation folded only by the commit; on a
     /// failure of the whole, [`Self::checked`] (see [`Self::write_group`]).
     fn optimistic(&mut self, now: Time, writes: Vec<Write>, nanos: u64) {
-        let mut txns = Vec::with_capacity(writes.len());
-        let mut pending = Vec::with_capacity(writes.len());
-        for w in writes {
-            let mut txn = self.docs.begin_deferred(&w.db, w.author);
-            let (results, commit) = self.run_ops(&mut txn, w.ops.clone(), w.mode, nanos);
-            if !commit {
-                // A request-level failure in all-or-nothing mode: nothing to fold.
-                let _ = w.reply.send(Ok(WriteOutcome {
-                    ops: results,
-                    record: None,
-                }));
-                continue;
-            }
-            txns.push(txn);
-            pending.push((w, results));
-        }
+        let (txns, pending) = self.build(writes, true, nanos);
         if pending.is_empty() {
             return;
         }
@@ -140,11 +128,36 @@ impl EngineTask {
     /// Writes with every operation checked on its own, then committed with
     /// `Documents::commit_batch`.
     fn checked(&mut self, now: Time, writes: Vec<Write>, nanos: u64) {
+        let (txns, pending) = self.build(writes, false, nanos);
+        let outcomes = self.docs.commit_batch(now, txns, nanos);
+        for ((Write { reply, .. }, ops), outcome) in pending.into_iter().zip(outcomes) {
+            let answer = outcome.map_err(NodeError::from).map(|record| WriteOutcome {
+                ops,
+                record: record.map(|r| r.cid()),
+            });
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Builds a write transaction per write (deferred: operations checked only at commit, and
+    /// kept for a careful retry), answering at once the ones that must not commit (dry runs,
+    /// all-or-nothing requests with a failed operation); the rest, with their per-operation
+    /// results, wait for the commit.
+    fn build(
+        &mut self,
+        writes: Vec<Write>,
+        deferred: bool,
+        nanos: u64,
+    ) -> (Vec<threads_reducer::docs::WriteTxn>, Vec<Pending>) {
         let mut txns = Vec::with_capacity(writes.len());
         let mut pending = Vec::with_capacity(writes.len());
-        for w in writes {
-            let mut txn = self.docs.begin(&w.db, w.author);
-            let (results, commit) = self.run_ops(&mut txn, w.ops, w.mode, nanos);
+        for mut w in writes {
+            let (mut txn, ops) = if deferred {
+                (self.docs.begin_deferred(&w.db, w.author), w.ops.clone())
+            } else {
+                (self.docs.begin(&w.db, w.author), std::mem::take(&mut w.ops))
+            };
+            let (results, commit) = self.run_ops(&mut txn, ops, w.mode, nanos);
             if !commit {
                 let _ = w.reply.send(Ok(WriteOutcome {
                     ops: results,
@@ -153,16 +166,9 @@ impl EngineTask {
                 continue;
             }
             txns.push(txn);
-            pending.push((results, w.reply));
+            pending.push((w, results));
         }
-        let outcomes = self.docs.commit_batch(now, txns, nanos);
-        for ((ops, reply), outcome) in pending.into_iter().zip(outcomes) {
-            let answer = outcome.map_err(NodeError::from).map(|record| WriteOutcome {
-                ops,
-                record: record.map(|r| r.cid()),
-            });
-            let _ = reply.send(answer);
-        }
+        (txns, pending)
     }
 
     /// Adds one operation to a write transaction.
