@@ -1,6 +1,6 @@
 //! The node handle's contract beyond sync: write transactions where each operation stands on
-//! its own, listeners that see local and replicated changes in order, snapshot reads, and
-//! refusals that change nothing.
+//! its own, listeners that see local and replicated changes in order, snapshot reads,
+//! refusals that change nothing, and peer addresses that are durable once acknowledged.
 
 mod common;
 
@@ -222,6 +222,31 @@ async fn concurrent_writes_get_their_own_verdicts() {
     }
     assert_eq!(all_people(&h, db).await.len(), 5 * 10);
     a.shutdown().await.unwrap();
+}
+
+/// An address the handle acknowledged is in the repository even when the node stops at once
+/// (a join is acknowledged only after its peer's address is saved; a daemon restarted right
+/// after must still dial that peer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learned_addresses_are_saved_before_the_answer() {
+    use threads_driver_tokio::addr_book::AddressBook;
+    use threads_driver_tokio::{LmdbOptions, LmdbStore};
+    use threads_protocol::identity::PrivateKey;
+    use threads_protocol::store::Store as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..8u8 {
+        let a = start(dir.path()).await;
+        let peer = PrivateKey::from_seed([round + 1; 32]).public().peer_id();
+        let addr: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", 4000 + u16::from(round))
+            .parse()
+            .unwrap();
+        a.handle().learn(peer, addr.clone()).await.unwrap();
+        a.shutdown().await.unwrap();
+        let store = LmdbStore::open(dir.path().join("db"), &LmdbOptions::default()).unwrap();
+        let book = AddressBook::load(&store.read().unwrap()).unwrap();
+        assert_eq!(book.get(&peer), vec![addr], "round {round}");
+    }
 }
 
 fn rand_key() -> threads_protocol::rng::ProtocolRng {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use threads_protocol::engine::PeerId;
 use threads_protocol::log_id::LogId;
+use threads_protocol::store::StoreError;
 use tokio::sync::{mpsc, oneshot};
 
 /// Settings of the swarm.
@@ -81,8 +82,13 @@ pub(crate) enum NetInput {
     Message { from: PeerId, bytes: Vec<u8> },
     /// The first connection to a peer came up.
     Connected(PeerId),
-    /// The address book changed for a peer: persist the new list.
-    Addrs { peer: PeerId, addrs: Vec<Multiaddr> },
+    /// The address book changed for a peer: persist the new list, then answer `saved` (when
+    /// someone waits for it to be durable).
+    Addrs {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        saved: Option<oneshot::Sender<Result<(), StoreError>>>,
+    },
     /// A sync message after the verification stage (`node::verify_stage`): checked there, or
     /// left for the engine to check.
     Checked {
@@ -101,11 +107,12 @@ pub(crate) enum NetOutput {
 
 /// Requests from node handles to the swarm task.
 pub(crate) enum NetControl {
-    /// Remember addresses of a peer (from a thread address or a replicator address).
+    /// Remember addresses of a peer (from a thread address or a replicator address); `done`
+    /// answers once the peer's row is committed to the repository.
     Learn {
         peer: Box<PeerId>,
         addrs: Vec<Multiaddr>,
-        done: oneshot::Sender<()>,
+        done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// The addresses this host can be reached at (announce, else listen addresses).
     Addresses(oneshot::Sender<Vec<Multiaddr>>),
@@ -334,8 +341,16 @@ impl NetTask {
     fn control(&mut self, ctl: NetControl) {
         match ctl {
             NetControl::Learn { peer, addrs, done } => {
-                self.learn(&peer, addrs);
-                let _ = done.send(());
+                // A caller's address must be durable before it is told so (a join acknowledged
+                // and then a restart must still reach the peer): the row is saved even when
+                // the book already held it, and it waits its turn rather than being dropped.
+                self.book.learn(&peer, addrs);
+                let input = NetInput::Addrs {
+                    peer: *peer,
+                    addrs: self.book.get(&peer),
+                    saved: Some(done),
+                };
+                self.hand_to_engine(input, None);
             }
             NetControl::Addresses(reply) => {
                 let announced: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
@@ -360,11 +375,13 @@ impl NetTask {
     /// Adds addresses to the book and has the engine task persist them when they changed.
     fn learn(&mut self, peer: &PeerId, addrs: Vec<Multiaddr>) {
         if let Some(list) = self.book.learn(peer, addrs) {
-            // Persisting is best effort: a full queue only delays it to the next change.
-            let _ = self.to_engine.try_send(NetInput::Addrs {
+            // In line with the other inputs, so rows are saved in the order the book changed.
+            let input = NetInput::Addrs {
                 peer: *peer,
                 addrs: list,
-            });
+                saved: None,
+            };
+            self.hand_to_engine(input, None);
         }
     }
 

@@ -16,7 +16,7 @@ use crate::node::{NetRecord, NodeError, names, net_threads};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use threads_protocol::engine::{Event, Misbehaviour, Output, Time};
-use threads_protocol::store::{ReadTxn as _, Store, WriteTxn as _};
+use threads_protocol::store::{ReadTxn as _, Store, StoreError, WriteTxn as _};
 use threads_reducer::docs::Documents;
 use threads_reducer::listen::ListenerId;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -187,7 +187,12 @@ impl EngineTask {
                 self.docs.host_mut().handle_inbound(now, *inbound);
             }
             NetInput::Connected(peer) => self.docs.host_mut().handle_connected(now, &peer),
-            NetInput::Addrs { peer, addrs } => self.save_addrs(&peer, &addrs),
+            NetInput::Addrs { peer, addrs, saved } => {
+                let result = self.save_addrs(&peer, &addrs);
+                if let Some(saved) = saved {
+                    let _ = saved.send(result);
+                }
+            }
         }
     }
 
@@ -220,14 +225,19 @@ impl EngineTask {
         self.verifiers_stale = false;
     }
 
-    fn save_addrs(&mut self, peer: &threads_protocol::engine::PeerId, addrs: &[libp2p::Multiaddr]) {
+    fn save_addrs(
+        &mut self,
+        peer: &threads_protocol::engine::PeerId,
+        addrs: &[libp2p::Multiaddr],
+    ) -> Result<(), StoreError> {
         let result = self.docs.host().store().write().and_then(|mut txn| {
             AddressBook::save(&mut txn, peer, addrs)?;
             txn.commit()
         });
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::warn!(%peer, error = %e, "could not save the peer's addresses");
         }
+        result
     }
 
     /// Handles `first` and, when it is a write, every write already queued behind it (up to

@@ -260,14 +260,16 @@ impl NodeHandle {
         self.records.subscribe()
     }
 
-    /// Remembers where a peer can be dialed (the part of `addr` before `/p2p`).
+    /// Remembers where a peer can be dialed (the part of `addr` before `/p2p`); returns once
+    /// the address is committed to the repository, so a restarted node dials it too.
     pub async fn learn(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NodeError> {
         self.net_ask(|done| NetControl::Learn {
             peer: Box::new(peer),
             addrs: vec![addr],
             done,
         })
-        .await
+        .await?
+        .map_err(NodeError::Store)
     }
 
     /// The addresses this node can be reached at, each ending in `/p2p/<peer id>`.
