@@ -38,18 +38,73 @@ pub fn collection() -> CollectionConfig {
 
 const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
-/// A lowercase ULID with a fixed timestamp (as `txn_create` makes them within one
-/// millisecond): random order.
-pub fn ulid(rng: &mut ProtocolRng) -> String {
+/// Instances per write transaction in the document benchmarks.
+pub const BATCH: usize = 1_000;
+
+/// Milliseconds between two transactions of [`BATCH`] creates at the insert goal's rate
+/// (100k instances/s).
+const MS_PER_BATCH: u64 = 10;
+
+/// A lowercase ULID for millisecond `ms`, its random part drawn from `rng` (as
+/// `Documents::txn_create` makes them: random order within one millisecond).
+pub fn ulid_at(ms: u64, rng: &mut ProtocolRng) -> String {
     let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-    let value = (u128::from(NANOS / 1_000_000) << 80) | (random >> 48);
+    let value = (u128::from(ms) << 80) | (random >> 48);
     (0..26)
         .map(|i| char::from(CROCKFORD[((value >> (5 * (25 - i))) & 31) as usize]))
         .collect()
 }
 
+/// A lowercase ULID at the fixed time [`NANOS`]: random order among all such ids.
+pub fn ulid(rng: &mut ProtocolRng) -> String {
+    ulid_at(NANOS / 1_000_000, rng)
+}
+
+/// How the fixture's instance ids are timed. `Documents` gives every instance a transaction
+/// creates the ULID of the transaction's millisecond, so ids are random within a transaction
+/// and grow from one transaction to the next ([`IdTiming::PerBatch`], the default: batch `k`
+/// is stamped `k × 10 ms`, the goal's rate). [`IdTiming::OneMillisecond`] stamps every id with
+/// the same millisecond, so inserts land at random places of the whole key space: the worst
+/// case, and what rounds before 2026-11-30 measured. `PEOPLE_IDS=one-ms` selects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdTiming {
+    /// Ids of batch `k` carry millisecond `k × 10` after [`NANOS`].
+    PerBatch,
+    /// Every id carries the millisecond of [`NANOS`].
+    OneMillisecond,
+}
+
+impl IdTiming {
+    /// From `PEOPLE_IDS` (`per-batch`, the default, or `one-ms`).
+    pub fn from_env() -> Self {
+        match std::env::var("PEOPLE_IDS").as_deref() {
+            Ok("one-ms") => IdTiming::OneMillisecond,
+            _ => IdTiming::PerBatch,
+        }
+    }
+
+    /// The name printed in benchmark output.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdTiming::PerBatch => "per-batch",
+            IdTiming::OneMillisecond => "one-ms",
+        }
+    }
+
+    /// The millisecond of instance `i`'s id.
+    fn ms(self, i: usize) -> u64 {
+        let base = NANOS / 1_000_000;
+        match self {
+            IdTiming::PerBatch => base + (i / BATCH) as u64 * MS_PER_BATCH,
+            IdTiming::OneMillisecond => base,
+        }
+    }
+}
+
 /// The ids and field values of `n` instances, drawn from `rng`.
 pub struct People {
+    /// How the ids are timed.
+    pub timing: IdTiming,
     /// Instance ids.
     pub ids: Vec<String>,
     /// `age` of each instance.
@@ -59,15 +114,22 @@ pub struct People {
 }
 
 impl People {
-    /// `n` instances with random ids, ages and cities.
+    /// `n` instances with ids timed as `PEOPLE_IDS` says ([`IdTiming::from_env`]), random
+    /// ages and cities.
     pub fn new(n: usize, rng: &mut ProtocolRng) -> Self {
+        Self::with_ids(n, IdTiming::from_env(), rng)
+    }
+
+    /// `n` instances with ids timed by `timing`, random ages and cities.
+    pub fn with_ids(n: usize, timing: IdTiming, rng: &mut ProtocolRng) -> Self {
         let mut d = People {
+            timing,
             ids: Vec::with_capacity(n),
             ages: Vec::with_capacity(n),
             cities: Vec::with_capacity(n),
         };
-        for _ in 0..n {
-            d.ids.push(ulid(rng));
+        for i in 0..n {
+            d.ids.push(ulid_at(timing.ms(i), rng));
             d.ages.push((rng.next_u64() % AGES) as u8);
             d.cities.push((rng.next_u64() % CITIES) as u8);
         }

@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use serde_json::json;
-use threads_benches::people::{COLLECTION, NANOS, People, collection, percentile, round};
+use threads_benches::people::{BATCH, COLLECTION, NANOS, People, collection, percentile, round};
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::engine::{Config, NewThread, Time};
 use threads_protocol::id::ThreadId;
@@ -32,7 +32,6 @@ use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
 use threads_reducer::db::{Batch, DbEvent};
 use threads_reducer::docs::Documents;
 
-const BATCH: usize = 1000;
 /// The goal of issue 10: `data.mdb` at most this many times the instances' JSON.
 const GOAL_RATIO_MAX: f64 = 4.0;
 /// The goal of issue 10: a single-document durable write transaction's median.
@@ -194,6 +193,7 @@ fn main() {
         json!({
             "bench": "disk",
             "instances": n,
+            "ids": data.timing.name(),
             "json_bytes": json_bytes,
             "data_mdb_bytes": stat.file_bytes,
             "bytes_per_instance": round(stat.file_bytes as f64 / n.max(1) as f64, 1),

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use threads_benches::people::{
-    AGES, CITIES, COLLECTION, NANOS, People, collection, percentile, round,
+    AGES, BATCH, CITIES, COLLECTION, NANOS, People, collection, percentile, round,
 };
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::engine::{Config, NewThread, Time};
@@ -53,8 +53,6 @@ use threads_reducer::docs::Documents;
 use threads_reducer::fold::{Convergent, OrderKey, Outcome, RecordInfo};
 use threads_reducer::query::{Query, plan};
 
-/// Instances per write transaction (one record each) when loading.
-const BATCH: usize = 1000;
 /// Single-save write transactions timed.
 const WRITES: usize = 2000;
 /// Most runs of one query.
@@ -212,6 +210,7 @@ fn context(kind: Kind, data: &Data) -> Value {
         "bench": "documents",
         "store": kind.name(),
         "instances": data.len(),
+        "ids": data.timing.name(),
         "instance_bytes": round(bytes as f64 / sample.max(1) as f64, 1),
     })
 }
