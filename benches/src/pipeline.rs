@@ -1,13 +1,15 @@
 //! A verification stage for [`Loopback`] networks: messages to one host are checked by a small
-//! pool of threads ([`Inbound::check`] with the host's [`RecordVerifier`]s) and handed to
-//! that host's engine in the order they were sent, already verified, while the engine stores
-//! the previous ones. This is what a driver does with its own threads (the protocol crate
-//! stays free of them); the catch-up benchmark drives its reader through it.
+//! pool of threads ([`Inbound::check_spread`] with the host's [`RecordVerifier`]s, a large
+//! page's records split across cores by the daemon's [`AcrossCores`]) and handed to that
+//! host's engine in the order they were sent, already verified, while the engine stores the
+//! previous ones. This is what a driver does with its own threads (the protocol crate stays
+//! free of them); the catch-up benchmark drives its reader through it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
+use threads_driver_tokio::node::AcrossCores;
 use threads_protocol::engine::loopback::Loopback;
 use threads_protocol::engine::{Application, Inbound, PeerId, RecordVerifier};
 use threads_protocol::id::ThreadId;
@@ -82,7 +84,8 @@ pub fn run_until_checked<S: Store, A: Application>(
                     let Ok(job) = job else { return };
                     let inbound = {
                         let map = verifiers.read().expect("verifier map");
-                        Inbound::check(job.from, job.bytes, max_len, |t| map.get(t))
+                        let spread = AcrossCores::new(workers);
+                        Inbound::check_spread(job.from, job.bytes, max_len, |t| map.get(t), &spread)
                     };
                     if results.send((job.seq, inbound)).is_err() {
                         return;

@@ -12,7 +12,8 @@ use threads_protocol::counter::{LamportClock, LogCounter};
 use threads_protocol::engine::loopback::Loopback;
 use threads_protocol::engine::message::{self, Payload};
 use threads_protocol::engine::{
-    AcceptAll, Config, Event, Inbound, Misbehaviour, NewThread, Output, RecordVerifier, Time,
+    AcceptAll, CheckRange, CheckedRecord, Config, Event, InOrder, Inbound, Misbehaviour, NewThread,
+    Output, RecordVerifier, Spread, Time,
 };
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PrivateKey;
@@ -417,7 +418,7 @@ fn a_message_about_another_thread_stays_unchecked() {
 }
 
 /// Catch-up with several pages in flight, through a verifier, also when pages come back
-/// shorter than asked (byte limit): everything arrives, nothing is reported.
+/// shorter than asked (byte limit): everything arrives once, nothing is reported.
 #[test]
 fn windowed_catch_up_through_verifiers_completes() {
     for (page_max_bytes, window) in [(4 << 20, 3), (900, 3), (4 << 20, 1)] {
@@ -451,6 +452,7 @@ fn windowed_catch_up_through_verifiers_completes() {
         // Deliver by hand: messages to host 1 go through its verifier.
         let mut rounds = 0;
         let mut most_pulls = 0;
+        let mut received = 0;
         while total(&net, 1, &info.id) < 37 && rounds < 200 {
             rounds += 1;
             net.collect();
@@ -469,6 +471,11 @@ fn windowed_catch_up_through_verifiers_completes() {
                 most_pulls = most_pulls.max(pulls + usize::from(m.from == 1));
                 let from = *net.hosts[m.from].peer_id();
                 if m.to == 1 {
+                    if let Ok((_, Payload::Page { records, .. })) =
+                        message::decode(&m.bytes, usize::MAX)
+                    {
+                        received += records.len();
+                    }
                     let v = net.hosts[1].verifier(&info.id).unwrap();
                     let inbound = v.check_message(from, m.bytes);
                     net.hosts[1].handle_inbound(net.now, inbound);
@@ -485,10 +492,17 @@ fn windowed_catch_up_through_verifiers_completes() {
             37,
             "bytes {page_max_bytes} window {window}"
         );
-        if page_max_bytes > 4096 {
-            // Full pages: the window is used (and never exceeded).
-            assert_eq!(most_pulls, window as usize, "window {window}");
-        }
+        // The window is used (and never exceeded), also once short pages taught the page size.
+        assert_eq!(
+            most_pulls, window as usize,
+            "bytes {page_max_bytes} window {window}"
+        );
+        // Pages asked ahead line up with what the peer sends: records are not fetched (and
+        // verified) twice, short pages or not.
+        assert!(
+            received <= 37 + 4,
+            "bytes {page_max_bytes} window {window}: {received} records received for 37"
+        );
         assert!(
             !net.events[1]
                 .iter()
@@ -497,6 +511,100 @@ fn windowed_catch_up_through_verifiers_completes() {
             net.events[1]
         );
         net.hosts[1].check_invariants().unwrap();
+    }
+}
+
+/// How a test spreads a page's record checks: split over threads, or handed back wrong.
+enum TestSpread {
+    /// Split in `n` chunks, each on its own thread.
+    Threads(usize),
+    /// The last record left out.
+    DropLast,
+    /// The first two records swapped.
+    Swap,
+    /// The first record twice.
+    Duplicate,
+}
+
+impl Spread for TestSpread {
+    fn spread(&self, n: usize, check: &CheckRange<'_>) -> Vec<CheckedRecord> {
+        match self {
+            TestSpread::Threads(k) => {
+                let chunk = n.div_ceil(*k).max(1);
+                std::thread::scope(|s| {
+                    let parts: Vec<_> = (0..n)
+                        .step_by(chunk)
+                        .map(|start| s.spawn(move || check(start..(start + chunk).min(n))))
+                        .collect();
+                    parts.into_iter().flat_map(|p| p.join().unwrap()).collect()
+                })
+            }
+            TestSpread::DropLast => check(0..n.saturating_sub(1)),
+            TestSpread::Swap => {
+                let mut all = check(0..n);
+                all.swap(0, 1);
+                all
+            }
+            TestSpread::Duplicate => {
+                let mut all = check(0..1);
+                all.extend(check(0..n));
+                all
+            }
+        }
+    }
+}
+
+/// A page's record checks split over threads give exactly what checking them in order gives;
+/// a spread that leaves out, reorders or repeats a record leaves the message to the engine.
+#[test]
+fn spread_checks_match_in_order_or_stay_raw() {
+    let (mut net, _) = net(2, 31);
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    for i in 0..300u32 {
+        net.hosts[0]
+            .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
+            .unwrap();
+    }
+    let a = addr(&net, 0, &info.id);
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    let log = info.logs[0].id;
+    let mut records = net.hosts[0]
+        .records(&info.id, &log, LogCounter::FIRST, 300, usize::MAX)
+        .unwrap();
+    // One record damaged, so refusals travel in their place too.
+    records[150][20] ^= 1;
+    let payload = Payload::Page {
+        thread: info.id.to_vec(),
+        log: log.as_bytes().to_vec(),
+        from: 1,
+        records: records.into_iter().map(ByteBuf::from).collect(),
+        height: 300,
+    };
+    let from = *net.hosts[0].peer_id();
+    let bytes = message::encode(info.key.service(), &from, net.hosts[1].peer_id(), &payload);
+    let v = net.hosts[1].verifier(&info.id).unwrap();
+    let check = |spread: &dyn Spread| {
+        Inbound::check_spread(from, bytes.clone(), usize::MAX, |_| Some(&v), spread)
+    };
+    let in_order = format!("{:?}", check(&InOrder));
+    assert!(matches!(check(&InOrder), Inbound::Checked(_)));
+    for k in [1, 2, 3, 7] {
+        assert_eq!(
+            format!("{:?}", check(&TestSpread::Threads(k))),
+            in_order,
+            "{k} threads"
+        );
+    }
+    for bad in [
+        TestSpread::DropLast,
+        TestSpread::Swap,
+        TestSpread::Duplicate,
+    ] {
+        assert!(matches!(check(&bad), Inbound::Raw { .. }));
     }
 }
 

@@ -363,7 +363,12 @@ fn misbehaviour_is_traced_with_its_peer_and_message() {
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .finish();
-    let r = tracing::subscriber::with_default(subscriber, || s.send_raw(b"\xff\xff\xff"));
+    let r = tracing::subscriber::with_default(subscriber, || {
+        // Another test thread may have registered the event's callsite while no subscriber
+        // wanted it; its cached "never" would hide the event from this one now and then.
+        tracing::callsite::rebuild_interest_cache();
+        s.send_raw(b"\xff\xff\xff")
+    });
     assert!(
         matches!(r.as_slice(), [Misbehaviour::InvalidMessage(_)]),
         "{r:?}"

@@ -33,6 +33,7 @@ pub use handle::NodeHandle;
 pub use net_command::LogKey;
 pub use net_engine::{CREATE_IN_USE, DELETE_IN_USE};
 pub use reader::{ReadSnapshot, Reader};
+pub use verify_stage::AcrossCores;
 
 use crate::addr_book::AddressBook;
 use crate::lmdb::{LmdbOptions, LmdbStore};

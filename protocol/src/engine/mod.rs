@@ -46,7 +46,10 @@ pub use config::Bugs;
 pub use config::Config;
 pub use error::{ApplyError, EngineError};
 pub use output::{Event, Fork, Misbehaviour, Output, Subscription};
-pub use verify::{CheckedBatch, CheckedMessage, Inbound, RecordVerifier};
+pub use verify::{
+    CheckRange, CheckedBatch, CheckedMessage, CheckedRecord, InOrder, Inbound, RecordVerifier,
+    Spread,
+};
 
 use crate::id::ThreadId;
 use crate::identity::PrivateKey;
@@ -136,6 +139,13 @@ struct PendingPull {
     /// The counter the next outstanding page starts at, when the pages asked so far line up
     /// with what was stored (a short page breaks the line; the rest are then dropped).
     next_page: Option<u64>,
+    /// Records asked per page: `Config::page_max_records`, or fewer once the peer answered a
+    /// page short while holding more (its byte limit or its own record limit), so the pages
+    /// asked ahead line up with what it sends.
+    step: u64,
+    /// Whether a page of this pull came back (so `step` fits the peer's pages): pages are
+    /// asked for ahead only then, since pages asked at a wrong step would be dropped.
+    sized: bool,
 }
 
 /// The replication engine of one host. See the [module docs](self).

@@ -391,9 +391,11 @@ impl<S: Store, A: Application> Host<S, A> {
             p.pages = p.pages.saturating_sub(1);
             p.next_page = None;
             if p.pages == 0 {
+                let step = p.sized.then_some(p.step);
                 self.pulls.remove(&key);
                 if height > mine {
-                    self.request_pull(now, id, &log, mine + 1, from);
+                    self.request_pull_sized(now, id, &log, mine + 1, from, step);
+                    self.ask_ahead(id, &log, from, height);
                 }
             }
             return;
@@ -405,25 +407,35 @@ impl<S: Store, A: Application> Host<S, A> {
         let result = self.ingest(now, from, id, &log, offered, false);
         let now_ours = ours(self);
         let progress = !result.failed && result.applied > 0;
-        let step = u64::from(self.config.page_max_records.max(1));
         let timeout = self.config.pull_timeout_ms;
+        let mut step = None;
         if let Some(p) = self.pulls.get_mut(&key)
             && p.peer == *from
-            && p.pages > 1
-            && progress
         {
-            // More pages of the window are on their way: keep the pull, and ask for one more
-            // page if the pages still line up with what is stored.
-            p.pages -= 1;
-            p.expires = now.plus(timeout);
-            let aligned = p.next_page == Some(at) && now_ours + 1 == at + step;
-            p.next_page = aligned.then_some(now_ours + 1);
-            self.ask_ahead(id, &log, from, height);
-            return;
+            let asked = p.step;
+            p.sized |= progress;
+            // A page that stored fewer records than asked while the peer holds more tells its
+            // page size: ask for a little less from now on (an eighth of headroom for records
+            // of other sizes), so the pages asked ahead line up with the ones it sends.
+            let got = now_ours.saturating_sub(mine);
+            if progress && at == mine + 1 && got < asked && height > now_ours {
+                p.step = (got - got / 8).max(1);
+            }
+            step = p.sized.then_some(p.step);
+            if p.pages > 1 && progress {
+                // More pages of the window are on their way: keep the pull, and ask for one
+                // more page if the pages still line up with what is stored.
+                p.pages -= 1;
+                p.expires = now.plus(timeout);
+                let aligned = p.next_page == Some(at) && now_ours + 1 == at + asked;
+                p.next_page = aligned.then_some(now_ours + 1);
+                self.ask_ahead(id, &log, from, height);
+                return;
+            }
         }
         self.pulls.remove(&key);
         if progress && height > now_ours {
-            self.request_pull(now, id, &log, now_ours + 1, from);
+            self.request_pull_sized(now, id, &log, now_ours + 1, from, step);
             self.ask_ahead(id, &log, from, height);
         }
     }
@@ -432,15 +444,15 @@ impl<S: Store, A: Application> Host<S, A> {
     /// `Config::pull_window` pages in flight and up to `height` (what it reported).
     fn ask_ahead(&mut self, id: &ThreadId, log: &LogId, peer: &PeerId, height: u64) {
         let window = self.config.pull_window.max(1);
-        let max = self.config.page_max_records;
-        let step = u64::from(max.max(1));
         let mut asks = Vec::new();
         let Some(p) = self.pulls.get_mut(&(*id, *log)) else {
             return;
         };
-        if p.next_page.is_none() || p.peer != *peer {
+        if p.next_page.is_none() || p.peer != *peer || !p.sized {
             return;
         }
+        let step = p.step.max(1);
+        let max = u32::try_from(step).unwrap_or(u32::MAX);
         while p.pages < window && p.ahead <= height {
             asks.push(p.ahead);
             p.ahead += step;
@@ -543,6 +555,23 @@ impl<S: Store, A: Application> Host<S, A> {
     /// Asks `peer` for records of a log from counter `at`, unless a pull of that log is
     /// already outstanding.
     fn request_pull(&mut self, now: Time, id: &ThreadId, log: &LogId, at: u64, peer: &PeerId) {
+        self.request_pull_sized(now, id, log, at, peer, None);
+    }
+
+    /// Asks `peer` for the page of `log` from `at`: `step` records long when the peer's page
+    /// size is known from an earlier page of the pull, else `Config::page_max_records`.
+    fn request_pull_sized(
+        &mut self,
+        now: Time,
+        id: &ThreadId,
+        log: &LogId,
+        at: u64,
+        peer: &PeerId,
+        step: Option<u64>,
+    ) {
+        let max = u64::from(self.config.page_max_records.max(1));
+        let sized = step.is_some();
+        let step = step.unwrap_or(max).clamp(1, max);
         let key = (*id, *log);
         if let Some(p) = self.pulls.get(&key)
             && p.expires > now
@@ -555,16 +584,18 @@ impl<S: Store, A: Application> Host<S, A> {
                 peer: *peer,
                 from: at,
                 expires: now.plus(self.config.pull_timeout_ms),
-                ahead: at.saturating_add(u64::from(self.config.page_max_records.max(1))),
+                ahead: at.saturating_add(step),
                 pages: 1,
                 next_page: Some(at),
+                step,
+                sized,
             },
         );
         let payload = Payload::Pull {
             thread: id.to_vec(),
             log: log.as_bytes().to_vec(),
             from: at,
-            max: self.config.page_max_records,
+            max: u32::try_from(step).unwrap_or(u32::MAX),
         };
         self.send(id, peer, &payload);
     }

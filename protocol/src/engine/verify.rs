@@ -84,6 +84,36 @@ impl CheckedBatch {
     }
 }
 
+/// One record of a page or push after its check, tagged with its place in the message. Only a
+/// [`RecordVerifier`] makes one; a driver that spreads a page's checks over several threads
+/// ([`Inbound::check_spread`]) hands them back in order, and the verifier makes sure it did.
+#[derive(Clone, Debug)]
+pub struct CheckedRecord {
+    index: usize,
+    checked: Checked,
+}
+
+/// Checks the records at the given places of one page or push (what [`Inbound::check_spread`]
+/// hands its `spread` function); `Sync`, so several threads may call it at once.
+pub type CheckRange<'a> = dyn Fn(std::ops::Range<usize>) -> Vec<CheckedRecord> + Sync + 'a;
+
+/// Runs a [`CheckRange`] over the places `0..n` of one page or push and returns every record in
+/// order, one by one on this thread or split across cores: the driver's choice.
+pub trait Spread {
+    /// Checks records `0..n` with `check`.
+    fn spread(&self, n: usize, check: &CheckRange<'_>) -> Vec<CheckedRecord>;
+}
+
+/// Checks every record on the calling thread, in order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InOrder;
+
+impl Spread for InOrder {
+    fn spread(&self, n: usize, check: &CheckRange<'_>) -> Vec<CheckedRecord> {
+        check(0..n)
+    }
+}
+
 /// A peer message whose frame was decoded, whose membership proof verified and whose records
 /// (for a page or a push) were verified, bound to the sender, the receiver, the thread and the
 /// keys it was checked with. Only [`RecordVerifier`] makes one.
@@ -141,6 +171,20 @@ impl Inbound {
         max_message_len: usize,
         find: impl FnOnce(&ThreadId) -> Option<&'v RecordVerifier>,
     ) -> Inbound {
+        Self::check_spread(from, bytes, max_message_len, find, &InOrder)
+    }
+
+    /// Like [`Inbound::check`], with the record checks of a page or push run by `spread` (for
+    /// instance split across cores, so one large page does not wait on one core). When
+    /// `spread` does not return every record exactly once and in order, the message stays
+    /// [`Inbound::Raw`] and the engine checks it itself.
+    pub fn check_spread<'v>(
+        from: PeerId,
+        bytes: Vec<u8>,
+        max_message_len: usize,
+        find: impl FnOnce(&ThreadId) -> Option<&'v RecordVerifier>,
+        spread: &dyn Spread,
+    ) -> Inbound {
         let raw = |bytes| Inbound::Raw { from, bytes };
         let Ok((frame, payload)) = message::decode(&bytes, max_message_len) else {
             return raw(bytes);
@@ -149,7 +193,7 @@ impl Inbound {
             return raw(bytes);
         };
         match find(&thread) {
-            Some(v) => v.check_decoded(from, bytes, frame, payload),
+            Some(v) => v.check_decoded(from, bytes, frame, payload, spread),
             None => raw(bytes),
         }
     }
@@ -180,6 +224,7 @@ impl RecordVerifier {
         bytes: Vec<u8>,
         frame: Frame,
         payload: Payload,
+        spread: &dyn Spread,
     ) -> Inbound {
         let raw = |bytes| Inbound::Raw { from, bytes };
         if bytes.len() > self.max_message_len
@@ -206,7 +251,9 @@ impl RecordVerifier {
                 let Ok(id) = LogId::from_bytes(&log) else {
                     return raw(bytes);
                 };
-                let batch = self.check_batch(id, &records);
+                let Some(batch) = self.check_batch(id, &records, spread) else {
+                    return raw(bytes);
+                };
                 let payload = Payload::Page {
                     thread,
                     log,
@@ -224,7 +271,9 @@ impl RecordVerifier {
                 let Ok(id) = LogId::from_bytes(&log) else {
                     return raw(bytes);
                 };
-                let batch = self.check_batch(id, &records);
+                let Some(batch) = self.check_batch(id, &records, spread) else {
+                    return raw(bytes);
+                };
                 let payload = Payload::Push {
                     thread,
                     log,
@@ -244,19 +293,42 @@ impl RecordVerifier {
         }))
     }
 
-    /// Verifies every record of a page or push for `log`.
-    fn check_batch(&self, log: LogId, records: &[serde_bytes::ByteBuf]) -> CheckedBatch {
-        let records = records
-            .iter()
-            .map(|bytes| match self.check_record(&log, bytes) {
-                Ok(rec) => Checked::Verified(Box::new(self.open(rec))),
-                Err(refused) => {
-                    let (cid, error) = *refused;
-                    Checked::Refused { cid, error }
-                }
-            })
-            .collect();
-        CheckedBatch { log, records }
+    /// Verifies every record of a page or push for `log`, the checks run by `spread`; `None`
+    /// when `spread` did not hand back each record once, in order.
+    fn check_batch(
+        &self,
+        log: LogId,
+        records: &[serde_bytes::ByteBuf],
+        spread: &dyn Spread,
+    ) -> Option<CheckedBatch> {
+        let check = |range: std::ops::Range<usize>| -> Vec<CheckedRecord> {
+            let end = range.end.min(records.len());
+            let start = range.start.min(end);
+            (start..end)
+                .map(|index| CheckedRecord {
+                    index,
+                    checked: self.check_one(&log, &records[index]),
+                })
+                .collect()
+        };
+        let checked = spread.spread(records.len(), &check);
+        let in_order =
+            checked.len() == records.len() && checked.iter().enumerate().all(|(i, r)| r.index == i);
+        in_order.then(|| CheckedBatch {
+            log,
+            records: checked.into_iter().map(|r| r.checked).collect(),
+        })
+    }
+
+    /// Verifies (and, with the read key, opens) one record offered for `log`.
+    fn check_one(&self, log: &LogId, bytes: &[u8]) -> Checked {
+        match self.check_record(log, bytes) {
+            Ok(rec) => Checked::Verified(Box::new(self.open(rec))),
+            Err(refused) => {
+                let (cid, error) = *refused;
+                Checked::Refused { cid, error }
+            }
+        }
     }
 
     /// Opens a verified record with the read key, when the verifier holds it.
