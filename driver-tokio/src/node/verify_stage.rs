@@ -32,8 +32,8 @@ const MIN_RECORDS_PER_THREAD: usize = 128;
 
 /// Splits the record checks of one page or push across up to `threads` scoped threads (the
 /// caller's among them), so a large page (threadsd pulls up to 10,000 records a page) is
-/// verified on every core instead of one. Pages under twice
-/// [`MIN_RECORDS_PER_THREAD`] records stay on the calling thread.
+/// verified on every core instead of one. Each thread gets at least 128 records, so pages of
+/// fewer than 256 stay on the calling thread.
 #[derive(Clone, Copy, Debug)]
 pub struct AcrossCores {
     threads: usize,
@@ -195,18 +195,24 @@ mod tests {
         .unwrap()
     }
 
-    /// Messages leave the stage checked (or raw when they cannot be), each in its place among
-    /// the other inputs, whatever order the checks finish in.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn inputs_leave_checked_and_in_order() {
-        let mut writer = open(1);
+    /// A writer host (seed `seed`) with one thread of `records` records, and a reader host
+    /// (seed `seed + 1`) that joined it.
+    fn writer_and_reader(
+        seed: u64,
+        records: u32,
+    ) -> (
+        Host<MemoryStore, AcceptAll>,
+        Host<MemoryStore, AcceptAll>,
+        threads_protocol::engine::ThreadInfo,
+    ) {
+        let mut writer = open(seed);
         let info = writer.create_thread(Time(0), NewThread::default()).unwrap();
-        for i in 0..40u32 {
+        for i in 0..records {
             writer
                 .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
                 .unwrap();
         }
-        let mut reader = open(2);
+        let mut reader = open(seed + 1);
         let addr = format!(
             "/ip4/127.0.0.1/tcp/4006/p2p/{}/thread/{}",
             writer.peer_id(),
@@ -217,6 +223,14 @@ mod tests {
         reader
             .join_thread(Time(0), &addr, info.key.clone())
             .unwrap();
+        (writer, reader, info)
+    }
+
+    /// Messages leave the stage checked (or raw when they cannot be), each in its place among
+    /// the other inputs, whatever order the checks finish in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inputs_leave_checked_and_in_order() {
+        let (writer, mut reader, info) = writer_and_reader(1, 40);
         let verifiers = Verifiers::default();
         verifiers
             .write()
@@ -289,24 +303,7 @@ mod tests {
     #[test]
     fn across_cores_checks_as_in_order() {
         use threads_protocol::engine::InOrder;
-        let mut writer = open(3);
-        let info = writer.create_thread(Time(0), NewThread::default()).unwrap();
-        for i in 0..700u32 {
-            writer
-                .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
-                .unwrap();
-        }
-        let mut reader = open(4);
-        let addr = format!(
-            "/ip4/127.0.0.1/tcp/4006/p2p/{}/thread/{}",
-            writer.peer_id(),
-            info.id
-        )
-        .parse()
-        .unwrap();
-        reader
-            .join_thread(Time(0), &addr, info.key.clone())
-            .unwrap();
+        let (writer, reader, info) = writer_and_reader(3, 700);
         let verifier = reader.verifier(&info.id).unwrap();
         let log = info.logs[0].id;
         let from = *writer.peer_id();
