@@ -26,14 +26,15 @@ enum Pending {
     Checking(JoinHandle<NetInput>),
 }
 
-/// Fewest records each thread gets when a page's checks are split (a record check costs
-/// ~35 µs here, a thread start a few tens of µs).
-const MIN_RECORDS_PER_THREAD: usize = 128;
+/// Fewest records each thread gets when a page's checks are split. A record check costs ~35 µs
+/// here and a thread start a few tens of µs; smaller pages are better served by the stage
+/// checking several messages at once than by more threads than cores.
+const MIN_RECORDS_PER_THREAD: usize = 512;
 
 /// Splits the record checks of one page or push across up to `threads` scoped threads (the
 /// caller's among them), so a large page (threadsd pulls up to 10,000 records a page) is
-/// verified on every core instead of one. Each thread gets at least 128 records, so pages of
-/// fewer than 256 stay on the calling thread.
+/// verified on every core instead of one. Each thread gets at least 512 records, so pages of
+/// fewer than 1,024 stay on the calling thread.
 #[derive(Clone, Copy, Debug)]
 pub struct AcrossCores {
     threads: usize,
@@ -303,11 +304,11 @@ mod tests {
     #[test]
     fn across_cores_checks_as_in_order() {
         use threads_protocol::engine::InOrder;
-        let (writer, reader, info) = writer_and_reader(3, 700);
+        let (writer, reader, info) = writer_and_reader(3, 2_500);
         let verifier = reader.verifier(&info.id).unwrap();
         let log = info.logs[0].id;
         let from = *writer.peer_id();
-        for n in [1usize, 255, 256, 700] {
+        for n in [1usize, 1_023, 1_024, 2_500] {
             let records = writer
                 .records(&info.id, &log, LogCounter::FIRST, n, usize::MAX)
                 .unwrap();
