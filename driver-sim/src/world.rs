@@ -24,6 +24,9 @@ use threads_reducer::fold::{Convergent, OrderKey};
 pub const FAULT_PHASE_MS: u64 = 20_000;
 /// Mixed into the seed for the offline writer's random stream.
 const OFFLINE_STREAM: u64 = 0x0ff1_13e0_0000_0001;
+/// Mixed into the seed for the pull window of a swarm configuration: a stream of its own, so
+/// the seeds of `regressions.txt` keep drawing the worlds they were recorded with.
+const WINDOW_STREAM: u64 = 0x3a1d_0000_0000_0002;
 /// After the last fault heals, honest hosts must converge within this much simulated time.
 pub const LIVENESS_BOUND_MS: u64 = 60_000;
 /// How often convergence is checked during the liveness phase.
@@ -286,9 +289,13 @@ impl World {
         let n = profile.hosts.unwrap_or(opts.hosts).clamp(fewest, 9);
         let roles = crate::assign_roles(n, &profile);
         let writers = roles.iter().filter(|r| **r == Role::Writer).count();
-        let config = profile
-            .swarm_config
-            .then(|| swarm_config(&mut rng, writers, roles.contains(&Role::Adversary)));
+        let config = profile.swarm_config.then(|| {
+            let mut c = swarm_config(&mut rng, writers, roles.contains(&Role::Adversary));
+            // Several pages in flight while catching up (daemons run 4), drawn apart.
+            let mut window = seeded(seed ^ WINDOW_STREAM);
+            c.pull_window = [1, 2, 4][(window.next_u64() % 3) as usize];
+            c
+        });
         let mut hosts = Vec::with_capacity(n);
         let mut index = BTreeMap::new();
         for (i, role) in roles.iter().enumerate() {

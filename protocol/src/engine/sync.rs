@@ -400,12 +400,25 @@ impl<S: Store, A: Application> Host<S, A> {
             }
             return;
         }
+        let asked = (key.0, key.1, *from);
+        if at > mine + 1 && self.asked_below.get(&asked).is_some_and(|b| at < *b) {
+            // Asked for once (by a pull that ended since, or a copy that came late): the
+            // records cannot be stored yet and will be asked for again.
+            return;
+        }
         if at == 0 || at > mine + 1 {
             self.pulls.remove(&key);
             return self.misbehaved(from, Misbehaviour::UnexpectedPage(*id));
         }
         let result = self.ingest(now, from, id, &log, offered, false);
         let now_ours = ours(self);
+        if self
+            .asked_below
+            .get(&asked)
+            .is_some_and(|b| now_ours + 1 >= *b)
+        {
+            self.asked_below.remove(&asked);
+        }
         let progress = !result.failed && result.applied > 0;
         let timeout = self.config.pull_timeout_ms;
         let mut step = None;
@@ -460,6 +473,7 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let peer = p.peer;
         for at in asks {
+            self.note_asked(id, log, &peer, at.saturating_add(step));
             let payload = Payload::Pull {
                 thread: id.to_vec(),
                 log: log.as_bytes().to_vec(),
@@ -468,6 +482,12 @@ impl<S: Store, A: Application> Host<S, A> {
             };
             self.send(id, &peer, &payload);
         }
+    }
+
+    /// Remembers that pages of `log` starting below `below` were asked of `peer`.
+    fn note_asked(&mut self, id: &ThreadId, log: &LogId, peer: &PeerId, below: u64) {
+        let b = self.asked_below.entry((*id, *log, *peer)).or_insert(0);
+        *b = (*b).max(below);
     }
 
     fn on_push(
@@ -591,6 +611,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 sized,
             },
         );
+        self.note_asked(id, log, peer, at.saturating_add(step));
         let payload = Payload::Pull {
             thread: id.to_vec(),
             log: log.as_bytes().to_vec(),
