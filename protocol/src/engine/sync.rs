@@ -425,13 +425,13 @@ impl<S: Store, A: Application> Host<S, A> {
         if let Some(p) = self.pulls.get_mut(&key)
             && p.peer == *from
         {
-            let asked = p.step;
+            let asked_step = p.step;
             p.sized |= progress;
             // A page that stored fewer records than asked while the peer holds more tells its
             // page size: ask for a little less from now on (an eighth of headroom for records
             // of other sizes), so the pages asked ahead line up with the ones it sends.
             let got = now_ours.saturating_sub(mine);
-            if progress && at == mine + 1 && got < asked && height > now_ours {
+            if progress && at == mine + 1 && got < asked_step && height > now_ours {
                 p.step = (got - got / 8).max(1);
             }
             step = p.sized.then_some(p.step);
@@ -440,7 +440,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 // more page if the pages still line up with what is stored.
                 p.pages -= 1;
                 p.expires = now.plus(timeout);
-                let aligned = p.next_page == Some(at) && now_ours + 1 == at + asked;
+                let aligned = p.next_page == Some(at) && now_ours + 1 == at + asked_step;
                 p.next_page = aligned.then_some(now_ours + 1);
                 self.ask_ahead(id, &log, from, height);
                 return;
