@@ -514,6 +514,87 @@ fn windowed_catch_up_through_verifiers_completes() {
     }
 }
 
+/// Pages asked for ahead that arrive after their pull expired, past the stored height and out
+/// of order, are dropped without blaming the peer that was asked for them; catch-up completes.
+#[test]
+fn pages_of_an_ended_pull_are_not_blamed() {
+    let cfg = Config {
+        page_max_records: 4,
+        pull_window: 3,
+        pull_timeout_ms: 100,
+        ..config()
+    };
+    let stores: Vec<MemoryStore> = (0..2).map(|_| MemoryStore::new()).collect();
+    let hosts = stores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| host(s.clone(), AcceptAll, 700 + i as u64, cfg.clone()))
+        .collect();
+    let mut net = Loopback::new(hosts, Time(0));
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    for i in 0..37u32 {
+        net.hosts[0]
+            .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
+            .unwrap();
+    }
+    net.collect();
+    net.in_flight.clear();
+    let a = addr(&net, 0, &info.id);
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    // Deliver everything but the pages asked for ahead, which are held back.
+    let page_at = |bytes: &[u8]| match message::decode(bytes, usize::MAX) {
+        Ok((_, Payload::Page { from, .. })) => Some(from),
+        _ => None,
+    };
+    let mut held = Vec::new();
+    for _ in 0..1_000 {
+        net.collect();
+        let Some(m) = net.in_flight.pop_front() else {
+            break;
+        };
+        if m.to == 1 && page_at(&m.bytes).is_some_and(|at| at > 1) {
+            held.push(m);
+            continue;
+        }
+        let from = *net.hosts[m.from].peer_id();
+        net.hosts[m.to].handle_message(net.now, &from, &m.bytes);
+    }
+    let starts: Vec<u64> = held.iter().filter_map(|m| page_at(&m.bytes)).collect();
+    assert_eq!(
+        starts,
+        vec![5, 9, 13],
+        "the window of pages asked after the first"
+    );
+    assert_eq!(total(&net, 1, &info.id), 4);
+    // The pull expires; then the pages come, the farthest first.
+    net.hosts[1].handle_timeout(Time(1_000));
+    net.now = Time(1_000);
+    net.collect();
+    net.in_flight.clear();
+    let from = *net.hosts[0].peer_id();
+    for m in held.iter().rev() {
+        net.hosts[1].handle_message(net.now, &from, &m.bytes);
+    }
+    net.collect();
+    let blamed = |net: &Loopback<MemoryStore, AcceptAll>| -> Vec<String> {
+        net.events[1]
+            .iter()
+            .filter_map(|e| match e {
+                Event::PeerMisbehaved { reason, .. } => Some(reason.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(blamed(&net), Vec::<String>::new());
+    assert!(total(&net, 1, &info.id) >= 8, "the page in line was stored");
+    assert!(net.run_until(60_000, |n| total(n, 1, &info.id) == 37));
+    assert_eq!(blamed(&net), Vec::<String>::new());
+}
+
 /// How a test spreads a page's record checks: split over threads, or handed back wrong.
 enum TestSpread {
     /// Split in `n` chunks, each on its own thread.
