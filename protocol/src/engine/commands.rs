@@ -580,7 +580,6 @@ impl<S: Store, A: Application> Host<S, A> {
         self.schedule.remove(&(Time(deadline), *id));
         self.threads.remove(id);
         self.pulls.retain(|(t, _), _| t != id);
-        self.asked_below.retain(|(t, _, _), _| t != id);
         self.due.retain(|t| t != id);
         self.due_set.remove(id);
         Ok(())

@@ -159,11 +159,6 @@ pub struct Host<S: Store, A: Application> {
     threads: BTreeMap<ThreadId, ThreadState>,
     schedule: BTreeSet<(Time, ThreadId)>,
     pulls: BTreeMap<(ThreadId, LogId), PendingPull>,
-    /// For each log and peer pages were asked of: the counter below which every page asked
-    /// started. A page past the stored height that starts below it was asked for (by a pull
-    /// that has ended since, or arriving late, twice or out of order) and is dropped without
-    /// blaming the peer. Forgotten once the stored height reaches it.
-    asked_below: BTreeMap<(ThreadId, LogId, PeerId), u64>,
     outputs: VecDeque<Output>,
     /// Threads whose row (peers, invitations) changed in memory and is not stored yet. The
     /// change is stored with the records of the same input, or by [`Host::flush_rows`] at its
@@ -219,7 +214,6 @@ impl<S: Store, A: Application> Host<S, A> {
             threads: BTreeMap::new(),
             schedule: BTreeSet::new(),
             pulls: BTreeMap::new(),
-            asked_below: BTreeMap::new(),
             outputs: VecDeque::new(),
             dirty: BTreeSet::new(),
             due: VecDeque::new(),

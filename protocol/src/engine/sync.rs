@@ -400,10 +400,13 @@ impl<S: Store, A: Application> Host<S, A> {
             }
             return;
         }
-        let asked = (key.0, key.1, *from);
-        if at > mine + 1 && self.asked_below.get(&asked).is_some_and(|b| at < *b) {
-            // Asked for once (by a pull that ended since, or a copy that came late): the
-            // records cannot be stored yet and will be asked for again.
+        // Past the stored height but within the reach of the pages this host asks for ahead:
+        // an answer to a pull that ended since (a page before it failed, the pull expired,
+        // another peer moved the log on, the host restarted) or a late copy. The records
+        // cannot be stored yet and will be asked for again; the peer is not to blame.
+        let reach = u64::from(self.config.pull_window.max(1) - 1)
+            .saturating_mul(u64::from(self.config.page_max_records.max(1)));
+        if at > mine + 1 && at - (mine + 1) <= reach {
             return;
         }
         if at == 0 || at > mine + 1 {
@@ -412,13 +415,6 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let result = self.ingest(now, from, id, &log, offered, false);
         let now_ours = ours(self);
-        if self
-            .asked_below
-            .get(&asked)
-            .is_some_and(|b| now_ours + 1 >= *b)
-        {
-            self.asked_below.remove(&asked);
-        }
         let progress = !result.failed && result.applied > 0;
         let timeout = self.config.pull_timeout_ms;
         let mut step = None;
@@ -473,7 +469,6 @@ impl<S: Store, A: Application> Host<S, A> {
         }
         let peer = p.peer;
         for at in asks {
-            self.note_asked(id, log, &peer, at.saturating_add(step));
             let payload = Payload::Pull {
                 thread: id.to_vec(),
                 log: log.as_bytes().to_vec(),
@@ -482,12 +477,6 @@ impl<S: Store, A: Application> Host<S, A> {
             };
             self.send(id, &peer, &payload);
         }
-    }
-
-    /// Remembers that pages of `log` starting below `below` were asked of `peer`.
-    fn note_asked(&mut self, id: &ThreadId, log: &LogId, peer: &PeerId, below: u64) {
-        let b = self.asked_below.entry((*id, *log, *peer)).or_insert(0);
-        *b = (*b).max(below);
     }
 
     fn on_push(
@@ -611,7 +600,6 @@ impl<S: Store, A: Application> Host<S, A> {
                 sized,
             },
         );
-        self.note_asked(id, log, peer, at.saturating_add(step));
         let payload = Payload::Pull {
             thread: id.to_vec(),
             log: log.as_bytes().to_vec(),
