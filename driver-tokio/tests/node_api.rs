@@ -91,10 +91,7 @@ async fn refused_requests_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let a = start(dir.path()).await;
     let h = a.handle();
-    let db = h.new_db(NewThread::default()).await.unwrap().id;
-    h.write(db, None, vec![WriteOp::NewCollection(people())])
-        .await
-        .unwrap();
+    let db = people_db(&h).await;
     let digest = h.reader().state_digest(db).await.unwrap();
 
     // Unknown database, unknown collection, schema violation: errors, and nothing written.
@@ -152,10 +149,7 @@ async fn one_failed_operation_does_not_poison_the_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let a = start(dir.path()).await;
     let h = a.handle();
-    let db = h.new_db(NewThread::default()).await.unwrap().id;
-    h.write(db, None, vec![WriteOp::NewCollection(people())])
-        .await
-        .unwrap();
+    let db = people_db(&h).await;
     let out = h
         .write(
             db,
@@ -187,10 +181,7 @@ async fn concurrent_writes_get_their_own_verdicts() {
     let dir = tempfile::tempdir().unwrap();
     let a = start(dir.path()).await;
     let h = a.handle();
-    let db = h.new_db(NewThread::default()).await.unwrap().id;
-    h.write(db, None, vec![WriteOp::NewCollection(people())])
-        .await
-        .unwrap();
+    let db = people_db(&h).await;
     for round in 0..5 {
         let tasks: Vec<_> = (0..12)
             .map(|i| {

@@ -417,6 +417,36 @@ fn a_message_about_another_thread_stays_unchecked() {
     ));
 }
 
+/// Two hosts with `cfg` (seeds `seed`, `seed + 1`): host 0 holds a thread of 37 records and
+/// host 1 has just joined it through host 0 (its first messages not yet collected).
+fn joined_catching_up(
+    cfg: &Config,
+    seed: u64,
+) -> (
+    Loopback<MemoryStore, AcceptAll>,
+    threads_protocol::engine::ThreadInfo,
+) {
+    let hosts = (0..2)
+        .map(|i| host(MemoryStore::new(), AcceptAll, seed + i, cfg.clone()))
+        .collect();
+    let mut net = Loopback::new(hosts, Time(0));
+    let info = net.hosts[0]
+        .create_thread(Time(0), NewThread::default())
+        .unwrap();
+    for i in 0..37u32 {
+        net.hosts[0]
+            .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
+            .unwrap();
+    }
+    net.collect();
+    net.in_flight.clear();
+    let a = addr(&net, 0, &info.id);
+    net.hosts[1]
+        .join_thread(Time(0), &a, info.key.clone())
+        .unwrap();
+    (net, info)
+}
+
 /// Catch-up with several pages in flight, through a verifier, also when pages come back
 /// shorter than asked (byte limit): everything arrives once, nothing is reported.
 #[test]
@@ -428,27 +458,7 @@ fn windowed_catch_up_through_verifiers_completes() {
             pull_window: window,
             ..config()
         };
-        let stores: Vec<MemoryStore> = (0..2).map(|_| MemoryStore::new()).collect();
-        let hosts = stores
-            .iter()
-            .enumerate()
-            .map(|(i, s)| host(s.clone(), AcceptAll, 500 + i as u64, cfg.clone()))
-            .collect();
-        let mut net = Loopback::new(hosts, Time(0));
-        let info = net.hosts[0]
-            .create_thread(Time(0), NewThread::default())
-            .unwrap();
-        for i in 0..37u32 {
-            net.hosts[0]
-                .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
-                .unwrap();
-        }
-        net.collect();
-        net.in_flight.clear();
-        let a = addr(&net, 0, &info.id);
-        net.hosts[1]
-            .join_thread(Time(0), &a, info.key.clone())
-            .unwrap();
+        let (mut net, info) = joined_catching_up(&cfg, 500);
         // Deliver by hand: messages to host 1 go through its verifier.
         let mut rounds = 0;
         let mut most_pulls = 0;
@@ -524,27 +534,7 @@ fn pages_of_an_ended_pull_are_not_blamed() {
         pull_timeout_ms: 100,
         ..config()
     };
-    let stores: Vec<MemoryStore> = (0..2).map(|_| MemoryStore::new()).collect();
-    let hosts = stores
-        .iter()
-        .enumerate()
-        .map(|(i, s)| host(s.clone(), AcceptAll, 700 + i as u64, cfg.clone()))
-        .collect();
-    let mut net = Loopback::new(hosts, Time(0));
-    let info = net.hosts[0]
-        .create_thread(Time(0), NewThread::default())
-        .unwrap();
-    for i in 0..37u32 {
-        net.hosts[0]
-            .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
-            .unwrap();
-    }
-    net.collect();
-    net.in_flight.clear();
-    let a = addr(&net, 0, &info.id);
-    net.hosts[1]
-        .join_thread(Time(0), &a, info.key.clone())
-        .unwrap();
+    let (mut net, info) = joined_catching_up(&cfg, 700);
     // Deliver everything but the pages asked for ahead, which are held back.
     let page_at = |bytes: &[u8]| match message::decode(bytes, usize::MAX) {
         Ok((_, Payload::Page { from, .. })) => Some(from),

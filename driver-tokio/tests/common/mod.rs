@@ -58,6 +58,19 @@ pub fn create(name: &str) -> WriteOp {
     }
 }
 
+/// A new database holding the [`people`] collection.
+pub async fn people_db(h: &NodeHandle) -> ThreadId {
+    let db = h
+        .new_db(threads_protocol::engine::NewThread::default())
+        .await
+        .expect("new database")
+        .id;
+    h.write(db, None, vec![WriteOp::NewCollection(people())])
+        .await
+        .expect("people collection");
+    db
+}
+
 /// Writes one instance and returns its id.
 pub async fn write_one(h: &NodeHandle, db: ThreadId, name: &str) -> String {
     let out = h.write(db, None, vec![create(name)]).await.expect("write");
