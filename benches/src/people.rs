@@ -45,11 +45,21 @@ pub const BATCH: usize = 1_000;
 /// (100k instances/s).
 const MS_PER_BATCH: u64 = 10;
 
-/// A lowercase ULID for millisecond `ms`, its random part drawn from `rng` (as
-/// `Documents::txn_create` makes them: random order within one millisecond).
+/// A lowercase ULID for millisecond `ms`, its random part drawn from `rng` alone.
 pub fn ulid_at(ms: u64, rng: &mut ProtocolRng) -> String {
+    encode_ulid(ms, random_part(rng))
+}
+
+/// 80 random bits, kept below 2^79 so that counting up within a batch cannot carry into the
+/// time.
+fn random_part(rng: &mut ProtocolRng) -> u128 {
     let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-    let value = (u128::from(ms) << 80) | (random >> 48);
+    random >> 49
+}
+
+/// The lowercase ULID of millisecond `ms` and 80-bit `random`.
+fn encode_ulid(ms: u64, random: u128) -> String {
+    let value = (u128::from(ms) << 80) | random;
     (0..26)
         .map(|i| char::from(CROCKFORD[((value >> (5 * (25 - i))) & 31) as usize]))
         .collect()
@@ -60,17 +70,19 @@ pub fn ulid(rng: &mut ProtocolRng) -> String {
     ulid_at(NANOS / 1_000_000, rng)
 }
 
-/// How the fixture's instance ids are timed. `Documents` gives every instance a transaction
-/// creates the ULID of the transaction's millisecond, so ids are random within a transaction
-/// and grow from one transaction to the next ([`IdTiming::PerBatch`], the default: batch `k`
-/// is stamped `k × 10 ms`, the goal's rate). [`IdTiming::OneMillisecond`] stamps every id with
-/// the same millisecond, so inserts land at random places of the whole key space: the worst
-/// case, and what rounds before 2026-11-30 measured. `PEOPLE_IDS=one-ms` selects it.
+/// How the fixture's instance ids are made. `Documents` gives every instance a transaction
+/// creates a ULID of the transaction's millisecond, each id above the one before (ULID's
+/// monotonic mode: the random part grows by a random step), so ids grow within a transaction and
+/// from one transaction to the next ([`IdTiming::PerBatch`], the default: batch `k` is stamped
+/// `k × 10 ms`, the goal's rate, and counts up within the batch). [`IdTiming::OneMillisecond`]
+/// draws every id at random within one millisecond, as ids a client chooses itself (UUIDs, say)
+/// may be: inserts then land at random places of the whole key space, the worst case, and what
+/// rounds before 2026-11-30 measured. `PEOPLE_IDS=one-ms` selects it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdTiming {
-    /// Ids of batch `k` carry millisecond `k × 10` after [`NANOS`].
+    /// Ids of batch `k` carry millisecond `k × 10` after [`NANOS`] and grow within the batch.
     PerBatch,
-    /// Every id carries the millisecond of [`NANOS`].
+    /// Every id carries the millisecond of [`NANOS`] and a random part drawn alone.
     OneMillisecond,
 }
 
@@ -128,8 +140,16 @@ impl People {
             ages: Vec::with_capacity(n),
             cities: Vec::with_capacity(n),
         };
+        let mut last: Option<(u64, u128)> = None;
         for i in 0..n {
-            d.ids.push(ulid_at(timing.ms(i), rng));
+            let ms = timing.ms(i);
+            let step = u128::from(rng.next_u64() >> 32) + 1;
+            let random = match last {
+                Some((last_ms, r)) if timing == IdTiming::PerBatch && last_ms == ms => r + step,
+                _ => random_part(rng),
+            };
+            last = Some((ms, random));
+            d.ids.push(encode_ulid(ms, random));
             d.ages.push((rng.next_u64() % AGES) as u8);
             d.cities.push((rng.next_u64() % CITIES) as u8);
         }

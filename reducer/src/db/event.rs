@@ -159,17 +159,27 @@ impl Batch {
         }
     }
 
-    /// The record body: compact JSON.
+    /// The record body: compact JSON, compressed when it is long enough to gain from it
+    /// ([`body::seal`](super::body::seal)).
     pub fn encode(&self) -> Vec<u8> {
+        super::body::seal(self.encode_json())
+    }
+
+    /// The batch as compact JSON, never compressed (for bodies folded and dropped at once,
+    /// such as dry runs). [`Batch::decode`] reads both forms.
+    pub fn encode_json(&self) -> Vec<u8> {
         // Serializing plain structs and `Value`s to a Vec cannot fail (all map keys are strings).
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Parses a record body, checking size, syntax, version and event count.
-    pub fn decode(bytes: &[u8]) -> Result<Batch, BatchError> {
-        if bytes.len() > MAX_BATCH_LEN {
-            return Err(BatchError::TooLarge { len: bytes.len() });
+    /// Parses a record body (JSON, or JSON in a zstd frame), checking size, syntax, version
+    /// and event count.
+    pub fn decode(body: &[u8]) -> Result<Batch, BatchError> {
+        if body.len() > MAX_BATCH_LEN {
+            return Err(BatchError::TooLarge { len: body.len() });
         }
+        let json = super::body::open(body)?;
+        let bytes: &[u8] = &json;
         let batch = match serde_json::from_slice::<OnePass>(bytes) {
             Ok(b) => Batch {
                 version: b.version,
@@ -217,12 +227,13 @@ impl Batch {
     /// The heads of the events of a body that [`Batch::decode`] accepts, skipping instances,
     /// patches and schemas without building them (publishing needs only the heads). Bodies
     /// `decode` rejects may be accepted here: check them with `decode` first.
-    pub fn decode_heads(bytes: &[u8]) -> Result<Vec<EventHead>, BatchError> {
-        if bytes.len() > MAX_BATCH_LEN {
-            return Err(BatchError::TooLarge { len: bytes.len() });
+    pub fn decode_heads(body: &[u8]) -> Result<Vec<EventHead>, BatchError> {
+        if body.len() > MAX_BATCH_LEN {
+            return Err(BatchError::TooLarge { len: body.len() });
         }
+        let json = super::body::open(body)?;
         let heads: Heads =
-            serde_json::from_slice(bytes).map_err(|e| BatchError::Malformed(e.to_string()))?;
+            serde_json::from_slice(&json).map_err(|e| BatchError::Malformed(e.to_string()))?;
         Ok(heads.events)
     }
 }

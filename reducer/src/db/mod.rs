@@ -16,6 +16,7 @@
 //! `spec/documents.md`.
 
 mod apply;
+pub mod body;
 mod collection;
 mod configs;
 pub mod event;
