@@ -554,12 +554,14 @@ fn pages_of_an_ended_pull_are_not_blamed() {
         net.hosts[m.to].handle_message(net.now, &from, &m.bytes);
     }
     let starts: Vec<u64> = held.iter().filter_map(|m| page_at(&m.bytes)).collect();
+    // The first page asks for an eighth of the page limit (one record); the window after it
+    // steps by the page limit (the records are small).
     assert_eq!(
         starts,
-        vec![5, 9, 13],
+        vec![2, 6, 10],
         "the window of pages asked after the first"
     );
-    assert_eq!(total(&net, 1, &info.id), 4);
+    assert_eq!(total(&net, 1, &info.id), 1);
     // The pull expires; then the pages come, the farthest first.
     net.hosts[1].handle_timeout(Time(1_000));
     net.now = Time(1_000);
@@ -580,9 +582,64 @@ fn pages_of_an_ended_pull_are_not_blamed() {
             .collect()
     };
     assert_eq!(blamed(&net), Vec::<String>::new());
-    assert!(total(&net, 1, &info.id) >= 8, "the page in line was stored");
+    assert!(total(&net, 1, &info.id) >= 5, "the page in line was stored");
     assert!(net.run_until(60_000, |n| total(n, 1, &info.id) == 37));
     assert_eq!(blamed(&net), Vec::<String>::new());
+}
+
+/// A pull's first page asks for an eighth of the page limit, alone; the pages after it are
+/// sized by that page's bytes to fit the byte limit, so none comes back short (none of their
+/// records is fetched twice) and they travel as a window.
+#[test]
+fn pages_after_the_first_are_sized_by_its_bytes() {
+    const PAGE_BYTES: usize = 12_000;
+    let cfg = Config {
+        page_max_records: 64,
+        page_max_bytes: PAGE_BYTES,
+        pull_window: 3,
+        ..config()
+    };
+    let (mut net, info) = joined_catching_up(&cfg, 900);
+    let mut pulls: Vec<(u64, u32)> = Vec::new();
+    let mut pages: Vec<(u64, usize, usize)> = Vec::new();
+    for _ in 0..10_000 {
+        net.collect();
+        let Some(m) = net.in_flight.pop_front() else {
+            break;
+        };
+        match message::decode(&m.bytes, usize::MAX).map(|d| d.1) {
+            Ok(Payload::Pull { from, max, .. }) if m.from == 1 => pulls.push((from, max)),
+            Ok(Payload::Page { from, records, .. }) if m.to == 1 => {
+                let bytes = records.iter().map(|r| r.len()).sum();
+                pages.push((from, records.len(), bytes));
+            }
+            _ => {}
+        }
+        let from = *net.hosts[m.from].peer_id();
+        net.hosts[m.to].handle_message(net.now, &from, &m.bytes);
+    }
+    assert_eq!(total(&net, 1, &info.id), 37);
+    assert_eq!(pulls[0], (1, 8), "the first page: an eighth of 64, alone");
+    let per_record = pages[0].2.div_ceil(pages[0].1);
+    let fitted = u32::try_from((PAGE_BYTES - PAGE_BYTES / 8) / per_record).unwrap();
+    assert!(fitted > 8 && fitted < 64, "{fitted}");
+    assert!(
+        pulls[1..].iter().all(|&(_, max)| max == fitted),
+        "{pulls:?} (fitted {fitted})"
+    );
+    // Every page came back as asked (the last one up to the height), within the byte limit.
+    let received: usize = pages.iter().map(|p| p.1).sum();
+    assert_eq!(received, 37, "{pages:?}");
+    for &(from, n, bytes) in &pages {
+        let asked = pulls.iter().find(|p| p.0 == from).unwrap().1 as usize;
+        assert!(n == asked || from + n as u64 == 38, "{pages:?} {pulls:?}");
+        assert!(bytes <= PAGE_BYTES);
+    }
+    assert!(
+        !net.events[1]
+            .iter()
+            .any(|e| matches!(e, Event::PeerMisbehaved { .. }))
+    );
 }
 
 /// How a test spreads a page's record checks: split over threads, or handed back wrong.

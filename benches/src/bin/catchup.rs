@@ -16,7 +16,8 @@
 //! `cargo run --release -p threads-benches --bin catchup -- [N ...]` (default: 10000 100000).
 //! `CATCHUP_WORKERS` sets the pool size (default: the number of cores); `CATCHUP_STORE`
 //! (`memory` or `lmdb`) runs one store only (default: both); `CATCHUP_PAGE` sets
-//! `Config::page_max_records` of both hosts.
+//! `Config::page_max_records` of both hosts and `CATCHUP_WINDOW` their `pull_window` (default 4,
+//! as `threadsd`).
 
 use ed25519_dalek::Signature;
 use std::cmp::min;
@@ -45,8 +46,8 @@ const BARE_CHECKS: usize = 2_000;
 fn config() -> Config {
     Config {
         sync_interval_min_ms: 100,
-        pull_window: 4,
         page_max_records: env_or("CATCHUP_PAGE", Config::default().page_max_records),
+        pull_window: env_or("CATCHUP_WINDOW", 4),
         ..Config::default()
     }
 }

@@ -22,6 +22,26 @@ pub(super) enum Offered<'a> {
     Checked(Vec<Checked>),
 }
 
+impl Offered<'_> {
+    /// About how many bytes the records take as stored and sent (a refused record counts
+    /// nothing): what a peer's `page_max_bytes` limits.
+    pub(super) fn record_bytes(&self) -> u64 {
+        // The bundle's CBOR map adds a few bytes of keys and lengths to its four blocks.
+        const FRAMING: usize = 16;
+        let total: usize = match self {
+            Offered::Bytes(bundles) => bundles.iter().map(|b| b.len()).sum(),
+            Offered::Checked(checked) => checked
+                .iter()
+                .map(|c| match c {
+                    Checked::Verified(p) => p.record().bundle().len() + FRAMING,
+                    Checked::Refused { .. } => 0,
+                })
+                .sum(),
+        };
+        total as u64
+    }
+}
+
 /// A verified record on its way to the store: opened already when a verifier holding the
 /// read key did it, so the engine thread only stores it and runs the hook.
 #[derive(Clone, Debug)]

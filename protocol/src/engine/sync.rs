@@ -5,13 +5,17 @@ use super::message::{self, LogHeightEntry, Payload};
 use super::output::{Event, Misbehaviour};
 use super::state::{SyncTimer, ThreadState};
 use super::verify::{CheckedBatch, CheckedMessage, Inbound};
-use super::{Application, Host, PeerId, PendingPull, Time, as_read, commands};
+use super::{Application, Config, Host, PeerId, PendingPull, Time, as_read, commands};
 use crate::counter::LogCounter;
 use crate::id::ThreadId;
 use crate::key::ThreadKey;
 use crate::log_id::LogId;
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The first page of a pull asks for this fraction of `Config::page_max_records` (see
+/// `request_pull_sized`).
+const FIRST_PAGE_DIVISOR: u64 = 8;
 
 impl<S: Store, A: Application> Host<S, A> {
     /// Handles one message from `from`. Invalid or hostile input is refused, reported as
@@ -413,6 +417,7 @@ impl<S: Store, A: Application> Host<S, A> {
             self.pulls.remove(&key);
             return self.misbehaved(from, Misbehaviour::UnexpectedPage(*id));
         }
+        let page_bytes = offered.record_bytes();
         let result = self.ingest(now, from, id, &log, offered, false);
         let now_ours = ours(self);
         let progress = !result.failed && result.applied > 0;
@@ -422,13 +427,20 @@ impl<S: Store, A: Application> Host<S, A> {
             && p.peer == *from
         {
             let asked_step = p.step;
+            let was_sized = p.sized;
             p.sized |= progress;
             // A page that stored fewer records than asked while the peer holds more tells its
             // page size: ask for a little less from now on (an eighth of headroom for records
             // of other sizes), so the pages asked ahead line up with the ones it sends.
             let got = now_ours.saturating_sub(mine);
-            if progress && at == mine + 1 && got < asked_step && height > now_ours {
+            let more = progress && at == mine + 1 && height > now_ours;
+            if more && got < asked_step {
                 p.step = (got - got / 8).max(1);
+            } else if more && !was_sized && got == asked_step {
+                // The short first page came back whole: size the pages from now on by its
+                // records' bytes, to fit the peer's byte limit (taken to be ours) with an
+                // eighth of headroom. A peer with a lower limit answers short, as above.
+                p.step = fitted_step(&self.config, page_bytes, got);
             }
             step = p.sized.then_some(p.step);
             if p.pages > 1 && progress {
@@ -568,7 +580,9 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// Asks `peer` for the page of `log` from `at`: `step` records long when the peer's page
-    /// size is known from an earlier page of the pull, else `Config::page_max_records`.
+    /// size is known from an earlier page of the pull. Else a first page of an eighth of
+    /// `Config::page_max_records` is asked alone: it comes back quickly, so the pages asked
+    /// after it (sized by its bytes) start travelling and being checked early.
     fn request_pull_sized(
         &mut self,
         now: Time,
@@ -580,7 +594,9 @@ impl<S: Store, A: Application> Host<S, A> {
     ) {
         let max = u64::from(self.config.page_max_records.max(1));
         let sized = step.is_some();
-        let step = step.unwrap_or(max).clamp(1, max);
+        let step = step
+            .unwrap_or(max.div_ceil(FIRST_PAGE_DIVISOR))
+            .clamp(1, max);
         let key = (*id, *log);
         if let Some(p) = self.pulls.get(&key)
             && p.expires > now
@@ -648,4 +664,16 @@ impl<S: Store, A: Application> Host<S, A> {
         self.outputs
             .push_back(super::Output::Transmit { to: *peer, bytes });
     }
+}
+
+/// Records per page once a whole page of `got` records took `bytes`: as many such records
+/// as fill seven eighths of `Config::page_max_bytes`, at most `Config::page_max_records`.
+fn fitted_step(config: &Config, bytes: u64, got: u64) -> u64 {
+    let max = u64::from(config.page_max_records.max(1));
+    if got == 0 {
+        return max;
+    }
+    let per_record = bytes.div_ceil(got).max(1);
+    let budget = config.page_max_bytes as u64;
+    ((budget - budget / 8) / per_record).clamp(1, max)
 }
