@@ -238,6 +238,19 @@ struct Net {
 }
 
 impl Net {
+    /// Two hosts (seeded `seed` and `seed + 1`) sharing a database with the `people`
+    /// collection: host 0 made it, host 1 joined.
+    fn joined(seed: u64) -> (Net, ThreadId) {
+        let mut net = Net {
+            nodes: vec![open(seed), open(seed + 1)],
+            queue: VecDeque::new(),
+            now: Time(0),
+        };
+        let db = with_people(&mut net.nodes[0]);
+        join(&mut net.nodes, &db);
+        (net, db)
+    }
+
     fn pump(&mut self) {
         for (i, n) in self.nodes.iter_mut().enumerate() {
             while let Some(o) = n.poll_output() {
@@ -279,13 +292,7 @@ impl Net {
 
 #[test]
 fn two_hosts_share_collections_instances_and_changes() {
-    let mut net = Net {
-        nodes: vec![open(10), open(11)],
-        queue: VecDeque::new(),
-        now: Time(0),
-    };
-    let db = with_people(&mut net.nodes[0]);
-    join(&mut net.nodes, &db);
+    let (mut net, db) = Net::joined(10);
     let listener = net.nodes[1].listen(
         &db,
         vec![Filter {
@@ -347,13 +354,7 @@ fn two_hosts_share_collections_instances_and_changes() {
 
 #[test]
 fn concurrent_creates_of_one_id_converge_to_the_first_in_order() {
-    let mut net = Net {
-        nodes: vec![open(20), open(21)],
-        queue: VecDeque::new(),
-        now: Time(0),
-    };
-    let db = with_people(&mut net.nodes[0]);
-    join(&mut net.nodes, &db);
+    let (mut net, db) = Net::joined(20);
     assert!(net.run(|n| n.nodes[1].collection_info(&db, "people").is_ok()));
     // Both create the same id before hearing of each other.
     for (i, name) in [(0usize, "a"), (1, "b")] {
@@ -608,13 +609,7 @@ fn group_commit_writes_consecutive_records_and_falls_back_to_single_verdicts() {
 
 #[test]
 fn a_large_transaction_travels_compressed_and_its_ids_grow() {
-    let mut net = Net {
-        nodes: vec![open(20), open(21)],
-        queue: VecDeque::new(),
-        now: Time(0),
-    };
-    let db = with_people(&mut net.nodes[0]);
-    join(&mut net.nodes, &db);
+    let (mut net, db) = Net::joined(30);
     let node = &mut net.nodes[0];
     let mut ids = Vec::new();
     let mut json_len = 0;
