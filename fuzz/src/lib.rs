@@ -316,5 +316,6 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("record_verify", verify),
         ("record_blocks", block_seeds),
         ("peer_message", peer_message_seeds()),
+        ("reducer_batch", reducer::batch_seeds()),
     ]
 }

@@ -85,6 +85,25 @@ fn fold_all(bodies: &[Vec<u8>]) {
     let _ = txn.commit();
 }
 
+/// Seed inputs of `reducer_batch` (its mode byte, then the body or the JSON events): a small
+/// batch as JSON, a batch of 50 creates long enough to be written compressed (so that fuzzing
+/// starts inside zstd frames), and a list of events.
+pub fn batch_seeds() -> Vec<Vec<u8>> {
+    let create = |i: u64| DbEvent::Create {
+        collection: "people".into(),
+        id: format!("i{i}"),
+        instance: json!({"_id": format!("i{i}"), "n": i}),
+    };
+    let small = Batch::new(vec![create(3)]).encode();
+    let large = Batch::new((10..60).map(create).collect()).encode();
+    let events = br#"[{"type":"delete","collection":"people","id":"a"}]"#;
+    vec![
+        [&[0u8][..], &small].concat(),
+        [&[0u8][..], &large].concat(),
+        [&[1u8][..], &events[..]].concat(),
+    ]
+}
+
 /// Folds one record body (any bytes) into the small database.
 pub fn fold_body(body: &[u8]) {
     fold_all(&[body.to_vec()]);
@@ -207,6 +226,11 @@ mod tests {
         }]);
         fold_body(&create.encode());
         fold_body(b"not json");
+        let seeds = batch_seeds();
+        assert!(seeds[1][1..].starts_with(&threads_reducer::db::body::ZSTD_MAGIC));
+        for seed in &seeds {
+            fold_body(&seed[1..]);
+        }
         assert!(json_batch(b"[]").is_some());
         assert!(json_batch(b"[").is_none());
         fold_collection(
