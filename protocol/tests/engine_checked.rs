@@ -430,21 +430,30 @@ fn joined_catching_up(
         .map(|i| host(MemoryStore::new(), AcceptAll, seed + i, cfg.clone()))
         .collect();
     let mut net = Loopback::new(hosts, Time(0));
+    let info = joined_thread_of(&mut net, 37);
+    (net, info)
+}
+
+/// Host 0 makes a thread of `n` records (its messages dropped) and host 1 joins it.
+fn joined_thread_of(
+    net: &mut Loopback<MemoryStore, AcceptAll>,
+    n: u32,
+) -> threads_protocol::engine::ThreadInfo {
     let info = net.hosts[0]
         .create_thread(Time(0), NewThread::default())
         .unwrap();
-    for i in 0..37u32 {
+    for i in 0..n {
         net.hosts[0]
             .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
             .unwrap();
     }
     net.collect();
     net.in_flight.clear();
-    let a = addr(&net, 0, &info.id);
+    let a = addr(net, 0, &info.id);
     net.hosts[1]
         .join_thread(Time(0), &a, info.key.clone())
         .unwrap();
-    (net, info)
+    info
 }
 
 /// Catch-up with several pages in flight, through a verifier, also when pages come back
@@ -687,18 +696,7 @@ impl Spread for TestSpread {
 #[test]
 fn spread_checks_match_in_order_or_stay_raw() {
     let (mut net, _) = net(2, 31);
-    let info = net.hosts[0]
-        .create_thread(Time(0), NewThread::default())
-        .unwrap();
-    for i in 0..300u32 {
-        net.hosts[0]
-            .create_record(Time(0), &info.id, None, &i.to_be_bytes(), 0)
-            .unwrap();
-    }
-    let a = addr(&net, 0, &info.id);
-    net.hosts[1]
-        .join_thread(Time(0), &a, info.key.clone())
-        .unwrap();
+    let info = joined_thread_of(&mut net, 300);
     let log = info.logs[0].id;
     let mut records = net.hosts[0]
         .records(&info.id, &log, LogCounter::FIRST, 300, usize::MAX)

@@ -11,6 +11,7 @@
 //! [`Documents::poll_output`], which also publishes changes.
 
 mod commit;
+mod ids;
 
 use crate::db::{self, Batch, CollectionConfig, DbError, DbEvent, DocFold, Row};
 use crate::fold::{self, Convergent, Fold, OrderKey, Outcome, RecordInfo};
@@ -201,10 +202,7 @@ fn related(a: &DbEvent, b: &DbEvent) -> bool {
 pub struct Documents<S: Store> {
     host: Host<S, Convergent<DocFold>>,
     feed: ChangeFeed,
-    rng: ProtocolRng,
-    /// The last instance id [`Self::new_id`] made: the next one of the same millisecond
-    /// counts up from it.
-    last_id: Option<ulid::Ulid>,
+    ids: ids::InstanceIds,
     /// Bodies of the records this host just wrote, until their changes are published: saves
     /// reading each one back from the store and decrypting it again.
     written: Vec<(threads_protocol::Cid, Vec<u8>)>,
@@ -243,8 +241,7 @@ impl<S: Store> Documents<S> {
         Ok(Documents {
             host,
             feed: ChangeFeed::new(FEED_CAPACITY),
-            rng,
-            last_id: None,
+            ids: ids::InstanceIds::new(rng),
             written: Vec::new(),
         })
     }
@@ -367,7 +364,7 @@ impl<S: Store> Documents<S> {
                 ));
             }
         };
-        let id = id.unwrap_or_else(|| self.new_id(unix_nanos));
+        let id = id.unwrap_or_else(|| self.ids.next(unix_nanos));
         map.insert("_id".into(), Value::String(id.clone()));
         map.insert("_mod".into(), Value::from(unix_nanos));
         txn.events.push(DbEvent::Create {
@@ -617,28 +614,6 @@ impl<S: Store> Documents<S> {
     /// The feed (positions, for resuming).
     pub fn feed(&self) -> &ChangeFeed {
         &self.feed
-    }
-
-    /// A new lowercase ULID for `unix_nanos`. Ids one handle makes grow strictly, as in
-    /// ULID's monotonic mode: within one millisecond (or when the clock steps back) the
-    /// random part of the previous id grows by a random step below 2^32. A transaction's
-    /// creates thus land in key order, and the store packs its pages full instead of splitting
-    /// them at random places (`spec/storage.md` §7.1).
-    fn new_id(&mut self, unix_nanos: u64) -> String {
-        const RANDOM_MAX: u128 = (1 << 80) - 1;
-        let ms = unix_nanos / 1_000_000;
-        let step = u128::from(self.rng.next_u64() >> 32) + 1;
-        let next = self.last_id.and_then(|last| {
-            let random = last.random();
-            (last.timestamp_ms() >= ms && random <= RANDOM_MAX - step)
-                .then(|| ulid::Ulid::from_parts(last.timestamp_ms(), random + step))
-        });
-        let id = next.unwrap_or_else(|| {
-            let random = (u128::from(self.rng.next_u64()) << 64) | u128::from(self.rng.next_u64());
-            ulid::Ulid::from_parts(ms, random)
-        });
-        self.last_id = Some(id);
-        id.to_string().to_lowercase()
     }
 
     /// Runs `check` on the transaction with the events from index `from` on just added; when
