@@ -23,60 +23,49 @@
 //! A record the fold rejects has no effect at all: its writes are rolled back at once, and the
 //! rejection is remembered under its order key. Rejections are re-decided on redo, because a
 //! late record can change what a later one sees.
+//!
+//! This module holds the fold's contract and the [`Convergent`] wrapper's undo and redo; the
+//! submodules hold the key spaces (`keys`), the operation log (`oplog`), footprints and the
+//! dependency index (`footprint`), dependency tokens, order keys, run tracking, undo logs,
+//! the layout version and digests.
 
 mod dependency;
 mod digest;
+mod footprint;
+mod keys;
 mod layout;
+mod oplog;
 mod order;
 mod tracking;
 mod undo;
 
 pub use dependency::{Access, Dependency, Usage};
 pub use digest::{fold_digest, state_digest};
+use footprint::load_footprint;
+pub use footprint::{Footprint, MAX_FOOTPRINT_TOKENS, TOKEN_HASH_LEN};
+pub use keys::{
+    TAG_DEPENDENTS, TAG_FOOTPRINT, TAG_OPS, TAG_REJECTED, TAG_STATE, TAG_UNDO, op_key, prefix,
+    state_prefix,
+};
+use keys::{dependents_prefix, keyed, orders_after};
 use layout::claim_thread_tag;
 pub use layout::{
     LAYOUT_VERSION, LayoutError, TAG_LAYOUT, TAG_THREAD_NAME, THREAD_TAG_LEN, check_layout,
     thread_tag,
 };
+pub use oplog::{OpEntry, record_body};
 pub use order::{ORDER_KEY_LEN, OrderKey};
 pub use tracking::TrackingTxn;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::{Bound, ControlFlow};
-use threads_protocol::counter::LogCounter;
-use threads_protocol::engine::layout as engine_layout;
+use std::ops::ControlFlow;
 use threads_protocol::engine::{Application, ApplyError, Verdict};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
 use threads_protocol::log_id::LogId;
 use threads_protocol::record::OpenedRecord;
-use threads_protocol::store::key::KeyBuf;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, WriteTxn};
-
-/// Key space of the operation log: `21 ‖ tag(thread) ‖ order key` → [`OpEntry`].
-pub const TAG_OPS: u8 = 0x21;
-/// Key space of undo logs: `22 ‖ tag(thread) ‖ order key` → [`UndoLog`].
-pub const TAG_UNDO: u8 = 0x22;
-/// Key space of rejections: `23 ‖ tag(thread) ‖ order key` → UTF-8 reason.
-pub const TAG_REJECTED: u8 = 0x23;
-/// Key space of footprints: `24 ‖ tag(thread) ‖ order key` → [`Footprint`] of the record's
-/// current run (present exactly for the records currently applied or rejected).
-pub const TAG_FOOTPRINT: u8 = 0x24;
-/// Key space of the dependency index: `25 ‖ tag(thread) ‖ usage ‖ token hash ‖ order key` →
-/// empty, one entry per token of every stored [`Footprint`].
-pub const TAG_DEPENDENTS: u8 = 0x25;
-/// Key space of the folded state: `30 ‖ thread tag ‖ ...`, owned by the [`Fold`].
-pub const TAG_STATE: u8 = 0x30;
-
-/// Length of a dependency token's hash in footprints and the dependency index.
-pub const TOKEN_HASH_LEN: usize = 16;
-
-/// Most distinct tokens a footprint keeps. A run that touches more (a bulk import of many
-/// instances) stores the single token "writes the whole thread" instead: its footprint and
-/// dependency index entries would otherwise take more room than the state it wrote.
-pub const MAX_FOOTPRINT_TOKENS: usize = 64;
 
 /// What a fold learns about the record it applies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,36 +119,9 @@ pub trait Fold {
     }
 }
 
-/// What is kept of every record, to redo it: `{"a": author protobuf, "b": body, "t": time}`,
-/// without `"b"` when the engine stores the record (folded through [`Application::apply`]):
-/// the body is then read back from the stored record ([`threads_protocol::engine::layout::stored_body`]) instead of
-/// being kept twice.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct OpEntry {
-    /// Author identity (libp2p protobuf, 36 bytes).
-    #[serde(rename = "a", with = "serde_bytes")]
-    pub author: Vec<u8>,
-    /// The record's body.
-    #[serde(
-        rename = "b",
-        with = "serde_bytes",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub body: Option<Vec<u8>>,
-    /// The writer's time.
-    #[serde(rename = "t")]
-    pub time: u64,
-}
-
 /// The values a record's writes replaced: `[[key, old value or null], ...]` in key order
 /// (stored in the compact encoding of `spec/convergence.md` §3).
 pub type UndoLog = Vec<(serde_bytes::ByteBuf, Option<serde_bytes::ByteBuf>)>;
-
-/// The dependency tokens of one run: `[[usage, token hash], ...]` in hash order, one entry per
-/// token (a token used two ways is [`Usage::Write`]).
-pub type Footprint = Vec<(u8, serde_bytes::ByteBuf)>;
 
 /// Counters of the work done by a [`Convergent`] (for benchmarks and tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -205,86 +167,12 @@ pub struct Convergent<F> {
     tracked: BTreeMap<ThreadId, bool>,
 }
 
-/// `tag ‖ thread_tag(thread)`: the prefix of every key of one key space of the fold that
-/// belongs to `thread` (operation log, undo logs, rejections, footprints, dependency index,
-/// state).
-pub fn prefix(tag: u8, thread: &ThreadId) -> Vec<u8> {
-    KeyBuf::new(tag).fixed(&thread_tag(thread)).into_vec()
-}
-
-/// The key of a record's operation-log entry.
-pub fn op_key(thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
-    keyed(TAG_OPS, thread, order)
-}
-
-fn keyed(tag: u8, thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
-    let mut k = prefix(tag, thread);
-    k.extend_from_slice(&order.to_bytes());
-    k
-}
-
-/// `25 ‖ tag(thread) ‖ usage ‖ hash`: the dependency index entries of one token and use.
-fn dependents_prefix(thread: &ThreadId, usage: u8, hash: &[u8]) -> Vec<u8> {
-    let mut k = prefix(TAG_DEPENDENTS, thread);
-    k.push(usage);
-    k.extend_from_slice(hash);
-    k
-}
-
-fn token_hash(token: &[u8]) -> [u8; TOKEN_HASH_LEN] {
-    let d = Sha256::digest(token);
-    let mut h = [0u8; TOKEN_HASH_LEN];
-    h.copy_from_slice(&d[..TOKEN_HASH_LEN]);
-    h
-}
-
-/// The prefix under which the fold keeps the state of `thread`.
-pub fn state_prefix(thread: &ThreadId) -> Vec<u8> {
-    prefix(TAG_STATE, thread)
-}
-
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_ipld_dagcbor::to_vec(v).expect("encoding plain maps and byte strings cannot fail")
-}
-
-/// The order keys stored under `p ‖ order key` in `range`.
-fn orders_in(
-    txn: &dyn ReadTxn,
-    p: &[u8],
-    range: KeyRange<'_>,
-) -> Result<Vec<OrderKey>, StoreError> {
-    let mut out = Vec::new();
-    let mut failure = None;
-    txn.scan(range, Direction::Forward, &mut |k, _| {
-        if !k.starts_with(p) {
-            return ControlFlow::Break(());
-        }
-        match OrderKey::from_bytes(&k[p.len()..]) {
-            Some(o) => out.push(o),
-            None => failure = Some(corrupt("order key", "malformed")),
-        }
-        ControlFlow::Continue(())
-    })?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
-}
-
-/// The order keys stored under `p ‖ order key` after `order`.
-fn orders_after(
-    txn: &dyn ReadTxn,
-    p: &[u8],
-    order: &OrderKey,
-) -> Result<Vec<OrderKey>, StoreError> {
-    let mut start = p.to_vec();
-    start.extend_from_slice(&order.to_bytes());
-    let whole = KeyRange::prefix(p);
-    orders_in(txn, p, KeyRange::new(Bound::Excluded(&start), whole.end()))
 }
 
 impl<F: Fold> Convergent<F> {
@@ -486,41 +374,6 @@ impl<F: Fold> Convergent<F> {
         Some(first)
     }
 
-    /// The operation-log entry of a record; without its body when the engine stores it.
-    fn entry(&self, info: &RecordInfo, body: &[u8], stored: bool) -> OpEntry {
-        OpEntry {
-            author: info.author.to_protobuf().to_vec(),
-            body: (!stored).then(|| body.to_vec()),
-            time: info.time,
-        }
-    }
-
-    /// A stored record, to redo it.
-    fn load(
-        &self,
-        txn: &dyn ReadTxn,
-        thread: &ThreadId,
-        order: OrderKey,
-    ) -> Result<(RecordInfo, Vec<u8>), ApplyError> {
-        let bytes = txn
-            .get(&keyed(TAG_OPS, thread, &order))?
-            .ok_or_else(|| corrupt("operation log entry", "missing"))?;
-        let entry: OpEntry =
-            serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| corrupt("operation log", e))?;
-        let author = PublicKey::from_protobuf(&entry.author)
-            .map_err(|e| corrupt("operation log author", e))?;
-        let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
-        let body = entry_body(txn, thread, &order, entry.body)?;
-        let info = RecordInfo {
-            thread: *thread,
-            order,
-            log,
-            author,
-            time: entry.time,
-        };
-        Ok((info, body))
-    }
-
     /// Applies again a record undone in this batch.
     fn redo(
         &mut self,
@@ -587,55 +440,6 @@ impl<F: Fold> Convergent<F> {
         }
     }
 
-    /// The applied records after `order` whose footprint conflicts with `footprint`.
-    fn conflicts_after(
-        &self,
-        txn: &dyn ReadTxn,
-        thread: &ThreadId,
-        order: &OrderKey,
-        footprint: &Footprint,
-    ) -> Result<BTreeSet<OrderKey>, ApplyError> {
-        let mut out = BTreeSet::new();
-        for (usage, hash) in footprint {
-            let mine = Usage::from_u8(*usage).ok_or_else(|| corrupt("footprint", "usage"))?;
-            for theirs in Usage::ALL {
-                if mine.conflicts(theirs) {
-                    let p = dependents_prefix(thread, theirs as u8, hash);
-                    out.extend(orders_after(txn, &p, order)?);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Undoes `seeds` and every applied record after one of them that conflicts with it,
-    /// transitively, newest first; they become pending.
-    fn undo_closure(
-        &mut self,
-        txn: &mut dyn WriteTxn,
-        thread: &ThreadId,
-        seeds: BTreeSet<OrderKey>,
-    ) -> Result<(), ApplyError> {
-        let mut closure = BTreeSet::new();
-        let mut queue: Vec<OrderKey> = seeds.into_iter().collect();
-        while let Some(o) = queue.pop() {
-            if !closure.insert(o) {
-                continue;
-            }
-            let footprint = load_footprint(txn, thread, &o)?;
-            for c in self.conflicts_after(txn, thread, &o, &footprint)? {
-                if !closure.contains(&c) {
-                    queue.push(c);
-                }
-            }
-        }
-        for o in closure.iter().rev() {
-            self.undo(txn, thread, o)?;
-        }
-        self.pending.entry(*thread).or_default().extend(closure);
-        Ok(())
-    }
-
     /// Applies one record through a tracking transaction and keeps its undo log and footprint,
     /// or rolls its writes back and records the rejection (and its footprint).
     fn run(
@@ -676,65 +480,6 @@ impl<F: Fold> Convergent<F> {
         Ok((outcome, footprint))
     }
 
-    /// The footprint of a run: the implicit read of the whole thread, and the tokens of every
-    /// access.
-    fn footprint(&self, thread: &ThreadId, run: &tracking::Tracked) -> Footprint {
-        let mut merged: BTreeMap<[u8; TOKEN_HASH_LEN], Usage> = BTreeMap::new();
-        let mut deps = vec![Dependency::read(Vec::new())];
-        // Tokens are merged as they come, and a run that has passed the limit stops there: the
-        // result (the whole thread, written) cannot change any more, and a bulk import does
-        // not map and hash thousands of accesses for nothing.
-        let mut over = |deps: &mut Vec<Dependency>| {
-            for d in deps.drain(..) {
-                merged
-                    .entry(token_hash(&d.token))
-                    .and_modify(|u| *u = u.join(d.usage))
-                    .or_insert(d.usage);
-            }
-            merged.len() > MAX_FOOTPRINT_TOKENS
-        };
-        let mut bulk = over(&mut deps);
-        for k in run.reads.gets.keys() {
-            if bulk {
-                break;
-            }
-            self.fold.dependencies(thread, Access::Get(k), &mut deps);
-            bulk = over(&mut deps);
-        }
-        for (start, end) in &run.reads.scans {
-            if bulk {
-                break;
-            }
-            let range = KeyRange::new(
-                start.as_ref().map(Vec::as_slice),
-                end.as_ref().map(Vec::as_slice),
-            );
-            self.fold
-                .dependencies(thread, Access::Scan(&range), &mut deps);
-            bulk = over(&mut deps);
-        }
-        for (k, _) in &run.undo {
-            if bulk {
-                break;
-            }
-            self.fold.dependencies(thread, Access::Write(k), &mut deps);
-            bulk = over(&mut deps);
-        }
-        if bulk {
-            // A large run (a bulk import) is summarized as a write of the whole thread: one
-            // index entry instead of thousands. Coarser tokens are always correct (they only
-            // conflict more); records after it depend on it, and it on every earlier one.
-            return vec![(
-                Usage::Write as u8,
-                serde_bytes::ByteBuf::from(token_hash(&[]).to_vec()),
-            )];
-        }
-        merged
-            .into_iter()
-            .map(|(h, u)| (u as u8, serde_bytes::ByteBuf::from(h.to_vec())))
-            .collect()
-    }
-
     /// Reverts the writes of one applied (or rejected) record and forgets its footprint.
     fn undo(
         &mut self,
@@ -758,53 +503,6 @@ impl<F: Fold> Convergent<F> {
         }
         txn.delete(&keyed(TAG_FOOTPRINT, thread, order))?;
         Ok(())
-    }
-}
-
-/// The body of an operation-log entry: kept in the entry, or read from the engine's record.
-fn entry_body(
-    txn: &dyn ReadTxn,
-    thread: &ThreadId,
-    order: &OrderKey,
-    kept: Option<Vec<u8>>,
-) -> Result<Vec<u8>, StoreError> {
-    if let Some(body) = kept {
-        return Ok(body);
-    }
-    let log = LogId::from_bytes(&order.log).map_err(|e| corrupt("operation log id", e))?;
-    let counter = LogCounter::new(order.counter)
-        .ok_or_else(|| corrupt("operation log entry", "counter 0"))?;
-    engine_layout::stored_body(txn, thread, &log, counter)?.ok_or_else(|| {
-        corrupt(
-            "operation log entry",
-            "no body and no readable stored record",
-        )
-    })
-}
-
-/// The body of a record the fold has folded (`None` if it has not).
-pub fn record_body(
-    txn: &dyn ReadTxn,
-    thread: &ThreadId,
-    order: &OrderKey,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let Some(bytes) = txn.get(&keyed(TAG_OPS, thread, order))? else {
-        return Ok(None);
-    };
-    let entry: OpEntry =
-        serde_ipld_dagcbor::from_slice(&bytes).map_err(|e| corrupt("operation log", e))?;
-    entry_body(txn, thread, order, entry.body).map(Some)
-}
-
-/// The stored footprint of a record (empty if it has none).
-fn load_footprint(
-    txn: &dyn ReadTxn,
-    thread: &ThreadId,
-    order: &OrderKey,
-) -> Result<Footprint, StoreError> {
-    match txn.get(&keyed(TAG_FOOTPRINT, thread, order))? {
-        Some(b) => serde_ipld_dagcbor::from_slice(&b).map_err(|e| corrupt("footprint", e)),
-        None => Ok(Vec::new()),
     }
 }
 
