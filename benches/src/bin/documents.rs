@@ -25,8 +25,9 @@
 //!   a write transaction that is then aborted, so every k sees the same history.
 //!
 //! `cargo run --release -p threads-benches --bin documents -- [--instances N ...]
-//! [--store memory|lmdb|both] [--create-only]` (defaults: 100000 instances, both stores;
-//! `--create-only` runs only the `create` part, for profiling). LMDB commits are
+//! [--store memory|lmdb|both] [--create-only | --queries-only]` (defaults: 100000 instances,
+//! both stores; `--create-only` runs only the `create` part and `--queries-only` only `create`
+//! and `query`, for profiling). LMDB commits are
 //! synced (its default), so `write_latency` on LMDB includes an fsync per commit.
 //!
 //! Cost (measured on a shared 2-core VM): the defaults take about 55 s. `--instances 1000000`
@@ -94,19 +95,32 @@ impl Kind {
 
 fn usage(msg: &str) -> ! {
     eprintln!("{msg}");
-    eprintln!("usage: documents [--instances N ...] [--store memory|lmdb|both] [--create-only]");
+    eprintln!(
+        "usage: documents [--instances N ...] [--store memory|lmdb|both] [--create-only | --queries-only]"
+    );
     std::process::exit(2)
+}
+
+/// Which parts of the benchmark run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    /// Everything.
+    All,
+    /// `create` only.
+    Create,
+    /// `create` and `query`.
+    Queries,
 }
 
 /// What to run.
 struct Args {
     sizes: Vec<u64>,
     kinds: Vec<Kind>,
-    create_only: bool,
+    parts: Parts,
 }
 
 fn parse_args() -> Args {
-    let mut create_only = false;
+    let mut parts = Parts::All;
     let mut sizes = Vec::new();
     let mut kinds = vec![Kind::Memory, Kind::Lmdb];
     let mut args = std::env::args().skip(1).peekable();
@@ -129,7 +143,8 @@ fn parse_args() -> Args {
                     other => usage(&format!("unknown store: {other:?}")),
                 }
             }
-            "--create-only" => create_only = true,
+            "--create-only" => parts = Parts::Create,
+            "--queries-only" => parts = Parts::Queries,
             "--help" | "-h" => usage("document database benchmark"),
             other => usage(&format!("unknown argument: {other}")),
         }
@@ -140,7 +155,7 @@ fn parse_args() -> Args {
     Args {
         sizes,
         kinds,
-        create_only,
+        parts,
     }
 }
 
@@ -224,7 +239,7 @@ fn progress(what: &str, done: usize, total: usize, step: usize) {
 }
 
 /// Benchmarks 1-3 on the embedded API over `store`.
-fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S, create_only: bool) {
+fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S, parts: Parts) {
     let n = data.len();
     let ctx = context(kind, data);
     eprintln!("[{}] {n} instances: documents API", kind.name());
@@ -245,12 +260,16 @@ fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S, create_only: boo
     drain(&mut docs);
 
     create(&mut docs, &db, data, &ctx);
-    if create_only {
+    if parts == Parts::Create {
         return;
     }
-    create_api(&mut docs, &db, &api.name, &ctx);
+    if parts == Parts::All {
+        create_api(&mut docs, &db, &api.name, &ctx);
+    }
     queries(&mut docs, &db, data, &ctx);
-    write_latency(&mut docs, &db, data, &ctx);
+    if parts == Parts::All {
+        write_latency(&mut docs, &db, data, &ctx);
+    }
 }
 
 /// 1. N instances in records of [`BATCH`] creates.
@@ -613,15 +632,15 @@ fn main() {
     let Args {
         sizes,
         kinds,
-        create_only,
+        parts,
     } = parse_args();
     for &n in &sizes {
         let data = people(n, &mut seeded(1));
         for &kind in &kinds {
             match kind {
                 Kind::Memory => {
-                    documents_bench(kind, &data, MemoryStore::new(), create_only);
-                    if !create_only {
+                    documents_bench(kind, &data, MemoryStore::new(), parts);
+                    if parts == Parts::All {
                         fold_bench(kind, &data, MemoryStore::new());
                     }
                 }
@@ -631,8 +650,8 @@ fn main() {
                     let open = |name: &str| {
                         LmdbStore::open(dir.path().join(name), &options).expect("open LMDB")
                     };
-                    documents_bench(kind, &data, open("docs"), create_only);
-                    if !create_only {
+                    documents_bench(kind, &data, open("docs"), parts);
+                    if parts == Parts::All {
                         fold_bench(kind, &data, open("fold"));
                     }
                 }

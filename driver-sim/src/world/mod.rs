@@ -36,6 +36,9 @@ const OFFLINE_STREAM: u64 = 0x0ff1_13e0_0000_0001;
 /// Mixed into the seed for the pull window of a swarm configuration: a stream of its own, so
 /// the seeds of `regressions.txt` keep drawing the worlds they were recorded with.
 const WINDOW_STREAM: u64 = 0x3a1d_0000_0000_0002;
+/// The stream that draws a swarm configuration's CID journal size (added after the others, so
+/// recorded seeds keep their worlds).
+const JOURNAL_STREAM: u64 = 0xc1d0_0000_0000_0003;
 /// After the last fault heals, honest hosts must converge within this much simulated time.
 pub const LIVENESS_BOUND_MS: u64 = 60_000;
 /// How often convergence is checked during the liveness phase.
@@ -211,6 +214,9 @@ impl World {
             // Several pages in flight while catching up (daemons run 4), drawn apart.
             let mut window = seeded(seed ^ WINDOW_STREAM);
             c.pull_window = [1, 2, 4][(window.next_u64() % 3) as usize];
+            // CID journals that move into the sorted index often, rarely or at every write.
+            let mut journal = seeded(seed ^ JOURNAL_STREAM);
+            c.cid_journal_max = [0, 1, 3, 16, 8_192][(journal.next_u64() % 5) as usize];
             c
         });
         let mut hosts = Vec::with_capacity(n);

@@ -1,5 +1,6 @@
 //! Commands of the application and the API: create, join, read, write, pull, replicate, delete.
 
+use super::cid_index::IndexChange;
 use super::ingest::Prepared;
 use super::message::Payload;
 use super::state::{LogState, SyncTimer, ThreadState};
@@ -454,7 +455,7 @@ impl<S: Store, A: Application> Host<S, A> {
         cid: &Cid,
     ) -> Result<Option<(ThreadId, LogId, RecordBundle)>, EngineError> {
         let txn = self.store.read()?;
-        let Some(target) = txn.get(&layout::cid(cid))? else {
+        let Some(target) = self.cids.target(as_read(&txn), cid)? else {
             return Ok(None);
         };
         let mut r = crate::store::key::KeyReader::new(&target);
@@ -549,6 +550,7 @@ impl<S: Store, A: Application> Host<S, A> {
     pub fn delete_thread(&mut self, _now: Time, id: &ThreadId) -> Result<(), EngineError> {
         let t = self.threads.get(id).ok_or(EngineError::ThreadNotFound)?;
         let mut txn = self.store.write()?;
+        let mut cids = Vec::new();
         for tag in [
             layout::TAG_LOG,
             layout::TAG_RECORD,
@@ -565,7 +567,7 @@ impl<S: Store, A: Application> Host<S, A> {
                     if tag == layout::TAG_RECORD
                         && let Ok(b) = RecordBundle::decode(v)
                     {
-                        keys.push(layout::cid(&b.cid()));
+                        cids.push(b.cid());
                     }
                     ControlFlow::Continue(())
                 },
@@ -574,8 +576,13 @@ impl<S: Store, A: Application> Host<S, A> {
                 txn.delete(&k)?;
             }
         }
+        let mut removed = Vec::new();
+        for cid in &cids {
+            self.cids.remove(&mut txn, cid, &mut removed)?;
+        }
         txn.delete(&layout::thread(id))?;
         txn.commit()?;
+        self.cids.committed(IndexChange::Removed(removed));
         let deadline = t.sync.deadline;
         self.schedule.remove(&(Time(deadline), *id));
         self.threads.remove(id);

@@ -33,6 +33,11 @@ pub struct Config {
     pub max_threads: usize,
     /// Whether invitations to replicate a thread (service key only) are accepted.
     pub accept_invites: bool,
+    /// Most entries the CID journal holds before they move into the sorted CID index in one
+    /// transaction (0: every entry goes there at once). Larger values make catching up cheaper
+    /// on a B-tree store, up to about the number of pages of the index; the journal is held in
+    /// memory too (about 150 bytes an entry) and read whole when a host opens its store.
+    pub cid_journal_max: usize,
     /// Deliberate defects, to show that the simulator's checkers catch them. Only in builds
     /// with the `buggify` feature; never enable them anywhere else.
     #[cfg(feature = "buggify")]
@@ -74,6 +79,7 @@ impl Default for Config {
             max_peers_per_thread: 64,
             max_threads: 100_000,
             accept_invites: true,
+            cid_journal_max: 8_192,
             #[cfg(feature = "buggify")]
             bugs: Bugs::default(),
         }

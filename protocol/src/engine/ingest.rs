@@ -11,7 +11,7 @@ use crate::counter::{LamportClock, LogCounter, LogHeight};
 use crate::id::ThreadId;
 use crate::log_id::LogId;
 use crate::record::{self, OpenedRecord, RecordBundle, VerifiedRecord, wire};
-use crate::store::{ReadTxn, Store, WriteTxn};
+use crate::store::{Store, WriteTxn};
 
 /// Records offered by a peer: the encoded bundles of a message, or bundles a
 /// [`RecordVerifier`](super::verify::RecordVerifier) already checked.
@@ -433,6 +433,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 .map_err(|e| (0, e.into()))?;
         }
         let mut verdicts = Vec::with_capacity(records.len());
+        let mut cids = Vec::with_capacity(records.len());
         for (i, prepared) in records.iter().enumerate() {
             let at = |e: EngineError| (i, e);
             let rec = prepared.record();
@@ -442,11 +443,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 &rec.bundle().encode(),
             )
             .map_err(|e| at(e.into()))?;
-            txn.put(
-                &layout::cid(&rec.cid()),
-                &layout::cid_target(thread, log, counter),
-            )
-            .map_err(|e| at(e.into()))?;
+            cids.push((rec.cid(), layout::cid_target(thread, log, counter)));
             let mut verdict = None;
             #[cfg(feature = "buggify")]
             let read_key = if self.config.bugs.split_dispatch {
@@ -487,6 +484,10 @@ impl<S: Store, A: Application> Host<S, A> {
             thread_state_row.clock = thread_state_row.clock.max(rec.clock().0);
         }
         let last = records.len().saturating_sub(1);
+        let index_change = self
+            .cids
+            .add(&mut txn, cids)
+            .map_err(|e| (last, e.into()))?;
         self.app
             .finish_batch(&mut txn)
             .map_err(|e| (last, e.into()))?;
@@ -495,6 +496,7 @@ impl<S: Store, A: Application> Host<S, A> {
         txn.put(&layout::thread(thread), &wire::encode(&thread_state_row))
             .map_err(|e| (last, e.into()))?;
         txn.commit().map_err(|e| (last, e.into()))?;
+        self.cids.committed(index_change);
         #[cfg(feature = "buggify")]
         if self.config.bugs.split_dispatch
             && let Some(read) = key.read()
@@ -589,7 +591,8 @@ impl<S: Store, A: Application> Host<S, A> {
 
     /// Whether a record with this CID is stored.
     fn holds(&self, cid: &cid::Cid) -> Result<bool, crate::store::StoreError> {
-        Ok(self.store.read()?.get(&layout::cid(cid))?.is_some())
+        let txn = self.store.read()?;
+        self.cids.contains(super::as_read(&txn), cid)
     }
 
     /// Verifies a record offered by a peer (see [`record::verify`]); `cid` is its envelope's.

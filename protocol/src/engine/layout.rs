@@ -27,6 +27,9 @@ pub const TAG_CID: u8 = 0x05;
 pub const TAG_REJECTED: u8 = 0x06;
 /// Identity to log: `07 ‖ bytes(thread) ‖ identity(36)` → log id bytes.
 pub const TAG_IDENTITY_LOG: u8 = 0x07;
+/// Recent CID index entries, before they move to `05` (see `engine::cid_index`):
+/// `08 ‖ u64(seq)` → `bytes(cid bytes) ‖ bytes(thread) ‖ log(38) ‖ u64(counter)`.
+pub const TAG_CID_JOURNAL: u8 = 0x08;
 /// First tag applications may use.
 pub const FIRST_APP_TAG: u8 = 0x20;
 
@@ -73,7 +76,17 @@ pub fn rejected(thread: &ThreadId, log: &LogId, counter: LogCounter) -> Vec<u8> 
 
 /// Key of the CID index entry of a record.
 pub fn cid(cid: &Cid) -> Vec<u8> {
-    KeyBuf::new(TAG_CID).fixed(&cid.to_bytes()).into_vec()
+    cid_bytes(&cid.to_bytes())
+}
+
+/// Key of the CID index entry of the record whose binary CID is `cid`.
+pub fn cid_bytes(cid: &[u8]) -> Vec<u8> {
+    KeyBuf::new(TAG_CID).fixed(cid).into_vec()
+}
+
+/// Key of a CID journal entry.
+pub fn cid_journal(seq: u64) -> Vec<u8> {
+    KeyBuf::new(TAG_CID_JOURNAL).u64(seq).into_vec()
 }
 
 /// Value of a CID index entry: where the record lives.

@@ -27,6 +27,7 @@
 //! The engine emits `tracing` spans and events (inputs, commits, misbehaving peers, store
 //! failures) and never installs a subscriber: without one they cost a check of a cached flag.
 
+mod cid_index;
 mod commands;
 pub mod config;
 pub mod error;
@@ -160,6 +161,8 @@ pub struct Host<S: Store, A: Application> {
     schedule: BTreeSet<(Time, ThreadId)>,
     pulls: BTreeMap<(ThreadId, LogId), PendingPull>,
     outputs: VecDeque<Output>,
+    /// The CID index's journal, mirrored in memory.
+    cids: cid_index::CidIndex,
     /// Threads whose row (peers, invitations) changed in memory and is not stored yet. The
     /// change is stored with the records of the same input, or by [`Host::flush_rows`] at its
     /// end, so that one input writes at most one transaction.
@@ -186,7 +189,7 @@ impl<S: Store, A: Application> Host<S, A> {
         identity: Option<PrivateKey>,
         now: Time,
     ) -> Result<Self, EngineError> {
-        let (identity, threads) = {
+        let (identity, threads, cids) = {
             let mut txn = store.write()?;
             let identity = match txn.get(&layout::host_identity())? {
                 Some(bytes) => PrivateKey::from_protobuf(&bytes).map_err(|e| {
@@ -200,8 +203,9 @@ impl<S: Store, A: Application> Host<S, A> {
             };
             let first = now.plus(config.sync_interval_min_ms).as_millis();
             let threads = state::load_threads(&txn, first, config.sync_interval_min_ms)?;
+            let cids = cid_index::CidIndex::load(as_read(&txn), config.cid_journal_max)?;
             txn.commit()?;
-            (identity, threads)
+            (identity, threads, cids)
         };
         let peer_id = identity.public().peer_id();
         let mut host = Host {
@@ -215,6 +219,7 @@ impl<S: Store, A: Application> Host<S, A> {
             schedule: BTreeSet::new(),
             pulls: BTreeMap::new(),
             outputs: VecDeque::new(),
+            cids,
             dirty: BTreeSet::new(),
             due: VecDeque::new(),
             due_set: BTreeSet::new(),
@@ -412,6 +417,10 @@ impl<S: Store, A: Application> Host<S, A> {
                     ));
                 }
             }
+        }
+        // The journal is compared whole only while it is short, to keep the check cheap.
+        if self.cids.journal_len() <= 64 {
+            self.cids.matches_store(as_read(&txn))?;
         }
         Ok(())
     }
