@@ -16,8 +16,9 @@
 //! `cargo run --release -p threads-benches --bin catchup -- [N ...]` (default: 10000 100000).
 //! `CATCHUP_WORKERS` sets the pool size (default: the number of cores); `CATCHUP_STORE`
 //! (`memory` or `lmdb`) runs one store only (default: both); `CATCHUP_PAGE` sets
-//! `Config::page_max_records` of both hosts and `CATCHUP_WINDOW` their `pull_window` (default 4,
-//! as `threadsd`).
+//! `Config::page_max_records` of both hosts, `CATCHUP_WINDOW` their `pull_window` (default 4,
+//! as `threadsd`) and `CATCHUP_JOURNAL` their `cid_journal_max` (0: every CID index entry
+//! written straight into the sorted index, as before the journal).
 
 use ed25519_dalek::Signature;
 use std::cmp::min;
@@ -48,6 +49,7 @@ fn config() -> Config {
         sync_interval_min_ms: 100,
         page_max_records: env_or("CATCHUP_PAGE", Config::default().page_max_records),
         pull_window: env_or("CATCHUP_WINDOW", 4),
+        cid_journal_max: env_or("CATCHUP_JOURNAL", Config::default().cid_journal_max),
         ..Config::default()
     }
 }
@@ -220,7 +222,7 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
     let c = config();
     println!(
         "{{\"bench\":\"catchup\",\"store\":\"{store}\",\"records\":{n},\"body_bytes\":{BODY_LEN},\
-         \"workers\":{},\"pull_window\":{},\"page_max_records\":{},\
+         \"workers\":{},\"pull_window\":{},\"page_max_records\":{},\"cid_journal_max\":{},\
          \"write_records_per_sec\":{:.0},\"catchup_seconds\":{:.3},\
          \"catchup_records_per_sec\":{rate:.0},\"verify_only_records_per_sec\":{:.0},\
          \"bare_verify_strict_per_sec\":{:.0},\"ratio\":{ratio:.3},\"goal\":{GOAL},\"ok\":{},\
@@ -228,6 +230,7 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
         run.workers,
         c.pull_window,
         c.page_max_records,
+        c.cid_journal_max,
         n as f64 / write,
         run.catchup_secs,
         run.verify_rate,
