@@ -280,7 +280,8 @@ fn a_failure_mid_page_keeps_the_records_before_it() {
     net.hosts[1]
         .join_thread(Time(0), &a, info.key.clone())
         .unwrap();
-    // The 5th put of the page's transaction fails: two records in (2 puts each + hook put).
+    // The 7th put of the page's transaction fails, in the middle of its records (each has a
+    // record put and a hook put; the CID entries follow the records).
     stores[1].fail_nth(FaultOp::Put, 7);
     let _ = &apps;
     assert!(net.run_until(60_000, |n| total(n, 1, &t) == 10));
