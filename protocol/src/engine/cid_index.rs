@@ -9,7 +9,7 @@
 //! [`Config::cid_journal_max`](super::Config::cid_journal_max) entries. A bulk move of many
 //! entries shares pages between them; the journal costs a few bytes per record.
 //!
-//! An entry is in exactly one tier. The memory mirror changes only after the transaction that
+//! A CID identifies one record, bound to its thread, so it has one entry, in one tier. The memory mirror changes only after the transaction that
 //! wrote the journal commits ([`CidIndex::committed`]), and is rebuilt from the journal when a
 //! host opens its store, so it never holds what the store does not (spec/engine.md §3).
 
@@ -132,7 +132,8 @@ impl CidIndex {
         }
         let mut journaled = Vec::with_capacity(new.len());
         for (seq, (cid, target)) in (self.next_seq..).zip(new) {
-            // A record stored again (the same CID in another thread) replaces its entry.
+            // A CID identifies one record of one thread (records are bound to their thread) and
+            // a held record is never stored again; should one be, it keeps one journal entry.
             if let Some(old) = self.recent.get(&cid) {
                 txn.delete(&layout::cid_journal(old.seq))?;
             }
