@@ -27,8 +27,8 @@
 //! `cargo run --release -p threads-benches --bin documents -- [--instances N ...]
 //! [--store memory|lmdb|both] [--create-only | --queries-only]` (defaults: 100000 instances,
 //! both stores; `--create-only` runs only the `create` part and `--queries-only` only `create`
-//! and `query`, for profiling). LMDB commits are
-//! synced (its default), so `write_latency` on LMDB includes an fsync per commit.
+//! and `query`, for profiling). LMDB commits are synced (its default), so `write_latency` on
+//! LMDB includes an fsync per commit.
 //!
 //! Cost (measured on a shared 2-core VM): the defaults take about 55 s. `--instances 1000000`
 //! takes about 7.5 minutes for both stores (~3 minutes with `--store memory`), peaks at ~3 GB
