@@ -79,7 +79,8 @@ pub struct Args {
     /// No periodic anti-entropy with peers (writes are still pushed to connected peers).
     #[arg(long = "disableNetPulling", env = "THRDS_DISABLENETPULLING", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub disable_net_pulling: bool,
-    /// Most records in one page of a pull.
+    /// Most records in one page, served or asked (pulls ask for at most
+    /// `Config::pull_page_records`, 512, at a time).
     #[arg(
         long = "netPullingLimit",
         env = "THRDS_NETPULLINGLIMIT",

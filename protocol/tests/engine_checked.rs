@@ -609,24 +609,7 @@ fn pages_after_the_first_are_sized_by_its_bytes() {
         ..config()
     };
     let (mut net, info) = joined_catching_up(&cfg, 900);
-    let mut pulls: Vec<(u64, u32)> = Vec::new();
-    let mut pages: Vec<(u64, usize, usize)> = Vec::new();
-    for _ in 0..10_000 {
-        net.collect();
-        let Some(m) = net.in_flight.pop_front() else {
-            break;
-        };
-        match message::decode(&m.bytes, usize::MAX).map(|d| d.1) {
-            Ok(Payload::Pull { from, max, .. }) if m.from == 1 => pulls.push((from, max)),
-            Ok(Payload::Page { from, records, .. }) if m.to == 1 => {
-                let bytes = records.iter().map(|r| r.len()).sum();
-                pages.push((from, records.len(), bytes));
-            }
-            _ => {}
-        }
-        let from = *net.hosts[m.from].peer_id();
-        net.hosts[m.to].handle_message(net.now, &from, &m.bytes);
-    }
+    let (pulls, pages) = deliver_recording_pulls(&mut net);
     assert_eq!(total(&net, 1, &info.id), 37);
     assert_eq!(pulls[0], (1, 8), "the first page: an eighth of 64, alone");
     let per_record = pages[0].2.div_ceil(pages[0].1);
@@ -649,6 +632,63 @@ fn pages_after_the_first_are_sized_by_its_bytes() {
             .iter()
             .any(|e| matches!(e, Event::PeerMisbehaved { .. }))
     );
+}
+
+/// Delivers every message until none is left (at most 10,000), recording the pulls host 1 sends
+/// (`from`, `max`) and the pages it receives (`from`, records, record bytes).
+#[allow(clippy::type_complexity)]
+fn deliver_recording_pulls(
+    net: &mut Loopback<MemoryStore, AcceptAll>,
+) -> (Vec<(u64, u32)>, Vec<(u64, usize, usize)>) {
+    let mut pulls = Vec::new();
+    let mut pages = Vec::new();
+    for _ in 0..10_000 {
+        net.collect();
+        let Some(m) = net.in_flight.pop_front() else {
+            break;
+        };
+        match message::decode(&m.bytes, usize::MAX).map(|d| d.1) {
+            Ok(Payload::Pull { from, max, .. }) if m.from == 1 => pulls.push((from, max)),
+            Ok(Payload::Page { from, records, .. }) if m.to == 1 => {
+                let bytes = records.iter().map(|r| r.len()).sum();
+                pages.push((from, records.len(), bytes));
+            }
+            _ => {}
+        }
+        let from = *net.hosts[m.from].peer_id();
+        net.hosts[m.to].handle_message(net.now, &from, &m.bytes);
+    }
+    (pulls, pages)
+}
+
+/// Pages are asked for `pull_page_records` records (the first an eighth of that), however
+/// many more the page limit allows; the page limit still caps a larger asked size. The peer
+/// serves what is asked, and the whole log arrives once.
+#[test]
+fn pages_are_asked_at_the_pull_page_size() {
+    for (page_max_records, pull_page_records, asked) in [(64, 16, 16u32), (8, 16, 8), (64, 1, 1)] {
+        let cfg = Config {
+            page_max_records,
+            pull_page_records,
+            pull_window: 3,
+            ..config()
+        };
+        let (mut net, info) = joined_catching_up(&cfg, 910);
+        let (pulls, pages) = deliver_recording_pulls(&mut net);
+        let case = format!("limit {page_max_records}, asked {pull_page_records}: {pulls:?}");
+        assert_eq!(total(&net, 1, &info.id), 37, "{case}");
+        assert_eq!(pulls[0], (1, asked.div_ceil(8)), "first page alone, {case}");
+        assert!(pulls[1..].iter().all(|&(_, max)| max == asked), "{case}");
+        let received: usize = pages.iter().map(|p| p.1).sum();
+        assert_eq!(received, 37, "every record once, {case}");
+        assert!(pulls.len() >= 37usize.div_ceil(asked as usize), "{case}");
+        assert!(
+            !net.events[1]
+                .iter()
+                .any(|e| matches!(e, Event::PeerMisbehaved { .. })),
+            "{case}"
+        );
+    }
 }
 
 /// How a test spreads a page's record checks: split over threads, or handed back wrong.

@@ -16,7 +16,8 @@
 //! `cargo run --release -p threads-benches --bin catchup -- [N ...]` (default: 10000 100000).
 //! `CATCHUP_WORKERS` sets the pool size (default: the number of cores); `CATCHUP_STORE`
 //! (`memory` or `lmdb`) runs one store only (default: both); `CATCHUP_PAGE` sets
-//! `Config::page_max_records` of both hosts, `CATCHUP_WINDOW` their `pull_window` (default 4,
+//! `Config::page_max_records` of both hosts (`threadsd` sets 10000), `CATCHUP_PULL_PAGE` their
+//! `pull_page_records` (the page size asked), `CATCHUP_WINDOW` their `pull_window` (default 4,
 //! as `threadsd`) and `CATCHUP_JOURNAL` their `cid_journal_max` (0: every CID index entry
 //! written straight into the sorted index, as before the journal).
 
@@ -48,6 +49,7 @@ fn config() -> Config {
     Config {
         sync_interval_min_ms: 100,
         page_max_records: env_or("CATCHUP_PAGE", Config::default().page_max_records),
+        pull_page_records: env_or("CATCHUP_PULL_PAGE", Config::default().pull_page_records),
         pull_window: env_or("CATCHUP_WINDOW", 4),
         cid_journal_max: env_or("CATCHUP_JOURNAL", Config::default().cid_journal_max),
         ..Config::default()
@@ -222,7 +224,8 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
     let c = config();
     println!(
         "{{\"bench\":\"catchup\",\"store\":\"{store}\",\"records\":{n},\"body_bytes\":{BODY_LEN},\
-         \"workers\":{},\"pull_window\":{},\"page_max_records\":{},\"cid_journal_max\":{},\
+         \"workers\":{},\"pull_window\":{},\"page_max_records\":{},\"pull_page_records\":{},\
+         \"cid_journal_max\":{},\
          \"write_records_per_sec\":{:.0},\"catchup_seconds\":{:.3},\
          \"catchup_records_per_sec\":{rate:.0},\"verify_only_records_per_sec\":{:.0},\
          \"bare_verify_strict_per_sec\":{:.0},\"ratio\":{ratio:.3},\"goal\":{GOAL},\"ok\":{},\
@@ -230,6 +233,7 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
         run.workers,
         c.pull_window,
         c.page_max_records,
+        c.pull_page_records,
         c.cid_journal_max,
         n as f64 / write,
         run.catchup_secs,

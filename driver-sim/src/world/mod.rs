@@ -39,6 +39,9 @@ const WINDOW_STREAM: u64 = 0x3a1d_0000_0000_0002;
 /// The stream that draws a swarm configuration's CID journal size (added after the others, so
 /// recorded seeds keep their worlds).
 const JOURNAL_STREAM: u64 = 0xc1d0_0000_0000_0003;
+/// The stream that draws a swarm configuration's asked page size (added after the others, so
+/// recorded seeds keep their worlds).
+const PULL_PAGE_STREAM: u64 = 0x9a9e_0000_0000_0004;
 /// After the last fault heals, honest hosts must converge within this much simulated time.
 pub const LIVENESS_BOUND_MS: u64 = 60_000;
 /// How often convergence is checked during the liveness phase.
@@ -217,6 +220,9 @@ impl World {
             // CID journals that move into the sorted index often, rarely or at every write.
             let mut journal = seeded(seed ^ JOURNAL_STREAM);
             c.cid_journal_max = [0, 1, 3, 16, 8_192][(journal.next_u64() % 5) as usize];
+            // Pages asked smaller than the page limit (as threadsd does), or as large.
+            let mut pull_page = seeded(seed ^ PULL_PAGE_STREAM);
+            c.pull_page_records = [1, 3, 16, 512][(pull_page.next_u64() % 4) as usize];
             c
         });
         let mut hosts = Vec::with_capacity(n);

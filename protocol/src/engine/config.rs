@@ -11,8 +11,17 @@ pub struct Config {
     pub sync_interval_max_ms: u64,
     /// Timer jitter, as a percentage of the interval (0..=50), spreading digests of many threads.
     pub jitter_percent: u64,
-    /// Largest number of records in one page or push.
+    /// Largest number of records in one page or push: the most this host serves per page, and
+    /// the most it asks for.
     pub page_max_records: u32,
+    /// Records this host asks for per page when pulling (capped by `page_max_records`; the
+    /// first page of a pull asks for an eighth of it, and pages shrink to fit
+    /// `page_max_bytes`). Pages of a few hundred records keep several in flight during a
+    /// catch-up, so a driver's verification stage checks the next ones while the engine stores
+    /// one; a page of thousands leaves the cores idle while its first records travel and its
+    /// last ones are stored. Larger pages save a transaction per page; a wider
+    /// [`pull_window`](Self::pull_window) keeps more bytes in flight on a long round trip.
+    pub pull_page_records: u32,
     /// How many pages of one log may be asked of a peer at once while catching up (1: ask for
     /// the next page only when the previous one is stored). With more, the next pages travel
     /// (and a driver's verification stage checks them) while the engine stores the current
@@ -71,6 +80,7 @@ impl Default for Config {
             sync_interval_max_ms: 60_000,
             jitter_percent: 20,
             page_max_records: 512,
+            pull_page_records: 512,
             pull_window: 1,
             page_max_bytes: 4 << 20,
             pull_timeout_ms: 10_000,

@@ -140,7 +140,8 @@ struct PendingPull {
     /// The counter the next outstanding page starts at, when the pages asked so far line up
     /// with what was stored (a short page breaks the line; the rest are then dropped).
     next_page: Option<u64>,
-    /// Records asked per page: `Config::page_max_records`, or fewer once the peer answered a
+    /// Records asked per page: `Config::pull_page_records` (within `page_max_records`), or
+    /// fewer once the peer answered a
     /// page short while holding more (its byte limit or its own record limit), so the pages
     /// asked ahead line up with what it sends.
     step: u64,

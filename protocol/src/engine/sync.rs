@@ -13,8 +13,8 @@ use crate::log_id::LogId;
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The first page of a pull asks for this fraction of `Config::page_max_records` (see
-/// `request_pull_sized`).
+/// The first page of a pull asks for this fraction of the page size asked (see
+/// `request_pull_sized` and [`asked_page_max`]).
 const FIRST_PAGE_DIVISOR: u64 = 8;
 
 impl<S: Store, A: Application> Host<S, A> {
@@ -407,7 +407,9 @@ impl<S: Store, A: Application> Host<S, A> {
         // Past the stored height but within the reach of the pages this host asks for ahead:
         // an answer to a pull that ended since (a page before it failed, the pull expired,
         // another peer moved the log on, the host restarted) or a late copy. The records
-        // cannot be stored yet and will be asked for again; the peer is not to blame.
+        // cannot be stored yet and will be asked for again; the peer is not to blame. (Pages
+        // are asked at most `asked_page_max` apart; the reach allows the larger page limit, so
+        // pages asked before a restart with a smaller asked size are not blamed either.)
         let reach = u64::from(self.config.pull_window.max(1) - 1)
             .saturating_mul(u64::from(self.config.page_max_records.max(1)));
         if at > mine + 1 && at - (mine + 1) <= reach {
@@ -581,8 +583,8 @@ impl<S: Store, A: Application> Host<S, A> {
 
     /// Asks `peer` for the page of `log` from `at`: `step` records long when the peer's page
     /// size is known from an earlier page of the pull. Else a first page of an eighth of
-    /// `Config::page_max_records` is asked alone: it comes back quickly, so the pages asked
-    /// after it (sized by its bytes) start travelling and being checked early.
+    /// [`asked_page_max`] is asked alone: it comes back quickly, so the pages asked after it
+    /// (sized by its bytes) start travelling and being checked early.
     fn request_pull_sized(
         &mut self,
         now: Time,
@@ -592,7 +594,7 @@ impl<S: Store, A: Application> Host<S, A> {
         peer: &PeerId,
         step: Option<u64>,
     ) {
-        let max = u64::from(self.config.page_max_records.max(1));
+        let max = asked_page_max(&self.config);
         let sized = step.is_some();
         let step = step
             .unwrap_or(max.div_ceil(FIRST_PAGE_DIVISOR))
@@ -666,10 +668,16 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 }
 
+/// Most records this host asks for in one page: `Config::pull_page_records`, within
+/// `Config::page_max_records` (at least one).
+fn asked_page_max(config: &Config) -> u64 {
+    u64::from(config.pull_page_records.min(config.page_max_records).max(1))
+}
+
 /// Records per page once a whole page of `got` records took `bytes`: as many such records
-/// as fill seven eighths of `Config::page_max_bytes`, at most `Config::page_max_records`.
+/// as fill seven eighths of `Config::page_max_bytes`, at most [`asked_page_max`].
 fn fitted_step(config: &Config, bytes: u64, got: u64) -> u64 {
-    let max = u64::from(config.page_max_records.max(1));
+    let max = asked_page_max(config);
     if got == 0 {
         return max;
     }
