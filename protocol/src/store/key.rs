@@ -71,6 +71,12 @@ impl KeyBuf {
         self.bytes(v.as_bytes())
     }
 
+    /// Drops the fields after the first `len` bytes, to build keys that share a prefix in one
+    /// buffer (no effect when the key is not longer).
+    pub fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
     /// The key so far.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf

@@ -164,8 +164,16 @@ pub fn load_config(
 /// Reads an instance by its key.
 pub fn load_instance(txn: &dyn ReadTxn, key: &[u8]) -> Result<Option<Value>, StoreError> {
     txn.get(key)?
-        .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt("instance", e)))
+        .map(|b| parse_stored(&b).map_err(|e| corrupt("instance", e)))
         .transpose()
+}
+
+/// Parses JSON this database stored (an instance). The bytes are checked as UTF-8 once, as a
+/// whole: serde_json's byte-slice reader checks every string on its own, which cost about a
+/// sixth of parsing a 116-byte instance (queries parse every instance they return).
+pub fn parse_stored(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let text = std::str::from_utf8(bytes).map_err(serde::de::Error::custom)?;
+    serde_json::from_str(text)
 }
 
 /// Every instance of a collection, in ID order.
@@ -180,7 +188,7 @@ pub fn scan_instances(
     txn.scan(
         KeyRange::prefix(&prefix),
         Direction::Forward,
-        &mut |k, v| match (id_after(&prefix, k), serde_json::from_slice(v)) {
+        &mut |k, v| match (id_after(&prefix, k), parse_stored(v)) {
             (Ok(id), Ok(doc)) => {
                 out.push((id, doc));
                 ControlFlow::Continue(())
@@ -198,5 +206,26 @@ pub fn scan_instances(
     match failure {
         Some(e) => Err(e),
         None => Ok(out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_stored;
+    use serde_json::{Value, json};
+
+    /// Parsing stored JSON as a whole string gives what parsing the bytes gives, and bytes that
+    /// are not UTF-8 (in a string or outside one) are refused as the byte reader refuses them.
+    #[test]
+    fn stored_json_parses_as_the_byte_reader_does() {
+        let doc = json!({"_id": "a\u{e9}\u{1f600}", "n": [1, 2.5, null], "s": "x\"y\\z"});
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        assert_eq!(parse_stored(&bytes).unwrap(), doc);
+        let bad: [&[u8]; 3] = [b"{\"a\":\"\xff\"}", b"{\"a\xc3\":1}", b"\xef{}"];
+        for b in bad {
+            assert!(serde_json::from_slice::<Value>(b).is_err(), "{b:?}");
+            assert!(parse_stored(b).is_err(), "{b:?}");
+        }
+        assert!(parse_stored(b"{\"a\":1} x").is_err(), "trailing input");
     }
 }

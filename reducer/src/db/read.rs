@@ -16,7 +16,7 @@ use threads_protocol::store::{
     Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError, prefix_successor,
 };
 
-use super::apply::{load_config, load_instance};
+use super::apply::{load_config, load_instance, parse_stored};
 use super::event::CollectionConfig;
 use super::keys::{Keys, id_after, split_index_entry};
 use super::scripts::Scripts;
@@ -369,7 +369,7 @@ impl Source<'_> {
             {
                 return ControlFlow::Continue(());
             }
-            match serde_json::from_slice(v) {
+            match parse_stored(v) {
                 Ok(doc) => {
                     flow = emit(seen, id, doc, visit);
                     flow
@@ -392,8 +392,16 @@ impl Source<'_> {
         ids: impl Iterator<Item = String>,
         visit: &mut Visitor<'_>,
     ) -> Result<ControlFlow<()>, StoreError> {
+        // The keys share the collection's prefix: one buffer, cut back to it for each ID.
+        let prefix = self.keys.instances(self.collection);
+        let mut key = KeyBuf::with_prefix(&prefix);
         for id in ids {
-            if let Some(doc) = read_instance(self.txn, self.keys, self.collection, &id)?
+            key.truncate(prefix.len());
+            key = key.str(&id);
+            if key.as_bytes().len() > MAX_KEY_LEN {
+                continue;
+            }
+            if let Some(doc) = load_instance(self.txn, key.as_bytes())?
                 && emit(&mut self.seen, id, doc, visit).is_break()
             {
                 return Ok(ControlFlow::Break(()));
