@@ -312,6 +312,18 @@ fn get(
         .map(<[u8]>::to_vec))
 }
 
+/// [`ReadTxn::get_with`]: the value is lent from LMDB's map.
+fn get_with(
+    db: &Database<'static, Bytes, Bytes>,
+    txn: &RoTxn<'_>,
+    key: &[u8],
+    read: &mut dyn FnMut(Option<&[u8]>),
+) -> Result<(), StoreError> {
+    check_key(key)?;
+    read(db.get(txn, key).map_err(|e| map_err("reading a key", e))?);
+    Ok(())
+}
+
 fn scan(
     db: &Database<'static, Bytes, Bytes>,
     txn: &RoTxn<'_>,
@@ -350,6 +362,10 @@ impl ReadTxn for LmdbRead<'_> {
         get(&self.db, &self.txn, key)
     }
 
+    fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
+        get_with(&self.db, &self.txn, key, read)
+    }
+
     fn scan(
         &self,
         range: KeyRange<'_>,
@@ -363,6 +379,10 @@ impl ReadTxn for LmdbRead<'_> {
 impl ReadTxn for LmdbWrite<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         get(&self.db, &self.txn, key)
+    }
+
+    fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
+        get_with(&self.db, &self.txn, key, read)
     }
 
     fn scan(

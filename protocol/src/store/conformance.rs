@@ -64,9 +64,21 @@ fn ok<T>(r: Result<T, StoreError>, what: &str) -> T {
     }
 }
 
+/// `get`, checked against `get_with` (which must lend the same value, or none).
 #[track_caller]
 fn get<T: ReadTxn + ?Sized>(t: &T, k: &[u8]) -> Option<Vec<u8>> {
-    ok(t.get(k), "get")
+    let value = ok(t.get(k), "get");
+    let mut lent = None;
+    ok(
+        t.get_with(k, &mut |v| lent = Some(v.map(<[u8]>::to_vec))),
+        "get_with",
+    );
+    assert_eq!(
+        lent.as_ref(),
+        Some(&value),
+        "get_with must lend what get returns"
+    );
+    value
 }
 
 #[track_caller]
@@ -214,7 +226,15 @@ pub fn key_and_value_limits<H: Harness>(h: &mut H) {
         Some(Vec::new()),
         "empty value must differ from absent"
     );
-    assert_eq!(r.get(&too_long), Err(over), "overlong key get");
+    assert_eq!(r.get(&too_long), Err(over.clone()), "overlong key get");
+    let lent = r.get_with(&too_long, &mut |_| panic!("an overlong key lends nothing"));
+    assert_eq!(lent, Err(over), "overlong key get_with");
+    let lent = r.get_with(b"", &mut |_| panic!("an empty key lends nothing"));
+    assert_eq!(
+        lent,
+        Err(StoreError::InvalidKey { len: 0 }),
+        "empty key get_with"
+    );
     assert_eq!(
         keys(both_ways(&r, KeyRange::all())),
         vec![long.clone(), b"e".to_vec()]

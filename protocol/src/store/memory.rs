@@ -188,6 +188,12 @@ impl ReadTxn for MemoryRead {
         map_get(&self.map, key)
     }
 
+    fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
+        check_key(key)?;
+        read(self.map.get(key).map(|v| &v[..]));
+        Ok(())
+    }
+
     fn scan(
         &self,
         range: KeyRange<'_>,

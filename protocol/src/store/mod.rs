@@ -297,6 +297,14 @@ pub trait ReadTxn {
     /// The value stored under `key`, if any.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Calls `read` with the value stored under `key` (`None` when there is none), lent
+    /// without a copy where the store can: a query parses each instance it returns straight
+    /// from the store's memory. The default copies through [`get`](Self::get).
+    fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
+        read(self.get(key)?.as_deref());
+        Ok(())
+    }
+
     /// Calls `visit` with each key-value pair in `range`, in key byte order (`dir`), until the
     /// range is exhausted or `visit` returns [`ControlFlow::Break`].
     fn scan(

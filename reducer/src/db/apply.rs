@@ -163,9 +163,11 @@ pub fn load_config(
 
 /// Reads an instance by its key.
 pub fn load_instance(txn: &dyn ReadTxn, key: &[u8]) -> Result<Option<Value>, StoreError> {
-    txn.get(key)?
-        .map(|b| parse_stored(&b).map_err(|e| corrupt("instance", e)))
-        .transpose()
+    let mut doc = None;
+    txn.get_with(key, &mut |v| {
+        doc = v.map(|b| parse_stored(b).map_err(|e| corrupt("instance", e)));
+    })?;
+    doc.transpose()
 }
 
 /// Parses JSON this database stored (an instance). The bytes are checked as UTF-8 once, as a
