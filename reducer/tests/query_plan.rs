@@ -353,3 +353,22 @@ fn results_do_not_depend_on_indexes() {
         );
     }
 }
+
+/// Without sort keys or paging, rows come back in ascending ID order whatever order they came
+/// in (rows already in that order are kept as they are, others are sorted).
+#[test]
+fn unsorted_unpaged_rows_come_back_in_id_order() {
+    let rows: Vec<(String, Value)> = scored(50).into_iter().collect();
+    let query = Query::from_json(&json!({})).unwrap();
+    let in_order = order_and_page(&query, rows.clone()).unwrap();
+    assert_eq!(in_order, rows, "rows in ID order are kept");
+    let mut shuffled = rows.clone();
+    shuffled.reverse();
+    shuffled.swap(3, 17);
+    assert_eq!(order_and_page(&query, shuffled).unwrap(), rows);
+    let mut doubled = rows.clone();
+    doubled.insert(1, rows[0].clone());
+    let kept = order_and_page(&query, doubled).unwrap();
+    assert_eq!(kept.len(), 51, "a repeated ID is not dropped");
+    assert!(kept.windows(2).all(|w| w[0].0 <= w[1].0));
+}
