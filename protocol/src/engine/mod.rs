@@ -141,9 +141,8 @@ struct PendingPull {
     /// with what was stored (a short page breaks the line; the rest are then dropped).
     next_page: Option<u64>,
     /// Records asked per page: `Config::pull_page_records` (within `page_max_records`), or
-    /// fewer once the peer answered a
-    /// page short while holding more (its byte limit or its own record limit), so the pages
-    /// asked ahead line up with what it sends.
+    /// fewer once the peer answered a page short while holding more (its byte limit or its own
+    /// record limit), so the pages asked ahead line up with what it sends.
     step: u64,
     /// Whether a page of this pull came back (so `step` fits the peer's pages): pages are
     /// asked for ahead only then, since pages asked at a wrong step would be dropped.
