@@ -9,9 +9,10 @@
 //! [`Config::cid_journal_max`](super::Config::cid_journal_max) entries. A bulk move of many
 //! entries shares pages between them; the journal costs a few bytes per record.
 //!
-//! A CID identifies one record, bound to its thread, so it has one entry, in one tier. The memory mirror changes only after the transaction that
-//! wrote the journal commits ([`CidIndex::committed`]), and is rebuilt from the journal when a
-//! host opens its store, so it never holds what the store does not (spec/engine.md §3).
+//! A CID identifies one record, bound to its thread, so it has one entry, in one tier. The
+//! memory mirror changes only after the transaction that wrote the journal commits
+//! ([`CidIndex::committed`]), and is rebuilt from the journal when a host opens its store, so
+//! it never holds what the store does not (spec/engine.md §3).
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;

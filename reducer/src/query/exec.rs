@@ -36,12 +36,11 @@ where
     let skip = usize::try_from(query.skip).unwrap_or(usize::MAX);
     let sort = query.sort.as_slice();
     // Without sort keys or paging the answer is the rows in ascending ID order, which is the
-    // order most plans produce them in (an index equality, a scan): no ranking needed.
+    // order most plans produce them in (an index equality, a scan): no ranking needed, and the
+    // stable sort finds rows already in order in one pass.
     if sort.is_empty() && skip == 0 && query.limit == 0 {
         let mut rows: Vec<Row> = rows.into_iter().collect();
-        if !rows.is_sorted_by(|a, b| a.0 <= b.0) {
-            rows.sort_by(|a, b| a.0.cmp(&b.0));
-        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         return Ok(rows);
     }
     // A go-threads sort field missing in some row fails the query; the error names the smallest
