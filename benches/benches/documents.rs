@@ -113,6 +113,23 @@ fn documents(c: &mut Criterion) {
                 rows
             })
         });
+        // The same query with rows of JSON text (what the daemon sends).
+        group.bench_function(name.replace("_eq/", "_eq_json/"), |b| {
+            b.iter(|| {
+                let txn = store.read().expect("read");
+                let rows = db::read::find_json(
+                    &txn,
+                    &thread,
+                    "people",
+                    black_box(&query),
+                    None,
+                    &mut scripts,
+                )
+                .expect("find_json");
+                assert!(!rows.is_empty());
+                rows
+            })
+        });
     }
     group.finish();
 }

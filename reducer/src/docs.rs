@@ -13,7 +13,7 @@
 mod commit;
 mod ids;
 
-use crate::db::{self, Batch, CollectionConfig, DbError, DbEvent, DocFold, Row};
+use crate::db::{self, Batch, CollectionConfig, DbError, DbEvent, DocFold, JsonRow, Row};
 use crate::fold::{self, Convergent, Fold, OrderKey, Outcome, RecordInfo};
 use crate::listen::{Action, Change, ChangeFeed, Filter, Lagged, ListenerId};
 use crate::query::Query;
@@ -167,6 +167,23 @@ impl Snapshot<'_> {
         reader: Option<&str>,
     ) -> Result<Vec<Row>, DocsError> {
         Ok(db::read::find(
+            self.txn,
+            &self.db,
+            collection,
+            query,
+            reader,
+            self.fold.scripts(),
+        )?)
+    }
+
+    /// Runs a query; each result as JSON text ([`db::read::find_json`]).
+    pub fn find_json(
+        &mut self,
+        collection: &str,
+        query: &Query,
+        reader: Option<&str>,
+    ) -> Result<Vec<JsonRow>, DocsError> {
+        Ok(db::read::find_json(
             self.txn,
             &self.db,
             collection,
@@ -534,6 +551,23 @@ impl<S: Store> Documents<S> {
         let txn = store.read()?;
         let scripts = app.fold_mut().scripts();
         Ok(db::read::find(
+            &txn, db, collection, query, reader, scripts,
+        )?)
+    }
+
+    /// Runs a query on a consistent snapshot; each result as JSON text, as the daemon sends it
+    /// ([`db::read::find_json`]: the same rows as [`Self::find`], not parsed).
+    pub fn find_json(
+        &mut self,
+        db: &ThreadId,
+        collection: &str,
+        query: &Query,
+        reader: Option<&str>,
+    ) -> Result<Vec<JsonRow>, DocsError> {
+        let (store, app) = self.host.store_and_app();
+        let txn = store.read()?;
+        let scripts = app.fold_mut().scripts();
+        Ok(db::read::find_json(
             &txn, db, collection, query, reader, scripts,
         )?)
     }

@@ -284,3 +284,38 @@ proptest! {
         prop_assert_eq!(h.count_space(threads_reducer::db::keys::SPACE_INDEX), entries);
     }
 }
+
+#[test]
+fn a_corrupt_stored_instance_fails_both_forms_of_find() {
+    use threads_protocol::store::{StoreError, WriteTxn};
+    use threads_reducer::db::DbError;
+    use threads_reducer::db::keys::Keys;
+    for bad in [
+        &b"{\"age\": 62"[..],
+        b"{\"age\": 62, \"name\": \"\xff\"}",
+        b"[62]",
+    ] {
+        let mut h = Harness::new();
+        upstream(&mut h, "Indexed", &[("age", false)]);
+        let key = Keys::new(&h.thread).instance("Indexed", "p02");
+        let mut txn = h.store.write().unwrap();
+        txn.put(&key, bad).unwrap();
+        txn.commit().unwrap();
+        // Through the index, by a scan, and by ID: the damaged instance is a candidate of each.
+        for q in [
+            json!({"age": 62}),
+            json!({"name": "Foo"}),
+            json!({"_id": "p02"}),
+        ] {
+            let err = h.find("Indexed", q.clone(), None);
+            match err {
+                // `[62]` is JSON, but not an object: the query rejects it like any non-match.
+                Ok(rows) if bad == b"[62]" => assert!(rows.iter().all(|(id, _)| id != "p02")),
+                Err(DbError::Store(StoreError::Corrupt(msg))) => {
+                    assert!(msg.starts_with("instance: "), "{msg}")
+                }
+                other => panic!("{q} on {bad:?}: {other:?}"),
+            }
+        }
+    }
+}

@@ -187,14 +187,38 @@ impl Harness {
         reader: Option<&str>,
     ) -> Result<Vec<Row>, DbError> {
         let txn = self.store.read().unwrap();
-        read::find(
+        let rows = read::find(
             &txn,
             &self.thread,
             collection,
             query,
             reader,
             &mut self.scripts,
-        )
+        );
+        // Every query the suites run also checks that the JSON-text form gives the same rows.
+        let json = read::find_json(
+            &txn,
+            &self.thread,
+            collection,
+            query,
+            reader,
+            &mut self.scripts,
+        );
+        match (&rows, json) {
+            (Ok(rows), Ok(json)) => {
+                let parsed: Vec<Row> = json
+                    .iter()
+                    .map(|(id, text)| (id.clone(), serde_json::from_str(text.get()).unwrap()))
+                    .collect();
+                assert_eq!(&parsed, rows, "find_json disagrees with find");
+                for ((_, text), (_, doc)) in json.iter().zip(rows) {
+                    assert_eq!(text.get(), serde_json::to_string(doc).unwrap());
+                }
+            }
+            (Err(a), Err(b)) => assert_eq!(a, &b, "find_json fails otherwise than find"),
+            (a, b) => panic!("find gave {a:?}, find_json {b:?}"),
+        }
+        rows
     }
 
     /// IDs of `find` results.

@@ -163,11 +163,14 @@ impl DbApi {
             .reader()
             .snapshot(db, move |s| {
                 s.require_db()?;
-                s.find(&coll, &query, reader.as_deref())
+                s.find_json(&coll, &query, reader.as_deref())
             })
             .await
             .map_err(status)?;
-        Ok(rows.iter().map(|(_, v)| convert::to_bytes(v)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(_, json)| String::from(Box::<str>::from(json)).into_bytes())
+            .collect())
     }
 
     /// One instance as the caller sees it, as JSON bytes.

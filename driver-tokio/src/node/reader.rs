@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use threads_protocol::id::ThreadId;
 use threads_protocol::store::{ReadTxn, Store};
-use threads_reducer::db::{self, CollectionConfig, Row, Scripts};
+use threads_reducer::db::{self, CollectionConfig, JsonRow, Row, Scripts};
 use threads_reducer::fold;
 use threads_reducer::query::Query;
 
@@ -68,6 +68,20 @@ impl ReadSnapshot<'_> {
     ) -> Result<Vec<Row>, NodeError> {
         Ok(
             db::read::find(self.txn, &self.db, collection, query, reader, self.scripts)
+                .map_err(threads_reducer::docs::DocsError::from)?,
+        )
+    }
+
+    /// Runs a query; each result as JSON text, as clients get it (no parse of instances the
+    /// read filter does not rewrite).
+    pub fn find_json(
+        &mut self,
+        collection: &str,
+        query: &Query,
+        reader: Option<&str>,
+    ) -> Result<Vec<JsonRow>, NodeError> {
+        Ok(
+            db::read::find_json(self.txn, &self.db, collection, query, reader, self.scripts)
                 .map_err(threads_reducer::docs::DocsError::from)?,
         )
     }

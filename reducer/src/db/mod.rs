@@ -30,7 +30,7 @@ mod scripts;
 
 pub use collection::{BAD_NAME, MAX_INDEX_PATH_LEN, MAX_NAME_LEN, check_name};
 pub use event::{Batch, BatchError, CollectionConfig, DbEvent, IndexSpec};
-pub use read::{DbError, Row};
+pub use read::{DbError, JsonRow, Row};
 pub use scripts::Scripts;
 
 use std::collections::{BTreeMap, HashSet};

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::ops::{Bound, ControlFlow};
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use threads_protocol::id::ThreadId;
 use threads_protocol::store::key::KeyBuf;
 use threads_protocol::store::{
@@ -20,13 +21,16 @@ use super::apply::{load_config, load_instance, parse_stored};
 use super::event::CollectionConfig;
 use super::keys::{Keys, id_after, split_index_entry};
 use super::scripts::Scripts;
-use crate::query::exec::{order_and_page, stop_after};
+use crate::query::exec::{SortValues, order_and_page, stop_after};
 use crate::query::plan::range_is_empty;
 use crate::query::raw::{Prefilter, Verdict};
 use crate::query::{Plan, Query, QueryError, plan};
 
 /// A result row: instance ID and the JSON the reader sees.
 pub type Row = crate::query::exec::Row;
+
+/// A result row of [`find_json`]: instance ID and the JSON text the reader sees.
+pub type JsonRow = (String, Box<RawValue>);
 
 /// Why a read failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,17 +146,31 @@ pub fn find(
     scripts: &mut Scripts,
 ) -> Result<Vec<Row>, DbError> {
     let config = collection_info(txn, thread, collection)?;
+    let plan = plan_for(&config, query)?;
+    run(txn, thread, &config, query, &plan, reader, scripts)
+}
+
+/// [`find`], with each result as JSON text instead of a parsed [`Value`]: the same rows, in the
+/// same order (parsing each gives [`find`]'s). Instances the read filter does not rewrite are
+/// the stored text, and the filter is decided on the members it reads, so a query that neither
+/// sorts nor meets a read filter parses no whole instance. What the daemon sends to clients.
+pub fn find_json(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    collection: &str,
+    query: &Query,
+    reader: Option<&str>,
+    scripts: &mut Scripts,
+) -> Result<Vec<JsonRow>, DbError> {
+    let config = collection_info(txn, thread, collection)?;
+    let plan = plan_for(&config, query)?;
+    run(txn, thread, &config, query, &plan, reader, scripts)
+}
+
+/// The plan for `query` with the collection's indexes.
+fn plan_for(config: &CollectionConfig, query: &Query) -> Result<Plan, QueryError> {
     let indexed: BTreeSet<&str> = config.indexes.iter().map(|s| s.path.as_str()).collect();
-    let plan = plan(query, |p| indexed.contains(p.as_str()))?;
-    run(
-        txn,
-        &Keys::new(thread),
-        &config,
-        query,
-        &plan,
-        reader,
-        scripts,
-    )
+    plan(query, |p| indexed.contains(p.as_str()))
 }
 
 /// Runs `query` with a given plan (for tests and diagnostics). A plan that reads an index the
@@ -167,49 +185,109 @@ pub fn find_with_plan(
     scripts: &mut Scripts,
 ) -> Result<Vec<Row>, DbError> {
     let config = collection_info(txn, thread, collection)?;
-    run(
-        txn,
-        &Keys::new(thread),
-        &config,
-        query,
-        plan,
-        reader,
-        scripts,
-    )
+    run(txn, thread, &config, query, plan, reader, scripts)
 }
 
-fn run(
+/// The form a query's rows hold their instances in: a parsed [`Value`] or JSON text.
+trait RowDoc: SortValues + Sized {
+    /// Whether to decide the filter on the raw members before parsing (worth it only when the
+    /// row does not need the parsed instance anyway).
+    const PREFILTER: bool;
+    /// The row of a stored instance (its JSON text) that matches and that no read filter
+    /// rewrites.
+    fn from_stored(text: &str) -> Result<Self, serde_json::Error>;
+    /// The row of a document already parsed (or a read filter's output).
+    fn from_value(doc: Value) -> Result<Self, serde_json::Error>;
+}
+
+impl RowDoc for Value {
+    const PREFILTER: bool = false;
+    fn from_stored(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+    fn from_value(doc: Value) -> Result<Self, serde_json::Error> {
+        Ok(doc)
+    }
+}
+
+impl RowDoc for Box<RawValue> {
+    const PREFILTER: bool = true;
+    /// Checks that the text is JSON (a corrupt store fails the query, as [`find`]'s parse does)
+    /// and copies it.
+    fn from_stored(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<&RawValue>(text).map(ToOwned::to_owned)
+    }
+    fn from_value(doc: Value) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(&doc)
+    }
+}
+
+fn run<D: RowDoc>(
     txn: &dyn ReadTxn,
-    keys: &Keys,
+    thread: &ThreadId,
     config: &CollectionConfig,
     query: &Query,
     plan: &Plan,
     reader: Option<&str>,
     scripts: &mut Scripts,
-) -> Result<Vec<Row>, DbError> {
+) -> Result<Vec<(String, D)>, DbError> {
+    let keys = Keys::new(thread);
     let stop = stop_after(query, plan);
     let prefilter = Prefilter::new(query);
-    let mut rows: Vec<Row> = Vec::new();
-    let mut visit = |id: String, doc: Value| {
+    let rewrites = !config.read_filter.is_empty();
+    let mut rows: Vec<(String, D)> = Vec::new();
+    let mut visit = |id: String, bytes: &[u8], verdict: Verdict| {
         if stop.is_some_and(|n| rows.len() >= n) {
-            return ControlFlow::Break(());
+            return Ok(ControlFlow::Break(()));
         }
-        if query.matches(&id, &doc)
-            && let Some(seen) = visible(config, doc, reader, scripts)
-        {
-            rows.push((id, seen));
+        let text = stored_text(bytes)?;
+        let verdict = match (&prefilter, verdict) {
+            (_, Verdict::Skip | Verdict::Match) => verdict,
+            // A filter that reads nothing matches every instance.
+            (None, Verdict::Parse) => Verdict::Match,
+            (Some(pre), Verdict::Parse) if D::PREFILTER && !rewrites => {
+                pre.check(query, Some(&id), bytes)
+            }
+            (Some(_), Verdict::Parse) => Verdict::Parse,
+        };
+        let row = match verdict {
+            Verdict::Skip => None,
+            Verdict::Match if !rewrites => Some(D::from_stored(text).map_err(corrupt_instance)?),
+            Verdict::Match | Verdict::Parse => {
+                let doc = parse_stored(bytes).map_err(corrupt_instance)?;
+                if verdict == Verdict::Match || query.matches(&id, &doc) {
+                    visible(config, doc, reader, scripts)
+                        .map(D::from_value)
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("read filter output: {e}")))?
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(doc) = row {
+            rows.push((id, doc));
         }
-        ControlFlow::Continue(())
+        Ok(ControlFlow::Continue(()))
     };
     let mut src = Source {
         txn,
-        keys,
+        keys: &keys,
         collection: &config.name,
         seen: matches!(plan, Plan::Union(_)).then(BTreeSet::new),
         prefilter: prefilter.as_ref().map(|p| (query, p)),
     };
     let _stopped = src.candidates(plan, &mut visit)?;
     Ok(order_and_page(query, rows)?)
+}
+
+/// The stored JSON of an instance as text.
+fn stored_text(bytes: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(bytes).map_err(corrupt_instance)
+}
+
+fn corrupt_instance(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("instance: {e}"))
 }
 
 /// The JSON `reader` sees of `doc`, or `None` when the read filter hides it.
@@ -240,7 +318,9 @@ pub fn read_instance(
     load_instance(txn, &key)
 }
 
-type Visitor<'v> = dyn FnMut(String, Value) -> ControlFlow<()> + 'v;
+/// Receives each candidate: its ID, its stored bytes, and what the prefilter found (`Parse`
+/// when it did not look); says whether to go on.
+type Visitor<'v> = dyn FnMut(String, &[u8], Verdict) -> Result<ControlFlow<()>, StoreError> + 'v;
 
 /// Produces the candidates of a plan from the store.
 struct Source<'a> {
@@ -249,7 +329,7 @@ struct Source<'a> {
     collection: &'a str,
     /// IDs already produced, when the plan can produce one twice (unions).
     seen: Option<BTreeSet<String>>,
-    /// The query and its prefilter: instances it rules out are not parsed.
+    /// The query and its prefilter: scans skip the instances it rules out.
     prefilter: Option<(&'a Query, &'a Prefilter)>,
 }
 
@@ -257,15 +337,16 @@ struct Source<'a> {
 fn emit(
     seen: &mut Option<BTreeSet<String>>,
     id: String,
-    doc: Value,
+    bytes: &[u8],
+    verdict: Verdict,
     visit: &mut Visitor<'_>,
-) -> ControlFlow<()> {
+) -> Result<ControlFlow<()>, StoreError> {
     if let Some(seen) = seen
         && !seen.insert(id.clone())
     {
-        return ControlFlow::Continue(());
+        return Ok(ControlFlow::Continue(()));
     }
-    visit(id, doc)
+    visit(id, bytes, verdict)
 }
 
 impl Source<'_> {
@@ -343,12 +424,15 @@ impl Source<'_> {
         self.txn.scan(range, Direction::Forward, &mut |k, v| {
             // On a full scan without `_id` conditions, the ID is decoded only for instances
             // that pass the prefilter.
+            let mut verdict = Verdict::Parse;
             if unbounded
                 && let Some((query, pre)) = pre
                 && !pre.reads_id()
-                && pre.check(query, None, v) == Verdict::Skip
             {
-                return ControlFlow::Continue(());
+                verdict = pre.check(query, None, v);
+                if verdict == Verdict::Skip {
+                    return ControlFlow::Continue(());
+                }
             }
             let id = match id_after(&prefix, k) {
                 Ok(id) => id,
@@ -364,18 +448,21 @@ impl Source<'_> {
                     ControlFlow::Continue(())
                 };
             }
-            if let Some((query, pre)) = pre
-                && pre.check(query, Some(&id), v) == Verdict::Skip
+            if verdict == Verdict::Parse
+                && let Some((query, pre)) = pre
             {
-                return ControlFlow::Continue(());
+                verdict = pre.check(query, Some(&id), v);
+                if verdict == Verdict::Skip {
+                    return ControlFlow::Continue(());
+                }
             }
-            match parse_stored(v) {
-                Ok(doc) => {
-                    flow = emit(seen, id, doc, visit);
+            match emit(seen, id, v, verdict, visit) {
+                Ok(f) => {
+                    flow = f;
                     flow
                 }
                 Err(e) => {
-                    failure = Some(StoreError::Corrupt(format!("instance: {e}")));
+                    failure = Some(e);
                     ControlFlow::Break(())
                 }
             }
@@ -401,9 +488,16 @@ impl Source<'_> {
             if key.as_bytes().len() > MAX_KEY_LEN {
                 continue;
             }
-            if let Some(doc) = load_instance(self.txn, key.as_bytes())?
-                && emit(&mut self.seen, id, doc, visit).is_break()
-            {
+            // The stored bytes are handed on where the store keeps them (no copy).
+            let mut id = Some(id);
+            let mut flow = Ok(ControlFlow::Continue(()));
+            let seen = &mut self.seen;
+            self.txn.get_with(key.as_bytes(), &mut |v| {
+                if let (Some(bytes), Some(id)) = (v, id.take()) {
+                    flow = emit(seen, id, bytes, Verdict::Parse, visit);
+                }
+            })?;
+            if flow?.is_break() {
                 return Ok(ControlFlow::Break(()));
             }
         }

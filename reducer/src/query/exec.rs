@@ -24,14 +24,39 @@ pub type MemIndex = BTreeMap<Vec<u8>, BTreeSet<String>>;
 /// A result row: instance ID and the JSON the reader sees.
 pub type Row = (String, Value);
 
+/// What [`order_and_page`] needs of a row's document: the values it is sorted by.
+pub trait SortValues {
+    /// The value at each sort key's path (`None` where the document lacks it); `_id` keys are
+    /// answered from the row's ID, so implementations may return anything for them.
+    fn sort_values(&self, sort: &[SortKey]) -> Vec<Option<Value>>;
+}
+
+impl SortValues for Value {
+    fn sort_values(&self, sort: &[SortKey]) -> Vec<Option<Value>> {
+        sort.iter().map(|k| k.path.lookup(self).cloned()).collect()
+    }
+}
+
+impl SortValues for Box<serde_json::value::RawValue> {
+    /// Parses the JSON text once per row; only sorted queries pay it.
+    fn sort_values(&self, sort: &[SortKey]) -> Vec<Option<Value>> {
+        match serde_json::from_str::<Value>(self.get()) {
+            Ok(doc) => doc.sort_values(sort),
+            Err(_) => vec![None; sort.len()],
+        }
+    }
+}
+
 /// Sorts `rows` (already matched and read-filtered) by the query's sort keys, then ascending
-/// ID, and returns `limit` rows after the first `skip`.
+/// ID, and returns `limit` rows after the first `skip`. Rows hold a parsed document ([`Row`])
+/// or JSON text.
 ///
 /// With a limit this keeps a bounded heap of `skip + limit` rows: O(n log k) time, O(k) memory.
 /// Fails only for a go-threads-syntax sort field that a row lacks.
-pub fn order_and_page<I>(query: &Query, rows: I) -> Result<Vec<Row>, QueryError>
+pub fn order_and_page<D, I>(query: &Query, rows: I) -> Result<Vec<(String, D)>, QueryError>
 where
-    I: IntoIterator<Item = Row>,
+    D: SortValues,
+    I: IntoIterator<Item = (String, D)>,
 {
     let skip = usize::try_from(query.skip).unwrap_or(usize::MAX);
     let sort = query.sort.as_slice();
@@ -39,7 +64,7 @@ where
     // order most plans produce them in (an index equality, a scan): no ranking needed, and the
     // stable sort finds rows already in order in one pass.
     if sort.is_empty() && skip == 0 && query.limit == 0 {
-        let mut rows: Vec<Row> = rows.into_iter().collect();
+        let mut rows: Vec<(String, D)> = rows.into_iter().collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         return Ok(rows);
     }
@@ -55,8 +80,8 @@ where
         }
         r
     });
-    let mut sorted: Vec<Ranked> = if query.limit == 0 {
-        let mut all: Vec<Ranked> = ranked.collect();
+    let mut sorted: Vec<Ranked<D>> = if query.limit == 0 {
+        let mut all: Vec<Ranked<D>> = ranked.collect();
         all.sort_by(|a, b| cmp_ranked(sort, a, b));
         all
     } else {
@@ -98,27 +123,28 @@ pub fn stop_after(query: &Query, plan: &Plan) -> Option<usize> {
 }
 
 /// A row with its sort keys extracted.
-struct Ranked<'q> {
+struct Ranked<'q, D> {
     keys: Vec<Option<Value>>,
     id: String,
-    doc: Value,
+    doc: D,
     /// The path of a sort key that must exist but is missing in this row.
     missing_error: Option<&'q str>,
 }
 
-fn rank(sort: &[SortKey], id: String, doc: Value) -> Ranked<'_> {
-    let mut keys = Vec::with_capacity(sort.len());
+fn rank<D: SortValues>(sort: &[SortKey], id: String, doc: D) -> Ranked<'_, D> {
+    let mut keys = if sort.is_empty() {
+        Vec::new()
+    } else {
+        doc.sort_values(sort)
+    };
     let mut missing_error = None;
-    for k in sort {
-        let v = if k.path.is_id() {
-            Some(Value::String(id.clone()))
-        } else {
-            k.path.lookup(&doc).cloned()
-        };
+    for (k, v) in sort.iter().zip(keys.iter_mut()) {
+        if k.path.is_id() {
+            *v = Some(Value::String(id.clone()));
+        }
         if v.is_none() && k.missing == MissingSort::Error && missing_error.is_none() {
             missing_error = Some(k.path.as_str());
         }
-        keys.push(v);
     }
     Ranked {
         keys,
@@ -128,7 +154,7 @@ fn rank(sort: &[SortKey], id: String, doc: Value) -> Ranked<'_> {
     }
 }
 
-fn cmp_ranked(sort: &[SortKey], a: &Ranked<'_>, b: &Ranked<'_>) -> Ordering {
+fn cmp_ranked<D>(sort: &[SortKey], a: &Ranked<'_, D>, b: &Ranked<'_, D>) -> Ordering {
     for ((k, x), y) in sort.iter().zip(&a.keys).zip(&b.keys) {
         let o = match (x, y) {
             (None, None) => Ordering::Equal,
@@ -145,26 +171,26 @@ fn cmp_ranked(sort: &[SortKey], a: &Ranked<'_>, b: &Ranked<'_>) -> Ordering {
 }
 
 /// Heap entry ordered by result order (the heap's top is the last row in result order).
-struct HeapItem<'q> {
+struct HeapItem<'q, D> {
     sort: &'q [SortKey],
-    row: Ranked<'q>,
+    row: Ranked<'q, D>,
 }
 
-impl PartialEq for HeapItem<'_> {
+impl<D> PartialEq for HeapItem<'_, D> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for HeapItem<'_> {}
+impl<D> Eq for HeapItem<'_, D> {}
 
-impl PartialOrd for HeapItem<'_> {
+impl<D> PartialOrd for HeapItem<'_, D> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for HeapItem<'_> {
+impl<D> Ord for HeapItem<'_, D> {
     fn cmp(&self, other: &Self) -> Ordering {
         cmp_ranked(self.sort, &self.row, &other.row)
     }

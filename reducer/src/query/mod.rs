@@ -32,7 +32,7 @@ pub mod raw;
 pub use compare::{compare_values, type_rank, values_equal};
 pub use encode::encode_index_value;
 pub use error::QueryError;
-pub use model::{CmpOp, FieldPath, Filter, ID_FIELD, MissingSort, Query, SortKey, Syntax};
+pub use model::{CmpOp, FieldPath, Fields, Filter, ID_FIELD, MissingSort, Query, SortKey, Syntax};
 pub use parse_mongo::{FindOptions, parse_sort};
 pub use parse_threads::MAX_DEPTH;
 pub use plan::{Plan, candidate_plans, plan};

@@ -70,6 +70,31 @@ impl FieldPath {
             .split('.')
             .try_fold(doc, |cur, seg| cur.as_object()?.get(seg))
     }
+
+    /// The first segment: the top-level member the path starts at.
+    pub fn first_segment(&self) -> &str {
+        self.raw.split('.').next().unwrap_or_default()
+    }
+
+    /// [`Self::lookup`] from the value of the top-level member ([`Self::first_segment`]) on.
+    pub fn lookup_below<'a>(&self, member: &'a Value) -> Option<&'a Value> {
+        self.raw
+            .split('.')
+            .skip(1)
+            .try_fold(member, |cur, seg| cur.as_object()?.get(seg))
+    }
+}
+
+/// What a filter reads values from: a whole document, or the members of one that it needs.
+pub trait Fields {
+    /// The value at `path`, as [`FieldPath::lookup`] finds it in the whole document.
+    fn field(&self, path: &FieldPath) -> Option<&Value>;
+}
+
+impl Fields for Value {
+    fn field(&self, path: &FieldPath) -> Option<&Value> {
+        path.lookup(self)
+    }
 }
 
 impl fmt::Display for FieldPath {
@@ -231,27 +256,32 @@ impl Filter {
 
     /// Evaluates the filter against a document.
     pub fn eval(&self, doc: &Value) -> bool {
+        self.eval_fields(doc)
+    }
+
+    /// Evaluates the filter against whatever holds the fields it reads.
+    pub fn eval_fields<F: Fields + ?Sized>(&self, doc: &F) -> bool {
         match self {
             Filter::True => true,
             Filter::False => false,
-            Filter::And(parts) => parts.iter().all(|p| p.eval(doc)),
-            Filter::Or(parts) => parts.iter().any(|p| p.eval(doc)),
-            Filter::Not(inner) => !inner.eval(doc),
-            Filter::Cmp { path, op, value } => match path.lookup(doc) {
+            Filter::And(parts) => parts.iter().all(|p| p.eval_fields(doc)),
+            Filter::Or(parts) => parts.iter().any(|p| p.eval_fields(doc)),
+            Filter::Not(inner) => !inner.eval_fields(doc),
+            Filter::Cmp { path, op, value } => match doc.field(path) {
                 Some(found) if type_rank(found) == type_rank(value) => {
                     op.holds(compare_values(found, value))
                 }
                 _ => false,
             },
-            Filter::In { path, values } => match path.lookup(doc) {
+            Filter::In { path, values } => match doc.field(path) {
                 Some(found) => values
                     .iter()
                     .any(|v| compare_values(found, v) == Ordering::Equal),
                 None => false,
             },
-            Filter::Exists { path, exists } => path.lookup(doc).is_some() == *exists,
-            Filter::Indexable { path } => path
-                .lookup(doc)
+            Filter::Exists { path, exists } => doc.field(path).is_some() == *exists,
+            Filter::Indexable { path } => doc
+                .field(path)
                 .is_some_and(|v| encode_index_value(v).is_some()),
         }
     }

@@ -6,9 +6,9 @@
 //! members (parsed from the same bytes) gives the same verdict as the whole one. Full scans
 //! then parse only the instances that match.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::model::{Filter, ID_FIELD, Query};
+use super::model::{FieldPath, Fields, Filter, ID_FIELD, Query};
 
 /// The top-level members a query's filter reads, to evaluate it on raw instance bytes.
 #[derive(Debug, Clone)]
@@ -22,8 +22,10 @@ pub struct Prefilter {
 pub enum Verdict {
     /// The instance cannot match: skip it.
     Skip,
-    /// The instance matches (or the bytes are not a JSON object the prefilter can read): parse
-    /// and check it in full.
+    /// The instance matches.
+    Match,
+    /// The bytes are not a JSON object the prefilter can read: parse the instance and check it
+    /// in full.
     Parse,
 }
 
@@ -36,11 +38,33 @@ fn collect(f: &Filter, out: &mut Vec<String>) {
         | Filter::In { path, .. }
         | Filter::Exists { path, .. }
         | Filter::Indexable { path } => {
-            let first = path.as_str().split('.').next().unwrap_or_default();
+            let first = path.first_segment();
             if !out.iter().any(|m| m == first) {
                 out.push(first.to_owned());
             }
         }
+    }
+}
+
+/// The members a filter reads, parsed from an instance's bytes (the rest is never built).
+struct Members<'p> {
+    names: &'p [String],
+    /// The value of each of `names` (the last one, if a member repeats), `None` if absent.
+    values: Vec<Option<Value>>,
+    /// The instance ID, when the filter reads `_id`.
+    id: Option<Value>,
+}
+
+impl Fields for Members<'_> {
+    fn field(&self, path: &FieldPath) -> Option<&Value> {
+        let first = path.first_segment();
+        let member = if first == ID_FIELD {
+            self.id.as_ref()
+        } else {
+            let i = self.names.iter().position(|m| m == first)?;
+            self.values[i].as_ref()
+        };
+        path.lookup_below(member?)
     }
 }
 
@@ -67,31 +91,36 @@ impl Prefilter {
     /// needed when [`Self::reads_id`]); the same verdict as [`Query::matches`] on the parsed
     /// instance.
     pub fn check(&self, query: &Query, id: Option<&str>, bytes: &[u8]) -> Verdict {
-        let mut doc = Map::new();
-        let found = scan_object(bytes, &mut |key, value| {
-            if self.members.iter().any(|m| m == key) {
-                match serde_json::from_slice::<Value>(value) {
-                    Ok(v) => {
-                        doc.insert(key.to_owned(), v);
-                    }
-                    Err(_) => return false,
+        let mut doc = Members {
+            names: &self.members,
+            values: vec![None; self.members.len()],
+            id: None,
+        };
+        let found = scan_object(bytes, &mut |key, value| match self
+            .members
+            .iter()
+            .position(|m| m.as_bytes() == key)
+        {
+            Some(i) => match serde_json::from_slice::<Value>(value) {
+                Ok(v) => {
+                    doc.values[i] = Some(v);
+                    true
                 }
-            }
-            true
+                Err(_) => false,
+            },
+            None => true,
         });
         if found.is_none() {
             return Verdict::Parse;
         }
         if self.reads_id {
             match id {
-                Some(id) => {
-                    doc.insert(ID_FIELD.to_owned(), Value::String(id.to_owned()));
-                }
+                Some(id) => doc.id = Some(Value::String(id.to_owned())),
                 None => return Verdict::Parse,
             }
         }
-        if query.filter.eval(&Value::Object(doc)) {
-            Verdict::Parse
+        if query.filter.eval_fields(&doc) {
+            Verdict::Match
         } else {
             Verdict::Skip
         }
@@ -159,10 +188,11 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-/// Calls `member` with each top-level member (key, raw value bytes) of the JSON object in
-/// `b`, until it returns false. `None` when `b` does not look like an object or `member`
-/// gave up (values are only delimited here, not validated: the caller parses those it uses).
-fn scan_object(b: &[u8], member: &mut dyn FnMut(&str, &[u8]) -> bool) -> Option<()> {
+/// Calls `member` with each top-level member (key with escapes resolved, raw value bytes) of
+/// the JSON object in `b`, until it returns false. `None` when `b` does not look like an object
+/// or `member` gave up (values are only delimited here, not validated: the caller parses those
+/// it uses; a key is compared as bytes, so one that is not UTF-8 simply matches no name).
+fn scan_object(b: &[u8], member: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Option<()> {
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
@@ -177,11 +207,11 @@ fn scan_object(b: &[u8], member: &mut dyn FnMut(&str, &[u8]) -> bool) -> Option<
             return None;
         }
         let (end, escaped) = skip_string(b, i)?;
-        let key: &str = if escaped {
+        let key: &[u8] = if escaped {
             unescaped = serde_json::from_slice(&b[i..end]).ok()?;
-            &unescaped
+            unescaped.as_bytes()
         } else {
-            std::str::from_utf8(&b[i + 1..end - 1]).ok()?
+            &b[i + 1..end - 1]
         };
         i = skip_ws(b, end);
         if b.get(i) != Some(&b':') {
@@ -212,10 +242,10 @@ mod tests {
         for doc in docs {
             let bytes = serde_json::to_vec(doc).unwrap();
             let want = query.matches("k1", doc);
-            let got = pre.check(&query, Some("k1"), &bytes) == Verdict::Parse;
+            let got = pre.check(&query, Some("k1"), &bytes) == Verdict::Match;
             assert_eq!(got, want, "{q} on {doc}");
             let pretty = serde_json::to_vec_pretty(doc).unwrap();
-            let got = pre.check(&query, Some("k1"), &pretty) == Verdict::Parse;
+            let got = pre.check(&query, Some("k1"), &pretty) == Verdict::Match;
             assert_eq!(got, want, "{q} on pretty {doc}");
         }
     }
@@ -240,6 +270,25 @@ mod tests {
             json!({"a\"": 1}),
         ] {
             verdicts(q, &docs);
+        }
+    }
+
+    #[test]
+    fn a_repeated_member_counts_as_its_last_value_as_in_a_full_parse() {
+        for (q, bytes) in [
+            (json!({"a": 2}), &br#"{"a":1,"b":0,"a":2}"#[..]),
+            (json!({"a": 1}), br#"{"a":1,"b":0,"a":2}"#),
+            (json!({"a.b": 1}), br#"{"a":{"b":1},"a":{"c":1}}"#),
+        ] {
+            let query = Query::from_json(&q).unwrap();
+            let pre = Prefilter::new(&query).unwrap();
+            let doc: Value = serde_json::from_slice(bytes).unwrap();
+            let want = if query.matches("k1", &doc) {
+                Verdict::Match
+            } else {
+                Verdict::Skip
+            };
+            assert_eq!(pre.check(&query, None, bytes), want, "{q} on {bytes:?}");
         }
     }
 
