@@ -4,7 +4,8 @@
 //! collection's indexes, candidates read from the instance key space (scan, `_id` look-up or
 //! range) or from index entries (equality, `$in`, range, union), [`Query::matches`] on each
 //! stored instance, the collection's read filter, then [`order_and_page`]. Every plan yields a
-//! superset of the matches, so results do not depend on which indexes exist.
+//! superset of the matches, so results do not depend on which indexes exist. [`find_json`] gives
+//! the same rows as JSON text, without parsing instances that nothing needs parsed.
 
 use std::collections::BTreeSet;
 use std::ops::{Bound, ControlFlow};

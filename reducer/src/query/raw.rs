@@ -4,7 +4,9 @@
 //! A filter reads a document only through [`FieldPath::lookup`](crate::query::FieldPath::lookup), whose result depends only on
 //! the top-level member named by the path's first segment; so a document holding just those
 //! members (parsed from the same bytes) gives the same verdict as the whole one. Full scans
-//! then parse only the instances that match.
+//! then parse only the instances that match, and rows of JSON text
+//! ([`find_json`](crate::db::read::find_json)) none at all. The members are kept by name; the
+//! filter reads them through [`Fields`], so no map of them is built.
 
 use serde_json::Value;
 
