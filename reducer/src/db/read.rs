@@ -18,7 +18,7 @@ use threads_protocol::store::{
     Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError, prefix_successor,
 };
 
-use super::apply::{load_config, load_instance, parse_stored};
+use super::apply::{load_config, load_instance};
 use super::event::CollectionConfig;
 use super::keys::{Keys, id_after, split_index_entry};
 use super::scripts::Scripts;
@@ -255,7 +255,7 @@ fn run<D: RowDoc>(
             Verdict::Skip => None,
             Verdict::Match if !rewrites => Some(D::from_stored(text).map_err(corrupt_instance)?),
             Verdict::Match | Verdict::Parse => {
-                let doc = parse_stored(bytes).map_err(corrupt_instance)?;
+                let doc: Value = serde_json::from_str(text).map_err(corrupt_instance)?;
                 if verdict == Verdict::Match || query.matches(&id, &doc) {
                     visible(config, doc, reader, scripts)
                         .map(D::from_value)
