@@ -6,12 +6,15 @@
 //!   then `FindByID` of those documents, through `grpc` (one HTTP/2 connection per client, as
 //!   tonic and Go clients keep) and through the `bridge` (one new websocket per call, as the
 //!   JS client does), with 1 and 16 concurrent clients: calls per second and latency p50/p99.
+//! * `find`: `Find` over gRPC with one client, after the unary figures (4 × `--calls`
+//!   documents): every instance (`{}`) and those of one age (a hundredth, by the index),
+//!   `--finds` calls each (default 50): latency and instances returned per second at the p50.
 //! * `listen`: delivery latency of `Listen` through both transports: sequential single-document
 //!   creates through the node's handle; the time from the write call until the listener has
 //!   the change (p50/p99), next to the write's own acknowledgement latency.
 //!
 //! `cargo run --release -p threads-benches --bin api -- [--calls N]` (default 2000 calls per
-//! figure, split among the clients; `--listen N` changes, default 500).
+//! figure, split among the clients; `--listen N` changes, default 500; `--finds N`).
 
 mod shared;
 
@@ -30,7 +33,7 @@ use threads_protocol::id::ThreadId;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
-const USAGE: &str = "usage: api [--calls N] [--listen N]";
+const USAGE: &str = "usage: api [--calls N] [--listen N] [--finds N]";
 
 /// LMDB map size (address space only).
 const MAP_SIZE: usize = 4 << 30;
@@ -114,6 +117,52 @@ impl Client {
         if reply.instance.is_empty() {
             fail("FindByID returned no instance");
         }
+    }
+}
+
+/// Runs `Find` over gRPC with a go-threads query; how many instances came back.
+async fn find(client: &mut ApiClient<Channel>, db: ThreadId, query: &serde_json::Value) -> usize {
+    let req = pb::FindRequest {
+        db_id: db.to_vec(),
+        collection_name: COLLECTION.into(),
+        query_json: serde_json::to_vec(query).expect("a JSON query"),
+    };
+    let reply = client
+        .find(req)
+        .await
+        .unwrap_or_else(|e| fail(&format!("Find: {e}")))
+        .into_inner();
+    reply.instances.len()
+}
+
+/// `Find` over gRPC, one client, `calls` times each: every instance (`{}`), and one age (a
+/// hundredth of them, through the `age` index).
+async fn finds(calls: usize, target: &Target) {
+    let mut client = match Client::new(Transport::Grpc, target).await {
+        Client::Grpc(c) => c,
+        Client::Bridge(_) => unreachable!("a gRPC client"),
+    };
+    let by_age = json!({"ands": [{"fieldPath": "age", "operation": 0, "value": {"float": 42}}]});
+    for (name, query) in [("all", json!({})), ("one_age", by_age)] {
+        let mut lat = Vec::with_capacity(calls);
+        let mut results = 0;
+        let started = Instant::now();
+        for _ in 0..calls {
+            let t0 = Instant::now();
+            results = find(&mut client, target.db, &query).await;
+            lat.push(t0.elapsed().as_secs_f64());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let p50 = percentile(&mut lat, 50.0);
+        let line = json!({
+            "figure": "find",
+            "transport": "grpc",
+            "query": name,
+            "results": results,
+            "instances_per_sec": round(results as f64 / p50, 0),
+            "find": figures(&mut lat, secs),
+        });
+        println!("{line}");
     }
 }
 
@@ -301,11 +350,13 @@ async fn listen(t: Transport, n: usize, target: &Target, h: &NodeHandle) {
 async fn main() {
     let mut calls = 2000usize;
     let mut changes = 500usize;
+    let mut find_calls = 50usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--calls" => calls = flag_value("--calls", args.next(), USAGE),
             "--listen" => changes = flag_value("--listen", args.next(), USAGE),
+            "--finds" => find_calls = flag_value("--finds", args.next(), USAGE),
             _ => {
                 eprintln!("{USAGE}");
                 std::process::exit(2);
@@ -331,6 +382,8 @@ async fn main() {
             unary(t, clients, calls, &target).await;
         }
     }
+    eprintln!("find over grpc");
+    finds(find_calls, &target).await;
     for t in [Transport::Grpc, Transport::Bridge] {
         eprintln!("listen over {}", t.name());
         listen(t, changes, &target, &h).await;

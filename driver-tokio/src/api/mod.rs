@@ -47,6 +47,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
 
 /// Generated protobuf messages and tonic stubs.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -173,7 +174,17 @@ impl ApiServer {
                 stopped.clone(),
             )));
         }
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Replies go out as soon as they are written: with Nagle's algorithm on, a reply of
+        // more than one segment waited for the client's delayed ACK (~40 ms on Linux) before
+        // its last segment left. tonic sets this only on listeners it binds itself.
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+            if let Ok(stream) = &conn
+                && let Err(e) = stream.set_nodelay(true)
+            {
+                tracing::debug!(error = %e, "api connection: TCP_NODELAY not set");
+            }
+            conn
+        });
         let mut signal = stopped;
         tasks.push(tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
