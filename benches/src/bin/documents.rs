@@ -20,8 +20,9 @@
 //!   `create` rate ≥ 100k/s, with `slowdown_last_vs_first`, the first tenth's rate over the last
 //!   tenth's), `single_hit_lookup` (goal 5: p50 of `{"age": 200}` ≤ 20 µs), `indexed_per_hit`
 //!   (goal 5: median µs per result of `{"age": 42}` ≤ 1, next to `bare_get_us`: the store's
-//!   look-ups alone of the same instance keys in the same order, timed in the same runs) and `unindexed_scan` (goal 5: instances
-//!   scanned per second by `{"city": "city-42"}` ≥ 2M). Goal 5 is stated at 1M instances.
+//!   look-ups alone of the same instance keys in the same order, timed in the same runs) and
+//!   `unindexed_scan` (goal 5: instances scanned per second by `{"city": "city-42"}` ≥ 2M).
+//!   Goal 5 is stated at 1M instances.
 //! * `fold_late`: a fresh store holding N records folded in order with `fold_in` (one writer,
 //!   increasing clocks, one create each), then one record whose clock is below the last k
 //!   records' (k = 10, 100, 1000): time and `FoldStats::undone`. Each late record is folded in
