@@ -244,6 +244,8 @@ pub struct LmdbStat {
 pub struct LmdbRead<'a> {
     txn: RoTxn<'a, WithoutTls>,
     db: Database<'static, Bytes, Bytes>,
+    /// The environment, to open siblings on the same snapshot.
+    env: &'a Env<WithoutTls>,
 }
 
 /// The write transaction of [`LmdbStore`]. Not `Send`: LMDB requires the thread that began
@@ -281,7 +283,11 @@ impl Store for LmdbStore {
             .env
             .read_txn()
             .map_err(|e| map_err("opening a read transaction", e))?;
-        Ok(LmdbRead { txn, db: self.db })
+        Ok(LmdbRead {
+            txn,
+            db: self.db,
+            env: &self.env,
+        })
     }
 
     fn write(&self) -> Result<LmdbWrite<'_>, StoreError> {
@@ -364,6 +370,19 @@ impl ReadTxn for LmdbRead<'_> {
 
     fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
         get_with(&self.db, &self.txn, key, read)
+    }
+
+    /// LMDB cannot open a read transaction on an older snapshot: a new one that sees the same
+    /// last commit (the same transaction ID) is the sibling; after a later commit there is none.
+    fn sibling(&self) -> Option<Box<dyn ReadTxn + Send + '_>> {
+        let txn = self.env.read_txn().ok()?;
+        (txn.id() == self.txn.id()).then(|| {
+            Box::new(LmdbRead {
+                txn,
+                db: self.db,
+                env: self.env,
+            }) as Box<dyn ReadTxn + Send + '_>
+        })
     }
 
     fn scan(

@@ -319,3 +319,71 @@ fn a_corrupt_stored_instance_fails_both_forms_of_find() {
         }
     }
 }
+
+#[test]
+fn a_large_index_query_split_between_threads_gives_the_rows_of_one_thread() {
+    use threads_reducer::db::lookup::{MIN_LOOKUPS_PER_THREAD, set_query_threads};
+    use threads_reducer::query::Plan;
+    let mut h = Harness::new();
+    h.ok(vec![DbEvent::CreateCollection(people(
+        "Big",
+        &[("age", false)],
+    ))]);
+    // Two ages with three times the hits a split needs, and a third with too few to split.
+    let n = 6 * MIN_LOOKUPS_PER_THREAD;
+    for start in (0..n).step_by(500) {
+        let events = (start..(start + 500).min(n))
+            .map(|i| {
+                let age = if i % 97 == 0 { 7 } else { i % 2 };
+                create(
+                    "Big",
+                    &format!("b{i:05}"),
+                    json!({"name": format!("n{}", i % 13), "age": age}),
+                )
+            })
+            .collect();
+        h.ok(events);
+    }
+    let queries = [
+        json!({"age": 0}),
+        json!({"age": {"$in": [1, 7]}}),
+        json!({"age": {"$gte": 0, "$lt": 2}, "name": "n3"}),
+        json!({"$filter": {"age": 1}, "$sort": "-name"}),
+        json!({"age": 7}),
+    ];
+    for qv in queries {
+        let q = Query::from_json(&qv).unwrap();
+        set_query_threads(1);
+        let one = h.find_q("Big", &q, None).unwrap();
+        set_query_threads(4);
+        let split = h.find_q("Big", &q, None).unwrap();
+        assert_eq!(split, one, "{qv}");
+        let txn = h.store.read().unwrap();
+        let scan = read::find_with_plan(
+            &txn,
+            &h.thread,
+            "Big",
+            &q,
+            &Plan::Scan,
+            None,
+            &mut h.scripts,
+        )
+        .unwrap();
+        assert_eq!(one, scan, "{qv} by a scan");
+    }
+    assert!(h.find_ids("Big", json!({"age": 0})).len() >= 2 * MIN_LOOKUPS_PER_THREAD);
+    // A damaged instance late in the split fails the query as it does on one thread.
+    {
+        use threads_protocol::store::WriteTxn;
+        let key = threads_reducer::db::keys::Keys::new(&h.thread).instance("Big", "b06000");
+        let mut txn = h.store.write().unwrap();
+        txn.put(&key, b"{\"age\": 0, ").unwrap();
+        txn.commit().unwrap();
+    }
+    let q = Query::from_json(&json!({"age": 0})).unwrap();
+    set_query_threads(1);
+    let one = h.find_q("Big", &q, None).unwrap_err();
+    set_query_threads(4);
+    assert_eq!(h.find_q("Big", &q, None).unwrap_err(), one);
+    set_query_threads(0);
+}

@@ -12,8 +12,8 @@ mod txns;
 
 pub use txns::{
     abort_leaves_no_trace, empty_commit, randomized_model, read_your_own_writes,
-    reopen_sees_commits, second_writer_on_same_thread_is_busy, snapshot_isolation,
-    writers_serialize_across_threads,
+    reopen_sees_commits, second_writer_on_same_thread_is_busy, siblings_share_the_snapshot,
+    snapshot_isolation, writers_serialize_across_threads,
 };
 
 /// How the suite obtains stores of the backend under test.
@@ -41,6 +41,7 @@ where
     scan_early_stop(h);
     read_your_own_writes(h);
     snapshot_isolation(h);
+    siblings_share_the_snapshot(h);
     abort_leaves_no_trace(h);
     reopen_sees_commits(h);
     many_keys_ordered(h);

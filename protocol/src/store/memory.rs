@@ -194,6 +194,11 @@ impl ReadTxn for MemoryRead {
         Ok(())
     }
 
+    /// A snapshot is an immutable map: its clone is the same snapshot.
+    fn sibling(&self) -> Option<Box<dyn ReadTxn + Send + '_>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn scan(
         &self,
         range: KeyRange<'_>,

@@ -305,6 +305,14 @@ pub trait ReadTxn {
         Ok(())
     }
 
+    /// Another read transaction on exactly this one's snapshot, that another thread can use
+    /// while this one is in use: a large query splits its look-ups between threads with it.
+    /// `None` (the default) when the store cannot give one now, e.g. LMDB after a later commit,
+    /// or for a write transaction; callers then read on one thread.
+    fn sibling(&self) -> Option<Box<dyn ReadTxn + Send + '_>> {
+        None
+    }
+
     /// Calls `visit` with each key-value pair in `range`, in key byte order (`dir`), until the
     /// range is exhausted or `visit` returns [`ControlFlow::Break`].
     fn scan(

@@ -23,6 +23,7 @@ pub mod event;
 mod index;
 mod instance;
 pub mod keys;
+pub mod lookup;
 pub mod merge;
 pub mod read;
 pub mod schema;

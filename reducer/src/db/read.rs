@@ -21,6 +21,7 @@ use threads_protocol::store::{
 use super::apply::{load_config, load_instance};
 use super::event::CollectionConfig;
 use super::keys::{Keys, id_after, split_index_entry};
+use super::lookup;
 use super::scripts::Scripts;
 use crate::query::exec::{SortValues, order_and_page, stop_after};
 use crate::query::plan::range_is_empty;
@@ -223,7 +224,7 @@ impl RowDoc for Box<RawValue> {
     }
 }
 
-fn run<D: RowDoc>(
+fn run<D: RowDoc + Send>(
     txn: &dyn ReadTxn,
     thread: &ThreadId,
     config: &CollectionConfig,
@@ -241,34 +242,12 @@ fn run<D: RowDoc>(
         if stop.is_some_and(|n| rows.len() >= n) {
             return Ok(ControlFlow::Break(()));
         }
-        let text = stored_text(bytes)?;
-        let verdict = match (&prefilter, verdict) {
-            (_, Verdict::Skip | Verdict::Match) => verdict,
-            // A filter that reads nothing matches every instance.
-            (None, Verdict::Parse) => Verdict::Match,
-            (Some(pre), Verdict::Parse) if D::PREFILTER && !rewrites => {
-                pre.check(query, Some(&id), bytes)
-            }
-            (Some(_), Verdict::Parse) => Verdict::Parse,
+        let row = if rewrites {
+            filtered_row(config, query, id, bytes, verdict, reader, scripts)?
+        } else {
+            plain_row(query, prefilter.as_ref(), id, bytes, verdict)?
         };
-        let row = match verdict {
-            Verdict::Skip => None,
-            Verdict::Match if !rewrites => Some(D::from_stored(text).map_err(corrupt_instance)?),
-            Verdict::Match | Verdict::Parse => {
-                let doc: Value = serde_json::from_str(text).map_err(corrupt_instance)?;
-                if verdict == Verdict::Match || query.matches(&id, &doc) {
-                    visible(config, doc, reader, scripts)
-                        .map(D::from_value)
-                        .transpose()
-                        .map_err(|e| StoreError::Corrupt(format!("read filter output: {e}")))?
-                } else {
-                    None
-                }
-            }
-        };
-        if let Some(doc) = row {
-            rows.push((id, doc));
-        }
+        rows.extend(row);
         Ok(ControlFlow::Continue(()))
     };
     let mut src = Source {
@@ -278,8 +257,88 @@ fn run<D: RowDoc>(
         seen: matches!(plan, Plan::Union(_)).then(BTreeSet::new),
         prefilter: prefilter.as_ref().map(|p| (query, p)),
     };
-    let _stopped = src.candidates(plan, &mut visit)?;
+    // An index plan read to the end, without a read filter (which runs on this thread's
+    // JavaScript engine), may look its instances up on several threads.
+    let ids = match (rewrites, stop) {
+        (false, None) => src.index_plan_ids(plan)?,
+        _ => None,
+    };
+    match ids {
+        Some(ids) => {
+            let threads = lookup::query_threads();
+            if threads > 1 && ids.len() >= 2 * lookup::MIN_LOOKUPS_PER_THREAD {
+                let prefix = keys.instances(&config.name);
+                let row = |id: String, bytes: &[u8]| {
+                    plain_row(query, prefilter.as_ref(), id, bytes, Verdict::Parse)
+                };
+                rows = lookup::rows_by_ids(txn, &prefix, ids, threads, &row)?;
+            } else {
+                let _stopped = src.by_ids(ids.into_iter(), &mut visit)?;
+            }
+        }
+        None => {
+            let _stopped = src.candidates(plan, &mut visit)?;
+        }
+    }
     Ok(order_and_page(query, rows)?)
+}
+
+/// The row of a stored instance of a collection without a read filter, or `None` when the
+/// query rules it out. `verdict` is what the prefilter found, if it looked.
+fn plain_row<D: RowDoc>(
+    query: &Query,
+    prefilter: Option<&Prefilter>,
+    id: String,
+    bytes: &[u8],
+    verdict: Verdict,
+) -> Result<Option<(String, D)>, StoreError> {
+    let text = stored_text(bytes)?;
+    let verdict = match (prefilter, verdict) {
+        (_, Verdict::Skip | Verdict::Match) => verdict,
+        // A filter that reads nothing matches every instance.
+        (None, Verdict::Parse) => Verdict::Match,
+        (Some(pre), Verdict::Parse) if D::PREFILTER => pre.check(query, Some(&id), bytes),
+        (Some(_), Verdict::Parse) => Verdict::Parse,
+    };
+    let doc = match verdict {
+        Verdict::Skip => return Ok(None),
+        Verdict::Match => D::from_stored(text).map_err(corrupt_instance)?,
+        Verdict::Parse => {
+            let doc: Value = serde_json::from_str(text).map_err(corrupt_instance)?;
+            if !query.matches(&id, &doc) {
+                return Ok(None);
+            }
+            D::from_value(doc).map_err(corrupt_instance)?
+        }
+    };
+    Ok(Some((id, doc)))
+}
+
+/// The row `reader` sees of a stored instance of a collection with a read filter, or `None`
+/// when the query rules it out or the filter hides it.
+fn filtered_row<D: RowDoc>(
+    config: &CollectionConfig,
+    query: &Query,
+    id: String,
+    bytes: &[u8],
+    verdict: Verdict,
+    reader: Option<&str>,
+    scripts: &mut Scripts,
+) -> Result<Option<(String, D)>, StoreError> {
+    let text = stored_text(bytes)?;
+    if verdict == Verdict::Skip {
+        return Ok(None);
+    }
+    let doc: Value = serde_json::from_str(text).map_err(corrupt_instance)?;
+    if verdict != Verdict::Match && !query.matches(&id, &doc) {
+        return Ok(None);
+    }
+    let Some(seen) = visible(config, doc, reader, scripts) else {
+        return Ok(None);
+    };
+    let doc =
+        D::from_value(seen).map_err(|e| StoreError::Corrupt(format!("read filter output: {e}")))?;
+    Ok(Some((id, doc)))
 }
 
 /// The stored JSON of an instance as text.
@@ -361,27 +420,8 @@ impl Source<'_> {
             Plan::Scan => self.id_range(&Bound::Unbounded, &Bound::Unbounded, visit),
             Plan::IdRange { lower, upper } => self.id_range(lower, upper, visit),
             Plan::IdLookup { ids } => self.by_ids(ids.iter().cloned(), visit),
-            Plan::IndexEq { path, key } => {
-                let ids = self.index_ids(
-                    path.as_str(),
-                    &Bound::Included(key.clone()),
-                    &Bound::Included(key.clone()),
-                )?;
-                self.by_ids(ids.into_iter(), visit)
-            }
-            Plan::IndexIn { path, keys } => {
-                let mut ids = Vec::new();
-                for k in keys {
-                    ids.extend(self.index_ids(
-                        path.as_str(),
-                        &Bound::Included(k.clone()),
-                        &Bound::Included(k.clone()),
-                    )?);
-                }
-                self.by_ids(ids.into_iter(), visit)
-            }
-            Plan::IndexRange { path, lower, upper } => {
-                let ids = self.index_ids(path.as_str(), lower, upper)?;
+            Plan::IndexEq { .. } | Plan::IndexIn { .. } | Plan::IndexRange { .. } => {
+                let ids = self.index_plan_ids(plan)?.unwrap_or_default();
                 self.by_ids(ids.into_iter(), visit)
             }
             Plan::Union(parts) => {
@@ -480,29 +520,39 @@ impl Source<'_> {
         ids: impl Iterator<Item = String>,
         visit: &mut Visitor<'_>,
     ) -> Result<ControlFlow<()>, StoreError> {
-        // The keys share the collection's prefix: one buffer, cut back to it for each ID.
         let prefix = self.keys.instances(self.collection);
-        let mut key = KeyBuf::with_prefix(&prefix);
-        for id in ids {
-            key.truncate(prefix.len());
-            key = key.str(&id);
-            if key.as_bytes().len() > MAX_KEY_LEN {
-                continue;
+        let seen = &mut self.seen;
+        lookup::for_each_instance(self.txn, &prefix, ids, &mut |id, bytes| {
+            emit(seen, id, bytes, Verdict::Parse, visit)
+        })
+    }
+
+    /// The IDs an index plan (equality, `$in`, range) reads from its index, in the order it
+    /// reads them; `None` for other plans.
+    fn index_plan_ids(&self, plan: &Plan) -> Result<Option<Vec<String>>, StoreError> {
+        let exactly = |k: &Vec<u8>| (Bound::Included(k.clone()), Bound::Included(k.clone()));
+        Ok(Some(match plan {
+            Plan::IndexEq { path, key } => {
+                let (lower, upper) = exactly(key);
+                self.index_ids(path.as_str(), &lower, &upper)?
             }
-            // The stored bytes are handed on where the store keeps them (no copy).
-            let mut id = Some(id);
-            let mut flow = Ok(ControlFlow::Continue(()));
-            let seen = &mut self.seen;
-            self.txn.get_with(key.as_bytes(), &mut |v| {
-                if let (Some(bytes), Some(id)) = (v, id.take()) {
-                    flow = emit(seen, id, bytes, Verdict::Parse, visit);
+            Plan::IndexIn { path, keys } => {
+                let mut ids = Vec::new();
+                for k in keys {
+                    let (lower, upper) = exactly(k);
+                    ids.extend(self.index_ids(path.as_str(), &lower, &upper)?);
                 }
-            })?;
-            if flow?.is_break() {
-                return Ok(ControlFlow::Break(()));
+                ids
             }
-        }
-        Ok(ControlFlow::Continue(()))
+            Plan::IndexRange { path, lower, upper } => {
+                self.index_ids(path.as_str(), lower, upper)?
+            }
+            Plan::Empty
+            | Plan::Scan
+            | Plan::IdRange { .. }
+            | Plan::IdLookup { .. }
+            | Plan::Union(_) => return Ok(None),
+        }))
     }
 
     /// IDs of the entries of an index whose encoded values fall within the bounds, in value

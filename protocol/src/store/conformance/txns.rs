@@ -11,7 +11,7 @@ use super::{
     Harness, Pairs, begin, big, both_ways, commit, contents, del, digest, get, ok, owned, put,
     put_all, snap,
 };
-use crate::store::{Direction, KeyRange, Store, StoreError, WriteTxn, scan_collect};
+use crate::store::{Direction, KeyRange, ReadTxn, Store, StoreError, WriteTxn, scan_collect};
 
 /// Gets and scans in a write txn see its pending puts, overwrites and deletes.
 pub fn read_your_own_writes<H: Harness>(h: &mut H) {
@@ -81,6 +81,39 @@ pub fn snapshot_isolation<H: Harness>(h: &mut H) {
         owned(&[(b"a", b"new"), (b"c", b"new")]),
         "new reader"
     );
+}
+
+/// A read txn's sibling, read on another thread, sees exactly the read txn's snapshot, even
+/// when it is taken after a later commit (or is not given); a write txn gives none.
+pub fn siblings_share_the_snapshot<H: Harness>(h: &mut H) {
+    let s = h.open();
+    let old = owned(&[(b"a", b"old"), (b"b", b"old")]);
+    put_all(&s, &[(b"a", b"old"), (b"b", b"old")]);
+    let r = snap(&s);
+    let on_another_thread = |sibling: Box<dyn ReadTxn + Send + '_>| {
+        thread::scope(|scope| {
+            scope
+                .spawn(move || both_ways(&*sibling, KeyRange::all()))
+                .join()
+                .expect("sibling reader panicked")
+        })
+    };
+    if let Some(sibling) = r.sibling() {
+        assert_eq!(on_another_thread(sibling), old, "sibling before a commit");
+    }
+    let mut w = begin(&s);
+    assert!(w.sibling().is_none(), "a write txn gave a sibling");
+    put(&mut w, b"a", b"new");
+    put(&mut w, b"c", b"new");
+    commit(w);
+    if let Some(sibling) = r.sibling() {
+        assert_eq!(
+            on_another_thread(sibling),
+            old,
+            "sibling saw a later commit"
+        );
+    }
+    assert_eq!(both_ways(&r, KeyRange::all()), old, "snapshot changed");
 }
 
 /// Dropping a write txn without commit discards all of it, now and after reopen.
