@@ -134,6 +134,10 @@ pub struct Args {
     /// Discover peers on the local network with mDNS (this daemon's addition; off by default).
     #[arg(long = "enableMdns", env = "THRDS_ENABLEMDNS", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub enable_mdns: bool,
+    /// Most threads one query may use to look up the instances an index yields (this daemon's
+    /// addition): 1 keeps each query on one thread; 0 (the default) uses every core, at most 8.
+    #[arg(long = "queryThreads", env = "THRDS_QUERYTHREADS", default_value = "0")]
+    pub query_threads: usize,
     /// Do not listen on QUIC (this daemon's addition).
     #[arg(long = "disableQuic", env = "THRDS_DISABLEQUIC", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub disable_quic: bool,
@@ -388,6 +392,7 @@ mod tests {
         assert_eq!(a.keep_alive_interval.0, Duration::from_secs(5));
         assert_eq!(a.net_pulling_limit, 10000);
         assert_eq!(a.token_ttl(), None, "go-threads tokens never expire");
+        assert_eq!(a.query_threads, 0, "every core");
         assert!(!a.debug && !a.enable_net_pubsub);
         let c = a.node_config().unwrap();
         assert_eq!(c.net.listen.len(), 2);
@@ -411,8 +416,9 @@ mod tests {
         assert!(a.debug);
         assert!(!a.badger_low_mem);
         assert_eq!(a.conn_grace_period.0, Duration::from_secs(90));
-        let a = parse(&["-tokenTtl=24h"]).unwrap();
+        let a = parse(&["-tokenTtl=24h", "-queryThreads=1"]).unwrap();
         assert_eq!(a.token_ttl(), Some(Duration::from_secs(86_400)));
+        assert_eq!(a.query_threads, 1);
         let a = parse(&[
             "-debug=false",
             "-enableNetPubsub",
@@ -434,6 +440,8 @@ mod tests {
         );
         let err = parse(&["-connGracePeriod=soon"]).unwrap_err().to_string();
         assert!(err.contains("connGracePeriod"), "{err}");
+        let err = parse(&["-queryThreads=-1"]).unwrap_err().to_string();
+        assert!(err.contains("queryThreads"), "{err}");
         let a = parse(&["-connLowWater=500"]).unwrap();
         assert_eq!(a.node_config().unwrap_err().setting, "connLowWater");
         let a = parse(&["-metricsAddr=/dns4/x/tcp/1"]).unwrap();

@@ -139,6 +139,32 @@ fn read_txns_are_send_and_many_per_thread() {
 }
 
 #[test]
+fn a_read_txn_gives_siblings_until_a_later_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    fill(&s, 100);
+    let r = s.read().unwrap();
+    // Two siblings, read on their own threads while a writer removes a key and commits.
+    let siblings: Vec<_> = (0..2)
+        .map(|_| r.sibling().expect("nothing committed since the read began"))
+        .collect();
+    let mut w = s.write().unwrap();
+    assert!(w.sibling().is_none(), "a write txn gave a sibling");
+    assert!(w.delete(&7u32.to_be_bytes()).unwrap());
+    w.commit().unwrap();
+    std::thread::scope(|sc| {
+        for sibling in siblings {
+            sc.spawn(move || {
+                let seen = scan_collect(&*sibling, KeyRange::all(), Direction::Forward, 1000);
+                assert_eq!(seen.unwrap().len(), 100, "the sibling saw the later commit");
+            });
+        }
+    });
+    assert!(r.sibling().is_none(), "a sibling after a later commit");
+    assert!(r.get(&7u32.to_be_bytes()).unwrap().is_some());
+}
+
+#[test]
 fn open_reports_unusable_path() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");

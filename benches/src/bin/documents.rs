@@ -14,13 +14,16 @@
 //! * `query`: `{"age": 200}` (one instance, the middle one, has that age), `{"age": 42}` and
 //!   `{"age": {"$gte": 30, "$lt": 32}}` through the `age` index, and `{"city": ...}` by a full
 //!   scan (unindexed), median over up to 200 runs. Each run times `Documents::find_json` (rows
-//!   of JSON text, what the daemon sends to clients: the figures without a suffix) and then
-//!   `Documents::find` (rows parsed into `serde_json::Value`: the `_parsed` figures).
+//!   of JSON text, what the daemon sends to clients: the figures without a suffix), then
+//!   `Documents::find` (rows parsed into `serde_json::Value`: the `_parsed` figures), both with
+//!   the default look-up threads (`query_threads`: the cores, for index queries of ≥ 2048
+//!   hits), then, for index queries, `find_json` on one thread (`_one_thread`).
 //! * goal lines of issue 10 (`"goal"`: figure, bound, `ok`): `batched_inserts` (goal 3: the
 //!   `create` rate ≥ 100k/s, with `slowdown_last_vs_first`, the first tenth's rate over the last
 //!   tenth's), `single_hit_lookup` (goal 5: p50 of `{"age": 200}` ≤ 20 µs), `indexed_per_hit`
 //!   (goal 5: median µs per result of `{"age": 42}` ≤ 1, next to `bare_get_us`: the store's
-//!   look-ups alone of the same instance keys in the same order, timed in the same runs) and
+//!   look-ups alone of the same instance keys in the same order, timed in the same runs, and
+//!   `bare_get_split_us`: the same look-ups cut in `query_threads` parts on as many threads) and
 //!   `unindexed_scan` (goal 5: instances scanned per second by `{"city": "city-42"}` ≥ 2M).
 //!   Goal 5 is stated at 1M instances.
 //! * `fold_late`: a fresh store holding N records folded in order with `fold_in` (one writer,
@@ -54,6 +57,7 @@ use threads_protocol::rng::{ProtocolRng, Rng, seeded};
 use threads_protocol::store::memory::MemoryStore;
 use threads_protocol::store::{ReadTxn, Store, WriteTxn};
 use threads_reducer::db::keys::Keys;
+use threads_reducer::db::lookup::{query_threads, set_query_threads};
 use threads_reducer::db::{Batch, DbEvent, DocFold};
 use threads_reducer::docs::Documents;
 use threads_reducer::fold::{Convergent, OrderKey, Outcome, RecordInfo};
@@ -455,6 +459,7 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
         };
         // The forms alternate, so that load on the machine touches them alike.
         let (mut times, mut parsed_times, mut bare_times) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut one_times, mut split_bare_times) = (Vec::new(), Vec::new());
         let mut results = 0;
         let started = Instant::now();
         while times.len() < QUERY_RUNS
@@ -471,7 +476,25 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
             let rows = docs.find(db, COLLECTION, &query, None).expect("find");
             parsed_times.push(us(t.elapsed()));
             assert_eq!(rows.len(), results, "{test}: find and find_json disagree");
+            if indexed {
+                set_query_threads(1);
+                let t = Instant::now();
+                let rows = docs
+                    .find_json(db, COLLECTION, &query, None)
+                    .expect("find_json");
+                one_times.push(us(t.elapsed()));
+                set_query_threads(0);
+                assert_eq!(
+                    rows.len(),
+                    results,
+                    "{test}: one thread found another count"
+                );
+            }
             if !bare_keys.is_empty() {
+                let t = Instant::now();
+                let found = split_bare_gets(docs.host().store(), &bare_keys, query_threads());
+                split_bare_times.push(us(t.elapsed()));
+                assert_eq!(found, results, "{test}: split look-ups found another count");
                 let t = Instant::now();
                 let found = bare_gets(docs.host().store(), &bare_keys);
                 bare_times.push(us(t.elapsed()));
@@ -495,9 +518,11 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
         });
         let per_result = med / results.max(1) as f64;
         let per_result_parsed = med_parsed / results.max(1) as f64;
+        let per_result_one = median(&mut one_times) / results.max(1) as f64;
         let scanned_per_sec = n as f64 / (med / 1e6);
         if indexed {
             line["us_per_result"] = round(per_result, 3);
+            line["us_per_result_one_thread"] = round(per_result_one, 3);
             line["us_per_result_parsed"] = round(per_result_parsed, 3);
         } else {
             line["scanned"] = json!(n);
@@ -519,6 +544,9 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
                     "us_per_result": round(per_result, 3),
                     "us_per_result_parsed": round(per_result_parsed, 3),
                     "bare_get_us": round(bare, 3),
+                    "us_per_result_one_thread": round(per_result_one, 3),
+                    "query_threads": query_threads(),
+                    "bare_get_split_us": round(median(&mut split_bare_times) / results.max(1) as f64, 3),
                     "per_result_over_bare_get": round(per_result / bare, 2),
                     "goal_max_us": GOAL_PER_HIT_US, "ok": per_result <= GOAL_PER_HIT_US,
                 }))
@@ -539,6 +567,34 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
 /// were found.
 fn bare_gets<S: Store>(store: &S, keys: &[Vec<u8>]) -> usize {
     let txn = store.read().expect("read");
+    bare_gets_txn(&txn, keys)
+}
+
+/// [`bare_gets`] with the keys cut into `parts` contiguous parts, each looked up on its own
+/// thread in a sibling of one read transaction, as a split query does.
+fn split_bare_gets<S: Store>(store: &S, keys: &[Vec<u8>], parts: usize) -> usize {
+    let txn = store.read().expect("read");
+    let size = keys.len().div_ceil(parts.max(1)).max(1);
+    let mut chunks = keys.chunks(size);
+    let first = chunks.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = chunks
+            .map(|part| {
+                let sibling = txn
+                    .sibling()
+                    .expect("a sibling of a fresh read transaction");
+                scope.spawn(move || bare_gets_txn(&*sibling, part))
+            })
+            .collect();
+        let mut found = bare_gets_txn(&txn, first);
+        for w in workers {
+            found += w.join().expect("look-up thread");
+        }
+        found
+    })
+}
+
+fn bare_gets_txn(txn: &dyn ReadTxn, keys: &[Vec<u8>]) -> usize {
     let mut found = 0;
     let mut sum = 0u64;
     for key in keys {

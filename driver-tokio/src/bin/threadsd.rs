@@ -91,6 +91,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    threads_reducer::db::lookup::set_query_threads(args.query_threads);
     let metrics_addr = match args.metrics_socket() {
         Ok(a) => a,
         Err(e) => {

@@ -9,6 +9,7 @@
 
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
@@ -35,12 +36,25 @@ pub fn set_query_threads(threads: usize) {
 /// How many threads one query may use for its look-ups now (at least 1).
 pub fn query_threads() -> usize {
     match QUERY_THREADS.load(Ordering::Relaxed) {
-        0 => thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(AUTO_MAX_THREADS),
+        0 => {
+            // Asking the OS reads cgroup files (tens of microseconds): once per process.
+            static AUTO: OnceLock<usize> = OnceLock::new();
+            *AUTO.get_or_init(|| {
+                thread::available_parallelism()
+                    .map_or(1, NonZeroUsize::get)
+                    .min(AUTO_MAX_THREADS)
+            })
+        }
         n => n,
     }
 }
+
+/// Receives an instance found by ID and its stored bytes; says whether to go on.
+pub(crate) type Found<'f> = dyn FnMut(String, &[u8]) -> Result<ControlFlow<()>, StoreError> + 'f;
+
+/// Makes the row of an instance found by ID from its stored bytes (`None`: no row). Shared by
+/// the look-up threads.
+pub(crate) type MakeRow<'r, R> = dyn Fn(String, &[u8]) -> Result<Option<R>, StoreError> + Sync + 'r;
 
 /// Calls `found` with each ID of `ids` whose instance exists (under the instance key space
 /// `prefix`) and its stored bytes, in the order of `ids`, until `found` breaks or fails. IDs too
@@ -49,7 +63,7 @@ pub(crate) fn for_each_instance(
     txn: &dyn ReadTxn,
     prefix: &[u8],
     ids: impl Iterator<Item = String>,
-    found: &mut dyn FnMut(String, &[u8]) -> Result<ControlFlow<()>, StoreError>,
+    found: &mut Found<'_>,
 ) -> Result<ControlFlow<()>, StoreError> {
     // One key buffer, cut back to the prefix for each ID.
     let mut key = KeyBuf::with_prefix(prefix);
@@ -82,7 +96,7 @@ pub(crate) fn rows_by_ids<R: Send>(
     prefix: &[u8],
     mut ids: Vec<String>,
     threads: usize,
-    row: &(dyn Fn(String, &[u8]) -> Result<Option<R>, StoreError> + Sync),
+    row: &MakeRow<'_, R>,
 ) -> Result<Vec<R>, StoreError> {
     let parts = threads.min(ids.len() / MIN_LOOKUPS_PER_THREAD).max(1);
     // Contiguous parts, cut from the end so that each is moved out without copying IDs.
@@ -121,7 +135,7 @@ fn rows_of<R>(
     txn: &dyn ReadTxn,
     prefix: &[u8],
     ids: Vec<String>,
-    row: &(dyn Fn(String, &[u8]) -> Result<Option<R>, StoreError> + Sync),
+    row: &MakeRow<'_, R>,
 ) -> Result<Vec<R>, StoreError> {
     let mut rows = Vec::with_capacity(ids.len());
     let _never_stops = for_each_instance(txn, prefix, ids.into_iter(), &mut |id, bytes| {

@@ -265,13 +265,12 @@ fn run<D: RowDoc + Send>(
     };
     match ids {
         Some(ids) => {
-            let threads = lookup::query_threads();
-            if threads > 1 && ids.len() >= 2 * lookup::MIN_LOOKUPS_PER_THREAD {
+            if ids.len() >= 2 * lookup::MIN_LOOKUPS_PER_THREAD && lookup::query_threads() > 1 {
                 let prefix = keys.instances(&config.name);
                 let row = |id: String, bytes: &[u8]| {
                     plain_row(query, prefilter.as_ref(), id, bytes, Verdict::Parse)
                 };
-                rows = lookup::rows_by_ids(txn, &prefix, ids, threads, &row)?;
+                rows = lookup::rows_by_ids(txn, &prefix, ids, lookup::query_threads(), &row)?;
             } else {
                 let _stopped = src.by_ids(ids.into_iter(), &mut visit)?;
             }
