@@ -9,8 +9,8 @@
 
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread;
 
 use threads_protocol::store::key::KeyBuf;
@@ -107,27 +107,38 @@ pub(crate) fn rows_by_ids<R: Send>(
         .collect();
     rest.reverse();
     let first = ids;
+    // Each part waits in a slot, so that the caller can still take it when no thread starts.
+    let slots: Vec<Mutex<Vec<String>>> = rest.into_iter().map(Mutex::new).collect();
     thread::scope(|scope| {
-        let workers: Vec<_> = rest
-            .into_iter()
-            .map(|part| match txn.sibling() {
-                Some(sibling) => Err(scope.spawn(move || rows_of(&*sibling, prefix, part, row))),
-                // No sibling (a commit came in between): this part waits for the caller.
-                None => Ok(part),
+        let workers: Vec<_> = slots
+            .iter()
+            .map(|slot| {
+                let sibling = txn.sibling()?;
+                thread::Builder::new()
+                    .name("query-lookup".into())
+                    .spawn_scoped(scope, move || rows_of(&*sibling, prefix, take(slot), row))
+                    .ok()
             })
             .collect();
         let mut rows = rows_of(txn, prefix, first, row)?;
-        for worker in workers {
+        for (slot, worker) in slots.iter().zip(workers) {
             let part = match worker {
-                Err(handle) => handle
+                Some(handle) => handle
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Ok(part) => rows_of(txn, prefix, part, row),
+                // No sibling (a commit came in between) or no thread (the OS refused one):
+                // the caller reads this part too.
+                None => rows_of(txn, prefix, take(slot), row),
             };
             rows.extend(part?);
         }
         Ok(rows)
     })
+}
+
+/// The IDs left in a part's slot.
+fn take(slot: &Mutex<Vec<String>>) -> Vec<String> {
+    std::mem::take(&mut *slot.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// One part of [`rows_by_ids`], on the calling thread.
