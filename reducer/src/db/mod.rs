@@ -17,6 +17,7 @@
 
 mod apply;
 pub mod body;
+mod candidates;
 mod collection;
 mod configs;
 pub mod event;
