@@ -3,7 +3,7 @@
 //! An index query that returns thousands of instances spends most of its time in look-ups of
 //! instance keys scattered over the store (B-tree descents that miss the CPU caches), each
 //! independent of the others. When the store gives read transactions on the same snapshot to
-//! other threads ([`ReadTxn::sibling`]), [`rows_by_ids`] cuts the IDs into contiguous parts,
+//! other threads ([`ReadTxn::sibling`]), `rows_by_ids` cuts the IDs into contiguous parts,
 //! looks each part up on its own thread and joins the parts in order: the rows, their order and
 //! the first error are those of a look-up on one thread.
 
