@@ -141,7 +141,7 @@ fn take(slot: &Mutex<Vec<String>>) -> Vec<String> {
     std::mem::take(&mut *slot.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// One part of [`rows_by_ids`], on the calling thread.
+/// One part of [`rows_by_ids`], read on the current thread.
 fn rows_of<R>(
     txn: &dyn ReadTxn,
     prefix: &[u8],
