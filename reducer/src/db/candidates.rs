@@ -59,7 +59,8 @@ impl Source<'_> {
             Plan::IdRange { lower, upper } => self.id_range(lower, upper, visit),
             Plan::IdLookup { ids } => self.by_ids(ids.iter().cloned(), visit),
             Plan::IndexEq { .. } | Plan::IndexIn { .. } | Plan::IndexRange { .. } => {
-                let ids = self.index_plan_ids(plan)?.unwrap_or_default();
+                let mut ids = Vec::new();
+                self.index_plan_ids(plan, &mut |id| ids.push(id))?;
                 self.by_ids(ids.into_iter(), visit)
             }
             Plan::Union(parts) => {
@@ -165,44 +166,48 @@ impl Source<'_> {
         })
     }
 
-    /// The IDs an index plan (equality, `$in`, range) reads from its index, in the order it
-    /// reads them; `None` for other plans.
-    pub(super) fn index_plan_ids(&self, plan: &Plan) -> Result<Option<Vec<String>>, StoreError> {
+    /// Hands `sink` the IDs an index plan (equality, `$in`, range) reads from its index, in
+    /// the order it reads them; nothing for other plans (see [`reads_index`]).
+    pub(super) fn index_plan_ids(
+        &self,
+        plan: &Plan,
+        sink: &mut dyn FnMut(String),
+    ) -> Result<(), StoreError> {
         let exactly = |k: &Vec<u8>| (Bound::Included(k.clone()), Bound::Included(k.clone()));
-        Ok(Some(match plan {
+        match plan {
             Plan::IndexEq { path, key } => {
                 let (lower, upper) = exactly(key);
-                self.index_ids(path.as_str(), &lower, &upper)?
+                self.index_ids(path.as_str(), &lower, &upper, sink)
             }
             Plan::IndexIn { path, keys } => {
-                let mut ids = Vec::new();
                 for k in keys {
                     let (lower, upper) = exactly(k);
-                    ids.extend(self.index_ids(path.as_str(), &lower, &upper)?);
+                    self.index_ids(path.as_str(), &lower, &upper, sink)?;
                 }
-                ids
+                Ok(())
             }
             Plan::IndexRange { path, lower, upper } => {
-                self.index_ids(path.as_str(), lower, upper)?
+                self.index_ids(path.as_str(), lower, upper, sink)
             }
             Plan::Empty
             | Plan::Scan
             | Plan::IdRange { .. }
             | Plan::IdLookup { .. }
-            | Plan::Union(_) => return Ok(None),
-        }))
+            | Plan::Union(_) => Ok(()),
+        }
     }
 
-    /// IDs of the entries of an index whose encoded values fall within the bounds, in value
-    /// then ID order.
+    /// Hands `sink` the IDs of the entries of an index whose encoded values fall within the
+    /// bounds, in value then ID order.
     fn index_ids(
         &self,
         path: &str,
         lower: &Bound<Vec<u8>>,
         upper: &Bound<Vec<u8>>,
-    ) -> Result<Vec<String>, StoreError> {
+        sink: &mut dyn FnMut(String),
+    ) -> Result<(), StoreError> {
         if range_is_empty(lower, upper) {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let prefix = self.keys.index(self.collection, path);
         let join = |k: &[u8]| {
@@ -222,7 +227,6 @@ impl Source<'_> {
             Bound::Included(&start),
             end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
         );
-        let mut ids = Vec::new();
         let mut failure = None;
         self.txn.scan(range, Direction::Forward, &mut |k, _| {
             let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
@@ -231,7 +235,7 @@ impl Source<'_> {
             match split_index_entry(rest) {
                 Ok((value, id)) => {
                     if within(lower, upper, value) {
-                        ids.push(id);
+                        sink(id);
                     } else if above(upper, value) {
                         return ControlFlow::Break(());
                     }
@@ -245,9 +249,18 @@ impl Source<'_> {
         })?;
         match failure {
             Some(e) => Err(e),
-            None => Ok(ids),
+            None => Ok(()),
         }
     }
+}
+
+/// Whether `plan` reads an index (equality, `$in`, range): its candidates are the IDs
+/// [`Source::index_plan_ids`] yields, looked up.
+pub(super) fn reads_index(plan: &Plan) -> bool {
+    matches!(
+        plan,
+        Plan::IndexEq { .. } | Plan::IndexIn { .. } | Plan::IndexRange { .. }
+    )
 }
 
 /// Whether `x` lies within the bounds.

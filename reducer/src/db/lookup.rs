@@ -3,14 +3,16 @@
 //! An index query that returns thousands of instances spends most of its time in look-ups of
 //! instance keys scattered over the store (B-tree descents that miss the CPU caches), each
 //! independent of the others. When the store gives read transactions on the same snapshot to
-//! other threads ([`ReadTxn::sibling`]), `rows_by_ids` cuts the IDs into contiguous parts,
-//! looks each part up on its own thread and joins the parts in order: the rows, their order and
-//! the first error are those of a look-up on one thread.
+//! other threads ([`ReadTxn::sibling`]), `rows_by_ids` hands chunks of the IDs to other threads
+//! as the index read yields them, so that the look-ups overlap the index read and each other,
+//! and joins the chunks in order: the rows, their order and the error returned are those of a
+//! look-up on one thread.
 
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 
 use threads_protocol::store::key::KeyBuf;
@@ -88,60 +90,162 @@ pub(crate) fn for_each_instance(
     Ok(ControlFlow::Continue(()))
 }
 
-/// The rows `row` makes of the instances of `ids` (skipping missing ones and those it turns
-/// down), in the order of `ids`, using up to `threads` threads when there are enough IDs and the
-/// store gives siblings of `txn`. Stops at the first error in that order.
+/// IDs handed to a look-up thread at a time: small enough that the threads finish together,
+/// large enough that taking one costs nothing next to its look-ups.
+const CHUNK: usize = 512;
+
+/// The rows `row` makes of the instances whose IDs `produce` hands to its sink (skipping
+/// missing ones and those `row` turns down), in the order produced. Once `produce` has handed
+/// over `2 × MIN_LOOKUPS_PER_THREAD` IDs, up to `threads - 1` threads, each in a sibling of
+/// `txn`, start looking up chunks of them while `produce` goes on (an index read overlaps the
+/// look-ups), and the caller joins them when `produce` is done. The rows, their order and the
+/// error returned (`produce`'s, else the first in the order produced) are those of one thread.
 pub(crate) fn rows_by_ids<R: Send>(
     txn: &dyn ReadTxn,
     prefix: &[u8],
-    mut ids: Vec<String>,
     threads: usize,
     row: &MakeRow<'_, R>,
+    produce: impl FnOnce(&mut dyn FnMut(String)) -> Result<(), StoreError>,
 ) -> Result<Vec<R>, StoreError> {
-    let parts = threads.min(ids.len() / MIN_LOOKUPS_PER_THREAD).max(1);
-    // Contiguous parts, cut from the end so that each is moved out without copying IDs.
-    let size = ids.len().div_ceil(parts);
-    let mut rest: Vec<Vec<String>> = (1..parts)
-        .rev()
-        .map(|k| ids.split_off((k * size).min(ids.len())))
-        .collect();
-    rest.reverse();
-    let first = ids;
-    // Each part waits in a slot, so that the caller can still take it when no thread starts.
-    let slots: Vec<Mutex<Vec<String>>> = rest.into_iter().map(Mutex::new).collect();
+    let queue = Queue::default();
     thread::scope(|scope| {
-        let workers: Vec<_> = slots
-            .iter()
-            .map(|slot| {
-                let sibling = txn.sibling()?;
-                thread::Builder::new()
-                    .name("query-lookup".into())
-                    .spawn_scoped(scope, move || rows_of(&*sibling, prefix, take(slot), row))
-                    .ok()
-            })
-            .collect();
-        let mut rows = rows_of(txn, prefix, first, row)?;
-        for (slot, worker) in slots.iter().zip(workers) {
-            let part = match worker {
-                Some(handle) => handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                // No sibling (a commit came in between) or no thread (the OS refused one):
-                // the caller reads this part too.
-                None => rows_of(txn, prefix, take(slot), row),
-            };
+        // Closes the queue however this closure ends, so that no thread waits for ever.
+        let _close = CloseOnDrop(&queue);
+        let mut workers = Vec::new();
+        let mut started = false;
+        let mut pending: Vec<String> = Vec::new();
+        let mut chunks = 0;
+        produce(&mut |id| {
+            pending.push(id);
+            if !started {
+                if pending.len() < 2 * MIN_LOOKUPS_PER_THREAD || threads < 2 {
+                    return;
+                }
+                started = true;
+                for _ in 1..threads {
+                    // No sibling (a commit came in between) or no thread (the OS refused
+                    // one): fewer threads, down to the caller alone.
+                    let Some(sibling) = txn.sibling() else { break };
+                    let queue = &queue;
+                    let spawned = thread::Builder::new()
+                        .name("query-lookup".into())
+                        .spawn_scoped(scope, move || drain(&*sibling, prefix, queue, row));
+                    workers.extend(spawned.ok());
+                }
+            }
+            while pending.len() >= CHUNK {
+                let rest = pending.split_off(CHUNK);
+                queue.push(chunks, std::mem::replace(&mut pending, rest));
+                chunks += 1;
+            }
+        })?;
+        if !started {
+            return rows_of(txn, prefix, pending, row);
+        }
+        if !pending.is_empty() {
+            queue.push(chunks, pending);
+        }
+        queue.close(false);
+        // The caller looks chunks up too, then gathers every chunk's rows in order.
+        let mut done = drain(txn, prefix, &queue, row);
+        for worker in workers {
+            let part = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            done.extend(part);
+        }
+        done.sort_unstable_by_key(|(n, _)| *n);
+        let mut rows = Vec::with_capacity(
+            done.iter()
+                .map(|(_, r)| r.as_ref().map_or(0, Vec::len))
+                .sum(),
+        );
+        for (_, part) in done {
             rows.extend(part?);
         }
         Ok(rows)
     })
 }
 
-/// The IDs left in a part's slot.
-fn take(slot: &Mutex<Vec<String>>) -> Vec<String> {
-    std::mem::take(&mut *slot.lock().unwrap_or_else(PoisonError::into_inner))
+/// Chunks of IDs waiting for a look-up thread, numbered in the order produced.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
 }
 
-/// One part of [`rows_by_ids`], read on the current thread.
+#[derive(Default)]
+struct QueueState {
+    chunks: VecDeque<(usize, Vec<String>)>,
+    /// No chunk comes any more.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, n: usize, ids: Vec<String>) {
+        self.lock().chunks.push_back((n, ids));
+        self.ready.notify_one();
+    }
+
+    /// Ends the queue; `discard` drops the chunks still waiting (the query failed).
+    fn close(&self, discard: bool) {
+        let mut state = self.lock();
+        state.closed = true;
+        if discard {
+            state.chunks.clear();
+        }
+        drop(state);
+        self.ready.notify_all();
+    }
+
+    /// The next chunk, waiting for one while the queue is open; `None` once it is closed and
+    /// empty.
+    fn pop(&self) -> Option<(usize, Vec<String>)> {
+        let mut state = self.lock();
+        loop {
+            if let Some(chunk) = state.chunks.pop_front() {
+                return Some(chunk);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Closes its queue, dropping what waits, when dropped: on an error or a panic of the
+/// producer; after a normal end the queue is already closed and empty.
+struct CloseOnDrop<'q>(&'q Queue);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close(true);
+    }
+}
+
+/// Looks up chunks from `queue` until it is closed and empty: each chunk's number and rows.
+fn drain<R>(
+    txn: &dyn ReadTxn,
+    prefix: &[u8],
+    queue: &Queue,
+    row: &MakeRow<'_, R>,
+) -> Vec<(usize, Result<Vec<R>, StoreError>)> {
+    let mut done = Vec::new();
+    while let Some((n, ids)) = queue.pop() {
+        done.push((n, rows_of(txn, prefix, ids, row)));
+    }
+    done
+}
+
+/// The rows of `ids`, read on the current thread; stops at the first error.
 fn rows_of<R>(
     txn: &dyn ReadTxn,
     prefix: &[u8],
@@ -163,6 +267,14 @@ mod tests {
     use threads_protocol::store::{Store, WriteTxn};
 
     const PREFIX: &[u8] = b"i/";
+
+    /// A producer handing over `ids` in order.
+    fn handing(ids: &[String]) -> impl FnOnce(&mut dyn FnMut(String)) -> Result<(), StoreError> {
+        move |sink| {
+            ids.iter().cloned().for_each(sink);
+            Ok(())
+        }
+    }
 
     /// A store holding instances `0000`..`n` (every seventh missing), each valued by its ID.
     fn store(n: usize) -> MemoryStore {
@@ -188,7 +300,7 @@ mod tests {
         let row = |id: String, bytes: &[u8]| -> Result<Option<(String, Vec<u8>)>, StoreError> {
             Ok((!id.ends_with('5')).then(|| (id, bytes.to_vec())))
         };
-        let one = rows_by_ids(&r, PREFIX, ids.clone(), 1, &row).unwrap();
+        let one = rows_by_ids(&r, PREFIX, 1, &row, handing(&ids)).unwrap();
         assert_eq!(
             one.len(),
             (0..5000).filter(|i| i % 7 != 3 && i % 10 != 5).count()
@@ -199,7 +311,7 @@ mod tests {
             "order of the IDs kept"
         );
         for threads in [2, 3, 4, 7, 64] {
-            let split = rows_by_ids(&r, PREFIX, ids.clone(), threads, &row).unwrap();
+            let split = rows_by_ids(&r, PREFIX, threads, &row, handing(&ids)).unwrap();
             assert_eq!(split, one, "{threads} threads");
         }
     }
@@ -217,7 +329,7 @@ mod tests {
             }
         };
         for threads in [1, 2, 4] {
-            let err = rows_by_ids(&r, PREFIX, ids.clone(), threads, &row).unwrap_err();
+            let err = rows_by_ids(&r, PREFIX, threads, &row, handing(&ids)).unwrap_err();
             assert_eq!(
                 err,
                 StoreError::Corrupt("bad 01000".into()),
@@ -234,8 +346,50 @@ mod tests {
         let row = |id: String, _: &[u8]| -> Result<Option<String>, StoreError> { Ok(Some(id)) };
         // A write transaction gives no sibling.
         let w = s.write().unwrap();
-        let from_write = rows_by_ids(&w, PREFIX, ids.clone(), 4, &row).unwrap();
-        assert_eq!(from_write, rows_by_ids(&r, PREFIX, ids, 1, &row).unwrap());
+        let from_write = rows_by_ids(&w, PREFIX, 4, &row, handing(&ids)).unwrap();
+        assert_eq!(
+            from_write,
+            rows_by_ids(&r, PREFIX, 1, &row, handing(&ids)).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_producers_error_wins_and_no_thread_is_left_waiting() {
+        let s = store(6000);
+        let r = s.read().unwrap();
+        // Fails at ID 3000 too, which the threads have looked up by the time the producer fails.
+        let row = |id: String, _: &[u8]| -> Result<Option<String>, StoreError> {
+            match id.as_str() {
+                "03000" => Err(StoreError::Corrupt("bad row".into())),
+                _ => Ok(Some(id)),
+            }
+        };
+        for threads in [1, 2, 4] {
+            let err = rows_by_ids(&r, PREFIX, threads, &row, |sink| {
+                (0..6000).map(|i| format!("{i:05}")).for_each(sink);
+                Err(StoreError::Corrupt("bad index".into()))
+            })
+            .unwrap_err();
+            assert_eq!(
+                err,
+                StoreError::Corrupt("bad index".into()),
+                "{threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn a_producer_that_panics_after_the_threads_started_unwinds_to_the_caller() {
+        let s = store(6000);
+        let r = s.read().unwrap();
+        let row = |id: String, _: &[u8]| -> Result<Option<String>, StoreError> { Ok(Some(id)) };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rows_by_ids(&r, PREFIX, 4, &row, |sink| {
+                (0..5000).map(|i| format!("{i:05}")).for_each(sink);
+                panic!("producer gave up");
+            })
+        }));
+        assert!(outcome.is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use threads_protocol::id::ThreadId;
 use threads_protocol::store::{Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError};
 
 use super::apply::{load_config, load_instance};
-use super::candidates::Source;
+use super::candidates::{Source, reads_index};
 use super::event::CollectionConfig;
 use super::keys::Keys;
 use super::lookup;
@@ -236,19 +236,6 @@ fn run<D: RowDoc + Send>(
     let stop = stop_after(query, plan);
     let prefilter = Prefilter::new(query);
     let rewrites = !config.read_filter.is_empty();
-    let mut rows: Vec<(String, D)> = Vec::new();
-    let mut visit = |id: String, bytes: &[u8], verdict: Verdict| {
-        if stop.is_some_and(|n| rows.len() >= n) {
-            return Ok(ControlFlow::Break(()));
-        }
-        let row = if rewrites {
-            filtered_row(config, query, id, bytes, verdict, reader, scripts)?
-        } else {
-            plain_row(query, prefilter.as_ref(), id, bytes, verdict)?
-        };
-        rows.extend(row);
-        Ok(ControlFlow::Continue(()))
-    };
     let mut src = Source {
         txn,
         keys: &keys,
@@ -256,27 +243,32 @@ fn run<D: RowDoc + Send>(
         seen: matches!(plan, Plan::Union(_)).then(BTreeSet::new),
         prefilter: prefilter.as_ref().map(|p| (query, p)),
     };
-    // An index plan read to the end, without a read filter (which runs on this thread's
-    // JavaScript engine), may look its instances up on several threads.
-    let ids = match (rewrites, stop) {
-        (false, None) => src.index_plan_ids(plan)?,
-        _ => None,
-    };
-    match ids {
-        Some(ids) => {
-            if ids.len() >= 2 * lookup::MIN_LOOKUPS_PER_THREAD && lookup::query_threads() > 1 {
-                let prefix = keys.instances(&config.name);
-                let row = |id: String, bytes: &[u8]| {
-                    plain_row(query, prefilter.as_ref(), id, bytes, Verdict::Parse)
-                };
-                rows = lookup::rows_by_ids(txn, &prefix, ids, lookup::query_threads(), &row)?;
-            } else {
-                let _stopped = src.by_ids(ids.into_iter(), &mut visit)?;
+    let mut rows: Vec<(String, D)> = Vec::new();
+    if !rewrites && stop.is_none() && reads_index(plan) {
+        // An index plan read to the end, without a read filter (which runs on this thread's
+        // JavaScript engine), may look its instances up on several threads, starting while
+        // the index is still being read.
+        let prefix = keys.instances(&config.name);
+        let row = |id: String, bytes: &[u8]| {
+            plain_row(query, prefilter.as_ref(), id, bytes, Verdict::Parse)
+        };
+        rows = lookup::rows_by_ids(txn, &prefix, lookup::query_threads(), &row, |sink| {
+            src.index_plan_ids(plan, sink)
+        })?;
+    } else {
+        let mut visit = |id: String, bytes: &[u8], verdict: Verdict| {
+            if stop.is_some_and(|n| rows.len() >= n) {
+                return Ok(ControlFlow::Break(()));
             }
-        }
-        None => {
-            let _stopped = src.candidates(plan, &mut visit)?;
-        }
+            let row = if rewrites {
+                filtered_row(config, query, id, bytes, verdict, reader, scripts)?
+            } else {
+                plain_row(query, prefilter.as_ref(), id, bytes, verdict)?
+            };
+            rows.extend(row);
+            Ok(ControlFlow::Continue(()))
+        };
+        let _stopped = src.candidates(plan, &mut visit)?;
     }
     Ok(order_and_page(query, rows)?)
 }
