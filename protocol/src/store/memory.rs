@@ -7,16 +7,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use imbl::OrdMap;
 
+use self::map_key::MapKey;
 use super::{
     Direction, KeyRange, ReadTxn, Store, StoreError, Visit, WriteTxn, WriterGate, WriterTicket,
     check_key, check_value, content_digest,
 };
 
-/// Keys and values are shared slices: a write transaction's first change to a B-tree node copies
-/// the node (path copying keeps snapshots cheap), and copying `Arc`s costs a reference count
-/// each where copying `Vec`s cost an allocation and a memcpy each.
+mod map_key;
+
+/// Values are shared slices: a write transaction's first change to a B-tree node copies the
+/// node (path copying keeps snapshots cheap), and copying an `Arc` costs a reference count where
+/// copying a `Vec` cost an allocation and a memcpy. Keys are mostly inline ([`MapKey`]).
 type Bytes = Arc<[u8]>;
-type Map = OrdMap<Bytes, Bytes>;
+type Map = OrdMap<MapKey, Bytes>;
 
 /// Counters over the life of a [`MemoryStore`]'s shared state (all handles together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,7 +122,7 @@ pub struct MemoryRead {
 }
 
 /// Changes of a write transaction not yet committed: a value, or `None` for a deletion.
-type Overlay = BTreeMap<Bytes, Option<Bytes>>;
+type Overlay = BTreeMap<MapKey, Option<Bytes>>;
 
 /// The write transaction of [`MemoryStore`].
 #[derive(Debug)]
@@ -174,7 +177,7 @@ fn map_scan(
         return Ok(());
     };
     let mut iter = map.range::<_, [u8]>(bounds);
-    let mut step = |(k, v): (&Bytes, &Bytes)| visit(k, v);
+    let mut step = |(k, v): (&MapKey, &Bytes)| visit(k.as_slice(), v);
     // Whether the visitor stopped early makes no difference to the caller.
     let _stopped = match dir {
         Direction::Forward => iter.try_for_each(&mut step),
@@ -230,8 +233,14 @@ impl ReadTxn for MemoryWrite<'_> {
         let Some(bounds) = range.normalized() else {
             return Ok(());
         };
-        let base = self.base.range::<_, [u8]>(bounds);
-        let overlay = self.overlay.range::<[u8], _>(bounds);
+        let base = self
+            .base
+            .range::<_, [u8]>(bounds)
+            .map(|(k, v)| (k.as_slice(), &v[..]));
+        let overlay = self
+            .overlay
+            .range::<[u8], _>(bounds)
+            .map(|(k, v)| (k.as_slice(), v.as_deref()));
         // Whether the visitor stopped early makes no difference to the caller.
         let _stopped = match dir {
             Direction::Forward => merge(base, overlay, |a, b| a.cmp(b), visit),
@@ -245,8 +254,8 @@ impl ReadTxn for MemoryWrite<'_> {
 /// `order` gives (ascending or descending keys); the overlay wins on equal keys and its
 /// deletions hide the snapshot's pairs.
 fn merge<'m>(
-    base: impl Iterator<Item = (&'m Bytes, &'m Bytes)>,
-    overlay: impl Iterator<Item = (&'m Bytes, &'m Option<Bytes>)>,
+    base: impl Iterator<Item = (&'m [u8], &'m [u8])>,
+    overlay: impl Iterator<Item = (&'m [u8], Option<&'m [u8]>)>,
     order: impl Fn(&[u8], &[u8]) -> std::cmp::Ordering,
     visit: &mut Visit<'_>,
 ) -> ControlFlow<()> {
@@ -283,7 +292,7 @@ impl WriteTxn for MemoryWrite<'_> {
         check_key(key)?;
         check_value(value)?;
         self.overlay
-            .insert(Bytes::from(key), Some(Bytes::from(value)));
+            .insert(MapKey::from(key), Some(Bytes::from(value)));
         let d = &mut self.delta;
         d.puts += 1;
         d.bytes_written += (key.len() + value.len()) as u64;
@@ -298,7 +307,7 @@ impl WriteTxn for MemoryWrite<'_> {
         };
         if existed {
             self.delta.deletes += 1;
-            self.overlay.insert(Bytes::from(key), None);
+            self.overlay.insert(MapKey::from(key), None);
         }
         Ok(existed)
     }
@@ -313,14 +322,14 @@ impl WriteTxn for MemoryWrite<'_> {
         let (mut added_keys, mut added_bytes) = (0u64, 0u64);
         let (mut removed_keys, mut removed_bytes) = (0u64, 0u64);
         for (key, change) in overlay {
-            let klen = key.len() as u64;
+            let klen = key.as_slice().len() as u64;
             let old = match change {
                 Some(value) => {
                     added_keys += 1;
                     added_bytes += klen + value.len() as u64;
                     map.insert(key, value)
                 }
-                None => map.remove(&key[..]),
+                None => map.remove(key.as_slice()),
             };
             if let Some(old) = old {
                 removed_keys += 1;
