@@ -179,6 +179,8 @@ struct QueueState {
     chunks: VecDeque<(usize, Vec<String>)>,
     /// No chunk comes any more.
     closed: bool,
+    /// Threads waiting for a chunk.
+    waiting: usize,
 }
 
 impl Queue {
@@ -187,8 +189,13 @@ impl Queue {
     }
 
     fn push(&self, n: usize, ids: Vec<String>) {
-        self.lock().chunks.push_back((n, ids));
-        self.ready.notify_one();
+        let mut state = self.lock();
+        state.chunks.push_back((n, ids));
+        let waiting = state.waiting > 0;
+        drop(state);
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 
     /// Ends the queue; `discard` drops the chunks still waiting (the query failed).
@@ -198,8 +205,12 @@ impl Queue {
         if discard {
             state.chunks.clear();
         }
+        let waiting = state.waiting > 0;
         drop(state);
-        self.ready.notify_all();
+        // A wake-up is a system call: only when a thread waits (never for a small query).
+        if waiting {
+            self.ready.notify_all();
+        }
     }
 
     /// The next chunk, waiting for one while the queue is open; `None` once it is closed and
@@ -213,10 +224,12 @@ impl Queue {
             if state.closed {
                 return None;
             }
+            state.waiting += 1;
             state = self
                 .ready
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
     }
 }
