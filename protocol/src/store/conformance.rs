@@ -36,6 +36,7 @@ where
     key_and_value_limits(h);
     large_values(h);
     byte_order(h);
+    keys_of_every_length(h);
     scan_bounds(h);
     scan_prefix(h);
     scan_early_stop(h);
@@ -283,6 +284,75 @@ pub fn byte_order<H: Harness>(h: &mut H) {
     commit(w);
     let want: Keys = order.iter().map(|k| k.to_vec()).collect();
     assert_eq!(keys(contents(&s)), want, "byte order");
+}
+
+/// Keys of lengths from 1 to [`MAX_KEY_LEN`] sharing long prefixes (a store may keep short and
+/// long keys differently, as the memory store does around 62 bytes) read, order and delete as
+/// their bytes say, before and after reopen.
+pub fn keys_of_every_length<H: Harness>(h: &mut H) {
+    let s = h.open();
+    let mut all: Keys = Vec::new();
+    for len in [
+        1,
+        2,
+        31,
+        32,
+        33,
+        61,
+        62,
+        63,
+        64,
+        65,
+        127,
+        128,
+        255,
+        256,
+        510,
+        MAX_KEY_LEN,
+    ] {
+        for last in [0x00, 0x5a, 0x5b, 0xff] {
+            let mut k = vec![0x5a; len - 1];
+            k.push(last);
+            all.push(k);
+        }
+    }
+    all.sort();
+    all.dedup();
+    let value = |k: &[u8]| (k.len() as u32).to_be_bytes().to_vec();
+    let mut w = begin(&s);
+    // Scrambled order: every eleventh key from the end, wrapping around.
+    for i in 0..all.len() {
+        let k = &all[(all.len() - 1 - i * 11 % all.len()) % all.len()];
+        put(&mut w, k, &value(k));
+    }
+    commit(w);
+    let r = snap(&s);
+    assert_eq!(
+        keys(both_ways(&r, KeyRange::all())),
+        all,
+        "every length in byte order"
+    );
+    for k in &all {
+        assert_eq!(get(&r, k), Some(value(k)), "get of a {}-byte key", k.len());
+    }
+    drop(r);
+    // Deletes every other key, then checks what is left after reopen.
+    let mut w = begin(&s);
+    for k in all.iter().step_by(2) {
+        assert!(del(&mut w, k), "delete of a {}-byte key", k.len());
+    }
+    commit(w);
+    let s = h.reopen(s);
+    let left: Keys = all.iter().skip(1).step_by(2).cloned().collect();
+    let r = snap(&s);
+    assert_eq!(
+        keys(both_ways(&r, KeyRange::all())),
+        left,
+        "after deletes and reopen"
+    );
+    for k in all.iter().step_by(2) {
+        assert_eq!(get(&r, k), None, "deleted {}-byte key", k.len());
+    }
 }
 
 /// Every combination of bound kinds, including empty, absent, overlong and inverted bounds.
