@@ -133,9 +133,15 @@ pub(crate) fn rows_by_ids<R: Send>(
                     workers.extend(spawned.ok());
                 }
             }
-            while pending.len() >= CHUNK {
-                let rest = pending.split_off(CHUNK);
-                queue.push(chunks, std::mem::replace(&mut pending, rest));
+            if pending.len() >= CHUNK {
+                let mut full = std::mem::replace(&mut pending, Vec::with_capacity(CHUNK));
+                // More than a chunk only when the threads have just started.
+                while full.len() > CHUNK {
+                    let rest = full.split_off(CHUNK);
+                    queue.push(chunks, std::mem::replace(&mut full, rest));
+                    chunks += 1;
+                }
+                queue.push(chunks, full);
                 chunks += 1;
             }
         })?;
