@@ -571,7 +571,8 @@ fn bare_gets<S: Store>(store: &S, keys: &[Vec<u8>]) -> usize {
 }
 
 /// [`bare_gets`] with the keys cut into `parts` contiguous parts, each looked up on its own
-/// thread in a sibling of one read transaction, as a split query does.
+/// thread in a sibling of one read transaction: the look-ups of a split query alone, without
+/// its index read or the hand-over of chunks.
 fn split_bare_gets<S: Store>(store: &S, keys: &[Vec<u8>], parts: usize) -> usize {
     let txn = store.read().expect("read");
     let size = keys.len().div_ceil(parts.max(1)).max(1);
