@@ -69,7 +69,8 @@ async fn listeners_see_local_and_replicated_changes_in_order() {
         seen.push((change.instance_id.clone(), change.action));
         if change.action == Action::Create {
             assert_eq!(
-                change.instance.as_ref().unwrap()["_id"],
+                serde_json::from_str::<serde_json::Value>(change.instance.as_ref().unwrap().get())
+                    .unwrap()["_id"],
                 json!(change.instance_id)
             );
         }

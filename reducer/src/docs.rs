@@ -534,7 +534,7 @@ impl<S: Store> Documents<S> {
                 change.instance = None;
                 return Ok(Some(change));
             }
-            let Some(doc) = change.instance.take() else {
+            let Some(text) = change.instance.take() else {
                 continue; // gone again since: a later change reports it
             };
             let config =
@@ -543,13 +543,19 @@ impl<S: Store> Documents<S> {
                 });
             let Some(config) = config else { continue };
             let seen = if config.read_filter.is_empty() {
-                Some(doc)
+                Some(text)
             } else {
+                // The feed checked the text as JSON when it took it from the store.
+                let Ok(doc) = serde_json::from_str::<serde_json::Value>(text.get()) else {
+                    continue;
+                };
                 let scripts = self.host.app_mut().fold_mut().scripts();
-                scripts.filter(&config.read_filter, reader, &doc)
+                scripts
+                    .filter(&config.read_filter, reader, &doc)
+                    .and_then(|v| serde_json::value::to_raw_value(&v).ok())
             };
-            if let Some(doc) = seen {
-                change.instance = Some(doc);
+            if let Some(text) = seen {
+                change.instance = Some(text);
                 return Ok(Some(change));
             }
         }
@@ -728,7 +734,7 @@ impl<S: Store> Documents<S> {
                 }
             };
             let instance = if exists {
-                db::read::read_instance(&txn, &keys, &collection, &id)
+                db::read::read_instance_json(&txn, &keys, &collection, &id)
                     .ok()
                     .flatten()
             } else {

@@ -6,7 +6,7 @@
 //! [`Lagged`] error saying from which position it can resume (or that it should re-read the
 //! state and resume from the newest position).
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::{BTreeMap, VecDeque};
 use threads_protocol::id::ThreadId;
 
@@ -22,7 +22,7 @@ pub enum Action {
 }
 
 /// One change, as listeners see it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Change {
     /// Position in the feed, strictly increasing from 1.
     pub position: u64,
@@ -34,9 +34,23 @@ pub struct Change {
     pub instance_id: String,
     /// What happened.
     pub action: Action,
-    /// The instance as stored after the change (before any read filter); `None` for deletes
-    /// and for instances that no longer exist when the change is published.
-    pub instance: Option<Value>,
+    /// The instance as stored after the change (before any read filter), as its stored JSON
+    /// text; `None` for deletes and for instances that no longer exist when the change is
+    /// published. Kept as text, not parsed: the feed holds thousands of changes most of which
+    /// no listener reads, and a listener's reply carries the text anyway.
+    pub instance: Option<Box<RawValue>>,
+}
+
+/// Changes are equal when every field is, the instances by their JSON text.
+impl PartialEq for Change {
+    fn eq(&self, other: &Self) -> bool {
+        self.position == other.position
+            && self.db == other.db
+            && self.collection == other.collection
+            && self.instance_id == other.instance_id
+            && self.action == other.action
+            && self.instance.as_ref().map(|t| t.get()) == other.instance.as_ref().map(|t| t.get())
+    }
 }
 
 /// Which changes a listener wants. Empty fields are wildcards; a listener with several filters

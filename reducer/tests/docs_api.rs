@@ -186,6 +186,7 @@ fn read_filters_and_validators_apply() {
     let mut txn = docs.begin(&db, None);
     docs.txn_new_collection(&mut txn, config).unwrap();
     docs.commit(Time(0), txn, NANOS).unwrap();
+    let listener = docs.listen(&db, vec![], None);
     let mut txn = docs.begin(&db, None);
     docs.txn_create(
         &mut txn,
@@ -204,6 +205,20 @@ fn read_filters_and_validators_apply() {
     docs.commit(Time(0), txn, NANOS).unwrap();
     assert!(docs.get(&db, "secrets", "a", None).is_err());
     assert!(!docs.has(&db, "secrets", &["a"], None).unwrap());
+    // Listeners see changes through the read filter too: the hidden create is skipped, the
+    // other carries the instance as stored (its JSON text).
+    while docs.poll_output().is_some() {}
+    let mut seen = Vec::new();
+    while let Some(c) = docs.next_change(listener, None).unwrap() {
+        let text = c.instance.expect("a create carries its instance");
+        seen.push((
+            c.instance_id,
+            serde_json::from_str::<Value>(text.get()).unwrap(),
+        ));
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, "b");
+    assert_eq!(seen[0].1, docs.get(&db, "secrets", "b", None).unwrap());
     let all = docs.find(&db, "secrets", &Query::default(), None).unwrap();
     assert_eq!(all.len(), 1);
     let mut txn = docs.begin(&db, None);

@@ -89,8 +89,7 @@ impl DbApi {
                         action: reply_action(c.action) as i32,
                         instance: c
                             .instance
-                            .as_ref()
-                            .map(convert::to_bytes)
+                            .map(|text| text.get().as_bytes().to_vec())
                             .unwrap_or_default(),
                     }),
                     Some(Err(lag)) => {

@@ -354,6 +354,27 @@ fn visible(
     }
 }
 
+/// The stored JSON text of an instance of `collection` (assumed to exist), unfiltered and
+/// unparsed (checked to be JSON, as a corrupt instance fails a read).
+pub fn read_instance_json(
+    txn: &dyn ReadTxn,
+    keys: &Keys,
+    collection: &str,
+    id: &str,
+) -> Result<Option<Box<RawValue>>, StoreError> {
+    let key = keys.instance(collection, id);
+    if key.len() > MAX_KEY_LEN {
+        return Ok(None);
+    }
+    let mut doc = None;
+    txn.get_with(&key, &mut |v| {
+        doc = v.map(|b| {
+            <Box<RawValue> as RowDoc>::from_stored(stored_text(b)?).map_err(corrupt_instance)
+        });
+    })?;
+    doc.transpose()
+}
+
 /// The stored instance of `collection` (assumed to exist), unfiltered.
 pub fn read_instance(
     txn: &dyn ReadTxn,
