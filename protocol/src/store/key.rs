@@ -11,6 +11,9 @@
 
 use super::StoreError;
 
+/// Bytes [`KeyBuf::with_prefix`] reserves beyond the prefix.
+const FIELD_ROOM: usize = 48;
+
 /// Builds a composite key field by field (see the [module docs](self)).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyBuf {
@@ -25,9 +28,11 @@ impl KeyBuf {
 
     /// A key continuing an already-encoded prefix.
     pub fn with_prefix(prefix: &[u8]) -> Self {
-        KeyBuf {
-            buf: prefix.to_vec(),
-        }
+        // Room for the fields that usually follow (an id or two), so that appending them does
+        // not move the key again.
+        let mut buf = Vec::with_capacity(prefix.len() + FIELD_ROOM);
+        buf.extend_from_slice(prefix);
+        KeyBuf { buf }
     }
 
     /// Appends one byte.
@@ -56,12 +61,15 @@ impl KeyBuf {
 
     /// Appends a variable-length byte string, escaped and terminated.
     pub fn bytes(mut self, v: &[u8]) -> Self {
-        for &b in v {
-            self.buf.push(b);
-            if b == 0 {
-                self.buf.push(0xff);
-            }
+        self.buf.reserve(v.len() + 2);
+        // Copied in runs between zero bytes (most fields have none).
+        let mut rest = v;
+        while let Some(i) = rest.iter().position(|&b| b == 0) {
+            self.buf.extend_from_slice(&rest[..=i]);
+            self.buf.push(0xff);
+            rest = &rest[i + 1..];
         }
+        self.buf.extend_from_slice(rest);
         self.buf.extend_from_slice(&[0x00, 0x01]);
         self
     }
@@ -175,6 +183,51 @@ impl<'a> KeyReader<'a> {
             Ok(())
         } else {
             Err(corrupt("trailing bytes"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The escape of [`KeyBuf::bytes`], one byte at a time.
+    fn escaped(v: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in v {
+            out.push(b);
+            if b == 0 {
+                out.push(0xff);
+            }
+        }
+        out.extend_from_slice(&[0x00, 0x01]);
+        out
+    }
+
+    #[test]
+    fn byte_fields_escape_every_zero_wherever_it_is() {
+        // Every string of up to five bytes over {00, 01, ff}, after a prefix and alone.
+        let mut strings: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=5 {
+            let mut next = Vec::new();
+            for s in strings.iter().filter(|s| s.len() == len - 1) {
+                for b in [0x00, 0x01, 0xff] {
+                    let mut t = s.clone();
+                    t.push(b);
+                    next.push(t);
+                }
+            }
+            strings.extend(next);
+        }
+        assert_eq!(strings.len(), 1 + 3 + 9 + 27 + 81 + 243);
+        for s in &strings {
+            assert_eq!(KeyBuf::new(7).bytes(s).as_bytes()[1..], escaped(s)[..]);
+            let with = KeyBuf::with_prefix(b"pre").bytes(s).bytes(s).into_vec();
+            assert_eq!(with, [b"pre".to_vec(), escaped(s), escaped(s)].concat());
+            let mut r = KeyReader::new(&with[3..]);
+            assert_eq!(r.bytes().unwrap(), *s);
+            assert_eq!(r.bytes().unwrap(), *s);
+            r.finish().unwrap();
         }
     }
 }
