@@ -42,7 +42,17 @@ pub struct Stats {
 
 /// CPU seconds (user + system) the calling thread has used, from `/proc/thread-self/stat`.
 pub fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    cpu_seconds("/proc/thread-self/stat")
+}
+
+/// CPU seconds (user + system) every thread of this process has used, from `/proc/self/stat`:
+/// over a stretch of wall-clock time, how many cores the process kept busy.
+pub fn process_cpu_seconds() -> Option<f64> {
+    cpu_seconds("/proc/self/stat")
+}
+
+fn cpu_seconds(stat_file: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat_file).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -11,7 +11,10 @@
 //! signing input, measured in the same run (before and after each catch-up). Prints one JSON
 //! object per run with `catchup_records_per_sec`, `bare_verify_strict_per_sec`, their `ratio`,
 //! the goal (1.2) and `ok`; `verify_only_records_per_sec` is the single-core record check
-//! (decode + verify) rate.
+//! (decode + verify) rate; `cores_busy` is the CPU time of the whole process during the
+//! catch-up over its wall-clock time (both hosts, the pool and the driving thread; 2.0 is both
+//! cores of a 2-core machine), which tells a catch-up short of CPU from one waiting on
+//! something.
 //!
 //! `cargo run --release -p threads-benches --bin catchup -- [N ...]` (default: 10000 100000).
 //! `CATCHUP_WORKERS` sets the pool size (default: the number of cores); `CATCHUP_STORE`
@@ -26,7 +29,7 @@ use std::cmp::min;
 use std::hint::black_box;
 use std::ops::ControlFlow;
 use std::time::Instant;
-use threads_benches::pipeline::{Stats, run_until_checked};
+use threads_benches::pipeline::{Stats, process_cpu_seconds, run_until_checked};
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::counter::LogCounter;
 use threads_protocol::engine::loopback::Loopback;
@@ -167,6 +170,7 @@ fn catch_up<S: Store>(n: u64, src: &Source, writer: S, reader: S) -> Run {
     .expect("address");
     let workers = workers();
     let bare_before = bare_verify_rate(src);
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     net.hosts[1]
         .join_thread(Time(0), &addr, src.info.key.clone())
@@ -179,6 +183,7 @@ fn catch_up<S: Store>(n: u64, src: &Source, writer: S, reader: S) -> Run {
     });
     assert!(done, "catch-up did not complete");
     let catchup_secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_before.zip(process_cpu_seconds()).map(|(a, b)| b - a);
     let bare_after = bare_verify_rate(src);
     let misbehaved = net.events[1]
         .iter()
@@ -201,6 +206,7 @@ fn catch_up<S: Store>(n: u64, src: &Source, writer: S, reader: S) -> Run {
         catchup_secs,
         verify_rate: check as f64 / started.elapsed().as_secs_f64(),
         bare_rate: (bare_before + bare_after) / 2.0,
+        cores_busy: cpu.map(|c| c / catchup_secs),
         workers,
         stats,
     }
@@ -213,6 +219,9 @@ struct Run {
     verify_rate: f64,
     /// Single-core bare `verify_strict` per second, mean of before and after.
     bare_rate: f64,
+    /// CPU seconds of the whole process during the catch-up over its wall-clock seconds (both
+    /// hosts, the pool, the driving thread): 2.0 keeps both cores of this machine busy.
+    cores_busy: Option<f64>,
     workers: usize,
     /// Where the driving thread's time went.
     stats: Stats,
@@ -229,7 +238,8 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
          \"write_records_per_sec\":{:.0},\"catchup_seconds\":{:.3},\
          \"catchup_records_per_sec\":{rate:.0},\"verify_only_records_per_sec\":{:.0},\
          \"bare_verify_strict_per_sec\":{:.0},\"ratio\":{ratio:.3},\"goal\":{GOAL},\"ok\":{},\
-         \"reader_engine_seconds\":{:.3},\"writer_engine_seconds\":{:.3},\"waiting_for_pool_seconds\":{:.3},\"driver_thread_cpu_seconds\":{}}}",
+         \"reader_engine_seconds\":{:.3},\"writer_engine_seconds\":{:.3},\"waiting_for_pool_seconds\":{:.3},\"driver_thread_cpu_seconds\":{},\
+         \"cores_busy\":{}}}",
         run.workers,
         c.pull_window,
         c.page_max_records,
@@ -245,6 +255,8 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
         run.stats.waiting,
         run.stats
             .cpu
+            .map_or_else(|| "null".to_string(), |c| format!("{c:.2}")),
+        run.cores_busy
             .map_or_else(|| "null".to_string(), |c| format!("{c:.2}")),
     );
 }
