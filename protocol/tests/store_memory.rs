@@ -179,6 +179,49 @@ fn injected_read_side_failures() {
 }
 
 #[test]
+fn try_scan_ends_at_the_visitors_first_error_and_passes_store_errors_on() {
+    let s = seeded();
+    let mut w = s.write().unwrap();
+    for k in [b"b", b"c", b"d"] {
+        w.put(k, b"v").unwrap();
+    }
+    w.commit().unwrap();
+    let r = s.read().unwrap();
+    let keys: Vec<Vec<u8>> = all(&r).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys.len(), 4);
+    // The visitor fails on the second key: the scan stops there and hands the error back.
+    let mut seen = Vec::new();
+    let err = r
+        .try_scan(KeyRange::all(), Direction::Forward, &mut |k, _| {
+            seen.push(k.to_vec());
+            if seen.len() == 2 {
+                return Err(StoreError::Corrupt("second key".into()));
+            }
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(m) if m == "second key"));
+    assert_eq!(seen, keys[..2]);
+    // A visitor that breaks off ends the scan without an error.
+    let mut count = 0;
+    r.try_scan(KeyRange::all(), Direction::Reverse, &mut |_, _| {
+        count += 1;
+        Ok(ControlFlow::Break(()))
+    })
+    .unwrap();
+    assert_eq!(count, 1);
+    // The store's own failure comes back as it is, the visitor never called.
+    s.fail_nth(FaultOp::Scan, 1);
+    let mut called = false;
+    let result = r.try_scan(KeyRange::all(), Direction::Forward, &mut |_, _| {
+        called = true;
+        Ok(ControlFlow::Continue(()))
+    });
+    assert!(result.is_err());
+    assert!(!called);
+}
+
+#[test]
 fn invalid_arguments_do_not_poison_faulty_txn() {
     let s = seeded();
     let mut w = s.write().unwrap();

@@ -137,18 +137,11 @@ fn write_source(n: u64) -> Source {
 fn copy_into<S: Store>(from: &MemoryStore, to: &S) {
     let read = from.read().expect("read source");
     let mut txn = to.write().expect("write target");
-    let mut failed = None;
-    read.scan(KeyRange::all(), Direction::Forward, &mut |k, v| {
-        if let Err(e) = txn.put(k, v) {
-            failed = Some(e);
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
+    read.try_scan(KeyRange::all(), Direction::Forward, &mut |k, v| {
+        txn.put(k, v)?;
+        Ok(ControlFlow::Continue(()))
     })
-    .expect("scan source");
-    if let Some(e) = failed {
-        panic!("copying the source store failed: {e}");
-    }
+    .expect("copy the source store");
     txn.commit().expect("commit copy");
 }
 

@@ -56,31 +56,22 @@ impl CidIndex {
     pub(crate) fn load(txn: &dyn ReadTxn, max_recent: usize) -> Result<Self, StoreError> {
         let mut recent = BTreeMap::new();
         let mut next_seq = 0;
-        let mut failure = None;
         let prefix = [layout::TAG_CID_JOURNAL];
-        txn.scan(
+        txn.try_scan(
             KeyRange::prefix(&prefix),
             Direction::Forward,
-            &mut |k, v| match decode_entry(k, v) {
-                Ok((cid, entry)) => {
-                    next_seq = entry.seq + 1;
-                    recent.insert(cid, entry);
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    ControlFlow::Break(())
-                }
+            &mut |k, v| {
+                let (cid, entry) = decode_entry(k, v)?;
+                next_seq = entry.seq + 1;
+                recent.insert(cid, entry);
+                Ok(ControlFlow::Continue(()))
             },
         )?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(CidIndex {
-                recent,
-                next_seq,
-                max_recent,
-            }),
-        }
+        Ok(CidIndex {
+            recent,
+            next_seq,
+            max_recent,
+        })
     }
 
     /// Where the record with this CID is stored ([`layout::cid_target`] bytes), if it is.

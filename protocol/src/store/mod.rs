@@ -94,6 +94,9 @@ impl StoreError {
 /// The callback of [`ReadTxn::scan`]: gets each key and value, returns whether to go on.
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
 
+/// The visitor of [`ReadTxn::try_scan`]: a [`Visit`] that may fail, which ends the scan.
+pub type TryVisit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, StoreError> + 'a;
+
 /// Owned key-value pairs, as returned by [`scan_collect`].
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -321,6 +324,24 @@ pub trait ReadTxn {
         dir: Direction,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError>;
+
+    /// [`scan`](Self::scan) with a visitor that can fail (a pair that does not decode): the
+    /// scan ends at the visitor's first error, which is returned.
+    fn try_scan(
+        &self,
+        range: KeyRange<'_>,
+        dir: Direction,
+        visit: &mut TryVisit<'_>,
+    ) -> Result<(), StoreError> {
+        let mut failure = None;
+        self.scan(range, dir, &mut |k, v| {
+            visit(k, v).unwrap_or_else(|e| {
+                failure = Some(e);
+                ControlFlow::Break(())
+            })
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
 }
 
 /// Writing operations. Reads through a write transaction see its own pending writes.

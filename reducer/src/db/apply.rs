@@ -186,29 +186,17 @@ pub fn scan_instances(
 ) -> Result<Vec<(String, Value)>, StoreError> {
     let prefix = keys.instances(collection);
     let mut out = Vec::new();
-    let mut failure = None;
-    txn.scan(
+    txn.try_scan(
         KeyRange::prefix(&prefix),
         Direction::Forward,
-        &mut |k, v| match (id_after(&prefix, k), parse_stored(v)) {
-            (Ok(id), Ok(doc)) => {
-                out.push((id, doc));
-                ControlFlow::Continue(())
-            }
-            (Err(e), _) => {
-                failure = Some(e);
-                ControlFlow::Break(())
-            }
-            (_, Err(e)) => {
-                failure = Some(corrupt("instance", e));
-                ControlFlow::Break(())
-            }
+        &mut |k, v| {
+            let id = id_after(&prefix, k)?;
+            let doc = parse_stored(v).map_err(|e| corrupt("instance", e))?;
+            out.push((id, doc));
+            Ok(ControlFlow::Continue(()))
         },
     )?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    Ok(out)
 }
 
 #[cfg(test)]

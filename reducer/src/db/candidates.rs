@@ -96,12 +96,12 @@ impl Source<'_> {
             Bound::Included(&start),
             end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
         );
-        let mut failure = None;
+        // What the caller's visitor said last (the scan also stops past `upper`).
         let mut flow = ControlFlow::Continue(());
         let seen = &mut self.seen;
         let unbounded = matches!((lower, upper), (Bound::Unbounded, Bound::Unbounded));
         let pre = self.prefilter;
-        self.txn.scan(range, Direction::Forward, &mut |k, v| {
+        self.txn.try_scan(range, Direction::Forward, &mut |k, v| {
             // On a full scan without `_id` conditions, the ID is decoded only for instances
             // that pass the prefilter.
             let mut verdict = Verdict::Parse;
@@ -111,46 +111,29 @@ impl Source<'_> {
             {
                 verdict = pre.check(query, None, v);
                 if verdict == Verdict::Skip {
-                    return ControlFlow::Continue(());
+                    return Ok(ControlFlow::Continue(()));
                 }
             }
-            let id = match id_after(&prefix, k) {
-                Ok(id) => id,
-                Err(e) => {
-                    failure = Some(e);
-                    return ControlFlow::Break(());
-                }
-            };
+            let id = id_after(&prefix, k)?;
             if !within(lower, upper, &id) {
-                return if above(upper, &id) {
+                return Ok(if above(upper, &id) {
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())
-                };
+                });
             }
             if verdict == Verdict::Parse
                 && let Some((query, pre)) = pre
             {
                 verdict = pre.check(query, Some(&id), v);
                 if verdict == Verdict::Skip {
-                    return ControlFlow::Continue(());
+                    return Ok(ControlFlow::Continue(()));
                 }
             }
-            match emit(seen, id, v, verdict, visit) {
-                Ok(f) => {
-                    flow = f;
-                    flow
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
+            flow = emit(seen, id, v, verdict, visit)?;
+            Ok(flow)
         })?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(flow),
-        }
+        Ok(flow)
     }
 
     /// Instances by ID, in the given order, skipping missing ones.
@@ -227,30 +210,19 @@ impl Source<'_> {
             Bound::Included(&start),
             end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
         );
-        let mut failure = None;
-        self.txn.scan(range, Direction::Forward, &mut |k, _| {
+        self.txn.try_scan(range, Direction::Forward, &mut |k, _| {
             let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
-                return ControlFlow::Break(());
+                return Ok(ControlFlow::Break(()));
             };
-            match split_index_entry(rest) {
-                Ok((value, id)) => {
-                    if within(lower, upper, value) {
-                        sink(id);
-                    } else if above(upper, value) {
-                        return ControlFlow::Break(());
-                    }
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    ControlFlow::Break(())
-                }
+            let (value, id) = split_index_entry(rest)?;
+            if within(lower, upper, value) {
+                sink(id);
+            } else if above(upper, value) {
+                return Ok(ControlFlow::Break(()));
             }
+            Ok(ControlFlow::Continue(()))
         })?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -94,26 +94,19 @@ impl Cx<'_> {
     ) -> Result<Option<String>, Fail> {
         let prefix = self.keys.index_value(collection, path, value);
         let mut found = None;
-        let mut failure = None;
-        self.txn.scan(
+        self.txn.try_scan(
             KeyRange::prefix(&prefix),
             Direction::Forward,
-            &mut |k, _| match super::keys::id_after(&prefix, k) {
-                Ok(other) if other == id => ControlFlow::Continue(()),
-                Ok(other) => {
-                    found = Some(other);
-                    ControlFlow::Break(())
+            &mut |k, _| {
+                let other = super::keys::id_after(&prefix, k)?;
+                if other == id {
+                    return Ok(ControlFlow::Continue(()));
                 }
-                Err(e) => {
-                    failure = Some(e);
-                    ControlFlow::Break(())
-                }
+                found = Some(other);
+                Ok(ControlFlow::Break(()))
             },
         )?;
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(found),
-        }
+        Ok(found)
     }
 
     /// Builds a new index from the collection's instances; for a unique index, checks them for
@@ -145,33 +138,22 @@ impl Cx<'_> {
         let prefix = self.keys.index(collection, path);
         let mut prev: Option<(Vec<u8>, String)> = None;
         let mut clash = None;
-        let mut failure = None;
-        self.txn.scan(
+        self.txn.try_scan(
             KeyRange::prefix(&prefix),
             Direction::Forward,
             &mut |k, _| {
                 let rest = k.get(prefix.len()..).unwrap_or_default();
-                match split_index_entry(rest) {
-                    Ok((value, id)) => {
-                        if let Some((pv, pid)) = &prev
-                            && pv.as_slice() == value
-                        {
-                            clash = Some((pid.clone(), id));
-                            return ControlFlow::Break(());
-                        }
-                        prev = Some((value.to_vec(), id));
-                        ControlFlow::Continue(())
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        ControlFlow::Break(())
-                    }
+                let (value, id) = split_index_entry(rest)?;
+                if let Some((pv, pid)) = &prev
+                    && pv.as_slice() == value
+                {
+                    clash = Some((pid.clone(), id));
+                    return Ok(ControlFlow::Break(()));
                 }
+                prev = Some((value.to_vec(), id));
+                Ok(ControlFlow::Continue(()))
             },
         )?;
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
         match clash {
             Some((a, b)) => reject(format!(
                 "can't create unique index (duplicate instances exist): instances \"{a}\" and \

@@ -67,25 +67,17 @@ pub fn list_collections(
 ) -> Result<Vec<CollectionConfig>, DbError> {
     let prefix = Keys::new(thread).collections();
     let mut out = Vec::new();
-    let mut failure = None;
-    txn.scan(
+    txn.try_scan(
         KeyRange::prefix(&prefix),
         Direction::Forward,
-        &mut |_, v| match serde_json::from_slice(v) {
-            Ok(c) => {
-                out.push(c);
-                ControlFlow::Continue(())
-            }
-            Err(e) => {
-                failure = Some(StoreError::Corrupt(format!("collection config: {e}")));
-                ControlFlow::Break(())
-            }
+        &mut |_, v| {
+            let config = serde_json::from_slice(v)
+                .map_err(|e| StoreError::Corrupt(format!("collection config: {e}")))?;
+            out.push(config);
+            Ok(ControlFlow::Continue(()))
         },
     )?;
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(out),
-    }
+    Ok(out)
 }
 
 /// The stored instance, unfiltered (`None` if there is none).

@@ -63,21 +63,16 @@ fn orders_in(
     range: KeyRange<'_>,
 ) -> Result<Vec<OrderKey>, StoreError> {
     let mut out = Vec::new();
-    let mut failure = None;
-    txn.scan(range, Direction::Forward, &mut |k, _| {
+    txn.try_scan(range, Direction::Forward, &mut |k, _| {
         if !k.starts_with(p) {
-            return ControlFlow::Break(());
+            return Ok(ControlFlow::Break(()));
         }
-        match OrderKey::from_bytes(&k[p.len()..]) {
-            Some(o) => out.push(o),
-            None => failure = Some(corrupt("order key", "malformed")),
-        }
-        ControlFlow::Continue(())
+        let order =
+            OrderKey::from_bytes(&k[p.len()..]).ok_or_else(|| corrupt("order key", "malformed"))?;
+        out.push(order);
+        Ok(ControlFlow::Continue(()))
     })?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    Ok(out)
 }
 
 /// The order keys stored under `p ‖ order key` after `order`.
