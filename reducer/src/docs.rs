@@ -141,14 +141,7 @@ pub struct Documents<S: Store> {
     host: Host<S, Convergent<DocFold>>,
     feed: ChangeFeed,
     ids: ids::InstanceIds,
-    /// Bodies of the records this host just wrote, until their changes are published: saves
-    /// reading each one back from the store and decrypting it again.
-    written: Vec<(threads_protocol::Cid, Vec<u8>)>,
 }
-
-/// Most bodies [`Documents`] keeps for publishing (a driver that never drains its outputs
-/// does not make it grow; a body not kept is read back from the store).
-const WRITTEN_MAX: usize = 1024;
 
 /// The JSON type name of a value, for error messages.
 fn json_type(v: &Value) -> &'static str {
@@ -180,7 +173,6 @@ impl<S: Store> Documents<S> {
             host,
             feed: ChangeFeed::new(FEED_CAPACITY),
             ids: ids::InstanceIds::new(rng),
-            written: Vec::new(),
         })
     }
 
@@ -690,27 +682,29 @@ impl<S: Store> Documents<S> {
 
     /// Publishes the instance changes of a stored record to the feed.
     fn publish(&mut self, thread: &ThreadId, record: &VerifiedRecord) -> Result<(), DocsError> {
-        let txn = self.host.store().read()?;
         let order = OrderKey::of(record);
+        // The heads the fold kept when it applied the record, if it still has them.
+        let applied = self
+            .host
+            .app_mut()
+            .fold_mut()
+            .take_applied_heads(thread, &order);
+        let txn = self.host.store().read()?;
         if fold::rejection(&txn, thread, &order)?.is_some() {
             return Ok(());
         }
-        let cid = record.cid();
-        let kept = self
-            .written
-            .iter()
-            .position(|(c, _)| *c == cid)
-            .map(|i| self.written.swap_remove(i).1);
-        let body = match kept {
-            Some(body) => body,
-            None => match fold::record_body(&txn, thread, &order)? {
-                Some(body) => body,
-                None => return Ok(()), // not a record the fold saw (no read key)
-            },
-        };
-        // The fold accepted the body (the record is not rejected): its event heads decode.
-        let Ok(heads) = Batch::decode_heads(&body) else {
-            return Ok(());
+        let heads = match applied {
+            Some(heads) => heads,
+            None => {
+                let Some(body) = fold::record_body(&txn, thread, &order)? else {
+                    return Ok(()); // not a record the fold saw (no read key)
+                };
+                // The fold accepted the body (the record is not rejected): its heads decode.
+                let Ok(heads) = Batch::decode_heads(&body) else {
+                    return Ok(());
+                };
+                heads
+            }
         };
         let keys = db::keys::Keys::new(thread);
         let mut collections: Vec<(String, bool)> = Vec::new();

@@ -658,3 +658,36 @@ fn a_large_transaction_travels_compressed_and_its_ids_grow() {
     let last = net.nodes[1].get(&db, "people", &ids[299], None).unwrap();
     assert_eq!(last["name"], "person 299");
 }
+
+#[test]
+fn changes_are_published_whether_or_not_the_fold_still_keeps_their_heads() {
+    let mut docs = open(30);
+    let db = with_people(&mut docs);
+    while docs.poll_output().is_some() {}
+    let listener = docs.listen(&db, vec![], None);
+    // More records than the fold keeps heads for (1,024) before any is published: the first
+    // ones are published from their bodies read back from the store, the rest from the heads.
+    let n = 1_100;
+    for i in 0..n {
+        let mut txn = docs.begin(&db, None);
+        docs.txn_create(
+            &mut txn,
+            "people",
+            json!({"_id": format!("p{i:04}"), "name": "n"}),
+            NANOS,
+        )
+        .unwrap();
+        docs.commit(Time(0), txn, NANOS).unwrap();
+    }
+    while docs.poll_output().is_some() {}
+    let mut seen = Vec::new();
+    while let Some(c) = docs.next_change(listener, None).unwrap() {
+        assert_eq!(c.action, Action::Create);
+        let text = c.instance.expect("a create carries its instance");
+        let doc: Value = serde_json::from_str(text.get()).unwrap();
+        assert_eq!(doc["_id"], json!(c.instance_id));
+        seen.push(c.instance_id);
+    }
+    let expected: Vec<String> = (0..n).map(|i| format!("p{i:04}")).collect();
+    assert_eq!(seen, expected);
+}

@@ -21,6 +21,7 @@ mod candidates;
 mod collection;
 mod configs;
 pub mod event;
+mod heads;
 mod index;
 mod instance;
 pub mod keys;
@@ -42,22 +43,26 @@ use threads_protocol::engine::ApplyError;
 use threads_protocol::id::ThreadId;
 use threads_protocol::store::{KeyRange, WriteTxn};
 
-use crate::fold::{Access, Dependency, Fold, Outcome, RecordInfo, Usage};
+use crate::fold::{Access, Dependency, Fold, OrderKey, Outcome, RecordInfo, Usage};
 use crate::js::JsConfig;
 use apply::{Cx, Fail};
 use configs::ConfigCache;
+use event::EventHead;
+use heads::AppliedHeads;
 use keys::{Keys, Part};
 use schema::SchemaCache;
 
 /// The document database as a [`Fold`]: wrap it in [`crate::fold::Convergent`].
 ///
-/// It keeps caches only (parsed configs, compiled schemas, the JavaScript engine and compiled validators), none
-/// of which can change an outcome. Not `Send`, because the JavaScript engine is not.
+/// It keeps caches only (parsed configs, compiled schemas, the JavaScript engine and compiled
+/// validators) and, for publishing, the event heads of the records it applied lately, none of
+/// which can change an outcome. Not `Send`, because the JavaScript engine is not.
 #[derive(Debug, Default)]
 pub struct DocFold {
     schemas: SchemaCache,
     configs: ConfigCache,
     scripts: Scripts,
+    applied: AppliedHeads,
 }
 
 impl DocFold {
@@ -73,12 +78,24 @@ impl DocFold {
             schemas: SchemaCache::default(),
             configs: ConfigCache::default(),
             scripts: Scripts::with_config(config),
+            applied: AppliedHeads::default(),
         }
     }
 
     /// The fold's JavaScript engine (also usable to run read filters on the same thread).
     pub fn scripts(&mut self) -> &mut Scripts {
         &mut self.scripts
+    }
+
+    /// The heads of the instance events of the record at `order` of `thread`, taken from
+    /// what this fold kept when it last applied the record (`None` when it did not, or no
+    /// longer keeps them): publishing its changes then needs no second decoding of its body.
+    pub(crate) fn take_applied_heads(
+        &mut self,
+        thread: &ThreadId,
+        order: &OrderKey,
+    ) -> Option<Vec<EventHead>> {
+        self.applied.take(thread, order)
     }
 }
 
@@ -196,6 +213,7 @@ impl Fold for DocFold {
                 }
             }
         }
+        self.applied.keep(&record.thread, &record.order, &batch);
         Ok(Outcome::Applied)
     }
 }

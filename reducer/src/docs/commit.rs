@@ -54,9 +54,6 @@ impl<S: Store> Documents<S> {
                 self.host
                     .create_records(now, &db, author.as_ref(), &bodies, unix_nanos)
             {
-                for (r, body) in records.iter().zip(bodies) {
-                    self.remember(r, body);
-                }
                 let mut records = records.into_iter();
                 return group
                     .iter()
@@ -122,9 +119,6 @@ impl<S: Store> Documents<S> {
                 unix_nanos,
             )?,
         };
-        for (r, body) in records.iter().zip(bodies) {
-            self.remember(r, body);
-        }
         let mut records = records.into_iter();
         Ok(txns
             .iter()
@@ -153,20 +147,9 @@ impl<S: Store> Documents<S> {
             .host
             .create_record(now, &txn.db, txn.author.as_ref(), &body, unix_nanos)
         {
-            Ok(r) => {
-                self.remember(&r, body);
-                Ok(Some(r))
-            }
+            Ok(r) => Ok(Some(r)),
             Err(EngineError::Rejected(reason)) => Err(DocsError::Rejected(reason)),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Keeps the body of a record this host just stored, for [`Self::publish`].
-    pub(super) fn remember(&mut self, record: &VerifiedRecord, body: Vec<u8>) {
-        if self.written.len() >= super::WRITTEN_MAX {
-            self.written.clear();
-        }
-        self.written.push((record.cid(), body));
     }
 }
