@@ -674,7 +674,10 @@ impl<S: Store> Documents<S> {
         let fold = app.fold_mut();
         let body = Batch::new(events.to_vec()).encode_json();
         let mut scratch = store.write()?;
-        if let Outcome::Rejected(reason) = fold.apply(&mut scratch, &info, &body)? {
+        let outcome = fold.apply(&mut scratch, &info, &body)?;
+        // A dry run is never published: drop the heads the fold kept for it.
+        let _ = fold.take_applied_heads(&info.thread, &info.order);
+        if let Outcome::Rejected(reason) = outcome {
             return Err(DocsError::Rejected(reason));
         }
         read(&scratch, fold)
