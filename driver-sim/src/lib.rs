@@ -78,7 +78,7 @@ pub struct Report {
     /// Roles of the hosts, by index.
     pub roles: Vec<Role>,
     /// Hash of the whole trace; equal for equal seeds and options.
-    pub trace_hash: [u8; 32],
+    pub trace_hash: [u8; 16],
     /// Events simulated.
     pub events: u64,
     /// Acknowledged writes.

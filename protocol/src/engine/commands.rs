@@ -601,6 +601,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let interval = self.config.sync_interval_min_ms;
         let deadline = self.jittered(now, interval).as_millis();
         ThreadState {
+            proof: super::message::ProofKey::new(key.service()),
             key,
             logs: BTreeMap::new(),
             identities: BTreeMap::new(),

@@ -3,6 +3,7 @@
 
 use super::PeerId;
 use super::layout;
+use super::message::ProofKey;
 use crate::counter::{LamportClock, LogHeight};
 use crate::id::ThreadId;
 use crate::identity::PrivateKey;
@@ -100,6 +101,8 @@ pub struct SyncTimer {
 pub struct ThreadState {
     /// Its key (service key, and read key when this host can read).
     pub key: ThreadKey,
+    /// The service key made ready for membership proofs (see [`ProofKey`]).
+    pub proof: ProofKey,
     /// Its logs, by id.
     pub logs: BTreeMap<LogId, LogState>,
     /// Which log each identity writes to (only owned logs).
@@ -185,6 +188,7 @@ pub fn load_threads(
             invited.insert(PeerId::from_bytes(p).map_err(|e| corrupt("invited peer id", e))?);
         }
         let mut state = ThreadState {
+            proof: ProofKey::new(key.service()),
             key,
             logs: BTreeMap::new(),
             identities: BTreeMap::new(),

@@ -83,8 +83,10 @@ impl<S: Store, A: Application> Host<S, A> {
         let Some(t) = self.threads.get(&id) else {
             return self.misbehaved(from, Misbehaviour::UnknownThread(id));
         };
-        let key = t.key.service();
-        if !message::proof_is_valid(key, from, &self.peer_id, &frame.payload, &frame.proof) {
+        if !t
+            .proof
+            .is_valid(from, &self.peer_id, &frame.payload, &frame.proof)
+        {
             return self.misbehaved(from, Misbehaviour::BadProof(id));
         }
         self.dispatch_proven(now, from, id, payload, None);
@@ -662,7 +664,7 @@ impl<S: Store, A: Application> Host<S, A> {
         let Some(t) = self.threads.get(id) else {
             return;
         };
-        let bytes = message::encode(t.key.service(), &self.peer_id, peer, payload);
+        let bytes = t.proof.encode(&self.peer_id, peer, payload);
         self.outputs
             .push_back(super::Output::Transmit { to: *peer, bytes });
     }

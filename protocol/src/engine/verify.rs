@@ -11,7 +11,7 @@
 //! the store through this path. `spec/engine.md` §3 states the contract.
 
 use super::ingest::Prepared;
-use super::message::{self, Frame, Payload};
+use super::message::{self, Frame, Payload, ProofKey};
 use super::{Application, Host, PeerId};
 use crate::id::ThreadId;
 use crate::key::ThreadKey;
@@ -26,6 +26,8 @@ use cid::Cid;
 pub struct RecordVerifier {
     thread: ThreadId,
     key: ThreadKey,
+    /// The service key made ready for membership proofs.
+    proof: ProofKey,
     me: PeerId,
     max_message_len: usize,
     #[cfg(feature = "buggify")]
@@ -230,13 +232,9 @@ impl RecordVerifier {
         if bytes.len() > self.max_message_len
             || payload.thread_bytes() != self.thread.as_bytes()
             || matches!(payload, Payload::Invite { .. })
-            || !message::proof_is_valid(
-                self.key.service(),
-                &from,
-                &self.me,
-                &frame.payload,
-                &frame.proof,
-            )
+            || !self
+                .proof
+                .is_valid(&from, &self.me, &frame.payload, &frame.proof)
         {
             return raw(bytes);
         }
@@ -365,6 +363,7 @@ impl<S: Store, A: Application> Host<S, A> {
         Some(RecordVerifier {
             thread: *thread,
             key: t.key.clone(),
+            proof: t.proof.clone(),
             me: self.peer_id,
             max_message_len: self.config.max_message_len,
             #[cfg(feature = "buggify")]
