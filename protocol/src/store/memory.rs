@@ -2,15 +2,15 @@
 //! feature) `FaultyStore`, a wrapper around any [`Store`] that fails chosen calls on purpose.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
+use std::ops::{Bound, ControlFlow};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use imbl::OrdMap;
 
 use self::map_key::MapKey;
 use super::{
-    Direction, KeyRange, ReadTxn, Store, StoreError, Visit, WriteTxn, WriterGate, WriterTicket,
-    check_key, check_value, content_digest,
+    Bounds, Direction, KeyRange, ReadTxn, Store, StoreError, Visit, WriteTxn, WriterGate,
+    WriterTicket, check_key, check_value, content_digest,
 };
 
 mod map_key;
@@ -176,14 +176,44 @@ fn map_scan(
     let Some(bounds) = range.normalized() else {
         return Ok(());
     };
-    let mut iter = map.range::<_, [u8]>(bounds);
-    let mut step = |(k, v): (&MapKey, &Bytes)| visit(k.as_slice(), v);
+    let mut iter = map.range::<_, [u8]>(near_end(bounds, dir));
+    let mut step = |(k, v): (&MapKey, &Bytes)| {
+        let k = k.as_slice();
+        if before_far_end(bounds, dir, k) {
+            visit(k, v)
+        } else {
+            ControlFlow::Break(())
+        }
+    };
     // Whether the visitor stopped early makes no difference to the caller.
     let _stopped = match dir {
         Direction::Forward => iter.try_for_each(&mut step),
         Direction::Reverse => iter.rev().try_for_each(&mut step),
     };
     Ok(())
+}
+
+/// The range handed to `imbl` for a scan in `dir`: the bound the scan starts from, and no
+/// bound on the side it walks towards. `imbl` seeks both ends of a bounded range when it makes
+/// the iterator (a descent of the tree each), and most scans stop after a few keys (the fold's
+/// look-ups of what comes after a record), so the far end is checked key by key instead
+/// ([`before_far_end`]).
+fn near_end<'k>(bounds: Bounds<'k>, dir: Direction) -> Bounds<'k> {
+    match dir {
+        Direction::Forward => (bounds.0, Bound::Unbounded),
+        Direction::Reverse => (Bound::Unbounded, bounds.1),
+    }
+}
+
+/// Whether `key`, reached by a scan in `dir`, is still inside the far bound of `bounds`.
+fn before_far_end(bounds: Bounds<'_>, dir: Direction, key: &[u8]) -> bool {
+    match (dir, bounds) {
+        (Direction::Forward, (_, Bound::Included(end))) => key <= end,
+        (Direction::Forward, (_, Bound::Excluded(end))) => key < end,
+        (Direction::Reverse, (Bound::Included(start), _)) => key >= start,
+        (Direction::Reverse, (Bound::Excluded(start), _)) => key > start,
+        (_, _) => true,
+    }
 }
 
 impl ReadTxn for MemoryRead {
@@ -235,16 +265,22 @@ impl ReadTxn for MemoryWrite<'_> {
         };
         let base = self
             .base
-            .range::<_, [u8]>(bounds)
+            .range::<_, [u8]>(near_end(bounds, dir))
             .map(|(k, v)| (k.as_slice(), &v[..]));
+        let inside = |(k, _): &(&[u8], &[u8])| before_far_end(bounds, dir, k);
         let overlay = self
             .overlay
             .range::<[u8], _>(bounds)
             .map(|(k, v)| (k.as_slice(), v.as_deref()));
         // Whether the visitor stopped early makes no difference to the caller.
         let _stopped = match dir {
-            Direction::Forward => merge(base, overlay, |a, b| a.cmp(b), visit),
-            Direction::Reverse => merge(base.rev(), overlay.rev(), |a, b| b.cmp(a), visit),
+            Direction::Forward => merge(base.take_while(inside), overlay, |a, b| a.cmp(b), visit),
+            Direction::Reverse => merge(
+                base.rev().take_while(inside),
+                overlay.rev(),
+                |a, b| b.cmp(a),
+                visit,
+            ),
         };
         Ok(())
     }
