@@ -56,8 +56,31 @@ impl Out {
         self.put(|w| n.encode(w));
     }
 
-    fn bool(&mut self, b: bool) {
+    /// A member whose value is a byte string.
+    fn bytes_member(&mut self, key: &str, b: &[u8]) {
+        self.key(key);
+        self.bytes(b);
+    }
+
+    /// A member whose value is an unsigned integer.
+    fn uint_member(&mut self, key: &str, n: u64) {
+        self.key(key);
+        self.uint(n);
+    }
+
+    /// A member whose value is a boolean.
+    fn bool_member(&mut self, key: &str, b: bool) {
+        self.key(key);
         self.put(|w| b.encode(w));
+    }
+
+    /// A member whose value is a list of byte strings.
+    fn list_member(&mut self, key: &str, items: &[serde_bytes::ByteBuf]) {
+        self.key(key);
+        self.array(items.len());
+        for item in items {
+            self.bytes(item);
+        }
     }
 }
 
@@ -66,12 +89,9 @@ impl Out {
 pub(super) fn frame(payload: &[u8], proof: &[u8], version: u64) -> Vec<u8> {
     let mut out = Out::with_capacity(payload.len() + proof.len() + 16);
     out.map(3);
-    out.key("m");
-    out.bytes(payload);
-    out.key("p");
-    out.bytes(proof);
-    out.key("v");
-    out.uint(version);
+    out.bytes_member("m", payload);
+    out.bytes_member("p", proof);
+    out.uint_member("v", version);
     out.done()
 }
 
@@ -84,10 +104,8 @@ pub(super) fn payload(p: &Payload) -> Vec<u8> {
     match p {
         Payload::Digest { thread, digest } => {
             out.map(2);
-            out.key("d");
-            out.bytes(digest);
-            out.key("t");
-            out.bytes(thread);
+            out.bytes_member("d", digest);
+            out.bytes_member("t", thread);
         }
         Payload::Heights {
             thread,
@@ -100,20 +118,12 @@ pub(super) fn payload(p: &Payload) -> Vec<u8> {
             out.array(logs.len());
             for LogHeightEntry { height, log } in logs {
                 out.map(2);
-                out.key("h");
-                out.uint(*height);
-                out.key("l");
-                out.bytes(log);
+                out.uint_member("h", *height);
+                out.bytes_member("l", log);
             }
-            out.key("p");
-            out.array(peers.len());
-            for peer in peers {
-                out.bytes(peer);
-            }
-            out.key("r");
-            out.bool(*reply);
-            out.key("t");
-            out.bytes(thread);
+            out.list_member("p", peers);
+            out.bool_member("r", *reply);
+            out.bytes_member("t", thread);
         }
         Payload::Pull {
             thread,
@@ -122,14 +132,10 @@ pub(super) fn payload(p: &Payload) -> Vec<u8> {
             max,
         } => {
             out.map(4);
-            out.key("f");
-            out.uint(*from);
-            out.key("l");
-            out.bytes(log);
-            out.key("n");
-            out.uint(u64::from(*max));
-            out.key("t");
-            out.bytes(thread);
+            out.uint_member("f", *from);
+            out.bytes_member("l", log);
+            out.uint_member("n", u64::from(*max));
+            out.bytes_member("t", thread);
         }
         Payload::Page {
             thread,
@@ -139,19 +145,11 @@ pub(super) fn payload(p: &Payload) -> Vec<u8> {
             height,
         } => {
             out.map(5);
-            out.key("f");
-            out.uint(*from);
-            out.key("h");
-            out.uint(*height);
-            out.key("l");
-            out.bytes(log);
-            out.key("r");
-            out.array(records.len());
-            for r in records {
-                out.bytes(r);
-            }
-            out.key("t");
-            out.bytes(thread);
+            out.uint_member("f", *from);
+            out.uint_member("h", *height);
+            out.bytes_member("l", log);
+            out.list_member("r", records);
+            out.bytes_member("t", thread);
         }
         Payload::Push {
             thread,
@@ -159,25 +157,17 @@ pub(super) fn payload(p: &Payload) -> Vec<u8> {
             records,
         } => {
             out.map(3);
-            out.key("l");
-            out.bytes(log);
-            out.key("r");
-            out.array(records.len());
-            for r in records {
-                out.bytes(r);
-            }
-            out.key("t");
-            out.bytes(thread);
+            out.bytes_member("l", log);
+            out.list_member("r", records);
+            out.bytes_member("t", thread);
         }
         Payload::Invite {
             thread,
             service_key,
         } => {
             out.map(2);
-            out.key("k");
-            out.bytes(service_key);
-            out.key("t");
-            out.bytes(thread);
+            out.bytes_member("k", service_key);
+            out.bytes_member("t", thread);
         }
     }
     out.done()
@@ -201,8 +191,8 @@ fn estimate(p: &Payload) -> usize {
         }
 }
 
-/// The frame type is only read back through serde; keep its field set in step with
-/// [`frame`] (a new member would have to be written there too).
+/// Stops compiling when [`Frame`] gains a member, which [`frame`] would then have to write
+/// (the payload's variants are matched member by member in [`payload`] already).
 const _: fn(Frame) = |f| {
     let Frame {
         payload: _,
