@@ -46,8 +46,9 @@ pub(crate) struct Cx<'a> {
     pub keys: Keys,
     /// The record.
     pub record: &'a RecordInfo,
-    /// The author's identity string, as validators see it.
-    pub writer: String,
+    /// The author's identity string, as validators see it: made when a write validator first
+    /// needs it (formatting a public key costs more than many a record's events).
+    pub writer: std::cell::OnceCell<String>,
     /// Compiled schemas.
     pub schemas: &'a mut SchemaCache,
     /// Parsed collection configs.

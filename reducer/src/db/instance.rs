@@ -143,9 +143,10 @@ impl Cx<'_> {
         }
         let time = i64::try_from(self.record.time).unwrap_or(i64::MAX);
         let event = validator_event(time, &config.name, kind, id, json_patch);
+        let writer = self.writer.get_or_init(|| self.record.author.to_string());
         match self
             .scripts
-            .validate(&config.write_validator, Some(&self.writer), &event, prev)
+            .validate(&config.write_validator, Some(writer), &event, prev)
         {
             Ok(()) => Ok(()),
             Err(Denied::Error(e @ JsError::Engine(_))) => Err(Fail::Script(e)),

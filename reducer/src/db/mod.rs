@@ -159,7 +159,7 @@ impl Fold for DocFold {
             txn: state,
             keys: Keys::new(&record.thread),
             record,
-            writer: record.author.to_string(),
+            writer: std::cell::OnceCell::new(),
             schemas: &mut self.schemas,
             configs: &mut self.configs,
             scripts: &mut self.scripts,
