@@ -603,7 +603,7 @@ impl<S: Store, A: Application> Host<S, A> {
         ThreadState {
             proof: super::message::ProofKey::new(key.service()),
             key,
-            logs: BTreeMap::new(),
+            logs: super::state::Logs::default(),
             identities: BTreeMap::new(),
             peers,
             invited: BTreeSet::new(),

@@ -361,8 +361,7 @@ impl<S: Store, A: Application> Host<S, A> {
             let last = committed[n - 1].record();
             let state = t
                 .logs
-                .entry(*log)
-                .or_insert_with(|| LogState::empty(new_log.map(|l| l.key.clone())));
+                .get_or_insert_mut(*log, || LogState::empty(new_log.map(|l| l.key.clone())));
             state.height = LogHeight::of(last.counter());
             state.head = Some(last.cid());
             state.head_clock = last.clock();

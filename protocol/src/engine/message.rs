@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 mod canonical;
+mod reader;
 
 /// Version of the peer protocol spoken by this build.
 pub const PROTOCOL_VERSION: u64 = 1;
@@ -257,6 +258,10 @@ pub fn encode(key: &ServiceKey, from: &LogId, to: &LogId, payload: &Payload) -> 
 }
 
 /// Decodes a frame and its payload; the proof is checked by the caller, who knows the key.
+///
+/// Canonical bytes (what every host of this protocol sends) are read directly; any other
+/// bytes go through the serde decoder, which accepts or rejects them and explains why (see
+/// `reader`: both paths give the same result on every input).
 pub fn decode(bytes: &[u8], max_len: usize) -> Result<(Frame, Payload), MessageError> {
     if bytes.len() > max_len {
         return Err(MessageError::TooLarge {
@@ -264,18 +269,25 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Result<(Frame, Payload), MessageE
             max: max_len,
         });
     }
-    let frame: Frame = serde_ipld_dagcbor::from_slice(bytes).map_err(|e| MessageError::Decode {
-        what: "frame",
-        reason: e.to_string(),
-    })?;
+    let frame = match reader::frame(bytes) {
+        Some(frame) => frame,
+        None => serde_ipld_dagcbor::from_slice(bytes).map_err(|e| MessageError::Decode {
+            what: "frame",
+            reason: e.to_string(),
+        })?,
+    };
     if frame.version != PROTOCOL_VERSION {
         return Err(MessageError::Version(frame.version));
     }
-    let payload: Payload =
-        serde_ipld_dagcbor::from_slice(&frame.payload).map_err(|e| MessageError::Decode {
-            what: "payload",
-            reason: e.to_string(),
-        })?;
+    let payload = match reader::payload(&frame.payload) {
+        Some(payload) => payload,
+        None => {
+            serde_ipld_dagcbor::from_slice(&frame.payload).map_err(|e| MessageError::Decode {
+                what: "payload",
+                reason: e.to_string(),
+            })?
+        }
+    };
     Ok((frame, payload))
 }
 

@@ -104,7 +104,7 @@ pub struct ThreadState {
     /// The service key made ready for membership proofs (see [`ProofKey`]).
     pub proof: ProofKey,
     /// Its logs, by id.
-    pub logs: BTreeMap<LogId, LogState>,
+    pub logs: Logs,
     /// Which log each identity writes to (only owned logs).
     pub identities: BTreeMap<[u8; 36], LogId>,
     /// Hosts that hold the thread.
@@ -151,15 +151,67 @@ impl ThreadState {
     /// The anti-entropy digest: sha2-256 over `log ‖ u64be(height) ‖ head cid` of every
     /// non-empty log in log-id byte order.
     pub fn digest(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        for (id, log) in &self.logs {
-            if let Some(head) = log.head {
-                h.update(id.as_bytes());
-                h.update(log.height.0.to_be_bytes());
-                h.update(head.to_bytes());
+        self.logs.digest()
+    }
+}
+
+/// The logs of a thread, by id (read through `Deref`), and their anti-entropy digest, made
+/// when first asked for and forgotten when a log changes. Peers ask for the digest far more
+/// often than logs move (every digest round sends it, every digest received is compared with
+/// it), so it is not hashed again for each.
+#[derive(Clone, Debug, Default)]
+pub struct Logs {
+    map: BTreeMap<LogId, LogState>,
+    digest: std::cell::OnceCell<[u8; 32]>,
+}
+
+impl Logs {
+    /// Sets the state of a log (the only way to change one), returning the state it replaces.
+    pub fn insert(&mut self, log: LogId, state: LogState) -> Option<LogState> {
+        self.digest.take();
+        self.map.insert(log, state)
+    }
+
+    /// The state of a log for changing it in place, made by `empty` when the log is new.
+    pub fn get_or_insert_mut(
+        &mut self,
+        log: LogId,
+        empty: impl FnOnce() -> LogState,
+    ) -> &mut LogState {
+        self.digest.take();
+        self.map.entry(log).or_insert_with(empty)
+    }
+
+    /// See [`ThreadState::digest`].
+    fn digest(&self) -> [u8; 32] {
+        *self.digest.get_or_init(|| {
+            let mut h = Sha256::new();
+            for (id, log) in &self.map {
+                if let Some(head) = log.head {
+                    h.update(id.as_bytes());
+                    h.update(log.height.0.to_be_bytes());
+                    h.update(head.to_bytes());
+                }
             }
-        }
-        h.finalize().into()
+            h.finalize().into()
+        })
+    }
+}
+
+impl<'a> IntoIterator for &'a Logs {
+    type Item = (&'a LogId, &'a LogState);
+    type IntoIter = std::collections::btree_map::Iter<'a, LogId, LogState>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.map.iter()
+    }
+}
+
+impl std::ops::Deref for Logs {
+    type Target = BTreeMap<LogId, LogState>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
     }
 }
 
@@ -190,7 +242,7 @@ pub fn load_threads(
         let mut state = ThreadState {
             proof: ProofKey::new(key.service()),
             key,
-            logs: BTreeMap::new(),
+            logs: Logs::default(),
             identities: BTreeMap::new(),
             peers,
             invited,

@@ -7,7 +7,7 @@
 //! that made encoding cost more than the HMAC over the result. Here each message's members are
 //! written in their canonical order (every key is one letter, so the order is the letters'
 //! byte order) with `cbor4ii`'s primitives. The bytes are the same as the serde encoding's:
-//! the tests check it on every kind of payload, and decoding still goes through serde.
+//! the tests check it on every kind of payload, and `reader` reads them back.
 
 use cbor4ii::core::enc::{self, Encode};
 use cbor4ii::core::types::{Array, Bytes, Map};
@@ -202,7 +202,7 @@ const _: fn(Frame) = |f| {
 };
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::record::wire;
     use serde_bytes::ByteBuf;
@@ -215,7 +215,7 @@ mod tests {
 
     /// Every kind of payload, with empty, short and long (multi-byte length) members and
     /// integers at the edges of each CBOR integer width.
-    fn samples() -> Vec<Payload> {
+    pub(in crate::engine::message) fn samples() -> Vec<Payload> {
         let mut out = Vec::new();
         for (n, len) in [(0, 0), (1, 3), (3, 40), (30, 300), (2, 70_000)] {
             let t = vec![7u8; len % 40 + 1];
