@@ -483,6 +483,55 @@ fn check_invariants_sees_a_store_that_disagrees_with_memory() {
 }
 
 #[test]
+fn check_invariants_sees_a_cid_journal_that_disagrees_with_memory() {
+    use threads_protocol::engine::layout;
+    use threads_protocol::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
+    let (mut net, stores, _) = pair();
+    let t = joined(&mut net);
+    net.hosts[0]
+        .create_record(Time(0), &t, None, b"journaled", 0)
+        .unwrap();
+    net.flush(1000);
+    assert_eq!(net.hosts[0].check_invariants(), Ok(()));
+    let journal = |store: &FaultyStore<MemoryStore>| {
+        let mut out = Vec::new();
+        let txn = store.inner().read().unwrap();
+        let prefix = [layout::TAG_CID_JOURNAL];
+        txn.scan(
+            KeyRange::prefix(&prefix),
+            Direction::Forward,
+            &mut |k, v| {
+                out.push((k.to_vec(), v.to_vec()));
+                std::ops::ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        out
+    };
+    let entries = journal(&stores[0]);
+    assert!(!entries.is_empty(), "the record is in the journal");
+    let (key, value) = entries.last().unwrap().clone();
+    // The same entry stored twice (under a later sequence number): one too many.
+    let mut txn = stores[0].inner().write().unwrap();
+    txn.put(&layout::cid_journal(1 << 40), &value).unwrap();
+    txn.commit().unwrap();
+    let err = net.hosts[0].check_invariants().unwrap_err();
+    assert!(err.contains("CID journal"), "{err}");
+    // Gone from the store, still in memory.
+    let mut txn = stores[0].inner().write().unwrap();
+    txn.delete(&layout::cid_journal(1 << 40)).unwrap();
+    txn.delete(&key).unwrap();
+    txn.commit().unwrap();
+    let err = net.hosts[0].check_invariants().unwrap_err();
+    assert!(err.contains("CID journal"), "{err}");
+    // Put back as it was: the check passes again.
+    let mut txn = stores[0].inner().write().unwrap();
+    txn.put(&key, &value).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(net.hosts[0].check_invariants(), Ok(()));
+}
+
+#[test]
 fn the_records_of_one_page_are_finished_as_one_batch_before_commit() {
     let (mut net, stores, apps) = pair();
     let info = net.hosts[0]
