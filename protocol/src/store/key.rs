@@ -144,27 +144,27 @@ impl<'a> KeyReader<'a> {
 
     /// Reads an escaped, terminated byte string.
     pub fn bytes(&mut self) -> Result<Vec<u8>, StoreError> {
+        // Copied in runs up to each zero byte, which is an escape or the terminator.
         let mut out = Vec::new();
-        let mut i = 0;
+        let mut rest = self.rest;
         loop {
-            match self.rest.get(i..i + 2) {
-                Some([0x00, 0x01]) => break,
-                Some([0x00, 0xff]) => {
-                    out.push(0);
-                    i += 2;
+            let Some(zero) = rest.iter().position(|&b| b == 0) else {
+                return Err(corrupt("unterminated byte string"));
+            };
+            out.extend_from_slice(&rest[..zero]);
+            match rest.get(zero + 1) {
+                Some(0x01) => {
+                    self.rest = &rest[zero + 2..];
+                    return Ok(out);
                 }
-                Some([0x00, _]) => return Err(corrupt("bad escape in byte string")),
-                _ => match self.rest.get(i) {
-                    Some(&b) if b != 0 => {
-                        out.push(b);
-                        i += 1;
-                    }
-                    _ => return Err(corrupt("unterminated byte string")),
-                },
+                Some(0xff) => {
+                    out.push(0);
+                    rest = &rest[zero + 2..];
+                }
+                Some(_) => return Err(corrupt("bad escape in byte string")),
+                None => return Err(corrupt("unterminated byte string")),
             }
         }
-        self.rest = &self.rest[i + 2..];
-        Ok(out)
     }
 
     /// Reads a string written with [`KeyBuf::str`].
@@ -229,5 +229,56 @@ mod tests {
             assert_eq!(r.bytes().unwrap(), *s);
             r.finish().unwrap();
         }
+    }
+
+    /// The reading rule spelled out byte by byte: what [`KeyReader::bytes`] must agree with.
+    fn read_slowly(v: &[u8]) -> Option<(Vec<u8>, usize)> {
+        let (mut out, mut i) = (Vec::new(), 0);
+        loop {
+            match (v.get(i), v.get(i + 1)) {
+                (Some(0), Some(0x01)) => return Some((out, i + 2)),
+                (Some(0), Some(0xff)) => {
+                    out.push(0);
+                    i += 2;
+                }
+                (Some(0), _) | (None, _) => return None,
+                (Some(&b), _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn byte_fields_read_well_formed_and_malformed_bytes_by_the_rule() {
+        // Every string of up to six bytes over {00, 01, 02, ff}: terminated, unterminated,
+        // bad escapes, a zero at the end.
+        let mut strings: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut last = vec![Vec::new()];
+        for _ in 1..=6 {
+            let next: Vec<Vec<u8>> = last
+                .iter()
+                .flat_map(|s| [0x00, 0x01, 0x02, 0xff].map(|b| [s.as_slice(), &[b]].concat()))
+                .collect();
+            strings.extend(next.iter().cloned());
+            last = next;
+        }
+        let (mut read, mut refused) = (0, 0);
+        for s in &strings {
+            let mut r = KeyReader::new(s);
+            match (r.bytes(), read_slowly(s)) {
+                (Ok(got), Some((want, used))) => {
+                    assert_eq!((got, r.rest()), (want, &s[used..]), "{s:?}");
+                    read += 1;
+                }
+                (Err(_), None) => refused += 1,
+                (got, want) => panic!("{s:?}: {got:?} against {want:?}"),
+            }
+        }
+        assert!(
+            read > 100 && refused > 1000,
+            "{read} read, {refused} refused"
+        );
     }
 }
