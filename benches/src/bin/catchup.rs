@@ -257,7 +257,15 @@ fn report(store: &str, n: u64, write: f64, run: Run) {
 fn main() {
     let sizes: Vec<u64> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("record counts are integers"))
+        .map(|a| match a.replace('_', "").parse() {
+            Ok(n) => n,
+            Err(_) => {
+                eprintln!(
+                    "{a:?} is not a record count\nusage: catchup [N ...]   (default: 10000 100000)"
+                );
+                std::process::exit(2)
+            }
+        })
         .collect();
     let sizes = if sizes.is_empty() {
         vec![10_000, 100_000]

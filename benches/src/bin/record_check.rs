@@ -27,14 +27,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let rounds: usize = args
-        .next()
-        .map(|a| a.parse().expect("rounds is an integer"))
-        .unwrap_or(30);
-    let per_round: usize = args
-        .next()
-        .map(|a| a.parse().expect("per_round is an integer"))
-        .unwrap_or(200);
+    let mut count = |default: usize| match args.next().map(|a| a.replace('_', "").parse()) {
+        None => default,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            eprintln!("usage: record_check [ROUNDS [PER_ROUND]]   (default: 30 200; integers)");
+            std::process::exit(2)
+        }
+    };
+    let rounds = count(30);
+    let per_round = count(200);
     for len in SIZES {
         let mut fixture = RecordFixture::new(7);
         let sample = fixture.create(&body(len)).expect("valid record");
