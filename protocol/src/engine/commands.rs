@@ -165,6 +165,15 @@ impl<S: Store, A: Application> Host<S, A> {
         Ok(t.logs.iter().map(|(l, s)| (l, s.height, s.head.as_ref())))
     }
 
+    /// The version of each held thread's logs (see [`LogsVersion`](super::state::LogsVersion)):
+    /// unchanged versions mean unchanged logs, heights and heads, so a simulator can tell
+    /// cheaply that [`log_heads`](Self::log_heads) would say what it said before.
+    pub fn logs_versions(
+        &self,
+    ) -> impl Iterator<Item = (&ThreadId, super::state::LogsVersion)> + '_ {
+        self.threads.iter().map(|(id, t)| (id, t.logs.version()))
+    }
+
     /// Creates the log `identity` writes to in a thread. With only a public log key given (as
     /// `log_key: None` and a known log id), use [`Host::add_log`] instead.
     pub fn create_log(

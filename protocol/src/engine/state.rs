@@ -163,12 +163,27 @@ impl ThreadState {
 pub struct Logs {
     map: BTreeMap<LogId, LogState>,
     digest: std::cell::OnceCell<[u8; 32]>,
+    version: LogsVersion,
+}
+
+/// Names one state of a thread's logs: every change gives them a version no other change in
+/// the process has had (0 is "empty, never changed"). Equal versions of one thread mean its
+/// logs have not changed in between, which lets a simulator skip a check that depends only on
+/// them without comparing every log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogsVersion(u64);
+
+impl LogsVersion {
+    fn next() -> LogsVersion {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        LogsVersion(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl Logs {
     /// Sets the state of a log (the only way to change one), returning the state it replaces.
     pub fn insert(&mut self, log: LogId, state: LogState) -> Option<LogState> {
-        self.digest.take();
+        self.changed();
         self.map.insert(log, state)
     }
 
@@ -178,8 +193,18 @@ impl Logs {
         log: LogId,
         empty: impl FnOnce() -> LogState,
     ) -> &mut LogState {
-        self.digest.take();
+        self.changed();
         self.map.entry(log).or_insert_with(empty)
+    }
+
+    /// The version of the logs' current state.
+    pub fn version(&self) -> LogsVersion {
+        self.version
+    }
+
+    fn changed(&mut self) {
+        self.digest.take();
+        self.version = LogsVersion::next();
     }
 
     /// See [`ThreadState::digest`].
@@ -289,4 +314,50 @@ fn load_logs(txn: &dyn ReadTxn, id: &ThreadId, state: &mut ThreadState) -> Resul
         state.identities.insert(identity, log);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::PrivateKey;
+
+    fn log(seed: u8) -> LogId {
+        LogId::from_public_key(&PrivateKey::from_seed([seed; 32]).public())
+    }
+
+    fn at(height: u64, head: Option<Cid>) -> LogState {
+        LogState {
+            height: LogHeight(height),
+            head,
+            ..LogState::empty(None)
+        }
+    }
+
+    #[test]
+    fn every_change_gives_the_logs_a_new_version_and_digest() {
+        let head = Cid::try_from("bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+            .expect("a CID");
+        let (mut a, mut b) = (Logs::default(), Logs::default());
+        assert_eq!(a.version(), b.version(), "both empty, never changed");
+        let empty = a.digest();
+        let v0 = a.version();
+        a.insert(log(1), at(0, None));
+        let v1 = a.version();
+        assert_ne!(v1, v0);
+        assert_eq!(a.digest(), empty, "an empty log does not enter the digest");
+        a.get_or_insert_mut(log(1), || unreachable!()).height = LogHeight(1);
+        a.get_or_insert_mut(log(1), || unreachable!()).head = Some(head);
+        let v2 = a.version();
+        assert_ne!(v2, v1);
+        let d = a.digest();
+        assert_ne!(d, empty);
+        // Reading changes nothing.
+        assert_eq!((a.len(), a.version(), a.digest()), (1, v2, d));
+        // The same change elsewhere gets another version, and the same digest.
+        b.insert(log(1), at(1, Some(head)));
+        assert_ne!(b.version(), v2);
+        assert_eq!(b.digest(), d);
+        let c = a.clone();
+        assert_eq!((c.version(), c.digest()), (v2, d));
+    }
 }
