@@ -41,8 +41,8 @@ mod undo;
 
 pub use dependency::{Access, Dependency, Usage};
 pub use digest::{fold_digest, state_digest};
-use footprint::load_footprint;
 pub use footprint::{Footprint, MAX_FOOTPRINT_TOKENS, TOKEN_HASH_LEN};
+use footprint::{load_footprint, store_footprint};
 pub use keys::{
     TAG_DEPENDENTS, TAG_FOOTPRINT, TAG_OPS, TAG_REJECTED, TAG_STATE, TAG_UNDO, op_key, prefix,
     state_prefix,
@@ -467,16 +467,7 @@ impl<F: Fold> Convergent<F> {
                 txn.put(&rejected, reason.as_bytes())?;
             }
         }
-        let order = info.order.to_bytes();
-        for (usage, hash) in &footprint {
-            let mut k = dependents_prefix(&info.thread, *usage, hash);
-            k.extend_from_slice(&order);
-            txn.put(&k, &[])?;
-        }
-        txn.put(
-            &keyed(TAG_FOOTPRINT, &info.thread, &info.order),
-            &encode(&footprint),
-        )?;
+        store_footprint(txn, &info.thread, &info.order, &footprint)?;
         Ok((outcome, footprint))
     }
 
