@@ -23,7 +23,11 @@ pub struct KeyBuf {
 impl KeyBuf {
     /// A key in key space `tag`.
     pub fn new(tag: u8) -> Self {
-        KeyBuf { buf: vec![tag] }
+        // Room for the fields of most keys (a thread id, a log id and a counter, or a fold
+        // key with an order key), so that appending them does not move the key again.
+        let mut buf = Vec::with_capacity(1 + 2 * FIELD_ROOM);
+        buf.push(tag);
+        KeyBuf { buf }
     }
 
     /// A key continuing an already-encoded prefix.
