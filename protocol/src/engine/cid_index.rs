@@ -56,17 +56,10 @@ impl CidIndex {
     pub(crate) fn load(txn: &dyn ReadTxn, max_recent: usize) -> Result<Self, StoreError> {
         let mut recent = BTreeMap::new();
         let mut next_seq = 0;
-        let prefix = [layout::TAG_CID_JOURNAL];
-        txn.try_scan(
-            KeyRange::prefix(&prefix),
-            Direction::Forward,
-            &mut |k, v| {
-                let (cid, entry) = decode_entry(k, v)?;
-                next_seq = entry.seq + 1;
-                recent.insert(cid, entry);
-                Ok(ControlFlow::Continue(()))
-            },
-        )?;
+        for_each_entry(txn, |cid, entry| {
+            next_seq = entry.seq + 1;
+            recent.insert(cid, entry);
+        })?;
         Ok(CidIndex {
             recent,
             next_seq,
@@ -184,17 +177,10 @@ impl CidIndex {
     /// sequence numbers, so as many matches as entries in memory mean the same set.
     pub(crate) fn matches_store(&self, txn: &dyn ReadTxn) -> Result<(), String> {
         let (mut stored, mut matched) = (0usize, 0usize);
-        let prefix = [layout::TAG_CID_JOURNAL];
-        txn.try_scan(
-            KeyRange::prefix(&prefix),
-            Direction::Forward,
-            &mut |k, v| {
-                let (cid, entry) = decode_entry(k, v)?;
-                stored += 1;
-                matched += usize::from(self.recent.get(&cid) == Some(&entry));
-                Ok(ControlFlow::Continue(()))
-            },
-        )
+        for_each_entry(txn, |cid, entry| {
+            stored += 1;
+            matched += usize::from(self.recent.get(&cid) == Some(&entry));
+        })
         .map_err(|e| format!("store: {e}"))?;
         if stored != matched || matched != self.recent.len() {
             return Err(format!(
@@ -204,6 +190,23 @@ impl CidIndex {
         }
         Ok(())
     }
+}
+
+/// Calls `visit` with every entry of the journal in `txn`, in journal order.
+fn for_each_entry(
+    txn: &dyn ReadTxn,
+    mut visit: impl FnMut(Vec<u8>, Recent),
+) -> Result<(), StoreError> {
+    let prefix = [layout::TAG_CID_JOURNAL];
+    txn.try_scan(
+        KeyRange::prefix(&prefix),
+        Direction::Forward,
+        &mut |k, v| {
+            let (cid, entry) = decode_entry(k, v)?;
+            visit(cid, entry);
+            Ok(ControlFlow::Continue(()))
+        },
+    )
 }
 
 /// A journal entry's value: `bytes(cid) ‖ target`.

@@ -193,7 +193,7 @@ fn conflicts_in_index(
 }
 
 /// The same set as [`conflicts_in_index`], found by reading the footprints of the records
-/// after `order` in one scan, when there are at most [`LATER_FOOTPRINTS_MAX`] of them (the
+/// after `order`, when there are at most [`LATER_FOOTPRINTS_MAX`] of them (the
 /// usual case: a record arrives a little late). The index holds exactly one entry per token
 /// of every stored footprint (a run writes both, an undo deletes both), so the two agree.
 /// `None` (ask the index) when more records follow, or when a footprint is not in the form
@@ -213,33 +213,39 @@ fn conflicts_in_later_footprints(
     }
     let footprints = super::keys::prefix(TAG_FOOTPRINT, thread);
     let start = keyed(TAG_FOOTPRINT, thread, order);
-    let (mut out, mut seen, mut direct) = (BTreeSet::new(), 0, true);
-    txn.try_scan(
-        KeyRange::new(
-            std::ops::Bound::Excluded(&start),
-            KeyRange::prefix(&footprints).end(),
-        ),
-        Direction::Forward,
-        &mut |k, v| {
-            seen += 1;
-            let Some(rest) = k.strip_prefix(footprints.as_slice()) else {
-                return Ok(ControlFlow::Break(()));
-            };
-            let later =
-                OrderKey::from_bytes(rest).ok_or_else(|| corrupt("order key", "malformed"))?;
-            match (seen <= LATER_FOOTPRINTS_MAX).then(|| footprint_conflicts(&mine, v)) {
-                Some(Some(true)) => {
-                    out.insert(later);
-                }
-                Some(Some(false)) => {}
-                Some(None) | None => {
-                    direct = false;
-                    return Ok(ControlFlow::Break(()));
-                }
+    let whole = KeyRange::prefix(&footprints);
+    let later = || KeyRange::new(std::ops::Bound::Excluded(start.as_slice()), whole.end());
+    // Counted first, without reading them: when many records follow (a writer back from a
+    // long time offline), reading the first few footprints would be work thrown away.
+    let mut count = 0;
+    txn.scan(later(), Direction::Forward, &mut |k, _| {
+        if !k.starts_with(&footprints) || count > LATER_FOOTPRINTS_MAX {
+            return ControlFlow::Break(());
+        }
+        count += 1;
+        ControlFlow::Continue(())
+    })?;
+    if count > LATER_FOOTPRINTS_MAX {
+        return Ok(None);
+    }
+    let (mut out, mut direct) = (BTreeSet::new(), true);
+    txn.try_scan(later(), Direction::Forward, &mut |k, v| {
+        let Some(rest) = k.strip_prefix(footprints.as_slice()) else {
+            return Ok(ControlFlow::Break(()));
+        };
+        let later = OrderKey::from_bytes(rest).ok_or_else(|| corrupt("order key", "malformed"))?;
+        match footprint_conflicts(&mine, v) {
+            Some(true) => {
+                out.insert(later);
             }
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+            Some(false) => {}
+            None => {
+                direct = false;
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
     Ok(direct.then_some(out))
 }
 
