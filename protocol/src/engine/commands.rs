@@ -619,6 +619,7 @@ impl<S: Store, A: Application> Host<S, A> {
             clock: LamportClock(0),
             sync: SyncTimer { deadline, interval },
             peer_heights: BTreeMap::new(),
+            exchanges: super::exchange::Exchanges::default(),
         }
     }
 

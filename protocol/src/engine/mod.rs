@@ -31,6 +31,7 @@ mod cid_index;
 mod commands;
 pub mod config;
 pub mod error;
+pub mod exchange;
 mod ingest;
 pub mod layout;
 #[cfg(feature = "testing")]

@@ -2,6 +2,7 @@
 //! engine rebuilds from them when it opens.
 
 use super::PeerId;
+use super::exchange::Exchanges;
 use super::layout;
 use super::message::ProofKey;
 use crate::counter::{LamportClock, LogHeight};
@@ -119,6 +120,9 @@ pub struct ThreadState {
     /// The highest height of each log that a peer reported (memory only): what this host
     /// knows exists, to tell how far behind it is.
     pub peer_heights: BTreeMap<LogId, u64>,
+    /// What was last exchanged with each peer, to leave out anti-entropy messages that
+    /// would tell it nothing new (memory only).
+    pub exchanges: Exchanges,
 }
 
 impl ThreadState {
@@ -174,6 +178,12 @@ pub struct Logs {
 pub struct LogsVersion(u64);
 
 impl LogsVersion {
+    /// A version from its number (tests only: real versions come from changes).
+    #[cfg(test)]
+    pub(crate) fn from_raw(n: u64) -> LogsVersion {
+        LogsVersion(n)
+    }
+
     fn next() -> LogsVersion {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         LogsVersion(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
@@ -277,6 +287,7 @@ pub fn load_threads(
                 interval,
             },
             peer_heights: BTreeMap::new(),
+            exchanges: Exchanges::default(),
         };
         load_logs(txn, &id, &mut state)?;
         threads.insert(id, state);

@@ -3,7 +3,7 @@
 use super::ingest::Offered;
 use super::message::{self, LogHeightEntry, Payload};
 use super::output::{Event, Misbehaviour};
-use super::state::{SyncTimer, ThreadState};
+use super::state::SyncTimer;
 use super::verify::{CheckedBatch, CheckedMessage, Inbound};
 use super::{Application, Config, Host, PeerId, PendingPull, Time, as_read, commands};
 use crate::counter::LogCounter;
@@ -217,9 +217,15 @@ impl<S: Store, A: Application> Host<S, A> {
         let Some(t) = self.threads.get(id) else {
             return;
         };
-        let peers: Vec<PeerId> = t.peers.iter().cloned().collect();
-        let invited: Vec<PeerId> = t.invited.iter().cloned().collect();
         let digest = t.digest();
+        // A peer whose last digest was ours would learn nothing (see `exchange`).
+        let peers: Vec<PeerId> = t
+            .peers
+            .iter()
+            .filter(|p| !t.exchanges.peer_is_at(p, &digest))
+            .cloned()
+            .collect();
+        let invited: Vec<PeerId> = t.invited.iter().cloned().collect();
         for p in &peers {
             self.send(
                 id,
@@ -256,9 +262,16 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     fn on_digest(&mut self, now: Time, from: &PeerId, id: &ThreadId, digest: &[u8]) {
-        let mine = self.threads.get(id).map(ThreadState::digest);
-        if mine.as_ref().map(|d| d.as_slice()) != Some(digest) {
-            self.send_heights(id, from, true);
+        let Some(t) = self.threads.get_mut(id) else {
+            return;
+        };
+        if let Ok(heard) = <[u8; 32]>::try_from(digest)
+            && t.peers.contains(from)
+        {
+            t.exchanges.heard(from, heard);
+        }
+        if t.digest().as_slice() != digest {
+            self.answer_with_heights(now, id, from, true);
             self.touch(id, now);
         }
     }
@@ -316,7 +329,7 @@ impl<S: Store, A: Application> Host<S, A> {
             }
         }
         if reply && ahead {
-            self.send_heights(id, from, false);
+            self.answer_with_heights(now, id, from, false);
         }
     }
 
@@ -657,6 +670,22 @@ impl<S: Store, A: Application> Host<S, A> {
             reply,
         };
         self.send(id, peer, &payload);
+    }
+
+    /// Sends this host's heights to `peer` in the course of anti-entropy, unless the same
+    /// heights went to it within `Config::pull_timeout_ms` (see `exchange`).
+    fn answer_with_heights(&mut self, now: Time, id: &ThreadId, peer: &PeerId, reply: bool) {
+        let window = self.config.pull_timeout_ms;
+        let Some(t) = self.threads.get_mut(id) else {
+            return;
+        };
+        if !t.peers.contains(peer) {
+            return self.send_heights(id, peer, reply);
+        }
+        let (logs, peers) = (t.logs.version(), t.peers.len());
+        if t.exchanges.tell(peer, logs, peers, now, window) {
+            self.send_heights(id, peer, reply);
+        }
     }
 
     /// Encodes a payload for `peer` with this thread's membership proof and queues it.
