@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use threads_protocol::engine::loopback::Loopback;
+use threads_protocol::engine::message::{self, Payload};
 use threads_protocol::engine::{AcceptAll, EngineError, Event, NewThread, Output, Time};
 use threads_protocol::key::ThreadKey;
 use threads_protocol::store::memory::MemoryStore;
@@ -480,4 +481,110 @@ fn sync_lag_counts_what_peers_have_until_it_arrives() {
     assert!(net.run_until(60_000, |n| total(n, 1, &t) == 20));
     assert_eq!(net.hosts[1].sync_lag(&t), Some(0));
     assert_eq!(net.hosts[0].sync_lag(&t), Some(0));
+}
+
+/// The anti-entropy messages in flight from host `from` to host `to` whose payload matches.
+fn in_flight_of(
+    net: &Loopback<MemoryStore, AcceptAll>,
+    from: usize,
+    to: usize,
+    kind: fn(&Payload) -> bool,
+) -> usize {
+    net.in_flight
+        .iter()
+        .filter(|m| m.from == from && m.to == to)
+        .filter(|m| message::decode(&m.bytes, usize::MAX).is_ok_and(|(_, p)| kind(&p)))
+        .count()
+}
+
+fn is_digest(p: &Payload) -> bool {
+    matches!(p, Payload::Digest { .. })
+}
+
+fn is_heights(p: &Payload) -> bool {
+    matches!(p, Payload::Heights { .. })
+}
+
+#[test]
+fn hosts_in_step_send_at_most_one_digest_per_round_between_them() {
+    let (mut net, _) = net(2, 7);
+    let info = shared(&mut net, &[1]);
+    let t = info.id;
+    write(&mut net, 0, &t, b"x");
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)));
+    net.run_until(120_000, |_| false);
+    // Ten quiet minutes at the 10 s ceiling: ~60 rounds per host, 120 digests without the
+    // rule. A host whose peer's last digest equals its own leaves its digest out: at most one
+    // side sends, and none once each has heard the other's digest of this state.
+    let mut digests = [0u64; 2];
+    let end = net.now.plus(600_000);
+    loop {
+        for (i, d) in digests.iter_mut().enumerate() {
+            *d += in_flight_of(&net, i, 1 - i, is_digest) as u64;
+        }
+        net.flush(1_000);
+        if !net.advance(end) {
+            break;
+        }
+    }
+    assert!(
+        digests[0] + digests[1] <= 60 * 5 / 4 + 2,
+        "{digests:?} digests in 10 quiet minutes"
+    );
+    // A change on either side still travels.
+    net.set_link(0, 1, false);
+    write(&mut net, 1, &t, b"y");
+    net.flush(100);
+    net.set_link(0, 1, true);
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)
+        && total(n, 0, &t) == 2));
+}
+
+#[test]
+fn lost_heights_go_again_once_the_window_ran_out() {
+    let (mut net, _) = net(2, 8);
+    let info = shared(&mut net, &[1]);
+    let t = info.id;
+    write(&mut net, 0, &t, b"x");
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)));
+    // Host 1 writes while the link is down: its push is lost, and host 0 is behind.
+    net.set_link(0, 1, false);
+    write(&mut net, 1, &t, b"y");
+    net.flush(100);
+    net.set_link(0, 1, true);
+    // Every heights host 1 sends host 0 is lost until the window (`pull_timeout_ms`) after the
+    // first has run out; within it, host 1 does not send them again.
+    let window = common::config().pull_timeout_ms;
+    let mut first_lost: Option<Time> = None;
+    let mut lost = 0;
+    let start = net.now;
+    while first_lost.is_none_or(|at| net.now < at.plus(window)) {
+        assert!(
+            net.now < start.plus(120_000),
+            "host 1 never answered host 0"
+        );
+        net.collect();
+        let before = net.in_flight.len();
+        net.in_flight.retain(|m| {
+            !(m.from == 1
+                && m.to == 0
+                && message::decode(&m.bytes, usize::MAX).is_ok_and(|(_, p)| is_heights(&p)))
+        });
+        if net.in_flight.len() < before {
+            lost += before - net.in_flight.len();
+            first_lost.get_or_insert(net.now);
+        }
+        if !net.deliver_one() {
+            assert!(net.advance(start.plus(120_000)));
+        }
+    }
+    assert_eq!(lost, 1, "the same heights went again within the window");
+    assert_eq!(
+        total(&net, 0, &t),
+        1,
+        "host 0 caught up without host 1's heights"
+    );
+    // After the window they go again, and host 0 catches up.
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)
+        && total(n, 0, &t) == 2));
 }

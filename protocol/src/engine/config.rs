@@ -31,6 +31,8 @@ pub struct Config {
     /// Largest number of record bytes in one page (a page always carries at least one record).
     pub page_max_bytes: usize,
     /// How long a pull may stay unanswered before another peer may be asked, in milliseconds.
+    /// Also how long the same heights are not sent again to a peer in answer to anti-entropy
+    /// (spec/peer-protocol.md §3.1).
     pub pull_timeout_ms: u64,
     /// Largest message accepted from a peer, in bytes.
     pub max_message_len: usize,
