@@ -270,8 +270,9 @@ impl<S: Store, A: Application> Host<S, A> {
         {
             t.exchanges.heard(from, heard);
         }
-        if t.digest().as_slice() != digest {
-            self.answer_with_heights(now, id, from, true);
+        // When the heights are left out, the exchange is already under way: an earlier round
+        // of our own would only send more digests.
+        if t.digest().as_slice() != digest && self.answer_with_heights(now, id, from, true) {
             self.touch(id, now);
         }
     }
@@ -673,19 +674,27 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// Sends this host's heights to `peer` in the course of anti-entropy, unless the same
-    /// heights went to it within `Config::pull_timeout_ms` (see `exchange`).
-    fn answer_with_heights(&mut self, now: Time, id: &ThreadId, peer: &PeerId, reply: bool) {
+    /// heights went to it within `Config::pull_timeout_ms` (see `exchange`). Returns whether
+    /// they were sent.
+    fn answer_with_heights(
+        &mut self,
+        now: Time,
+        id: &ThreadId,
+        peer: &PeerId,
+        reply: bool,
+    ) -> bool {
         let window = self.config.pull_timeout_ms;
         let Some(t) = self.threads.get_mut(id) else {
-            return;
+            return false;
         };
-        if !t.peers.contains(peer) {
-            return self.send_heights(id, peer, reply);
+        if t.peers.contains(peer) {
+            let (logs, peers) = (t.logs.version(), t.peers.len());
+            if !t.exchanges.tell(peer, logs, peers, now, window) {
+                return false;
+            }
         }
-        let (logs, peers) = (t.logs.version(), t.peers.len());
-        if t.exchanges.tell(peer, logs, peers, now, window) {
-            self.send_heights(id, peer, reply);
-        }
+        self.send_heights(id, peer, reply);
+        true
     }
 
     /// Encodes a payload for `peer` with this thread's membership proof and queues it.
