@@ -8,16 +8,19 @@
 //!   it sent it. Logs only grow, so if the peer moved on since, its digest differs from the
 //!   one heard; it keeps sending its own digests until it hears one equal to its state, and
 //!   the exchange that follows is the one a digest from this host would have started.
-//! - **Heights equal to the heights last sent to the peer**, while the window has not run
-//!   out: the same logs (by [`LogsVersion`]) and the same number of known peers. The peer has
-//!   them, and has asked for what it lacks, unless the message was lost; after the window
-//!   they are sent again. Heights sent on purpose (joining, adding a peer, a pull asked by
-//!   the application, answering an invitation) are always sent.
+//! - **Heights equal to the heights last sent to the peer, in answer to the same state of the
+//!   peer**, while the window has not run out: the same logs (by [`LogsVersion`]) and the
+//!   same number of known peers, answering the same digest of the peer (for an answer to its
+//!   heights, the last digest heard from it). The peer has them, and has asked for what it
+//!   lacks, unless the message was lost; after the window they are sent again. A peer whose
+//!   digest changed is answered at once: it may now hold records this host lacks, and the
+//!   answer asks for its heights. Heights sent on purpose (joining, adding a peer, a pull
+//!   asked by the application, answering an invitation) are always sent.
 //!
 //! In a thread whose hosts are in step, the first leaves out at least half the digests (all of
-//! them once both sides have heard each other); while records travel,
-//! the second removes most heights (a measured 69 % of the heights a simulated host sent
-//! repeated what it had already told that peer).
+//! them once both sides have heard each other). While records travel, the second leaves out
+//! most heights: in the simulator, 66 % fewer heights and 23 % fewer digests for as many
+//! pulls.
 
 use super::state::LogsVersion;
 use super::{PeerId, Time};
@@ -28,6 +31,8 @@ use std::collections::BTreeMap;
 struct Told {
     logs: LogsVersion,
     peers: usize,
+    /// The peer's state the heights answered: its digest (see [`Exchanges::tell`]).
+    theirs: Option<[u8; 32]>,
     at: Time,
 }
 
@@ -51,6 +56,11 @@ impl Exchanges {
         self.0.entry(*peer).or_default().heard = Some(digest);
     }
 
+    /// The last digest `peer` sent, if any.
+    pub fn last_heard(&self, peer: &PeerId) -> Option<[u8; 32]> {
+        self.0.get(peer).and_then(|e| e.heard)
+    }
+
     /// Whether `peer`'s last digest was `digest`: sending it ours would tell it nothing.
     pub fn peer_is_at(&self, peer: &PeerId, digest: &[u8; 32]) -> bool {
         self.0
@@ -58,14 +68,17 @@ impl Exchanges {
             .is_some_and(|e| e.heard.as_ref() == Some(digest))
     }
 
-    /// Whether heights of logs at `logs` with `peers` known peers should go to `peer` at `now`:
-    /// not when the same were sent less than `window_ms` before. When they should, they are
-    /// recorded as sent.
+    /// Whether heights of logs at `logs` with `peers` known peers should go to `peer` at `now`,
+    /// in answer to the peer at state `theirs` (the digest it sent; when answering its
+    /// heights, its last digest heard): not when the same heights went less than `window_ms`
+    /// before in answer to the same state. A peer whose state changed is answered at once.
+    /// When they should go, they are recorded as sent.
     pub fn tell(
         &mut self,
         peer: &PeerId,
         logs: LogsVersion,
         peers: usize,
+        theirs: Option<[u8; 32]>,
         now: Time,
         window_ms: u64,
     ) -> bool {
@@ -73,6 +86,7 @@ impl Exchanges {
         if let Some(t) = entry.told
             && t.logs == logs
             && t.peers == peers
+            && t.theirs == theirs
             && now < t.at.plus(window_ms)
         {
             return false;
@@ -80,6 +94,7 @@ impl Exchanges {
         entry.told = Some(Told {
             logs,
             peers,
+            theirs,
             at: now,
         });
         true
@@ -126,22 +141,41 @@ mod tests {
         let (a, b) = (peer(1), peer(2));
         let v1 = LogsVersion::from_raw(1);
         let v2 = LogsVersion::from_raw(2);
-        assert!(x.tell(&a, v1, 3, Time(1_000), 500), "first heights");
-        assert!(!x.tell(&a, v1, 3, Time(1_000), 500), "the same, at once");
+        let d = Some([7; 32]);
+        assert!(x.tell(&a, v1, 3, d, Time(1_000), 500), "first heights");
+        assert!(!x.tell(&a, v1, 3, d, Time(1_000), 500), "the same, at once");
         assert!(
-            !x.tell(&a, v1, 3, Time(1_499), 500),
+            !x.tell(&a, v1, 3, d, Time(1_499), 500),
             "the same, within the window"
         );
-        assert!(x.tell(&b, v1, 3, Time(1_499), 500), "another peer");
-        assert!(x.tell(&a, v2, 3, Time(1_499), 500), "logs changed");
-        assert!(x.tell(&a, v2, 4, Time(1_499), 500), "a peer more");
-        assert!(!x.tell(&a, v2, 4, Time(1_998), 500));
-        assert!(x.tell(&a, v2, 4, Time(1_999), 500), "the window ran out");
-        assert!(!x.tell(&a, v2, 4, Time(2_000), 500), "and starts again");
+        assert!(x.tell(&b, v1, 3, d, Time(1_499), 500), "another peer");
+        assert!(x.tell(&a, v2, 3, d, Time(1_499), 500), "logs changed");
+        assert!(x.tell(&a, v2, 4, d, Time(1_499), 500), "a peer more");
+        assert!(!x.tell(&a, v2, 4, d, Time(1_998), 500));
+        assert!(x.tell(&a, v2, 4, d, Time(1_999), 500), "the window ran out");
+        assert!(!x.tell(&a, v2, 4, d, Time(2_000), 500), "and starts again");
         assert!(
-            x.tell(&a, v1, 4, Time(2_000), 0),
+            x.tell(&a, v1, 4, d, Time(2_000), 0),
             "a zero window leaves nothing out"
         );
-        assert!(x.tell(&a, v1, 4, Time(2_000), 0));
+        assert!(x.tell(&a, v1, 4, d, Time(2_000), 0));
+    }
+
+    #[test]
+    fn a_peer_whose_digest_changed_is_answered_at_once() {
+        let mut x = Exchanges::default();
+        let a = peer(1);
+        let v = LogsVersion::from_raw(1);
+        assert!(x.tell(&a, v, 3, Some([7; 32]), Time(0), 10_000));
+        assert!(!x.tell(&a, v, 3, Some([7; 32]), Time(1), 10_000));
+        assert!(
+            x.tell(&a, v, 3, Some([8; 32]), Time(2), 10_000),
+            "the peer moved on"
+        );
+        assert!(!x.tell(&a, v, 3, Some([8; 32]), Time(3), 10_000));
+        // Nothing heard from the peer yet is a state of its own.
+        assert!(x.tell(&a, v, 3, None, Time(4), 10_000));
+        assert!(!x.tell(&a, v, 3, None, Time(5), 10_000));
+        assert!(x.tell(&a, v, 3, Some([8; 32]), Time(6), 10_000));
     }
 }

@@ -265,14 +265,17 @@ impl<S: Store, A: Application> Host<S, A> {
         let Some(t) = self.threads.get_mut(id) else {
             return;
         };
-        if let Ok(heard) = <[u8; 32]>::try_from(digest)
+        let theirs = <[u8; 32]>::try_from(digest).ok();
+        if let Some(heard) = theirs
             && t.peers.contains(from)
         {
             t.exchanges.heard(from, heard);
         }
         // When the heights are left out, the exchange is already under way: an earlier round
         // of our own would only send more digests.
-        if t.digest().as_slice() != digest && self.answer_with_heights(now, id, from, true) {
+        if t.digest().as_slice() != digest
+            && self.answer_with_heights(now, id, from, Answering::Digest(theirs))
+        {
             self.touch(id, now);
         }
     }
@@ -330,7 +333,7 @@ impl<S: Store, A: Application> Host<S, A> {
             }
         }
         if reply && ahead {
-            self.answer_with_heights(now, id, from, false);
+            self.answer_with_heights(now, id, from, Answering::Heights);
         }
     }
 
@@ -673,23 +676,28 @@ impl<S: Store, A: Application> Host<S, A> {
         self.send(id, peer, &payload);
     }
 
-    /// Sends this host's heights to `peer` in the course of anti-entropy, unless the same
-    /// heights went to it within `Config::pull_timeout_ms` (see `exchange`). Returns whether
-    /// they were sent.
+    /// Sends this host's heights to `peer` in answer to its digest (asking for its heights in
+    /// return) or to its heights, unless the same heights went to it within
+    /// `Config::pull_timeout_ms` in answer to the same state of the peer (see
+    /// `Exchanges::tell`). Returns whether they were sent.
     fn answer_with_heights(
         &mut self,
         now: Time,
         id: &ThreadId,
         peer: &PeerId,
-        reply: bool,
+        answering: Answering,
     ) -> bool {
         let window = self.config.pull_timeout_ms;
         let Some(t) = self.threads.get_mut(id) else {
             return false;
         };
+        let (reply, theirs) = match answering {
+            Answering::Digest(digest) => (true, digest),
+            Answering::Heights => (false, t.exchanges.last_heard(peer)),
+        };
         if t.peers.contains(peer) {
             let (logs, peers) = (t.logs.version(), t.peers.len());
-            if !t.exchanges.tell(peer, logs, peers, now, window) {
+            if !t.exchanges.tell(peer, logs, peers, theirs, now, window) {
                 return false;
             }
         }
@@ -706,6 +714,15 @@ impl<S: Store, A: Application> Host<S, A> {
         self.outputs
             .push_back(super::Output::Transmit { to: *peer, bytes });
     }
+}
+
+/// What a host's heights answer.
+enum Answering {
+    /// A digest that differs from ours (`None`: not 32 bytes long); the heights ask for the
+    /// peer's in return.
+    Digest(Option<[u8; 32]>),
+    /// Heights that asked for ours.
+    Heights,
 }
 
 /// Most records this host asks for in one page: `Config::pull_page_records`, within
