@@ -594,3 +594,54 @@ fn lost_heights_go_again_once_the_window_ran_out() {
     assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)
         && total(n, 0, &t) == 2));
 }
+
+#[test]
+fn a_new_connection_forgets_what_was_left_out() {
+    let (mut net, _) = net(2, 9);
+    let info = shared(&mut net, &[1]);
+    let t = info.id;
+    write(&mut net, 0, &t, b"x");
+    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)));
+    net.set_link(0, 1, false);
+    write(&mut net, 1, &t, b"y");
+    net.flush(100);
+    net.set_link(0, 1, true);
+    // Heights from host 1 are lost until the link "reconnects"; after that, the exchange
+    // completes at once instead of waiting for the window.
+    let window = common::config().pull_timeout_ms;
+    let start = net.now;
+    let mut first_lost: Option<Time> = None;
+    while first_lost.is_none() {
+        assert!(
+            net.now < start.plus(120_000),
+            "host 1 never answered host 0"
+        );
+        net.collect();
+        let before = net.in_flight.len();
+        net.in_flight.retain(|m| {
+            !(m.from == 1
+                && m.to == 0
+                && message::decode(&m.bytes, usize::MAX).is_ok_and(|(_, p)| is_heights(&p)))
+        });
+        if net.in_flight.len() < before {
+            first_lost = Some(net.now);
+        } else if !net.deliver_one() {
+            assert!(net.advance(start.plus(120_000)));
+        }
+    }
+    let now = net.now;
+    let (p0, p1) = (*net.hosts[0].peer_id(), *net.hosts[1].peer_id());
+    net.hosts[0].handle_connected(now, &p1);
+    net.hosts[1].handle_connected(now, &p0);
+    let until = first_lost.unwrap().plus(window);
+    assert!(
+        net.run_until(until.as_millis() - now.as_millis() - 1, |n| converged(
+            n,
+            &[0, 1],
+            &t
+        ) && total(
+            n, 0, &t
+        ) == 2),
+        "host 0 did not catch up within the window after the new connection"
+    );
+}

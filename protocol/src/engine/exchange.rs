@@ -100,6 +100,12 @@ impl Exchanges {
         true
     }
 
+    /// Forgets what was exchanged with `peer`: a new connection to it may have lost the
+    /// messages of the old one.
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.0.remove(peer);
+    }
+
     /// How many peers have an entry (at most the thread's peers).
     pub fn len(&self) -> usize {
         self.0.len()
@@ -133,6 +139,9 @@ mod tests {
         assert!(!x.peer_is_at(&a, &[7; 32]), "the peer moved on");
         assert!(x.peer_is_at(&a, &[8; 32]));
         assert_eq!(x.len(), 1);
+        x.forget(&a);
+        assert!(!x.peer_is_at(&a, &[8; 32]), "forgotten");
+        assert!(x.is_empty());
     }
 
     #[test]

@@ -242,12 +242,17 @@ impl<S: Store, A: Application> Host<S, A> {
     }
 
     /// A connection to `peer` came up: reconcile every thread shared with it right away.
+    /// What was exchanged with it before is forgotten (messages in flight on an earlier
+    /// connection may have been lost), so nothing is left out of this exchange.
     pub fn handle_connected(&mut self, _now: Time, peer: &PeerId) {
         let shared: Vec<(ThreadId, [u8; 32])> = self
             .threads
-            .iter()
+            .iter_mut()
             .filter(|(_, t)| t.peers.contains(peer))
-            .map(|(id, t)| (*id, t.digest()))
+            .map(|(id, t)| {
+                t.exchanges.forget(peer);
+                (*id, t.digest())
+            })
             .collect();
         for (id, digest) in shared {
             self.send(
