@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use threads_protocol::engine::loopback::Loopback;
 use threads_protocol::engine::message::{self, Payload};
 use threads_protocol::engine::{AcceptAll, EngineError, Event, NewThread, Output, Time};
+use threads_protocol::id::ThreadId;
 use threads_protocol::key::ThreadKey;
 use threads_protocol::store::memory::MemoryStore;
 
@@ -540,25 +541,30 @@ fn hosts_in_step_send_at_most_one_digest_per_round_between_them() {
         && total(n, 0, &t) == 2));
 }
 
-#[test]
-fn lost_heights_go_again_once_the_window_ran_out() {
-    let (mut net, _) = net(2, 8);
-    let info = shared(&mut net, &[1]);
-    let t = info.id;
+/// Two hosts in step, then host 1 writes while the link is down: its push is lost, and host
+/// 0 is one record behind.
+fn host_0_behind(seed: u64) -> (Loopback<MemoryStore, AcceptAll>, ThreadId) {
+    let (mut net, _) = net(2, seed);
+    let t = shared(&mut net, &[1]).id;
     write(&mut net, 0, &t, b"x");
     assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)));
-    // Host 1 writes while the link is down: its push is lost, and host 0 is behind.
     net.set_link(0, 1, false);
     write(&mut net, 1, &t, b"y");
     net.flush(100);
     net.set_link(0, 1, true);
-    // Every heights host 1 sends host 0 is lost until the window (`pull_timeout_ms`) after the
-    // first has run out; within it, host 1 does not repeat them for the same state of host 0.
-    let window = common::config().pull_timeout_ms;
-    let mut first_lost: Option<Time> = None;
-    let mut lost = 0;
+    (net, t)
+}
+
+/// Delivers messages and fires timers, losing every heights host 1 sends host 0, while
+/// `go_on(first loss)` holds (at most two simulated minutes); returns how many were lost and
+/// when the first was.
+fn lose_heights_from_1(
+    net: &mut Loopback<MemoryStore, AcceptAll>,
+    go_on: impl Fn(Option<Time>, Time) -> bool,
+) -> (usize, Option<Time>) {
     let start = net.now;
-    while first_lost.is_none_or(|at| net.now < at.plus(window)) {
+    let (mut lost, mut first) = (0, None);
+    while go_on(first, net.now) {
         assert!(
             net.now < start.plus(120_000),
             "host 1 never answered host 0"
@@ -572,12 +578,24 @@ fn lost_heights_go_again_once_the_window_ran_out() {
         });
         if net.in_flight.len() < before {
             lost += before - net.in_flight.len();
-            first_lost.get_or_insert(net.now);
+            first.get_or_insert(net.now);
         }
         if !net.deliver_one() {
             assert!(net.advance(start.plus(120_000)));
         }
     }
+    (lost, first)
+}
+
+#[test]
+fn lost_heights_go_again_once_the_window_ran_out() {
+    let (mut net, t) = host_0_behind(8);
+    // Every heights host 1 sends host 0 is lost until the window (`pull_timeout_ms`) after the
+    // first has run out; within it, host 1 does not repeat them for the same state of host 0.
+    let window = common::config().pull_timeout_ms;
+    let (lost, _) = lose_heights_from_1(&mut net, |first, now| {
+        first.is_none_or(|at| now < at.plus(window))
+    });
     // Host 0 keeps sending digests (every 100 ms at first) and heights within the 2 s window;
     // host 1 answers once per state of host 0 it learns of: its heights, and its first digest
     // at that state (host 1 had not heard one since the link went down).
@@ -597,43 +615,16 @@ fn lost_heights_go_again_once_the_window_ran_out() {
 
 #[test]
 fn a_new_connection_forgets_what_was_left_out() {
-    let (mut net, _) = net(2, 9);
-    let info = shared(&mut net, &[1]);
-    let t = info.id;
-    write(&mut net, 0, &t, b"x");
-    assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)));
-    net.set_link(0, 1, false);
-    write(&mut net, 1, &t, b"y");
-    net.flush(100);
-    net.set_link(0, 1, true);
+    let (mut net, t) = host_0_behind(9);
     // Heights from host 1 are lost until the link "reconnects"; after that, the exchange
     // completes at once instead of waiting for the window.
     let window = common::config().pull_timeout_ms;
-    let start = net.now;
-    let mut first_lost: Option<Time> = None;
-    while first_lost.is_none() {
-        assert!(
-            net.now < start.plus(120_000),
-            "host 1 never answered host 0"
-        );
-        net.collect();
-        let before = net.in_flight.len();
-        net.in_flight.retain(|m| {
-            !(m.from == 1
-                && m.to == 0
-                && message::decode(&m.bytes, usize::MAX).is_ok_and(|(_, p)| is_heights(&p)))
-        });
-        if net.in_flight.len() < before {
-            first_lost = Some(net.now);
-        } else if !net.deliver_one() {
-            assert!(net.advance(start.plus(120_000)));
-        }
-    }
+    let (_, first_lost) = lose_heights_from_1(&mut net, |first, _| first.is_none());
     let now = net.now;
     let (p0, p1) = (*net.hosts[0].peer_id(), *net.hosts[1].peer_id());
     net.hosts[0].handle_connected(now, &p1);
     net.hosts[1].handle_connected(now, &p0);
-    let until = first_lost.unwrap().plus(window);
+    let until = first_lost.expect("a heights was lost").plus(window);
     assert!(
         net.run_until(until.as_millis() - now.as_millis() - 1, |n| converged(
             n,
