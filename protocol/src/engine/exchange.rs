@@ -63,9 +63,7 @@ impl Exchanges {
 
     /// Whether `peer`'s last digest was `digest`: sending it ours would tell it nothing.
     pub fn peer_is_at(&self, peer: &PeerId, digest: &[u8; 32]) -> bool {
-        self.0
-            .get(peer)
-            .is_some_and(|e| e.heard.as_ref() == Some(digest))
+        self.last_heard(peer).as_ref() == Some(digest)
     }
 
     /// Whether heights of logs at `logs` with `peers` known peers should go to `peer` at `now`,
@@ -105,16 +103,6 @@ impl Exchanges {
     pub fn forget(&mut self, peer: &PeerId) {
         self.0.remove(peer);
     }
-
-    /// How many peers have an entry (at most the thread's peers).
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether no peer has an entry.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -138,10 +126,10 @@ mod tests {
         x.heard(&a, [8; 32]);
         assert!(!x.peer_is_at(&a, &[7; 32]), "the peer moved on");
         assert!(x.peer_is_at(&a, &[8; 32]));
-        assert_eq!(x.len(), 1);
+        assert_eq!(x.last_heard(&b), None, "one entry only");
         x.forget(&a);
         assert!(!x.peer_is_at(&a, &[8; 32]), "forgotten");
-        assert!(x.is_empty());
+        assert_eq!(x.last_heard(&a), None, "forgotten");
     }
 
     #[test]

@@ -245,15 +245,13 @@ impl<S: Store, A: Application> Host<S, A> {
     /// What was exchanged with it before is forgotten (messages in flight on an earlier
     /// connection may have been lost), so nothing is left out of this exchange.
     pub fn handle_connected(&mut self, _now: Time, peer: &PeerId) {
-        let shared: Vec<(ThreadId, [u8; 32])> = self
-            .threads
-            .iter_mut()
-            .filter(|(_, t)| t.peers.contains(peer))
-            .map(|(id, t)| {
+        let mut shared: Vec<(ThreadId, [u8; 32])> = Vec::new();
+        for (id, t) in &mut self.threads {
+            if t.peers.contains(peer) {
                 t.exchanges.forget(peer);
-                (*id, t.digest())
-            })
-            .collect();
+                shared.push((*id, t.digest()));
+            }
+        }
         for (id, digest) in shared {
             self.send(
                 &id,
