@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+mod cbor_read;
 pub mod counter;
 pub mod engine;
 pub mod id;

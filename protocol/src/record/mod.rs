@@ -22,6 +22,7 @@ pub mod seal;
 #[cfg(test)]
 mod tests;
 pub mod wire;
+mod wire_read;
 
 pub use build::{RecordDraft, create};
 #[cfg(feature = "buggify")]

@@ -399,9 +399,14 @@ proptest! {
         prev in any::<bool>(),
     ) {
         use wire::{Node, encode};
-        fn same<T: Node + serde::Serialize>(v: &T) -> Result<(), TestCaseError> {
+        fn same<T: Node + serde::Serialize + PartialEq + std::fmt::Debug>(
+            v: &T,
+        ) -> Result<(), TestCaseError> {
             let serde = encode(v);
             prop_assert_eq!(&v.to_canonical(), &serde);
+            // The reader takes every canonical encoding back to its value.
+            let read = T::read(&serde);
+            prop_assert_eq!(read.as_ref(), Some(v));
             prop_assert!(v.is_encoded_by(&serde));
             let mut longer = serde.clone();
             longer.push(0);

@@ -191,6 +191,20 @@ pub fn decode<T: Node + DeserializeOwned>(
             max: max_len,
         });
     }
+    // The canonical bytes of a value, the only ones accepted, are read without serde; serde
+    // decides about any other bytes and gives the error.
+    if let Some(value) = T::read(bytes).filter(|v| v.is_encoded_by(bytes)) {
+        return Ok(value);
+    }
+    decode_with_serde(block, bytes)
+}
+
+/// [`decode`]'s decision through serde alone (after the length check), which also explains a
+/// refusal.
+pub(super) fn decode_with_serde<T: Node + DeserializeOwned>(
+    block: BlockKind,
+    bytes: &[u8],
+) -> Result<T, RecordError> {
     let value: T = serde_ipld_dagcbor::from_slice(bytes).map_err(|e| match e {
         // The decoder already refuses some non-canonical forms; report them as such.
         serde_ipld_dagcbor::DecodeError::UnorderedKey
@@ -237,9 +251,13 @@ impl Sink for Compare<'_> {
 /// A record node with a hand-written canonical DAG-CBOR encoder: byte for byte what
 /// `serde_ipld_dagcbor` writes for it (tests hold them equal), without its per-member buffers.
 /// Keys are single letters, so canonical order is alphabetical, the order of the fields.
-pub trait Node {
+pub trait Node: Sized {
     /// Writes the canonical encoding.
     fn write<S: Sink>(&self, out: &mut S);
+
+    /// The value whose canonical encoding `bytes` are, read without serde; `None` for bytes
+    /// this reader does not take (which [`decode`] then hands to serde).
+    fn read(bytes: &[u8]) -> Option<Self>;
 
     /// The canonical encoding.
     fn to_canonical(&self) -> Vec<u8> {
@@ -323,6 +341,9 @@ fn opt_cid<S: Sink>(out: &mut S, c: &Option<Cid>) {
 }
 
 impl Node for SealedNode {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        super::wire_read::sealed(bytes)
+    }
     fn write<S: Sink>(&self, out: &mut S) {
         map(out, 3);
         key(out, b'c');
@@ -338,6 +359,9 @@ impl Node for SealedNode {
 }
 
 impl Node for EventNode {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        super::wire_read::event(bytes)
+    }
     fn write<S: Sink>(&self, out: &mut S) {
         map(out, 3);
         key(out, b'b');
@@ -350,6 +374,9 @@ impl Node for EventNode {
 }
 
 impl Node for HeaderNode {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        super::wire_read::header(bytes)
+    }
     fn write<S: Sink>(&self, out: &mut S) {
         map(out, 3);
         key(out, b'k');
@@ -362,6 +389,9 @@ impl Node for HeaderNode {
 }
 
 impl Node for UnsignedRecordNode {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        super::wire_read::unsigned(bytes)
+    }
     fn write<S: Sink>(&self, out: &mut S) {
         UnsignedRef {
             author: &self.author,
@@ -380,6 +410,9 @@ impl Node for UnsignedRecordNode {
 }
 
 impl Node for SignedRecordNode {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        super::wire_read::signed(bytes)
+    }
     fn write<S: Sink>(&self, out: &mut S) {
         map(out, 8);
         key(out, b'a');
@@ -453,6 +486,9 @@ impl UnsignedRef<'_> {
 }
 
 impl Node for BundleNode {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        super::wire_read::bundle(bytes)
+    }
     fn write<S: Sink>(&self, out: &mut S) {
         write_bundle(
             out,

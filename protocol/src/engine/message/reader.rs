@@ -12,111 +12,11 @@
 //! every single-byte change of each kind of message and on arbitrary bytes).
 
 use super::{Frame, LogHeightEntry, Payload};
-use serde_bytes::ByteBuf;
-
-/// A position in the bytes of one message.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-/// CBOR major types this reader meets.
-const UINT: u8 = 0;
-const BYTES: u8 = 2;
-const TEXT: u8 = 3;
-const ARRAY: u8 = 4;
-const MAP: u8 = 5;
-const FALSE: u8 = 0xf4;
-const TRUE: u8 = 0xf5;
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.rest.len() {
-            return None;
-        }
-        let (head, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Some(head)
-    }
-
-    /// An item's head of major type `major`: its argument, which must be in shortest form.
-    fn head(&mut self, major: u8) -> Option<u64> {
-        let first = *self.take(1)?.first()?;
-        if first >> 5 != major {
-            return None;
-        }
-        let (n, min): (usize, u64) = match first & 0x1f {
-            small @ 0..=23 => return Some(u64::from(small)),
-            24 => (1, 24),
-            25 => (2, 1 << 8),
-            26 => (4, 1 << 16),
-            27 => (8, 1 << 32),
-            _ => return None,
-        };
-        let mut value = 0u64;
-        for b in self.take(n)? {
-            value = value << 8 | u64::from(*b);
-        }
-        (value >= min).then_some(value)
-    }
-
-    /// A length that cannot exceed the bytes left (each counted item takes at least one).
-    fn len(&mut self, major: u8) -> Option<usize> {
-        let n = usize::try_from(self.head(major)?).ok()?;
-        (n <= self.rest.len()).then_some(n)
-    }
-
-    fn map(&mut self, size: usize) -> Option<()> {
-        (self.len(MAP)? == size).then_some(())
-    }
-
-    fn key(&mut self, key: &str) -> Option<()> {
-        let n = self.len(TEXT)?;
-        (self.take(n)? == key.as_bytes()).then_some(())
-    }
-
-    fn bytes(&mut self) -> Option<Vec<u8>> {
-        let n = self.len(BYTES)?;
-        Some(self.take(n)?.to_vec())
-    }
-
-    fn bytes_member(&mut self, key: &str) -> Option<Vec<u8>> {
-        self.key(key)?;
-        self.bytes()
-    }
-
-    fn uint_member(&mut self, key: &str) -> Option<u64> {
-        self.key(key)?;
-        self.head(UINT)
-    }
-
-    fn bool_member(&mut self, key: &str) -> Option<bool> {
-        self.key(key)?;
-        match *self.take(1)?.first()? {
-            FALSE => Some(false),
-            TRUE => Some(true),
-            _ => None,
-        }
-    }
-
-    fn list_member(&mut self, key: &str) -> Option<Vec<ByteBuf>> {
-        self.key(key)?;
-        let n = self.len(ARRAY)?;
-        let mut items = Vec::with_capacity(n);
-        for _ in 0..n {
-            items.push(ByteBuf::from(self.bytes()?));
-        }
-        Some(items)
-    }
-
-    /// The value read, if every byte was read.
-    fn end<T>(&self, value: T) -> Option<T> {
-        self.rest.is_empty().then_some(value)
-    }
-}
+use crate::cbor_read::{ARRAY, Reader, TEXT};
 
 /// A frame, if `bytes` are its canonical encoding.
 pub(super) fn frame(bytes: &[u8]) -> Option<Frame> {
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader::new(bytes);
     r.map(3)?;
     let payload = r.bytes_member("m")?;
     let proof = r.bytes_member("p")?;
@@ -130,7 +30,7 @@ pub(super) fn frame(bytes: &[u8]) -> Option<Frame> {
 
 /// A payload, if `bytes` are its canonical encoding.
 pub(super) fn payload(bytes: &[u8]) -> Option<Payload> {
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader::new(bytes);
     r.map(1)?;
     let n = r.len(TEXT)?;
     let kind = r.take(n)?;
