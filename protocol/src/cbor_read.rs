@@ -9,15 +9,15 @@
 //! returns `None` for anything else; callers then ask serde, which gives the error.
 
 /// CBOR major type of unsigned integers.
-pub(crate) const UINT: u8 = 0;
+const UINT: u8 = 0;
 /// CBOR major type of byte strings.
-pub(crate) const BYTES: u8 = 2;
+const BYTES: u8 = 2;
 /// CBOR major type of text strings.
 pub(crate) const TEXT: u8 = 3;
 /// CBOR major type of arrays.
 pub(crate) const ARRAY: u8 = 4;
 /// CBOR major type of maps.
-pub(crate) const MAP: u8 = 5;
+const MAP: u8 = 5;
 const FALSE: u8 = 0xf4;
 const TRUE: u8 = 0xf5;
 const NULL: u8 = 0xf6;
@@ -43,7 +43,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An item's head of major type `major`: its argument, which must be in shortest form.
-    pub(crate) fn head(&mut self, major: u8) -> Option<u64> {
+    fn head(&mut self, major: u8) -> Option<u64> {
         let first = *self.take(1)?.first()?;
         if first >> 5 != major {
             return None;
