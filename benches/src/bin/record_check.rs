@@ -1,7 +1,8 @@
 //! Record check against its bound: the time to decode and verify one record bundle (what
 //! ingest does per record: `RecordBundle::decode` + `record::verify`) next to a bare
-//! ed25519-dalek `verify_strict` over a message as long as the record's signing input, both
-//! measured in the same run, interleaved in rounds so that machine noise hits both alike.
+//! ed25519-dalek `verify_strict` of the record's own signature (its log key, its signing input:
+//! [`RecordSignature`]), both measured in the same run, interleaved in rounds so that machine
+//! noise hits both alike.
 //!
 //! Prints one JSON line per body size (64 B, 256 B, 1 KiB):
 //! `{"bench":"record_check","body_bytes":..,"record_check_us":..,"bare_verify_strict_us":..,
@@ -9,11 +10,9 @@
 //!
 //! `cargo run --release -p threads-benches --bin record_check -- [rounds] [per_round]`
 
-use ed25519_dalek::Signature;
 use std::hint::black_box;
 use std::time::Instant;
-use threads_benches::{RecordFixture, body, signing_input_len};
-use threads_protocol::identity::PrivateKey;
+use threads_benches::{RecordFixture, RecordSignature, body};
 use threads_protocol::record::{self, RecordBundle};
 
 const SIZES: [usize; 3] = [64, 256, 1024];
@@ -45,21 +44,15 @@ fn main() {
         let service = fixture.key.service().clone();
         let (thread, log) = (fixture.thread, fixture.log);
 
-        // The bound: a bare strict check of a signature over a message of the same length.
-        let msg_len = signing_input_len(&bundle, &fixture.key);
-        let signer = PrivateKey::from_seed([9; 32]);
-        let message: Vec<u8> = (0..msg_len).map(|i| (i * 7) as u8).collect();
-        let signature = Signature::from_bytes(&signer.sign(&message));
-        let key = *signer.public().as_dalek();
+        // The bound: the record's own signature check, bare.
+        let signature = RecordSignature::of(&bundle, &log, &fixture.key);
+        let msg_len = signature.input_len();
 
         let check = || {
             let b = RecordBundle::decode(black_box(&bytes)).expect("decodes");
             record::verify(b, &thread, &log, &service).expect("verifies")
         };
-        let bare = || {
-            key.verify_strict(black_box(&message), &signature)
-                .expect("verifies")
-        };
+        let bare = || signature.verify();
         // Warm up both.
         for _ in 0..per_round {
             black_box(check());
