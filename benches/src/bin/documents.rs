@@ -23,7 +23,8 @@
 //!   tenth's), `single_hit_lookup` (goal 5: p50 of `{"age": 200}` ≤ 20 µs), `indexed_per_hit`
 //!   (goal 5: median µs per result of `{"age": 42}` ≤ 1, next to `bare_get_us`: the store's
 //!   look-ups alone of the same instance keys in the same order, timed in the same runs, and
-//!   `bare_get_split_us`: the same look-ups cut in `query_threads` parts on as many threads) and
+//!   `bare_get_split_us`: the same look-ups cut in `query_threads` parts on as many threads, and
+//!   `bare_get_each_us`: the same keys in one `get_each_with` call on one thread) and
 //!   `unindexed_scan` (goal 5: instances scanned per second by `{"city": "city-42"}` ≥ 2M).
 //!   Goal 5 is stated at 1M instances.
 //! * `fold_late`: a fresh store holding N records folded in order with `fold_in` (one writer,
@@ -460,6 +461,7 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
         // The forms alternate, so that load on the machine touches them alike.
         let (mut times, mut parsed_times, mut bare_times) = (Vec::new(), Vec::new(), Vec::new());
         let (mut one_times, mut split_bare_times) = (Vec::new(), Vec::new());
+        let mut grouped_bare_times = Vec::new();
         let mut results = 0;
         let started = Instant::now();
         while times.len() < QUERY_RUNS
@@ -499,6 +501,13 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
                 let found = bare_gets(docs.host().store(), &bare_keys);
                 bare_times.push(us(t.elapsed()));
                 assert_eq!(found, results, "{test}: bare look-ups found another count");
+                let t = Instant::now();
+                let found = grouped_bare_gets(docs.host().store(), &bare_keys);
+                grouped_bare_times.push(us(t.elapsed()));
+                assert_eq!(
+                    found, results,
+                    "{test}: grouped look-ups found another count"
+                );
             }
         }
         assert_eq!(results, expected, "{test}: wrong result count");
@@ -547,6 +556,7 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
                     "us_per_result_one_thread": round(per_result_one, 3),
                     "query_threads": query_threads(),
                     "bare_get_split_us": round(median(&mut split_bare_times) / results.max(1) as f64, 3),
+                    "bare_get_each_us": round(median(&mut grouped_bare_times) / results.max(1) as f64, 3),
                     "per_result_over_bare_get": round(per_result / bare, 2),
                     "goal_max_us": GOAL_PER_HIT_US, "ok": per_result <= GOAL_PER_HIT_US,
                 }))
@@ -593,6 +603,23 @@ fn split_bare_gets<S: Store>(store: &S, keys: &[Vec<u8>], parts: usize) -> usize
         }
         found
     })
+}
+
+/// [`bare_gets`] through one `get_each_with` call on one thread (the call the query makes for
+/// its groups of IDs).
+fn grouped_bare_gets<S: Store>(store: &S, keys: &[Vec<u8>]) -> usize {
+    let txn = store.read().expect("read");
+    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    let (mut found, mut sum) = (0, 0u64);
+    txn.get_each_with(&keys, &mut |_, v| {
+        if let Some(v) = v {
+            found += 1;
+            sum += u64::from(v.first().copied().unwrap_or(0));
+        }
+    })
+    .expect("get_each_with");
+    std::hint::black_box(sum);
+    found
 }
 
 fn bare_gets_txn(txn: &dyn ReadTxn, keys: &[Vec<u8>]) -> usize {

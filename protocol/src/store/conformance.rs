@@ -8,8 +8,10 @@ use super::{
     scan_collect, scan_prefix_collect,
 };
 
+mod grouped;
 mod txns;
 
+pub use grouped::grouped_gets;
 pub use txns::{
     abort_leaves_no_trace, empty_commit, randomized_model, read_your_own_writes,
     reopen_sees_commits, second_writer_on_same_thread_is_busy, siblings_share_the_snapshot,
@@ -51,6 +53,7 @@ where
     second_writer_on_same_thread_is_busy(h);
     writers_serialize_across_threads(h);
     helpers(h);
+    grouped_gets(h);
     randomized_model(h, 0x5eed_0001, 60);
     randomized_model(h, 0xdead_beef_cafe, 60);
 }
@@ -79,6 +82,16 @@ fn get<T: ReadTxn + ?Sized>(t: &T, k: &[u8]) -> Option<Vec<u8>> {
         lent.as_ref(),
         Some(&value),
         "get_with must lend what get returns"
+    );
+    let mut each = Vec::new();
+    ok(
+        t.get_each_with(&[k], &mut |i, v| each.push((i, v.map(<[u8]>::to_vec)))),
+        "get_each_with",
+    );
+    assert_eq!(
+        each,
+        [(0, value.clone())],
+        "get_each_with must lend what get returns"
     );
     value
 }

@@ -5,21 +5,21 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use imbl::OrdMap;
-
 use self::map_key::MapKey;
+use self::tree::{Bytes, Tree};
 use super::{
     Bounds, Direction, KeyRange, ReadTxn, Store, StoreError, Visit, WriteTxn, WriterGate,
     WriterTicket, check_key, check_value, content_digest,
 };
 
 mod map_key;
+mod tree;
 
-/// Values are shared slices: a write transaction's first change to a B-tree node copies the
-/// node (path copying keeps snapshots cheap), and copying an `Arc` costs a reference count where
-/// copying a `Vec` cost an allocation and a memcpy. Keys are mostly inline ([`MapKey`]).
-type Bytes = Arc<[u8]>;
-type Map = OrdMap<MapKey, Bytes>;
+/// The committed map. Values are shared slices: a write transaction's first change to a B-tree
+/// node copies the node (path copying keeps snapshots cheap), and copying an `Arc` costs a
+/// reference count where copying a `Vec` cost an allocation and a memcpy. Keys are mostly
+/// inline ([`MapKey`]).
+type Map = Tree;
 
 /// Counters over the life of a [`MemoryStore`]'s shared state (all handles together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -167,6 +167,14 @@ fn map_get(map: &Map, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(map.get(key).map(|v| v.to_vec()))
 }
 
+/// The start of a scan of `bounds` in `dir`: where the tree's iterator begins.
+fn near_end(bounds: Bounds<'_>, dir: Direction) -> Bound<&[u8]> {
+    match dir {
+        Direction::Forward => bounds.0,
+        Direction::Reverse => bounds.1,
+    }
+}
+
 fn map_scan(
     map: &Map,
     range: &KeyRange<'_>,
@@ -176,33 +184,18 @@ fn map_scan(
     let Some(bounds) = range.normalized() else {
         return Ok(());
     };
-    let mut iter = map.range::<_, [u8]>(near_end(bounds, dir));
-    let mut step = |(k, v): (&MapKey, &Bytes)| {
-        let k = k.as_slice();
-        if before_far_end(bounds, dir, k) {
-            visit(k, v)
-        } else {
-            ControlFlow::Break(())
-        }
-    };
+    let forward = dir == Direction::Forward;
     // Whether the visitor stopped early makes no difference to the caller.
-    let _stopped = match dir {
-        Direction::Forward => iter.try_for_each(&mut step),
-        Direction::Reverse => iter.rev().try_for_each(&mut step),
-    };
+    let _stopped = map
+        .range_from(near_end(bounds, dir), forward)
+        .try_for_each(|(k, v)| {
+            if before_far_end(bounds, dir, k) {
+                visit(k, v)
+            } else {
+                ControlFlow::Break(())
+            }
+        });
     Ok(())
-}
-
-/// The range handed to `imbl` for a scan in `dir`: the bound the scan starts from, and no
-/// bound on the side it walks towards. `imbl` seeks both ends of a bounded range when it makes
-/// the iterator (a descent of the tree each), and most scans stop after a few keys (the fold's
-/// look-ups of what comes after a record), so the far end is checked key by key instead
-/// ([`before_far_end`]).
-fn near_end<'k>(bounds: Bounds<'k>, dir: Direction) -> Bounds<'k> {
-    match dir {
-        Direction::Forward => (bounds.0, Bound::Unbounded),
-        Direction::Reverse => (Bound::Unbounded, bounds.1),
-    }
 }
 
 /// Whether `key`, reached by a scan in `dir`, is still inside the far bound of `bounds`.
@@ -224,6 +217,18 @@ impl ReadTxn for MemoryRead {
     fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
         check_key(key)?;
         read(self.map.get(key).map(|v| &v[..]));
+        Ok(())
+    }
+
+    /// Descends the tree for groups of keys in step, so that their cache misses overlap.
+    fn get_each_with(
+        &self,
+        keys: &[&[u8]],
+        read: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<(), StoreError> {
+        keys.iter().try_for_each(|k| check_key(k))?;
+        self.map
+            .get_each(keys, &mut |i, v| read(i, v.map(|v| &v[..])));
         Ok(())
     }
 
@@ -265,22 +270,17 @@ impl ReadTxn for MemoryWrite<'_> {
         };
         let base = self
             .base
-            .range::<_, [u8]>(near_end(bounds, dir))
-            .map(|(k, v)| (k.as_slice(), &v[..]));
-        let inside = |(k, _): &(&[u8], &[u8])| before_far_end(bounds, dir, k);
+            .range_from(near_end(bounds, dir), dir == Direction::Forward)
+            .map(|(k, v)| (k, &v[..]));
+        let base = base.take_while(|(k, _)| before_far_end(bounds, dir, k));
         let overlay = self
             .overlay
             .range::<[u8], _>(bounds)
             .map(|(k, v)| (k.as_slice(), v.as_deref()));
         // Whether the visitor stopped early makes no difference to the caller.
         let _stopped = match dir {
-            Direction::Forward => merge(base.take_while(inside), overlay, |a, b| a.cmp(b), visit),
-            Direction::Reverse => merge(
-                base.rev().take_while(inside),
-                overlay.rev(),
-                |a, b| b.cmp(a),
-                visit,
-            ),
+            Direction::Forward => merge(base, overlay, |a, b| a.cmp(b), visit),
+            Direction::Reverse => merge(base, overlay.rev(), |a, b| b.cmp(a), visit),
         };
         Ok(())
     }
@@ -339,7 +339,7 @@ impl WriteTxn for MemoryWrite<'_> {
         check_key(key)?;
         let existed = match self.overlay.get(key) {
             Some(change) => change.is_some(),
-            None => self.base.contains_key(key),
+            None => self.base.get(key).is_some(),
         };
         if existed {
             self.delta.deletes += 1;

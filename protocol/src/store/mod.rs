@@ -308,6 +308,22 @@ pub trait ReadTxn {
         Ok(())
     }
 
+    /// Calls `read` with the position in `keys` and the value (`None` when there is none) of
+    /// each key, in the order of `keys`, lent as by [`get_with`](Self::get_with): for many
+    /// look-ups at once (an index query's instances). A store can overlap their cache misses
+    /// (the memory store descends its tree for several keys in step); the default looks them up
+    /// one by one. An invalid key fails the call, possibly before any value is read.
+    fn get_each_with(
+        &self,
+        keys: &[&[u8]],
+        read: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) -> Result<(), StoreError> {
+        for (i, key) in keys.iter().enumerate() {
+            self.get_with(key, &mut |v| read(i, v))?;
+        }
+        Ok(())
+    }
+
     /// Another read transaction on exactly this one's snapshot, that another thread can use
     /// while this one is in use: a large query splits its look-ups between threads with it.
     /// `None` (the default) when the store cannot give one now, e.g. LMDB after a later commit,

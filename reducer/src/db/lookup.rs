@@ -58,28 +58,55 @@ pub(crate) type Found<'f> = dyn FnMut(String, &[u8]) -> Result<ControlFlow<()>, 
 /// the look-up threads.
 pub(crate) type MakeRow<'r, R> = dyn Fn(String, &[u8]) -> Result<Option<R>, StoreError> + Sync + 'r;
 
+/// IDs looked up together ([`ReadTxn::get_each_with`]): enough for the store to overlap the
+/// cache misses of their look-ups.
+const GROUP: usize = 16;
+
 /// Calls `found` with each ID of `ids` whose instance exists (under the instance key space
 /// `prefix`) and its stored bytes, in the order of `ids`, until `found` breaks or fails. IDs too
-/// long for a key cannot name an instance and are skipped.
+/// long for a key cannot name an instance and are skipped. The IDs are looked up in groups
+/// ([`GROUP`]); after a break the rest of the group is looked up for nothing.
 pub(crate) fn for_each_instance(
     txn: &dyn ReadTxn,
     prefix: &[u8],
     ids: impl Iterator<Item = String>,
     found: &mut Found<'_>,
 ) -> Result<ControlFlow<()>, StoreError> {
-    // One key buffer, cut back to the prefix for each ID.
+    // One key buffer, cut back to the prefix for each ID; the group's keys end to end.
     let mut key = KeyBuf::with_prefix(prefix);
-    for id in ids {
-        key.truncate(prefix.len());
-        key = key.str(&id);
-        if key.as_bytes().len() > MAX_KEY_LEN {
-            continue;
+    let mut keys: Vec<u8> = Vec::new();
+    let mut ends: Vec<usize> = Vec::with_capacity(GROUP);
+    let mut group: Vec<Option<String>> = Vec::with_capacity(GROUP);
+    let mut ids = ids.peekable();
+    while ids.peek().is_some() {
+        keys.clear();
+        ends.clear();
+        group.clear();
+        for id in ids.by_ref() {
+            key.truncate(prefix.len());
+            key = key.str(&id);
+            if key.as_bytes().len() > MAX_KEY_LEN {
+                continue;
+            }
+            keys.extend_from_slice(key.as_bytes());
+            ends.push(keys.len());
+            group.push(Some(id));
+            if group.len() == GROUP {
+                break;
+            }
         }
+        let slices: Vec<&[u8]> = ends
+            .iter()
+            .scan(0, |start, &end| {
+                Some(&keys[std::mem::replace(start, end)..end])
+            })
+            .collect();
         // The stored bytes are handed on where the store keeps them (no copy).
-        let mut id = Some(id);
         let mut flow = Ok(ControlFlow::Continue(()));
-        txn.get_with(key.as_bytes(), &mut |v| {
-            if let (Some(bytes), Some(id)) = (v, id.take()) {
+        txn.get_each_with(&slices, &mut |i, v| {
+            if let (Some(bytes), Some(id), Ok(ControlFlow::Continue(()))) =
+                (v, group.get_mut(i).and_then(Option::take), &flow)
+            {
                 flow = found(id, bytes);
             }
         })?;
