@@ -8,11 +8,12 @@
 //! Why not a crate's persistent map: an index query at a million instances looks up thousands
 //! of keys scattered over the tree, and each look-up is a chain of cache misses (one or more
 //! per level). [`Tree::get_each`] descends the tree for a group of keys in step, so that the
-//! misses of the group overlap instead of following one another; on this project's 2-core VM
-//! that made 10,000 look-ups in a 3M-key map about three times faster than one by one. The
-//! persistent maps we know (`imbl`, which this replaced, `rpds`) do not expose their nodes, so
-//! none of them can do that.
+//! misses of the group overlap instead of following one another: on this project's 2-core VM
+//! the 10k look-ups of an index query at 1M instances took about half the time they take one
+//! by one (spec/storage.md §4). The persistent maps we know (`imbl`, which this replaced,
+//! `rpds`) do not expose their nodes, so none of them can do that.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub(super) type Bytes = Arc<[u8]>;
 
 /// Most keys a leaf holds, and most separator keys a branch holds. A node takes one more for a
 /// moment before it splits.
-const CAP: usize = 32;
+const CAP: usize = 16;
 /// A leaf with fewer keys, or a branch with fewer children, than this (other than the root)
 /// is merged with a neighbour or takes some of its entries after a removal.
 const MIN: usize = CAP / 4;
@@ -68,17 +69,49 @@ struct Branch {
 /// right half and the half itself.
 type Split = Option<(MapKey, Arc<Node>)>;
 
+/// Where `key` is in `keys` (ascending): `Ok` with its position, or `Err` with the position it
+/// would take. Each step compares the whole key once and an equal key ends the search, which
+/// costs fewer comparisons of long keys than `std`'s search (always to the end, plus one).
+fn search(keys: &[MapKey], key: &[u8]) -> Result<usize, usize> {
+    let (mut low, mut high) = (0, keys.len());
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match keys[mid].as_slice().cmp(key) {
+            Ordering::Less => low = mid + 1,
+            Ordering::Greater => high = mid,
+            Ordering::Equal => return Ok(mid),
+        }
+    }
+    Err(low)
+}
+
+/// How many of `keys` are below `key`.
+fn below(keys: &[MapKey], key: &[u8]) -> usize {
+    search(keys, key).unwrap_or_else(|i| i)
+}
+
+/// How many of `keys` are at or below `key`.
+fn up_to(keys: &[MapKey], key: &[u8]) -> usize {
+    search(keys, key).map_or_else(|i| i, |i| i + 1)
+}
+
 impl Leaf {
     fn find(&self, key: &[u8]) -> Result<usize, usize> {
-        self.keys.binary_search_by(|k| k.as_slice().cmp(key))
+        search(&self.keys, key)
     }
 
-    /// Splits off the upper half once the leaf is over capacity.
-    fn split_if_full(&mut self) -> Split {
+    /// Splits off the upper half once the leaf is over capacity; only the last [`MIN`] keys
+    /// when the key just added is the last (`append`), so that keys added in ascending order
+    /// (IDs that grow with time, the op log) leave full leaves behind, not half-full ones.
+    fn split_if_full(&mut self, append: bool) -> Split {
         if self.keys.len() <= CAP {
             return None;
         }
-        let mid = self.keys.len() / 2;
+        let mid = if append {
+            self.keys.len() - MIN
+        } else {
+            self.keys.len() / 2
+        };
         let right = Leaf {
             keys: self.keys.drain(mid..).collect(),
             vals: self.vals.drain(mid..).collect(),
@@ -90,16 +123,21 @@ impl Leaf {
 impl Branch {
     /// The child whose keys may include `key`: how many separators are at or below it.
     fn child(&self, key: &[u8]) -> usize {
-        self.keys.partition_point(|k| k.as_slice() <= key)
+        up_to(&self.keys, key)
     }
 
-    /// Splits off the upper half once the branch is over capacity; the middle separator moves
-    /// up.
-    fn split_if_full(&mut self) -> Split {
+    /// Splits off the upper half once the branch is over capacity (only the last [`MIN`]
+    /// children when the child just added is the last, as for leaves); the separator between
+    /// the halves moves up.
+    fn split_if_full(&mut self, append: bool) -> Split {
         if self.keys.len() <= CAP {
             return None;
         }
-        let mid = self.keys.len() / 2;
+        let mid = if append {
+            self.kids.len() - MIN - 1
+        } else {
+            self.keys.len() / 2
+        };
         let right_keys: ArrayVec<MapKey, { CAP + 1 }> = self.keys.drain(mid + 1..).collect();
         let up = self.keys.pop()?;
         let right = Branch {
@@ -196,7 +234,7 @@ impl Node {
                 Err(i) => {
                     leaf.keys.insert(i, key);
                     leaf.vals.insert(i, val);
-                    (None, leaf.split_if_full())
+                    (None, leaf.split_if_full(i + 1 == leaf.keys.len()))
                 }
             },
             Node::Branch(branch) => {
@@ -206,7 +244,7 @@ impl Node {
                     Some((sep, right)) => {
                         branch.keys.insert(i, sep);
                         branch.kids.insert(i + 1, right);
-                        (old, branch.split_if_full())
+                        (old, branch.split_if_full(i + 2 == branch.kids.len()))
                     }
                     None => (old, None),
                 }
@@ -214,7 +252,7 @@ impl Node {
         }
     }
 
-    /// Removes `key`, which the caller knows is present; its value.
+    /// Removes `key`; its value, if it was there.
     fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
         match self {
             Node::Leaf(leaf) => {
@@ -306,9 +344,9 @@ impl Tree {
         old
     }
 
-    /// Removes `key`; its value, if it was there. Nothing is copied when it was not.
+    /// Removes `key`; its value, if it was there. (When it was not, the nodes on its path that
+    /// a snapshot shares are copied all the same: callers remove keys they know are there.)
     pub(super) fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
-        self.get(key)?;
         let root = self.root.as_mut()?;
         let node = Arc::make_mut(root);
         let old = node.remove(key);
@@ -340,20 +378,22 @@ impl Tree {
                     let i = match (start, forward) {
                         (Bound::Unbounded, true) => 0,
                         (Bound::Unbounded, false) => b.kids.len() - 1,
-                        (Bound::Excluded(k), false) => b.keys.partition_point(|s| s.as_slice() < k),
+                        (Bound::Excluded(k), false) => below(&b.keys, k),
                         (Bound::Included(k) | Bound::Excluded(k), _) => b.child(k),
                     };
                     range.path.push((b, i));
                     node = &b.kids[i];
                 }
                 Node::Leaf(l) => {
-                    let below = |k: &[u8]| l.keys.partition_point(|s| s.as_slice() < k);
-                    let upto = |k: &[u8]| l.keys.partition_point(|s| s.as_slice() <= k);
                     range.pos = match (start, forward) {
                         (Bound::Unbounded, true) => 0,
                         (Bound::Unbounded, false) => l.keys.len(),
-                        (Bound::Included(k), true) | (Bound::Excluded(k), false) => below(k),
-                        (Bound::Excluded(k), true) | (Bound::Included(k), false) => upto(k),
+                        (Bound::Included(k), true) | (Bound::Excluded(k), false) => {
+                            below(&l.keys, k)
+                        }
+                        (Bound::Excluded(k), true) | (Bound::Included(k), false) => {
+                            up_to(&l.keys, k)
+                        }
                     };
                     range.leaf = Some(l);
                     return range;

@@ -227,7 +227,18 @@ fn grows_and_shrinks_through_every_level() {
     assert_eq!(tree.remove(b"gone"), None);
 }
 
-/// Ascending inserts (op-log appends) and an empty tree's reads.
+/// How many leaves the tree has.
+fn leaves(tree: &Tree) -> usize {
+    fn count(node: &Node) -> usize {
+        match node {
+            Node::Leaf(_) => 1,
+            Node::Branch(b) => b.kids.iter().map(|k| count(k)).sum(),
+        }
+    }
+    tree.root.as_deref().map_or(0, count)
+}
+
+/// Ascending inserts (op-log appends) fill their leaves; an empty tree's reads.
 #[test]
 fn ascending_inserts_and_the_empty_tree() {
     let mut tree = Tree::default();
@@ -244,4 +255,6 @@ fn ascending_inserts_and_the_empty_tree() {
         .map(|i| i.to_be_bytes().to_vec())
         .collect();
     same(&tree, &model, &probes);
+    let per_leaf = 5_000 / leaves(&tree);
+    assert!(per_leaf >= CAP - MIN, "{per_leaf} keys per leaf");
 }
