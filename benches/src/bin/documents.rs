@@ -56,13 +56,18 @@ use threads_protocol::id::{ThreadId, Variant};
 use threads_protocol::identity::{PrivateKey, PublicKey};
 use threads_protocol::rng::{ProtocolRng, Rng, seeded};
 use threads_protocol::store::memory::MemoryStore;
-use threads_protocol::store::{ReadTxn, Store, WriteTxn};
+use threads_protocol::store::{Store, WriteTxn};
 use threads_reducer::db::keys::Keys;
 use threads_reducer::db::lookup::{query_threads, set_query_threads};
 use threads_reducer::db::{Batch, DbEvent, DocFold};
 use threads_reducer::docs::Documents;
 use threads_reducer::fold::{Convergent, OrderKey, Outcome, RecordInfo};
 use threads_reducer::query::{Query, plan};
+
+use self::bare::{bare_gets, grouped_bare_gets, split_bare_gets};
+
+#[path = "documents/bare.rs"]
+mod bare;
 
 /// Single-save write transactions timed.
 const WRITES: usize = 2000;
@@ -571,71 +576,6 @@ fn queries<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &
             emit(goal, ctx);
         }
     }
-}
-
-/// Looks up each key in one read transaction, touching the first byte of each value; how many
-/// were found.
-fn bare_gets<S: Store>(store: &S, keys: &[Vec<u8>]) -> usize {
-    let txn = store.read().expect("read");
-    bare_gets_txn(&txn, keys)
-}
-
-/// [`bare_gets`] with the keys cut into `parts` contiguous parts, each looked up on its own
-/// thread in a sibling of one read transaction: the look-ups of a split query alone, without
-/// its index read or the hand-over of chunks.
-fn split_bare_gets<S: Store>(store: &S, keys: &[Vec<u8>], parts: usize) -> usize {
-    let txn = store.read().expect("read");
-    let size = keys.len().div_ceil(parts.max(1)).max(1);
-    let mut chunks = keys.chunks(size);
-    let first = chunks.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = chunks
-            .map(|part| {
-                let sibling = txn
-                    .sibling()
-                    .expect("a sibling of a fresh read transaction");
-                scope.spawn(move || bare_gets_txn(&*sibling, part))
-            })
-            .collect();
-        let mut found = bare_gets_txn(&txn, first);
-        for w in workers {
-            found += w.join().expect("look-up thread");
-        }
-        found
-    })
-}
-
-/// [`bare_gets`] through one `get_each_with` call on one thread (the call the query makes for
-/// its groups of IDs).
-fn grouped_bare_gets<S: Store>(store: &S, keys: &[Vec<u8>]) -> usize {
-    let txn = store.read().expect("read");
-    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-    let (mut found, mut sum) = (0, 0u64);
-    txn.get_each_with(&keys, &mut |_, v| {
-        if let Some(v) = v {
-            found += 1;
-            sum += u64::from(v.first().copied().unwrap_or(0));
-        }
-    })
-    .expect("get_each_with");
-    std::hint::black_box(sum);
-    found
-}
-
-fn bare_gets_txn(txn: &dyn ReadTxn, keys: &[Vec<u8>]) -> usize {
-    let mut found = 0;
-    let mut sum = 0u64;
-    for key in keys {
-        txn.get_with(key, &mut |v| {
-            if let Some(v) = v {
-                found += 1;
-                sum += u64::from(v.first().copied().unwrap_or(0));
-            }
-        })
-        .expect("get");
-    }
-    std::hint::black_box(sum);
-    found
 }
 
 /// 2. Write transactions of one save each.
