@@ -261,6 +261,36 @@ fn indexes(
         .collect()
 }
 
+/// On every candidate of plan `p`, what `p` leaves of the filter ([`Plan::residual`]) decides
+/// as the whole filter does: the conjuncts it drops hold on each of them.
+fn residual_decides_like_the_filter(
+    q: &Query,
+    p: &Plan,
+    docs: &BTreeMap<String, Value>,
+    cands: &BTreeSet<String>,
+) -> Result<(), TestCaseError> {
+    let Some(rest) = p.residual(&q.filter) else {
+        return Ok(());
+    };
+    let narrowed = Query {
+        filter: rest,
+        ..q.clone()
+    };
+    for id in cands {
+        let doc = &docs[id];
+        prop_assert_eq!(
+            narrowed.matches(id, doc),
+            q.matches(id, doc),
+            "plan {:?} leaves {:?} of {:?} on {}",
+            p,
+            narrowed.filter,
+            q.filter,
+            doc
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1500))]
 
@@ -295,6 +325,7 @@ proptest! {
             for id in &matching {
                 prop_assert!(cands.contains(*id), "plan {:?} misses {} for {:?}", p, id, q.filter);
             }
+            residual_decides_like_the_filter(&q, p, &docs, &cands)?;
             let got = run_plan_in_memory(&docs, &ixs, &q, p, identity);
             prop_assert_eq!(&got, &scan, "plan {:?} for {:?}", p, q);
         }
@@ -354,6 +385,7 @@ proptest! {
                 matching.is_subset(&cands),
                 "plan {:?} misses {:?} for {}", p, matching.difference(&cands).collect::<Vec<_>>(), leaf
             );
+            residual_decides_like_the_filter(&q, &p, &docs, &cands)?;
         }
     }
 }
@@ -437,4 +469,45 @@ proptest! {
             }
         }
     }
+}
+
+/// The conjuncts an index plan decides are dropped, and only those.
+#[test]
+fn residual_drops_what_the_index_reads_decide() {
+    let indexed = |p: &FieldPath| ["age", "name"].contains(&p.as_str());
+    let residual = |q: Value| {
+        let q = Query::from_json(&q).unwrap();
+        let p = plan(&q, indexed).unwrap();
+        (p.residual(&q.filter), q)
+    };
+    let rest = |q: Value| Query::from_json(&q).unwrap().filter;
+    // Equality, `$in` and ranges on the index read are decided by the read.
+    for q in [
+        json!({"age": 42}),
+        json!({"age": {"$in": [1, 2]}}),
+        json!({"age": {"$gte": 30, "$lt": 32}}),
+        json!({"name": {"$gt": "m"}}),
+    ] {
+        assert_eq!(residual(q.clone()).0, Some(rest(json!({}))), "{q}");
+    }
+    // Other conjuncts stay.
+    let (left, _) = residual(json!({"age": 42, "city": "x"}));
+    assert_eq!(left, Some(rest(json!({"city": "x"}))));
+    // Nothing to drop: a condition no index range expresses, a scan, an array operand.
+    for q in [
+        json!({"age": {"$ne": 3}}),
+        json!({"city": "x"}),
+        json!({"age": [1]}),
+    ] {
+        assert_eq!(residual(q.clone()).0, None, "{q}");
+    }
+    // A range conjunct wider than the read is decided by it; `$in` with other values too.
+    let q = Query::from_json(&json!({"age": {"$gte": 30}, "name": "x"})).unwrap();
+    let eq = Plan::IndexEq {
+        path: FieldPath::parse("age", "test").unwrap(),
+        key: encode_index_value(&json!(31)).unwrap(),
+    };
+    assert_eq!(eq.residual(&q.filter), Some(rest(json!({"name": "x"}))));
+    let q = Query::from_json(&json!({"age": {"$gte": 32}})).unwrap();
+    assert_eq!(eq.residual(&q.filter), None);
 }

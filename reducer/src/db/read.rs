@@ -3,8 +3,9 @@
 //! `find` runs the query pipeline of [`crate::query`] against the store: [`plan()`] with the
 //! collection's indexes, candidates read from the instance key space (scan, `_id` look-up or
 //! range) or from index entries (equality, `$in`, range, union), [`Query::matches`] on each
-//! stored instance, the collection's read filter, then [`order_and_page`]. Every plan yields a
-//! superset of the matches, so results do not depend on which indexes exist. [`find_json`] gives
+//! stored instance (less the conjuncts an index plan decides by itself, [`Plan::residual`]),
+//! the collection's read filter, then [`order_and_page`]. Every plan yields a superset of the
+//! matches, so results do not depend on which indexes exist. [`find_json`] gives
 //! the same rows as JSON text, without parsing instances that nothing needs parsed. Candidates
 //! come from `candidates`; an index query with thousands of them looks them up on several
 //! threads ([`super::lookup`]).
@@ -191,6 +192,8 @@ trait RowDoc: SortValues + Sized {
     fn from_stored(text: &str) -> Result<Self, serde_json::Error>;
     /// The row of a document already parsed (or a read filter's output).
     fn from_value(doc: Value) -> Result<Self, serde_json::Error>;
+    /// Whether the row holds a JSON object.
+    fn is_object(&self) -> bool;
 }
 
 impl RowDoc for Value {
@@ -201,17 +204,26 @@ impl RowDoc for Value {
     fn from_value(doc: Value) -> Result<Self, serde_json::Error> {
         Ok(doc)
     }
+    fn is_object(&self) -> bool {
+        Value::is_object(self)
+    }
 }
 
 impl RowDoc for Box<RawValue> {
     const PREFILTER: bool = true;
-    /// Checks that the text is JSON (a corrupt store fails the query, as [`find`]'s parse does)
-    /// and copies it.
+    /// Checks that the text is JSON (a corrupt store fails the query, with the error
+    /// [`find`]'s parse gives) and copies it.
     fn from_stored(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str::<&RawValue>(text).map(ToOwned::to_owned)
+        serde_json::from_str::<&RawValue>(text)
+            .map(ToOwned::to_owned)
+            .map_err(|e| serde_json::from_str::<Value>(text).err().unwrap_or(e))
     }
     fn from_value(doc: Value) -> Result<Self, serde_json::Error> {
         serde_json::value::to_raw_value(&doc)
+    }
+    /// The text starts with `{` (a `RawValue` holds no leading white space).
+    fn is_object(&self) -> bool {
+        self.get().starts_with('{')
     }
 }
 
@@ -226,14 +238,18 @@ fn run<D: RowDoc + Send>(
 ) -> Result<Vec<(String, D)>, DbError> {
     let keys = Keys::new(thread);
     let stop = stop_after(query, plan);
-    let prefilter = Prefilter::new(query);
+    let narrowed = plan.residual(&query.filter).map(|filter| Query {
+        filter,
+        ..query.clone()
+    });
+    let check = RowCheck::new(query, narrowed.as_ref());
     let rewrites = !config.read_filter.is_empty();
     let mut src = Source {
         txn,
         keys: &keys,
         collection: &config.name,
         seen: matches!(plan, Plan::Union(_)).then(BTreeSet::new),
-        prefilter: prefilter.as_ref().map(|p| (query, p)),
+        prefilter: check.prefilter.as_ref().map(|p| (check.query, p)),
     };
     let mut rows: Vec<(String, D)> = Vec::new();
     if !rewrites && stop.is_none() && reads_index(plan) {
@@ -241,9 +257,7 @@ fn run<D: RowDoc + Send>(
         // JavaScript engine), may look its instances up on several threads, starting while
         // the index is still being read.
         let prefix = keys.instances(&config.name);
-        let row = |id: String, bytes: &[u8]| {
-            plain_row(query, prefilter.as_ref(), id, bytes, Verdict::Parse)
-        };
+        let row = |id: String, bytes: &[u8]| plain_row(&check, id, bytes, Verdict::Parse);
         rows = lookup::rows_by_ids(txn, &prefix, lookup::query_threads(), &row, |sink| {
             src.index_plan_ids(plan, sink)
         })?;
@@ -253,9 +267,9 @@ fn run<D: RowDoc + Send>(
                 return Ok(ControlFlow::Break(()));
             }
             let row = if rewrites {
-                filtered_row(config, query, id, bytes, verdict, reader, scripts)?
+                filtered_row(config, &check, id, bytes, verdict, reader, scripts)?
             } else {
-                plain_row(query, prefilter.as_ref(), id, bytes, verdict)?
+                plain_row(&check, id, bytes, verdict)?
             };
             rows.extend(row);
             Ok(ControlFlow::Continue(()))
@@ -265,21 +279,43 @@ fn run<D: RowDoc + Send>(
     Ok(order_and_page(query, rows)?)
 }
 
+/// How a query's rows are checked: against what the plan leaves of the filter
+/// ([`Plan::residual`]; sorting and paging follow the whole query), with its prefilter.
+struct RowCheck<'q> {
+    /// The query with the filter left to check.
+    query: &'q Query,
+    prefilter: Option<Prefilter>,
+    /// The plan decided conjuncts on fields by itself. Those are false on anything but an
+    /// object, so a stored instance that is not one (only a damaged store holds such) is no
+    /// match, as under the whole filter.
+    objects_only: bool,
+}
+
+impl<'q> RowCheck<'q> {
+    fn new(query: &'q Query, narrowed: Option<&'q Query>) -> Self {
+        let query = narrowed.unwrap_or(query);
+        RowCheck {
+            query,
+            prefilter: Prefilter::new(query),
+            objects_only: narrowed.is_some(),
+        }
+    }
+}
+
 /// The row of a stored instance of a collection without a read filter, or `None` when the
 /// query rules it out. `verdict` is what the prefilter found, if it looked.
 fn plain_row<D: RowDoc>(
-    query: &Query,
-    prefilter: Option<&Prefilter>,
+    check: &RowCheck<'_>,
     id: String,
     bytes: &[u8],
     verdict: Verdict,
 ) -> Result<Option<(String, D)>, StoreError> {
     let text = stored_text(bytes)?;
-    let verdict = match (prefilter, verdict) {
+    let verdict = match (&check.prefilter, verdict) {
         (_, Verdict::Skip | Verdict::Match) => verdict,
         // A filter that reads nothing matches every instance.
         (None, Verdict::Parse) => Verdict::Match,
-        (Some(pre), Verdict::Parse) if D::PREFILTER => pre.check(query, Some(&id), bytes),
+        (Some(pre), Verdict::Parse) if D::PREFILTER => pre.check(check.query, Some(&id), bytes),
         (Some(_), Verdict::Parse) => Verdict::Parse,
     };
     let doc = match verdict {
@@ -287,12 +323,15 @@ fn plain_row<D: RowDoc>(
         Verdict::Match => D::from_stored(text).map_err(corrupt_instance)?,
         Verdict::Parse => {
             let doc: Value = serde_json::from_str(text).map_err(corrupt_instance)?;
-            if !query.matches(&id, &doc) {
+            if !check.query.matches(&id, &doc) {
                 return Ok(None);
             }
             D::from_value(doc).map_err(corrupt_instance)?
         }
     };
+    if check.objects_only && !doc.is_object() {
+        return Ok(None);
+    }
     Ok(Some((id, doc)))
 }
 
@@ -300,7 +339,7 @@ fn plain_row<D: RowDoc>(
 /// when the query rules it out or the filter hides it.
 fn filtered_row<D: RowDoc>(
     config: &CollectionConfig,
-    query: &Query,
+    check: &RowCheck<'_>,
     id: String,
     bytes: &[u8],
     verdict: Verdict,
@@ -312,7 +351,10 @@ fn filtered_row<D: RowDoc>(
         return Ok(None);
     }
     let doc: Value = serde_json::from_str(text).map_err(corrupt_instance)?;
-    if verdict != Verdict::Match && !query.matches(&id, &doc) {
+    if check.objects_only && !doc.is_object() {
+        return Ok(None);
+    }
+    if verdict != Verdict::Match && !check.query.matches(&id, &doc) {
         return Ok(None);
     }
     let Some(seen) = visible(config, doc, reader, scripts) else {

@@ -1,8 +1,10 @@
 //! The planner: which index range yields the candidate instances for a query.
 //!
-//! A plan only narrows the candidates. The executor always re-applies the full filter
-//! ([`Query::matches`]) to each candidate, so every valid plan gives the same result; plans differ
-//! only in how many instances they read.
+//! A plan only narrows the candidates. The executor re-applies the filter ([`Query::matches`])
+//! to each candidate, so every valid plan gives the same result; plans differ only in how many
+//! instances they read. The store-backed executor leaves out the top-level conjuncts an index
+//! plan decides by itself ([`Plan::residual`]): an index read yields exactly the entries in its
+//! key ranges, so those conjuncts hold on every candidate.
 //!
 //! Index contract (the in-memory executor and the store-backed collection layer share it): the
 //! index on path `p` holds one entry `encode_index_value(v) -> id` for each instance whose value
@@ -133,6 +135,71 @@ impl Plan {
             _ => None,
         }
     }
+
+    /// What is left of `filter` to check on the candidates this plan yields, or `None` when
+    /// nothing is dropped. An index plan yields exactly the instances whose index key lies in
+    /// its key ranges, and an index key is the encoding of the instance's value at the path,
+    /// which keeps equality and order within a type (the index contract above); so a top-level
+    /// conjunct on that path whose own key range holds all of the plan's is true of every
+    /// candidate and need not be checked again. Dropping only whole top-level conjuncts keeps
+    /// the rest of the filter, and every other plan, as they are.
+    pub fn residual(&self, filter: &Filter) -> Option<Filter> {
+        let (path, ranges) = self.key_ranges()?;
+        let parts = match filter {
+            Filter::And(parts) => parts.as_slice(),
+            other => std::slice::from_ref(other),
+        };
+        let kept: Vec<Filter> = parts
+            .iter()
+            .filter(|c| !holds_in(path, &ranges, c))
+            .cloned()
+            .collect();
+        (kept.len() < parts.len()).then(|| Filter::and(kept))
+    }
+
+    /// The index this plan reads and the ranges of encoded values it reads from it.
+    fn key_ranges(&self) -> Option<(&FieldPath, Vec<KeyRange>)> {
+        let exactly = |k: &Vec<u8>| (Bound::Included(k.clone()), Bound::Included(k.clone()));
+        match self {
+            Plan::IndexEq { path, key } => Some((path, vec![exactly(key)])),
+            Plan::IndexIn { path, keys } => Some((path, keys.iter().map(exactly).collect())),
+            Plan::IndexRange { path, lower, upper } => {
+                Some((path, vec![(lower.clone(), upper.clone())]))
+            }
+            Plan::Empty
+            | Plan::Scan
+            | Plan::IdLookup { .. }
+            | Plan::IdRange { .. }
+            | Plan::Union(_) => None,
+        }
+    }
+}
+
+/// Whether `conjunct` is true of every instance whose value at `path` (an indexed path) has an
+/// index key within one of `ranges`.
+fn holds_in(path: &FieldPath, ranges: &[KeyRange], conjunct: &Filter) -> bool {
+    match conjunct {
+        Filter::Cmp { path: p, op, value } if p == path => {
+            let own = encode_index_value(value)
+                .zip(index_tag(value))
+                .and_then(|(key, tag)| cmp_range(*op, key, tag));
+            own.is_some_and(|own| {
+                ranges
+                    .iter()
+                    .all(|r| intersect(r.clone(), own.clone()) == *r)
+            })
+        }
+        Filter::In { path: p, values } if p == path => {
+            let keys: Vec<Vec<u8>> = values.iter().filter_map(encode_index_value).collect();
+            ranges.iter().all(|r| match r {
+                (Bound::Included(lo), Bound::Included(hi)) => lo == hi && keys.contains(lo),
+                _ => false,
+            })
+        }
+        // Only values with an index key have index entries.
+        Filter::Indexable { path: p } => p == path,
+        _ => false,
+    }
 }
 
 /// Chooses the plan for `query`; `is_indexed` says which paths have a secondary index (`_id`
@@ -220,19 +287,15 @@ fn conj_candidates(parts: &[Filter], ix: &dyn Fn(&FieldPath) -> bool, depth: usi
                 let (Some(key), Some(tag)) = (encode_index_value(value), index_tag(value)) else {
                     continue;
                 };
-                let r = match op {
-                    CmpOp::Ne => continue,
-                    CmpOp::Eq => {
-                        out.push(Plan::IndexEq {
-                            path: path.clone(),
-                            key,
-                        });
-                        continue;
-                    }
-                    CmpOp::Gt => (Bound::Excluded(key), Bound::Excluded(vec![tag + 1])),
-                    CmpOp::Ge => (Bound::Included(key), Bound::Excluded(vec![tag + 1])),
-                    CmpOp::Lt => (Bound::Included(vec![tag]), Bound::Excluded(key)),
-                    CmpOp::Le => (Bound::Included(vec![tag]), Bound::Included(key)),
+                if *op == CmpOp::Eq {
+                    out.push(Plan::IndexEq {
+                        path: path.clone(),
+                        key,
+                    });
+                    continue;
+                }
+                let Some(r) = cmp_range(*op, key, tag) else {
+                    continue;
                 };
                 out.push(index_range(path, r.clone()));
                 let slot = ranges
@@ -324,6 +387,20 @@ fn union_plan(
         0 => Plan::Empty,
         1 => parts.pop().unwrap_or(Plan::Empty),
         _ => Plan::Union(parts),
+    })
+}
+
+/// The index keys of the values of one type that satisfy `op` against the value encoded as
+/// `key` with type tag `tag` (comparisons never cross types); `None` for `Ne`, which is no
+/// range.
+fn cmp_range(op: CmpOp, key: Vec<u8>, tag: u8) -> Option<KeyRange> {
+    Some(match op {
+        CmpOp::Ne => return None,
+        CmpOp::Eq => (Bound::Included(key.clone()), Bound::Included(key)),
+        CmpOp::Gt => (Bound::Excluded(key), Bound::Excluded(vec![tag + 1])),
+        CmpOp::Ge => (Bound::Included(key), Bound::Excluded(vec![tag + 1])),
+        CmpOp::Lt => (Bound::Included(vec![tag]), Bound::Excluded(key)),
+        CmpOp::Le => (Bound::Included(vec![tag]), Bound::Included(key)),
     })
 }
 
