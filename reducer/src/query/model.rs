@@ -20,6 +20,9 @@ pub const ID_FIELD: &str = "_id";
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FieldPath {
     raw: String,
+    /// The length of the first segment (`raw[..first]`), kept because filters ask for it for
+    /// every instance they read.
+    first: usize,
 }
 
 impl FieldPath {
@@ -41,6 +44,7 @@ impl FieldPath {
             }),
             None => Ok(FieldPath {
                 raw: raw.to_owned(),
+                first: raw.find('.').unwrap_or(raw.len()),
             }),
         }
     }
@@ -49,6 +53,7 @@ impl FieldPath {
     pub fn id() -> Self {
         FieldPath {
             raw: ID_FIELD.to_owned(),
+            first: ID_FIELD.len(),
         }
     }
 
@@ -73,15 +78,17 @@ impl FieldPath {
 
     /// The first segment: the top-level member the path starts at.
     pub fn first_segment(&self) -> &str {
-        self.raw.split('.').next().unwrap_or_default()
+        &self.raw[..self.first]
     }
 
     /// [`Self::lookup`] from the value of the top-level member ([`Self::first_segment`]) on.
     pub fn lookup_below<'a>(&self, member: &'a Value) -> Option<&'a Value> {
-        self.raw
-            .split('.')
-            .skip(1)
-            .try_fold(member, |cur, seg| cur.as_object()?.get(seg))
+        match self.raw.get(self.first + 1..) {
+            None => Some(member),
+            Some(rest) => rest
+                .split('.')
+                .try_fold(member, |cur, seg| cur.as_object()?.get(seg)),
+        }
     }
 }
 

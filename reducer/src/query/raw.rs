@@ -48,11 +48,15 @@ fn collect(f: &Filter, out: &mut Vec<String>) {
     }
 }
 
+/// Members a filter may read whose values [`Prefilter::check`] keeps on the stack (more are
+/// kept in a `Vec`).
+const INLINE_MEMBERS: usize = 4;
+
 /// The members a filter reads, parsed from an instance's bytes (the rest is never built).
 struct Members<'p> {
     names: &'p [String],
     /// The value of each of `names` (the last one, if a member repeats), `None` if absent.
-    values: Vec<Option<Value>>,
+    values: &'p [Option<Value>],
     /// The instance ID, when the filter reads `_id`.
     id: Option<Value>,
 }
@@ -93,10 +97,14 @@ impl Prefilter {
     /// needed when [`Self::reads_id`]); the same verdict as [`Query::matches`] on the parsed
     /// instance.
     pub fn check(&self, query: &Query, id: Option<&str>, bytes: &[u8]) -> Verdict {
-        let mut doc = Members {
-            names: &self.members,
-            values: vec![None; self.members.len()],
-            id: None,
+        let n = self.members.len();
+        let mut inline: [Option<Value>; INLINE_MEMBERS] = Default::default();
+        let mut spilled: Vec<Option<Value>>;
+        let values: &mut [Option<Value>] = if n <= INLINE_MEMBERS {
+            &mut inline[..n]
+        } else {
+            spilled = vec![None; n];
+            &mut spilled
         };
         let found = scan_object(bytes, &mut |key, value| match self
             .members
@@ -105,7 +113,7 @@ impl Prefilter {
         {
             Some(i) => match serde_json::from_slice::<Value>(value) {
                 Ok(v) => {
-                    doc.values[i] = Some(v);
+                    values[i] = Some(v);
                     true
                 }
                 Err(_) => false,
@@ -115,6 +123,11 @@ impl Prefilter {
         if found.is_none() {
             return Verdict::Parse;
         }
+        let mut doc = Members {
+            names: &self.members,
+            values,
+            id: None,
+        };
         if self.reads_id {
             match id {
                 Some(id) => doc.id = Some(Value::String(id.to_owned())),
@@ -270,6 +283,8 @@ mod tests {
             json!({"_id": "k1", "a": {"$ne": 2}}),
             json!({"é": true}),
             json!({"a\"": 1}),
+            // More members than are kept on the stack.
+            json!({"$or": [{"a": 2}, {"b": []}, {"c.d": 5}, {"f": null}, {"é": true}]}),
         ] {
             verdicts(q, &docs);
         }
