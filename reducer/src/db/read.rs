@@ -422,3 +422,23 @@ pub fn read_instance(
     }
     load_instance(txn, &key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_row_is_an_object_whatever_white_space_surrounds_it() {
+        for (text, object) in [
+            (" \n{\"a\":1} ", true),
+            ("{}", true),
+            ("\t[1]", false),
+            ("\"{\"", false),
+        ] {
+            let row = <Box<RawValue> as RowDoc>::from_stored(text).unwrap();
+            assert_eq!(row.is_object(), object, "{text:?}");
+            let parsed = <Value as RowDoc>::from_stored(text).unwrap();
+            assert_eq!(parsed.is_object(), object, "{text:?}");
+        }
+    }
+}
