@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use threads_benches::people::{BATCH, COLLECTION, NANOS, People, collection, percentile, round};
+use threads_benches::thread_cpu_ns;
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::engine::{Config, NewThread, Time};
 use threads_protocol::id::ThreadId;
@@ -264,15 +265,6 @@ fn io_written() -> (u64, u64) {
     (field("wchar:"), field("syscw:"))
 }
 
-/// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`), so time spent
-/// waiting for `fdatasync` is not counted; 0 where the kernel does not report it.
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Totals over the timed write transactions (or the bare commits).
 #[derive(Default)]
 struct Cost {
@@ -286,11 +278,11 @@ impl Cost {
     /// Times `f` and adds what it wrote.
     fn time(&mut self, f: impl FnOnce()) {
         let (b0, c0) = io_written();
-        let cpu0 = cpu_ns();
+        let cpu0 = thread_cpu_ns();
         let t0 = Instant::now();
         f();
         self.wall_us.push(t0.elapsed().as_secs_f64() * 1e6);
-        let cpu1 = cpu_ns();
+        let cpu1 = thread_cpu_ns();
         let (b1, c1) = io_written();
         self.cpu_ns += cpu1.saturating_sub(cpu0);
         self.bytes += b1.saturating_sub(b0);

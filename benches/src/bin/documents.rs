@@ -20,7 +20,12 @@
 //!   hits), then, for index queries, `find_json` on one thread (`_one_thread`).
 //! * goal lines of issue 10 (`"goal"`: figure, bound, `ok`): `batched_inserts` (goal 3: the
 //!   `create` rate ≥ 100k/s, with `slowdown_last_vs_first`, the first tenth's rate over the last
-//!   tenth's), `single_hit_lookup` (goal 5: p50 of `{"age": 200}` ≤ 20 µs), `indexed_per_hit`
+//!   tenth's, and `thread_cpu_share`, the share of that time the thread ran on a CPU rather than
+//!   waiting, for the disk above all; on LMDB also `bare_commit_p50_us`, a bare one-key durable
+//!   commit on a store of its own timed after each batch, and `bare_commit_share`, the share of
+//!   the run one such commit per batch would take: the sync latency no change of ours removes,
+//!   though a batch's commit writes many more pages than a bare one),
+//!   `single_hit_lookup` (goal 5: p50 of `{"age": 200}` ≤ 20 µs), `indexed_per_hit`
 //!   (goal 5: median µs per result of `{"age": 42}` ≤ 1, next to `bare_get_us`: the store's
 //!   look-ups alone of the same instance keys in the same order, timed in the same runs, and
 //!   `bare_get_split_us`: the same look-ups cut in `query_threads` parts on as many threads, and
@@ -50,6 +55,7 @@ use serde_json::{Value, json};
 use threads_benches::people::{
     AGES, BATCH, CITIES, COLLECTION, NANOS, People, collection, percentile, round,
 };
+use threads_benches::thread_cpu_ns;
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::engine::{Config, NewThread, Time};
 use threads_protocol::id::{ThreadId, Variant};
@@ -254,7 +260,17 @@ fn progress(what: &str, done: usize, total: usize, step: usize) {
 }
 
 /// Benchmarks 1-3 on the embedded API over `store`.
-fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S, parts: Parts) {
+/// Times one bare one-key durable commit (µs), on a store of its own: the disk's floor under
+/// each durable transaction.
+type BareCommit<'a> = &'a dyn Fn() -> f64;
+
+fn documents_bench<S: Store>(
+    kind: Kind,
+    data: &Data,
+    store: S,
+    parts: Parts,
+    bare_commit: Option<BareCommit<'_>>,
+) {
     let n = data.len();
     let ctx = context(kind, data);
     eprintln!("[{}] {n} instances: documents API", kind.name());
@@ -274,7 +290,7 @@ fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S, parts: Parts) {
         .expect("commit collections");
     drain(&mut docs);
 
-    create(&mut docs, &db, data, &ctx);
+    create(&mut docs, &db, data, &ctx, bare_commit);
     if parts == Parts::Create {
         return;
     }
@@ -287,16 +303,26 @@ fn documents_bench<S: Store>(kind: Kind, data: &Data, store: S, parts: Parts) {
     }
 }
 
-/// 1. N instances in records of [`BATCH`] creates.
-fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &Value) {
+/// Part 1: N instances in records of [`BATCH`] creates; after each, one `bare_commit`
+/// (outside the timed part), so that both see the same load.
+fn create<S: Store>(
+    docs: &mut Documents<S>,
+    db: &ThreadId,
+    data: &Data,
+    ctx: &Value,
+    bare_commit: Option<BareCommit<'_>>,
+) {
     let n = data.len();
     let (mut encode, mut commit, mut publish) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut body_bytes = 0;
     let mut records = 0;
     let tenth = (n / 10).max(1);
     let (mut first, mut last) = (Duration::ZERO, Duration::ZERO);
-    let started = Instant::now();
+    let mut bare_us = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    let mut cpu_ns = 0;
     for start in (0..n).step_by(BATCH) {
+        let cpu_started = thread_cpu_ns();
         let batch_started = Instant::now();
         let end = (start + BATCH).min(n);
         let t0 = Instant::now();
@@ -319,9 +345,12 @@ fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &V
         if end > n - tenth {
             last += batch_started.elapsed();
         }
+        elapsed += batch_started.elapsed();
+        cpu_ns += thread_cpu_ns().saturating_sub(cpu_started);
+        bare_us.extend(bare_commit.map(|time| time()));
         progress("create", end, n, end - start);
     }
-    let secs = started.elapsed().as_secs_f64();
+    let secs = elapsed.as_secs_f64();
     // The share of the first and last tenth actually loaded (whole batches).
     let edge = |d: Duration| {
         let count = tenth.div_ceil(BATCH) * BATCH;
@@ -346,17 +375,21 @@ fn create<S: Store>(docs: &mut Documents<S>, db: &ThreadId, data: &Data, ctx: &V
         ctx,
     );
     let slowdown = first_rate / last_rate;
-    emit(
-        json!({
-            "goal": "batched_inserts",
-            "batch_instances": BATCH,
-            "per_sec": round(per_sec, 0),
-            "goal_min": GOAL_INSERTS_PER_SEC,
-            "slowdown_last_vs_first": round(slowdown, 3),
-            "ok": per_sec >= GOAL_INSERTS_PER_SEC,
-        }),
-        ctx,
-    );
+    let mut line = json!({
+        "goal": "batched_inserts",
+        "batch_instances": BATCH,
+        "per_sec": round(per_sec, 0),
+        "goal_min": GOAL_INSERTS_PER_SEC,
+        "slowdown_last_vs_first": round(slowdown, 3),
+        "thread_cpu_share": round(cpu_ns as f64 / 1e9 / secs, 3),
+        "ok": per_sec >= GOAL_INSERTS_PER_SEC,
+    });
+    if !bare_us.is_empty() {
+        let p50 = median(&mut bare_us);
+        line["bare_commit_p50_us"] = round(p50, 1);
+        line["bare_commit_share"] = round(records as f64 * p50 / 1e6 / secs, 3);
+    }
+    emit(line, ctx);
 }
 
 /// 1b. The same through `txn_create` + `commit`, on a few transactions per size (into another
@@ -724,7 +757,7 @@ fn main() {
         for &kind in &kinds {
             match kind {
                 Kind::Memory => {
-                    documents_bench(kind, &data, MemoryStore::new(), parts);
+                    documents_bench(kind, &data, MemoryStore::new(), parts, None);
                     if parts == Parts::All {
                         fold_bench(kind, &data, MemoryStore::new());
                     }
@@ -735,7 +768,16 @@ fn main() {
                     let open = |name: &str| {
                         LmdbStore::open(dir.path().join(name), &options).expect("open LMDB")
                     };
-                    documents_bench(kind, &data, open("docs"), parts);
+                    let bare = open("bare");
+                    let bare_commit = || {
+                        let started = Instant::now();
+                        let mut txn = bare.write().expect("write");
+                        txn.put(b"k", &started.elapsed().as_nanos().to_be_bytes())
+                            .expect("put");
+                        txn.commit().expect("commit");
+                        us(started.elapsed())
+                    };
+                    documents_bench(kind, &data, open("docs"), parts, Some(&bare_commit));
                     if parts == Parts::All {
                         fold_bench(kind, &data, open("fold"));
                     }
