@@ -259,11 +259,11 @@ fn progress(what: &str, done: usize, total: usize, step: usize) {
     }
 }
 
-/// Benchmarks 1-3 on the embedded API over `store`.
 /// Times one bare one-key durable commit (µs), on a store of its own: the disk's floor under
 /// each durable transaction.
 type BareCommit<'a> = &'a dyn Fn() -> f64;
 
+/// Benchmarks 1-3 on the embedded API over `store` (`bare_commit`: the LMDB anchor of part 1).
 fn documents_bench<S: Store>(
     kind: Kind,
     data: &Data,
