@@ -156,28 +156,13 @@ impl Source<'_> {
         plan: &Plan,
         sink: &mut dyn FnMut(String),
     ) -> Result<(), StoreError> {
-        let exactly = |k: &Vec<u8>| (Bound::Included(k.clone()), Bound::Included(k.clone()));
-        match plan {
-            Plan::IndexEq { path, key } => {
-                let (lower, upper) = exactly(key);
-                self.index_ids(path.as_str(), &lower, &upper, sink)
-            }
-            Plan::IndexIn { path, keys } => {
-                for k in keys {
-                    let (lower, upper) = exactly(k);
-                    self.index_ids(path.as_str(), &lower, &upper, sink)?;
-                }
-                Ok(())
-            }
-            Plan::IndexRange { path, lower, upper } => {
-                self.index_ids(path.as_str(), lower, upper, sink)
-            }
-            Plan::Empty
-            | Plan::Scan
-            | Plan::IdRange { .. }
-            | Plan::IdLookup { .. }
-            | Plan::Union(_) => Ok(()),
+        let Some((path, ranges)) = plan.key_ranges() else {
+            return Ok(());
+        };
+        for (lower, upper) in &ranges {
+            self.index_ids(path.as_str(), lower, upper, sink)?;
         }
+        Ok(())
     }
 
     /// Hands `sink` the IDs of the entries of an index whose encoded values fall within the

@@ -157,8 +157,9 @@ impl Plan {
         (kept.len() < parts.len()).then(|| Filter::and(kept))
     }
 
-    /// The index this plan reads and the ranges of encoded values it reads from it.
-    fn key_ranges(&self) -> Option<(&FieldPath, Vec<KeyRange>)> {
+    /// The index this plan reads and the ranges of encoded values it reads from it: what the
+    /// store-backed reader reads, and what [`Plan::residual`] reasons about, from one place.
+    pub(crate) fn key_ranges(&self) -> Option<(&FieldPath, Vec<ValueRange>)> {
         let exactly = |k: &Vec<u8>| (Bound::Included(k.clone()), Bound::Included(k.clone()));
         match self {
             Plan::IndexEq { path, key } => Some((path, vec![exactly(key)])),
@@ -177,7 +178,7 @@ impl Plan {
 
 /// Whether `conjunct` is true of every instance whose value at `path` (an indexed path) has an
 /// index key within one of `ranges`.
-fn holds_in(path: &FieldPath, ranges: &[KeyRange], conjunct: &Filter) -> bool {
+fn holds_in(path: &FieldPath, ranges: &[ValueRange], conjunct: &Filter) -> bool {
     match conjunct {
         Filter::Cmp { path: p, op, value } if p == path => {
             let own = encode_index_value(value)
@@ -254,12 +255,13 @@ fn candidates(f: &Filter, ix: &dyn Fn(&FieldPath) -> bool, depth: usize) -> Vec<
     }
 }
 
-type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+/// A range of encoded index values (lower and upper bound).
+pub(crate) type ValueRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 type IdBounds = (Bound<String>, Bound<String>);
 
 fn conj_candidates(parts: &[Filter], ix: &dyn Fn(&FieldPath) -> bool, depth: usize) -> Vec<Plan> {
     let mut out = Vec::new();
-    let mut ranges: BTreeMap<&FieldPath, (KeyRange, usize)> = BTreeMap::new();
+    let mut ranges: BTreeMap<&FieldPath, (ValueRange, usize)> = BTreeMap::new();
     let mut id_range: Option<(IdBounds, usize)> = None;
     let mut union_done = false;
     for part in parts {
@@ -393,7 +395,7 @@ fn union_plan(
 /// The index keys of the values of one type that satisfy `op` against the value encoded as
 /// `key` with type tag `tag` (comparisons never cross types); `None` for `Ne`, which is no
 /// range.
-fn cmp_range(op: CmpOp, key: Vec<u8>, tag: u8) -> Option<KeyRange> {
+fn cmp_range(op: CmpOp, key: Vec<u8>, tag: u8) -> Option<ValueRange> {
     Some(match op {
         CmpOp::Ne => return None,
         CmpOp::Eq => (Bound::Included(key.clone()), Bound::Included(key)),
@@ -404,7 +406,7 @@ fn cmp_range(op: CmpOp, key: Vec<u8>, tag: u8) -> Option<KeyRange> {
     })
 }
 
-fn index_range(path: &FieldPath, (lower, upper): KeyRange) -> Plan {
+fn index_range(path: &FieldPath, (lower, upper): ValueRange) -> Plan {
     if range_is_empty(&lower, &upper) {
         Plan::Empty
     } else {
