@@ -423,6 +423,16 @@ impl WriteTxn for LmdbWrite<'_> {
             .map_err(|e| map_err("writing a key", e))
     }
 
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(key)?;
+        check_value(value)?;
+        let old = self
+            .db
+            .get_or_put(&mut self.txn, key, value)
+            .map_err(|e| map_err("writing a new key", e))?;
+        Ok(old.map(<[u8]>::to_vec))
+    }
+
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
         check_key(key)?;
         self.db

@@ -8,9 +8,11 @@ use super::{
     scan_collect, scan_prefix_collect,
 };
 
+mod conditional;
 mod grouped;
 mod txns;
 
+pub use conditional::put_if_absent_creates_only;
 pub use grouped::grouped_gets;
 pub use txns::{
     abort_leaves_no_trace, empty_commit, randomized_model, read_your_own_writes,
@@ -49,6 +51,7 @@ where
     reopen_sees_commits(h);
     many_keys_ordered(h);
     delete_reports_existence(h);
+    put_if_absent_creates_only(h);
     empty_commit(h);
     second_writer_on_same_thread_is_busy(h);
     writers_serialize_across_threads(h);

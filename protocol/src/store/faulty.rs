@@ -252,6 +252,13 @@ impl<W: WriteTxn> WriteTxn for FaultyWrite<'_, W> {
         })
     }
 
+    /// Fails as a put would: it is one.
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        run(&self.failed, self.plan, FaultOp::Put, || {
+            self.inner.put_if_absent(key, value)
+        })
+    }
+
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
         run(&self.failed, self.plan, FaultOp::Delete, || {
             self.inner.delete(key)

@@ -365,6 +365,17 @@ pub trait WriteTxn: ReadTxn {
     /// Stores `value` under `key`, replacing any previous value.
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
 
+    /// Stores `value` under `key` if the key holds nothing (and returns `None`); if it holds a
+    /// value, returns that value and writes nothing. For writers that expect a key to be new
+    /// but must know what it held (the fold's undo log): stores with a native form (LMDB's
+    /// no-overwrite put) do it in one look-up where a `get` and a `put` take two.
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get(key)? {
+            Some(old) => Ok(Some(old)),
+            None => self.put(key, value).map(|()| None),
+        }
+    }
+
     /// Removes `key`; returns whether it existed (as seen by this transaction).
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError>;
 

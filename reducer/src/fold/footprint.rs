@@ -83,7 +83,7 @@ impl<F: Fold> Convergent<F> {
             merged.len() > MAX_FOOTPRINT_TOKENS
         };
         let mut bulk = over(&mut deps);
-        for k in run.reads.gets.keys() {
+        for k in &run.reads.gets {
             if bulk {
                 break;
             }

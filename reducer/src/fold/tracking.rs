@@ -3,8 +3,8 @@
 //! see [`super::Access`]).
 
 use super::UndoLog;
+use foldhash::HashMap;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn};
 
@@ -13,17 +13,63 @@ pub(crate) type OwnedRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// Passes reads and writes through to the engine's transaction, records the first-seen
 /// previous value of every key written, and the keys and ranges read.
+///
+/// Every key the run touches has one entry in one hash map (a 1,000-instance create touches
+/// thousands of keys sharing long prefixes, which ordered maps compare byte by byte on every
+/// step); the undo log is sorted once, at the end.
 pub struct TrackingTxn<'a> {
     inner: &'a mut dyn WriteTxn,
-    before: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    reads: RefCell<Reads>,
+    seen: RefCell<Seen>,
 }
 
+/// What the run did with each key, and the ranges it scanned.
+#[derive(Default)]
+struct Seen {
+    keys: HashMap<Vec<u8>, KeyUse>,
+    scans: Vec<OwnedRange>,
+}
+
+/// One key's part in a run.
+#[derive(Default)]
+struct KeyUse {
+    /// Got at least once: part of the run's reads.
+    got: bool,
+    /// Got as absent before any write of it: its undo entry is "absent" without a second read.
+    known_absent: bool,
+    /// The value before the run's first write of the key, once it is written.
+    before: Option<Option<Vec<u8>>>,
+}
+
+/// What `key` holds before the run's first write of it: nothing when a get found it absent
+/// and nothing wrote it since (every write passes through here), else what the store says.
+fn previous(
+    inner: &dyn WriteTxn,
+    known_absent: bool,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if known_absent {
+        Ok(None)
+    } else {
+        inner.get(key)
+    }
+}
+
+impl KeyUse {
+    /// A key first touched by a write, over `before`.
+    fn written(before: Option<Vec<u8>>) -> Self {
+        KeyUse {
+            got: false,
+            known_absent: false,
+            before: Some(before),
+        }
+    }
+}
+
+/// The keys and ranges a run read.
 #[derive(Default)]
 pub(crate) struct Reads {
-    /// Every key got, once, and whether it was absent the first time it was got before any
-    /// write of it (`true`): its undo entry is then "absent" without reading it again.
-    pub gets: HashMap<Vec<u8>, bool>,
+    /// Every key got, once, in no particular order.
+    pub gets: Vec<Vec<u8>>,
     pub scans: Vec<OwnedRange>,
 }
 
@@ -38,21 +84,24 @@ impl<'a> TrackingTxn<'a> {
     pub fn new(inner: &'a mut dyn WriteTxn) -> Self {
         TrackingTxn {
             inner,
-            before: BTreeMap::new(),
-            reads: RefCell::new(Reads::default()),
+            seen: RefCell::new(Seen::default()),
         }
     }
 
+    /// Records the value `key` holds before the run's first write of it, if this is that
+    /// first write.
     fn remember(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        if !self.before.contains_key(key) {
-            // A key got as absent and not written since (every write passes here first) is
-            // still absent: a fresh create needs no second read of its key.
-            let old = if self.reads.get_mut().gets.get(key) == Some(&true) {
-                None
-            } else {
-                self.inner.get(key)?
-            };
-            self.before.insert(key.to_vec(), old);
+        let keys = &mut self.seen.get_mut().keys;
+        match keys.get_mut(key) {
+            Some(k) => {
+                if k.before.is_none() {
+                    k.before = Some(previous(&*self.inner, k.known_absent, key)?);
+                }
+            }
+            None => {
+                let old = self.inner.get(key)?;
+                keys.insert(key.to_vec(), KeyUse::written(old));
+            }
         }
         Ok(())
     }
@@ -63,8 +112,23 @@ impl<'a> TrackingTxn<'a> {
     }
 
     pub(crate) fn into_tracked(self) -> Tracked {
-        let undo = self
-            .before
+        let seen = self.seen.into_inner();
+        let mut undo = Vec::new();
+        let mut gets = Vec::new();
+        for (key, used) in seen.keys {
+            match (used.got, used.before) {
+                (true, Some(old)) => {
+                    gets.push(key.clone());
+                    undo.push((key, old));
+                }
+                (true, None) => gets.push(key),
+                (false, Some(old)) => undo.push((key, old)),
+                (false, None) => {}
+            }
+        }
+        // Key order lets the stored log share its keys' prefixes (see `undo::encode`).
+        undo.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let undo = undo
             .into_iter()
             .map(|(k, v)| {
                 (
@@ -75,7 +139,10 @@ impl<'a> TrackingTxn<'a> {
             .collect();
         Tracked {
             undo,
-            reads: self.reads.into_inner(),
+            reads: Reads {
+                gets,
+                scans: seen.scans,
+            },
         }
     }
 }
@@ -83,10 +150,23 @@ impl<'a> TrackingTxn<'a> {
 impl ReadTxn for TrackingTxn<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let value = self.inner.get(key)?;
-        let mut reads = self.reads.borrow_mut();
-        if !reads.gets.contains_key(key) {
-            let absent = value.is_none() && !self.before.contains_key(key);
-            reads.gets.insert(key.to_vec(), absent);
+        let mut seen = self.seen.borrow_mut();
+        match seen.keys.get_mut(key) {
+            Some(k) if k.got => {}
+            Some(k) => {
+                // Written before this first get: not known absent whatever it holds now.
+                k.got = true;
+            }
+            None => {
+                seen.keys.insert(
+                    key.to_vec(),
+                    KeyUse {
+                        got: true,
+                        known_absent: value.is_none(),
+                        before: None,
+                    },
+                );
+            }
         }
         Ok(value)
     }
@@ -101,14 +181,31 @@ impl ReadTxn for TrackingTxn<'_> {
             range.start().map(<[u8]>::to_vec),
             range.end().map(<[u8]>::to_vec),
         );
-        self.reads.borrow_mut().scans.push(owned);
+        self.seen.borrow_mut().scans.push(owned);
         self.inner.scan(range, dir, visit)
     }
 }
 
 impl WriteTxn for TrackingTxn<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.remember(key)?;
+        let keys = &mut self.seen.get_mut().keys;
+        match keys.get_mut(key) {
+            Some(k) => {
+                if k.before.is_none() {
+                    k.before = Some(previous(&*self.inner, k.known_absent, key)?);
+                }
+            }
+            None => {
+                // A key the run has not touched: most are new (a create's instance and index
+                // entries), which one no-overwrite put writes and proves absent together.
+                let old = self.inner.put_if_absent(key, value)?;
+                let written = old.is_none();
+                keys.insert(key.to_vec(), KeyUse::written(old));
+                if written {
+                    return Ok(());
+                }
+            }
+        }
         self.inner.put(key, value)
     }
 
