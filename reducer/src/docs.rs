@@ -21,6 +21,7 @@ use crate::fold::{self, Convergent, Fold, OrderKey, Outcome, RecordInfo};
 use crate::listen::{Action, Change, ChangeFeed, Filter, Lagged, ListenerId};
 use crate::query::Query;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use threads_protocol::engine::{
     ApplyError, Config, EngineError, Event, Host, NewThread, Output, ThreadInfo, Time,
 };
@@ -696,8 +697,12 @@ impl<S: Store> Documents<S> {
         if fold::rejection(&txn, thread, &order)?.is_some() {
             return Ok(());
         }
-        let heads = match applied {
-            Some(heads) => heads,
+        // Each event's head, and what it stored when the fold kept that (`None`: read it).
+        let events: Vec<(db::event::EventHead, Option<Option<Vec<u8>>>)> = match applied {
+            Some(events) => events
+                .into_iter()
+                .map(|e| (e.head, Some(e.stored)))
+                .collect(),
             None => {
                 let Some(body) = fold::record_body(&txn, thread, &order)? else {
                     return Ok(()); // not a record the fold saw (no read key)
@@ -706,13 +711,13 @@ impl<S: Store> Documents<S> {
                 let Ok(heads) = Batch::decode_heads(&body) else {
                     return Ok(());
                 };
-                heads
+                heads.into_iter().map(|h| (h, None)).collect()
             }
         };
         let keys = db::keys::Keys::new(thread);
         let mut collections: Vec<(String, bool)> = Vec::new();
         let mut changes = Vec::new();
-        for head in heads {
+        for (head, stored) in events {
             let action = match head.kind.as_str() {
                 "create" => Action::Create,
                 "save" => Action::Save,
@@ -730,12 +735,15 @@ impl<S: Store> Documents<S> {
                     e
                 }
             };
-            let instance = if exists {
-                db::read::read_instance_json(&txn, &keys, &collection, &id)
+            let instance = match stored {
+                _ if !exists => None,
+                // The fold serialized it: valid JSON (the check is only a parse, no copy).
+                Some(json) => json
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|text| RawValue::from_string(text).ok()),
+                None => db::read::read_instance_json(&txn, &keys, &collection, &id)
                     .ok()
-                    .flatten()
-            } else {
-                None
+                    .flatten(),
             };
             changes.push(Change {
                 position: 0,

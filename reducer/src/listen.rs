@@ -34,10 +34,12 @@ pub struct Change {
     pub instance_id: String,
     /// What happened.
     pub action: Action,
-    /// The instance as stored after the change (before any read filter), as its stored JSON
-    /// text; `None` for deletes and for instances that no longer exist when the change is
-    /// published. Kept as text, not parsed: the feed holds thousands of changes most of which
-    /// no listener reads, and a listener's reply carries the text anyway.
+    /// The instance as the change left it (before any read filter), as its stored JSON text;
+    /// `None` for deletes and for changes in a collection that no longer exists when the
+    /// change is published. (The fold hands over the JSON it stored; for a record it no longer
+    /// keeps, the instance is read from the store when the change is published.) Kept as
+    /// text, not parsed: the feed holds thousands of changes most of which no listener reads,
+    /// and a listener's reply carries the text anyway.
     pub instance: Option<Box<RawValue>>,
 }
 

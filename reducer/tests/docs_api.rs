@@ -691,3 +691,62 @@ fn changes_are_published_whether_or_not_the_fold_still_keeps_their_heads() {
     let expected: Vec<String> = (0..n).map(|i| format!("p{i:04}")).collect();
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn each_change_carries_the_instance_as_its_event_left_it() {
+    let mut docs = open(31);
+    let db = with_people(&mut docs);
+    while docs.poll_output().is_some() {}
+    let listener = docs.listen(&db, vec![], None);
+    // One transaction, one record: a create, a save of the same instance, its delete, and a
+    // create that stays.
+    let mut txn = docs.begin(&db, None);
+    docs.txn_create(
+        &mut txn,
+        "people",
+        json!({"_id": "x", "name": "one"}),
+        NANOS,
+    )
+    .unwrap();
+    docs.txn_save(
+        &mut txn,
+        "people",
+        json!({"_id": "x", "name": "two"}),
+        NANOS,
+    )
+    .unwrap();
+    docs.txn_delete(&mut txn, "people", &["x"]).unwrap();
+    docs.txn_create(
+        &mut txn,
+        "people",
+        json!({"_id": "y", "name": "kept"}),
+        NANOS,
+    )
+    .unwrap();
+    docs.commit(Time(0), txn, NANOS).unwrap();
+    while docs.poll_output().is_some() {}
+    let (mut seen, mut last_text) = (Vec::new(), String::new());
+    while let Some(c) = docs.next_change(listener, None).unwrap() {
+        if let Some(text) = &c.instance {
+            last_text = text.get().to_owned();
+        }
+        let name = c.instance.map(|text| {
+            let doc: Value = serde_json::from_str(text.get()).unwrap();
+            doc["name"].as_str().unwrap().to_owned()
+        });
+        seen.push((c.action, c.instance_id, name));
+    }
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        seen,
+        [
+            (Action::Create, "x".into(), some("one")),
+            (Action::Save, "x".into(), some("two")),
+            (Action::Delete, "x".into(), None),
+            (Action::Create, "y".into(), some("kept")),
+        ]
+    );
+    // What a change carries is the stored text itself.
+    let stored = docs.get(&db, "people", "y", None).unwrap();
+    assert_eq!(last_text, serde_json::to_string(&stored).unwrap());
+}

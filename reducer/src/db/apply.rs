@@ -1,7 +1,7 @@
 //! The context one record is applied in, and the helpers shared by the collection, instance and
 //! index rules.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -56,10 +56,13 @@ pub(crate) struct Cx<'a> {
     /// Validator engine.
     pub scripts: &'a mut Scripts,
     /// Instances created by earlier events of this record: their keys.
-    pub created: HashSet<Vec<u8>>,
+    pub created: foldhash::HashSet<Vec<u8>>,
     /// Configs read by earlier events of this record, since its last collection event (see
     /// [`Cx::config`]).
     pub seen: BTreeMap<String, Arc<Parsed>>,
+    /// The JSON the current instance event stored (set by creates and saves; the fold takes
+    /// it after each instance event, so after a delete it is `None`), kept for publishing.
+    pub stored: Option<Vec<u8>>,
 }
 
 impl Cx<'_> {

@@ -45,10 +45,10 @@ impl Cx<'_> {
         self.check_schema(&parsed, instance)?;
         self.run_validator(config, PatchType::Create, id, Some(instance), None)?;
         self.add_entries(&parsed, id, instance)?;
-        self.put(&key, &canonical(instance), &|| {
-            format!("instance id \"{id}\"")
-        })?;
+        let json = canonical(instance);
+        self.put(&key, &json, &|| format!("instance id \"{id}\""))?;
         self.created.insert(key);
+        self.stored = Some(json);
         Ok(())
     }
 
@@ -123,7 +123,10 @@ impl Cx<'_> {
 
     fn write_instance(&mut self, collection: &str, id: &str, doc: &Value) -> Result<(), Fail> {
         let key = self.keys.instance(collection, id);
-        self.put(&key, &canonical(doc), &|| format!("instance id \"{id}\""))
+        let json = canonical(doc);
+        self.put(&key, &json, &|| format!("instance id \"{id}\""))?;
+        self.stored = Some(json);
+        Ok(())
     }
 
     /// Runs the collection's write validator, if it has one, on one event.

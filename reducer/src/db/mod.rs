@@ -47,7 +47,7 @@ use crate::fold::{Access, Dependency, Fold, OrderKey, Outcome, RecordInfo, Usage
 use crate::js::JsConfig;
 use apply::{Cx, Fail};
 use configs::ConfigCache;
-use event::EventHead;
+pub(crate) use heads::AppliedEvent;
 use heads::AppliedHeads;
 use keys::{Keys, Part};
 use schema::SchemaCache;
@@ -87,14 +87,15 @@ impl DocFold {
         &mut self.scripts
     }
 
-    /// The heads of the instance events of the record at `order` of `thread`, taken from
-    /// what this fold kept when it last applied the record (`None` when it did not, or no
-    /// longer keeps them): publishing its changes then needs no second decoding of its body.
+    /// The instance events of the record at `order` of `thread`, with what each stored, taken
+    /// from what this fold kept when it last applied the record (`None` when it did not, or
+    /// no longer keeps them): publishing its changes then needs no second decoding of its
+    /// body and no look-up of its instances.
     pub(crate) fn take_applied_heads(
         &mut self,
         thread: &ThreadId,
         order: &OrderKey,
-    ) -> Option<Vec<EventHead>> {
+    ) -> Option<Vec<AppliedEvent>> {
         self.applied.take(thread, order)
     }
 }
@@ -163,9 +164,11 @@ impl Fold for DocFold {
             schemas: &mut self.schemas,
             configs: &mut self.configs,
             scripts: &mut self.scripts,
-            created: HashSet::new(),
+            created: HashSet::default(),
             seen: BTreeMap::new(),
+            stored: None,
         };
+        let mut stored = Vec::new();
         for (i, event) in batch.events.iter().enumerate() {
             let collection_event = matches!(
                 event,
@@ -196,7 +199,14 @@ impl Fold for DocFold {
                 cx.collection_event();
             }
             match result {
-                Ok(()) => {}
+                Ok(()) => {
+                    if matches!(
+                        event,
+                        DbEvent::Create { .. } | DbEvent::Save { .. } | DbEvent::Delete { .. }
+                    ) {
+                        stored.push(cx.stored.take());
+                    }
+                }
                 Err(Fail::Reject(reason)) => {
                     return Ok(Outcome::Rejected(format!(
                         "event {i} ({} on \"{}\"): {reason}",
@@ -213,7 +223,8 @@ impl Fold for DocFold {
                 }
             }
         }
-        self.applied.keep(&record.thread, &record.order, &batch);
+        self.applied
+            .keep(&record.thread, &record.order, &batch, stored);
         Ok(Outcome::Applied)
     }
 }
