@@ -189,21 +189,16 @@ impl ReadTxn for TrackingTxn<'_> {
 impl WriteTxn for TrackingTxn<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let keys = &mut self.seen.get_mut().keys;
-        match keys.get_mut(key) {
-            Some(k) => {
-                if k.before.is_none() {
-                    k.before = Some(previous(&*self.inner, k.known_absent, key)?);
-                }
-            }
-            None => {
-                // A key the run has not touched: most are new (a create's instance and index
-                // entries), which one no-overwrite put writes and proves absent together.
-                let old = self.inner.put_if_absent(key, value)?;
-                let written = old.is_none();
-                keys.insert(key.to_vec(), KeyUse::written(old));
-                if written {
-                    return Ok(());
-                }
+        if keys.contains_key(key) {
+            self.remember(key)?;
+        } else {
+            // A key the run has not touched: most are new (a create's instance and index
+            // entries), which one no-overwrite put writes and proves absent together.
+            let old = self.inner.put_if_absent(key, value)?;
+            let written = old.is_none();
+            keys.insert(key.to_vec(), KeyUse::written(old));
+            if written {
+                return Ok(());
             }
         }
         self.inner.put(key, value)
