@@ -30,7 +30,6 @@ struct Seen {
 }
 
 /// One key's part in a run.
-#[derive(Default)]
 struct KeyUse {
     /// Got at least once: part of the run's reads.
     got: bool,
@@ -38,20 +37,6 @@ struct KeyUse {
     known_absent: bool,
     /// The value before the run's first write of the key, once it is written.
     before: Option<Option<Vec<u8>>>,
-}
-
-/// What `key` holds before the run's first write of it: nothing when a get found it absent
-/// and nothing wrote it since (every write passes through here), else what the store says.
-fn previous(
-    inner: &dyn WriteTxn,
-    known_absent: bool,
-    key: &[u8],
-) -> Result<Option<Vec<u8>>, StoreError> {
-    if known_absent {
-        Ok(None)
-    } else {
-        inner.get(key)
-    }
 }
 
 impl KeyUse {
@@ -95,7 +80,14 @@ impl<'a> TrackingTxn<'a> {
         match keys.get_mut(key) {
             Some(k) => {
                 if k.before.is_none() {
-                    k.before = Some(previous(&*self.inner, k.known_absent, key)?);
+                    // Nothing when a get found it absent and nothing wrote it since (every
+                    // write passes through here), else what the store says.
+                    let old = if k.known_absent {
+                        None
+                    } else {
+                        self.inner.get(key)?
+                    };
+                    k.before = Some(old);
                 }
             }
             None => {
@@ -152,11 +144,9 @@ impl ReadTxn for TrackingTxn<'_> {
         let value = self.inner.get(key)?;
         let mut seen = self.seen.borrow_mut();
         match seen.keys.get_mut(key) {
-            Some(k) if k.got => {}
-            Some(k) => {
-                // Written before this first get: not known absent whatever it holds now.
-                k.got = true;
-            }
+            // Touched before: if it was written first, it is not known absent whatever it
+            // holds now, so only `got` changes.
+            Some(k) => k.got = true,
             None => {
                 seen.keys.insert(
                     key.to_vec(),
