@@ -2,6 +2,7 @@
 //! feature) `FaultyStore`, a wrapper around any [`Store`] that fails chosen calls on purpose.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::ops::{Bound, ControlFlow};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -333,6 +334,37 @@ impl WriteTxn for MemoryWrite<'_> {
         d.puts += 1;
         d.bytes_written += (key.len() + value.len()) as u64;
         Ok(())
+    }
+
+    /// One descent of the overlay (and of the committed map when the overlay does not hold
+    /// the key) where a `get` and a `put` take two of the overlay.
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(key)?;
+        let slot = match self.overlay.entry(MapKey::from(key)) {
+            Entry::Occupied(change) => match change.get() {
+                Some(held) => return Ok(Some(held.to_vec())),
+                // Deleted by this transaction: absent in its view.
+                None => Entry::Occupied(change),
+            },
+            Entry::Vacant(slot) => match self.base.get(key) {
+                Some(held) => return Ok(Some(held.to_vec())),
+                None => Entry::Vacant(slot),
+            },
+        };
+        check_value(value)?;
+        let value_bytes = Some(Bytes::from(value));
+        match slot {
+            Entry::Occupied(mut change) => {
+                change.insert(value_bytes);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(value_bytes);
+            }
+        }
+        let d = &mut self.delta;
+        d.puts += 1;
+        d.bytes_written += (key.len() + value.len()) as u64;
+        Ok(None)
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
