@@ -64,10 +64,10 @@ impl AppliedHeads {
         &mut self,
         thread: &ThreadId,
         order: &OrderKey,
-        batch: &Batch,
+        batch: Batch,
         stored: Vec<Option<Vec<u8>>>,
     ) {
-        let heads: Vec<EventHead> = batch.events.iter().filter_map(instance_head).collect();
+        let heads: Vec<EventHead> = batch.events.into_iter().filter_map(instance_head).collect();
         if heads.len() != stored.len() {
             return; // not what the fold produced: the publisher reads the record instead
         }
@@ -112,16 +112,20 @@ impl AppliedHeads {
     }
 }
 
-/// The head of an instance event (`None` for collection events, which publish nothing).
-fn instance_head(event: &DbEvent) -> Option<EventHead> {
-    let id = match event {
-        DbEvent::Create { id, .. } | DbEvent::Save { id, .. } | DbEvent::Delete { id, .. } => id,
+/// The head of an instance event (`None` for collection events, which publish nothing); it
+/// takes the event's own collection name and ID rather than copies.
+fn instance_head(event: DbEvent) -> Option<EventHead> {
+    let kind = event.kind().to_owned();
+    let (collection, id) = match event {
+        DbEvent::Create { collection, id, .. }
+        | DbEvent::Save { collection, id, .. }
+        | DbEvent::Delete { collection, id } => (collection, id),
         _ => return None,
     };
     Some(EventHead {
-        kind: event.kind().to_owned(),
-        collection: Some(event.collection().to_owned()),
-        id: Some(id.clone()),
+        kind,
+        collection: Some(collection),
+        id: Some(id),
     })
 }
 
@@ -167,8 +171,8 @@ mod tests {
             ThreadId::random(Variant::Raw, &mut seeded(2)),
         );
         let mut kept = AppliedHeads::default();
-        kept.keep(&a, &order(1), &creates(2), stored(2));
-        kept.keep(&b, &order(1), &creates(3), stored(3));
+        kept.keep(&a, &order(1), creates(2), stored(2));
+        kept.keep(&b, &order(1), creates(3), stored(3));
         assert_eq!(kept.take(&a, &order(2)), None);
         let heads = kept.take(&b, &order(1)).expect("kept");
         // Instance events only, in order.
@@ -182,7 +186,7 @@ mod tests {
         assert_eq!((kept.heads, kept.bytes), (0, 0));
         // Past the bounds the oldest go first, by records and by heads.
         for n in 0..KEPT_RECORDS as u64 + 5 {
-            kept.keep(&a, &order(n), &creates(1), stored(1));
+            kept.keep(&a, &order(n), creates(1), stored(1));
         }
         assert_eq!(kept.records.len(), KEPT_RECORDS);
         assert_eq!(kept.take(&a, &order(4)), None);
@@ -190,7 +194,7 @@ mod tests {
         kept.keep(
             &a,
             &order(1 << 40),
-            &creates(KEPT_HEADS - 100),
+            creates(KEPT_HEADS - 100),
             stored(KEPT_HEADS - 100),
         );
         assert!(kept.heads <= KEPT_HEADS);
@@ -198,15 +202,15 @@ mod tests {
         // And by bytes: a record over the bound on its own is not kept, and a large one
         // drops older ones until it fits.
         let big = |len: usize| vec![Some(vec![b' '; len])];
-        kept.keep(&a, &order(7), &creates(1), big(KEPT_BYTES + 1));
+        kept.keep(&a, &order(7), creates(1), big(KEPT_BYTES + 1));
         assert_eq!(kept.take(&a, &order(7)), None);
-        kept.keep(&a, &order(8), &creates(1), big(KEPT_BYTES / 2));
-        kept.keep(&a, &order(9), &creates(1), big(KEPT_BYTES / 2 + 1));
+        kept.keep(&a, &order(8), creates(1), big(KEPT_BYTES / 2));
+        kept.keep(&a, &order(9), creates(1), big(KEPT_BYTES / 2 + 1));
         assert!(kept.bytes <= KEPT_BYTES);
         assert_eq!(kept.take(&a, &order(8)), None);
         assert!(kept.take(&a, &order(9)).is_some());
         // Events and what they stored must pair up, or nothing is kept.
-        kept.keep(&a, &order(10), &creates(2), stored(1));
+        kept.keep(&a, &order(10), creates(2), stored(1));
         assert_eq!(kept.take(&a, &order(10)), None);
     }
 }

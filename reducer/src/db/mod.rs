@@ -224,7 +224,7 @@ impl Fold for DocFold {
             }
         }
         self.applied
-            .keep(&record.thread, &record.order, &batch, stored);
+            .keep(&record.thread, &record.order, batch, stored);
         Ok(Outcome::Applied)
     }
 }
