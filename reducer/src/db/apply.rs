@@ -110,14 +110,20 @@ impl Cx<'_> {
     /// Writes `value` under `key`, rejecting (instead of failing the store) a key longer than
     /// the store allows; `what` names the key in the message.
     pub fn put(&mut self, key: &[u8], value: &[u8], what: &dyn Fn() -> String) -> Result<(), Fail> {
-        if key.len() > MAX_KEY_LEN {
-            return reject(format!(
-                "{} is too long: its storage key would be {} bytes, the limit is {MAX_KEY_LEN}",
-                what(),
-                key.len()
-            ));
-        }
+        storable(key, what)?;
         Ok(self.txn.put(key, value)?)
+    }
+
+    /// Writes `value` under `key` if the key holds nothing, and says whether it did (`false`:
+    /// the key holds a value, left as it is); rejects an overlong key as [`Cx::put`] does.
+    pub fn put_new(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        what: &dyn Fn() -> String,
+    ) -> Result<bool, Fail> {
+        storable(key, what)?;
+        Ok(self.txn.put_if_absent(key, value)?.is_none())
     }
 
     /// Deletes every key that starts with `prefix`.
@@ -138,6 +144,18 @@ impl Cx<'_> {
     pub fn all_instances(&self, collection: &str) -> Result<Vec<(String, Value)>, Fail> {
         Ok(scan_instances(&*self.txn, &self.keys, collection)?)
     }
+}
+
+/// Rejects a key longer than the store allows; `what` names it in the message.
+fn storable(key: &[u8], what: &dyn Fn() -> String) -> Result<(), Fail> {
+    if key.len() > MAX_KEY_LEN {
+        return reject(format!(
+            "{} is too long: its storage key would be {} bytes, the limit is {MAX_KEY_LEN}",
+            what(),
+            key.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Canonical JSON of a value: compact, object members in key order.

@@ -31,7 +31,10 @@ impl Cx<'_> {
             }
         }
         let key = self.keys.instance(collection, id);
-        if super::apply::load_instance(&*self.txn, &key)?.is_some() {
+        let json = canonical(instance);
+        // Written first, in the one look-up that proves the ID new: a check below that
+        // rejects the event rejects its record, whose writes the fold then rolls back.
+        if !self.put_new(&key, &json, &|| format!("instance id \"{id}\""))? {
             let again = self.created.contains(&key);
             return reject(if again {
                 format!(
@@ -45,8 +48,6 @@ impl Cx<'_> {
         self.check_schema(&parsed, instance)?;
         self.run_validator(config, PatchType::Create, id, Some(instance), None)?;
         self.add_entries(&parsed, id, instance)?;
-        let json = canonical(instance);
-        self.put(&key, &json, &|| format!("instance id \"{id}\""))?;
         self.created.insert(key);
         self.stored = Some(json);
         Ok(())

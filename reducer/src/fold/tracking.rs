@@ -194,6 +194,28 @@ impl WriteTxn for TrackingTxn<'_> {
         self.inner.put(key, value)
     }
 
+    /// A key the run has not touched takes one no-overwrite put of the store, as in `put`;
+    /// a held value counts as got (the run read it), a write as any first write.
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.seen.get_mut().keys.contains_key(key) {
+            return match self.get(key)? {
+                Some(held) => Ok(Some(held)),
+                None => self.put(key, value).map(|()| None),
+            };
+        }
+        let held = self.inner.put_if_absent(key, value)?;
+        let used = match held {
+            None => KeyUse::written(None),
+            Some(_) => KeyUse {
+                got: true,
+                known_absent: false,
+                before: None,
+            },
+        };
+        self.seen.get_mut().keys.insert(key.to_vec(), used);
+        Ok(held)
+    }
+
     fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
         self.remember(key)?;
         self.inner.delete(key)
@@ -202,5 +224,53 @@ impl WriteTxn for TrackingTxn<'_> {
     /// Does nothing: the engine commits the transaction this one wraps.
     fn commit(self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use threads_protocol::store::Store;
+    use threads_protocol::store::memory::MemoryStore;
+
+    fn put_new(t: &mut TrackingTxn<'_>, key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+        t.put_if_absent(key, value).expect("put_if_absent")
+    }
+
+    /// `put_if_absent` through the tracking transaction: what it writes enters the undo log with
+    /// the value before, what it finds held counts as read, and keys touched before take the
+    /// transaction's own view.
+    #[test]
+    fn put_if_absent_tracks_reads_and_first_writes() {
+        let store = MemoryStore::new();
+        let mut w = store.write().expect("write");
+        w.put(b"held", b"old").expect("put");
+        w.commit().expect("commit");
+        let mut w = store.write().expect("write");
+        let mut t = TrackingTxn::new(&mut w);
+        assert_eq!(put_new(&mut t, b"new", b"1"), None, "untouched and absent");
+        assert_eq!(put_new(&mut t, b"held", b"2"), Some(b"old".to_vec()));
+        assert_eq!(
+            put_new(&mut t, b"new", b"3"),
+            Some(b"1".to_vec()),
+            "its own write"
+        );
+        assert!(t.delete(b"held").expect("delete"));
+        assert_eq!(put_new(&mut t, b"held", b"4"), None, "deleted in the run");
+        assert_eq!(t.get(b"held").expect("get"), Some(b"4".to_vec()));
+        let tracked = t.into_tracked();
+        let undo: Vec<(&[u8], Option<&[u8]>)> = tracked
+            .undo
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_ref().map(|v| v.as_slice())))
+            .collect();
+        let expected: [(&[u8], Option<&[u8]>); 2] = [(b"held", Some(b"old")), (b"new", None)];
+        assert_eq!(
+            undo, expected,
+            "each written key once, with its value before the run"
+        );
+        let mut gets = tracked.reads.gets;
+        gets.sort();
+        assert_eq!(gets, [b"held".to_vec(), b"new".to_vec()]);
     }
 }
