@@ -179,28 +179,63 @@ impl Batch {
             return Err(BatchError::TooLarge { len: body.len() });
         }
         let json = super::body::open(body)?;
-        let bytes: &[u8] = &json;
-        let batch = match serde_json::from_slice::<OnePass>(bytes) {
-            Ok(b) => Batch {
-                version: b.version,
-                events: b.events.into_iter().map(|e| e.0).collect(),
-            },
-            // Anything the one-pass reader does not take (collection events, another member
-            // order, errors) is read by the derived decoder, whose verdicts and messages stand.
-            Err(_) => {
-                serde_json::from_slice(bytes).map_err(|e| BatchError::Malformed(e.to_string()))?
-            }
-        };
-        if batch.version != BATCH_VERSION {
-            return Err(BatchError::Version(batch.version));
-        }
-        if batch.events.len() > MAX_BATCH_EVENTS {
-            return Err(BatchError::TooManyEvents {
-                count: batch.events.len(),
-            });
-        }
-        Ok(batch)
+        let mut events = Vec::new();
+        decode_events(&json, &mut |event| {
+            events.push(event);
+            true
+        })?;
+        Ok(Batch::new(events))
     }
+}
+
+/// Reads the events of a batch's JSON (an opened body, see [`super::body::open`]) in order,
+/// handing each to `sink` as soon as it is read, so that a caller can apply the first events
+/// while the rest are still being parsed. The sink returns `false` to stop reading: the result
+/// is then `Ok(false)`, with no verdict on the rest. Otherwise the result is the verdict of
+/// [`Batch::decode`] on the same JSON (`Ok(true)`: a valid batch, and the sink got all its
+/// events), but the sink may have been given events of a batch that then proves invalid.
+pub(crate) fn decode_events<F: FnMut(DbEvent) -> bool>(
+    json: &[u8],
+    sink: &mut F,
+) -> Result<bool, BatchError> {
+    let mut stream = Stream {
+        sink,
+        count: 0,
+        stopped: false,
+        version: BATCH_VERSION,
+    };
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let one_pass = de
+        .deserialize_map(TopVisitor(&mut stream))
+        .and_then(|()| de.end());
+    if stream.stopped {
+        return Ok(false);
+    }
+    let (version, count) = match one_pass {
+        Ok(()) => (stream.version, stream.count),
+        // Anything the one-pass reader does not take (collection events, another member
+        // order, errors) is read by the derived decoder, whose verdicts and messages stand.
+        // The events the one-pass reader handed over are the derived decoder's first ones.
+        Err(_) => {
+            let batch: Batch =
+                serde_json::from_slice(json).map_err(|e| BatchError::Malformed(e.to_string()))?;
+            let count = batch.events.len();
+            let handed = stream.count.min(MAX_BATCH_EVENTS);
+            for event in batch.events.into_iter().take(MAX_BATCH_EVENTS).skip(handed) {
+                if !(stream.sink)(event) {
+                    return Ok(false);
+                }
+            }
+            (batch.version, count)
+        }
+    };
+    if version != BATCH_VERSION {
+        return Err(BatchError::Version(version));
+    }
+    if count > MAX_BATCH_EVENTS {
+        return Err(BatchError::TooManyEvents { count });
+    }
+    Ok(true)
 }
 
 /// The kind, collection and instance ID of one event, read without its documents (see
@@ -238,16 +273,104 @@ impl Batch {
     }
 }
 
-/// A batch of instance events read in one pass (the derived decoder of the internally tagged
+/// The state of a one-pass read of a batch (the derived decoder of the internally tagged
 /// [`DbEvent`] buffers every event and parses it twice). It accepts only bodies the derived
-/// decoder accepts, with the same result: instance events whose `"type"` comes first (as
-/// [`Batch::encode`] writes them), each field once, no unknown field.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OnePass {
-    #[serde(rename = "v", default = "default_version")]
+/// decoder accepts, with the same result: `{"v": …, "events": […]}` members once each, no
+/// other member, instance events whose `"type"` comes first (as [`Batch::encode`] writes
+/// them), each field once, no unknown field.
+struct Stream<'s, F> {
+    sink: &'s mut F,
+    /// Events read (the sink gets the first [`MAX_BATCH_EVENTS`]).
+    count: usize,
+    /// The sink asked to stop.
+    stopped: bool,
     version: u32,
-    events: Vec<OnePassEvent>,
+}
+
+/// The members of a batch.
+enum TopMember {
+    Version,
+    Events,
+}
+
+impl<'de> Deserialize<'de> for TopMember {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = TopMember;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member of a batch")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TopMember, E> {
+                match v {
+                    "v" => Ok(TopMember::Version),
+                    "events" => Ok(TopMember::Events),
+                    _ => Err(E::custom("not read in one pass")),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct TopVisitor<'a, 's, F>(&'a mut Stream<'s, F>);
+
+impl<'de, F: FnMut(DbEvent) -> bool> Visitor<'de> for TopVisitor<'_, '_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a batch")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let fallback = || de::Error::custom("not read in one pass");
+        let (mut version, mut events) = (None, false);
+        while let Some(member) = map.next_key::<TopMember>()? {
+            match member {
+                TopMember::Version if version.is_none() => version = Some(map.next_value()?),
+                TopMember::Events if !events => {
+                    map.next_value_seed(EventsSeed(&mut *self.0))?;
+                    events = true;
+                }
+                _ => return Err(fallback()),
+            }
+        }
+        if !events {
+            return Err(fallback());
+        }
+        self.0.version = version.unwrap_or(BATCH_VERSION);
+        Ok(())
+    }
+}
+
+struct EventsSeed<'a, 's, F>(&'a mut Stream<'s, F>);
+
+impl<'de, F: FnMut(DbEvent) -> bool> de::DeserializeSeed<'de> for EventsSeed<'_, '_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(DbEvent) -> bool> Visitor<'de> for EventsSeed<'_, '_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of events")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let stream = self.0;
+        while let Some(OnePassEvent(event)) = seq.next_element()? {
+            stream.count += 1;
+            if stream.count <= MAX_BATCH_EVENTS && !(stream.sink)(event) {
+                stream.stopped = true;
+                return Err(de::Error::custom("stopped by the reader"));
+            }
+        }
+        Ok(())
+    }
 }
 
 struct OnePassEvent(DbEvent);
@@ -351,6 +474,29 @@ mod tests {
         serde_json::from_slice::<Batch>(bytes).map_err(|e| e.to_string())
     }
 
+    /// The one-pass reader alone: the batch, if it takes the JSON.
+    fn one_pass(bytes: &[u8]) -> Option<Batch> {
+        let mut events = Vec::new();
+        let version = {
+            let mut sink = |e| {
+                events.push(e);
+                true
+            };
+            let mut stream = Stream {
+                sink: &mut sink,
+                count: 0,
+                stopped: false,
+                version: BATCH_VERSION,
+            };
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            de.deserialize_map(TopVisitor(&mut stream))
+                .and_then(|()| de.end())
+                .ok()?;
+            stream.version
+        };
+        Some(Batch { version, events })
+    }
+
     #[test]
     fn one_pass_reads_what_the_derived_decoder_reads() {
         let bodies: &[&str] = &[
@@ -375,14 +521,16 @@ mod tests {
             r#"{"events":[[]]}"#,
             r#"{"events":{}}"#,
             r#"[]"#,
+            r#"[1,[{"type":"delete","collection":"c","id":"a"}]]"#,
+            r#"{"v":1,"v":1,"events":[]}"#,
+            r#"{"events":[],"events":[]}"#,
+            r#"{"v":"1","events":[]}"#,
+            r#"{"v":1}"#,
+            r#"{"events":[{"type":"delete","collection":"c","id":"a"}],"v":1}"#,
         ];
         for body in bodies {
             let expected = derived(body.as_bytes());
-            if let Ok(one) = serde_json::from_slice::<OnePass>(body.as_bytes()) {
-                let one = Batch {
-                    version: one.version,
-                    events: one.events.into_iter().map(|e| e.0).collect(),
-                };
+            if let Some(one) = one_pass(body.as_bytes()) {
                 assert_eq!(Ok(one), expected, "{body}");
             }
             let decoded = Batch::decode(body.as_bytes()).map_err(|e| e.to_string());
@@ -409,7 +557,78 @@ mod tests {
                 id: "a".into(),
             },
         ]);
-        assert!(serde_json::from_slice::<OnePass>(&batch.encode()).is_ok());
+        let json = batch.encode_json();
+        assert_eq!(one_pass(&json).as_ref(), Some(&batch));
         assert_eq!(Batch::decode(&batch.encode()), Ok(batch));
+    }
+
+    /// Every event `decode_events` hands over, and its result.
+    fn handed(json: &str) -> (Vec<DbEvent>, Result<bool, BatchError>) {
+        let mut events = Vec::new();
+        let result = decode_events(json.as_bytes(), &mut |e| {
+            events.push(e);
+            true
+        });
+        (events, result)
+    }
+
+    fn delete(id: &str) -> DbEvent {
+        DbEvent::Delete {
+            collection: "c".into(),
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn events_are_handed_over_in_order_whichever_reader_reads_them() {
+        // The one-pass reader stops at the collection event; the derived decoder's events
+        // after the ones already handed over follow.
+        let body = r#"{"events":[{"type":"delete","collection":"c","id":"a"},{"type":"delete_collection","name":"c"},{"type":"delete","collection":"c","id":"b"}]}"#;
+        let (events, result) = handed(body);
+        assert_eq!(result, Ok(true));
+        assert_eq!(
+            events,
+            vec![
+                delete("a"),
+                DbEvent::DeleteCollection { name: "c".into() },
+                delete("b")
+            ]
+        );
+        assert_eq!(Batch::decode(body.as_bytes()).map(|b| b.events), Ok(events));
+
+        // A batch that proves malformed after its first events: they were handed over, and
+        // the verdict is the derived decoder's.
+        let body = r#"{"events":[{"type":"delete","collection":"c","id":"a"},{"type":"delete","collection":"c","id":7}]}"#;
+        let (events, result) = handed(body);
+        assert_eq!(events, vec![delete("a")]);
+        assert_eq!(
+            result.map_err(|e| e.to_string()),
+            Err(Batch::decode(body.as_bytes()).unwrap_err().to_string())
+        );
+        assert!(
+            matches!(handed(r#"{"events":[{"type":"delete","collection":"c","id":"a"}],"v":2}"#), (e, Err(BatchError::Version(2))) if e.len() == 1)
+        );
+    }
+
+    #[test]
+    fn the_sink_stops_reading_and_gets_at_most_the_limit() {
+        let one = r#"{"type":"delete","collection":"c","id":"a"}"#;
+        let body = format!(r#"{{"events":[{one},{one},{one}]}}"#);
+        let mut calls = 0;
+        let result = decode_events(body.as_bytes(), &mut |_| {
+            calls += 1;
+            calls < 2
+        });
+        assert_eq!((result, calls), (Ok(false), 2));
+
+        let all = vec![one; MAX_BATCH_EVENTS + 1].join(",");
+        let (events, result) = handed(&format!(r#"{{"events":[{all}]}}"#));
+        assert_eq!(events.len(), MAX_BATCH_EVENTS);
+        assert_eq!(
+            result,
+            Err(BatchError::TooManyEvents {
+                count: MAX_BATCH_EVENTS + 1
+            })
+        );
     }
 }

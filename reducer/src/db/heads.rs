@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use threads_protocol::id::ThreadId;
 
-use super::event::{Batch, DbEvent, EventHead};
+use super::event::{DbEvent, EventHead};
 use crate::fold::OrderKey;
 
 /// Most records kept: a commit of many records publishes them right after it applied them,
@@ -56,7 +56,7 @@ fn json_bytes(events: &[AppliedEvent]) -> usize {
 }
 
 impl AppliedHeads {
-    /// Keeps the instance events of `batch`, the body of the record at `order`, with what each
+    /// Keeps the instance events of `events`, the body of the record at `order`, with what each
     /// stored (`stored`: one entry per instance event, in order). The same record applied
     /// again (redone, or retried after a failed commit) stores the same, so an older entry for
     /// it is as good as a newer one.
@@ -64,10 +64,10 @@ impl AppliedHeads {
         &mut self,
         thread: &ThreadId,
         order: &OrderKey,
-        batch: Batch,
+        events: Vec<DbEvent>,
         stored: Vec<Option<Vec<u8>>>,
     ) {
-        let heads: Vec<EventHead> = batch.events.into_iter().filter_map(instance_head).collect();
+        let heads: Vec<EventHead> = events.into_iter().filter_map(instance_head).collect();
         if heads.len() != stored.len() {
             return; // not what the fold produced: the publisher reads the record instead
         }
@@ -151,17 +151,15 @@ mod tests {
             .collect()
     }
 
-    fn creates(n: usize) -> Batch {
-        Batch::new(
-            (0..n)
-                .map(|i| DbEvent::Create {
-                    collection: "c".into(),
-                    id: format!("i{i}"),
-                    instance: json!({"_id": format!("i{i}")}),
-                })
-                .chain([DbEvent::DeleteCollection { name: "d".into() }])
-                .collect(),
-        )
+    fn creates(n: usize) -> Vec<DbEvent> {
+        (0..n)
+            .map(|i| DbEvent::Create {
+                collection: "c".into(),
+                id: format!("i{i}"),
+                instance: json!({"_id": format!("i{i}")}),
+            })
+            .chain([DbEvent::DeleteCollection { name: "d".into() }])
+            .collect()
     }
 
     #[test]

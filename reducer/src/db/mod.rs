@@ -28,12 +28,14 @@ pub mod keys;
 pub mod lookup;
 pub mod merge;
 pub mod read;
+mod run;
 pub mod schema;
 mod scripts;
 
 pub use collection::{BAD_NAME, MAX_INDEX_PATH_LEN, MAX_NAME_LEN, check_name};
 pub use event::{Batch, BatchError, CollectionConfig, DbEvent, IndexSpec};
 pub use read::{DbError, JsonRow, Row};
+pub use run::DECODE_BESIDE_FROM;
 pub use scripts::Scripts;
 
 use std::collections::{BTreeMap, HashSet};
@@ -45,11 +47,12 @@ use threads_protocol::store::{KeyRange, WriteTxn};
 
 use crate::fold::{Access, Dependency, Fold, OrderKey, Outcome, RecordInfo, Usage};
 use crate::js::JsConfig;
-use apply::{Cx, Fail};
+use apply::Cx;
 use configs::ConfigCache;
 pub(crate) use heads::AppliedEvent;
 use heads::AppliedHeads;
 use keys::{Keys, Part};
+use run::{Failure, Parser, Run};
 use schema::SchemaCache;
 
 /// The document database as a [`Fold`]: wrap it in [`crate::fold::Convergent`].
@@ -57,12 +60,23 @@ use schema::SchemaCache;
 /// It keeps caches only (parsed configs, compiled schemas, the JavaScript engine and compiled
 /// validators) and, for publishing, the event heads of the records it applied lately, none of
 /// which can change an outcome. Not `Send`, because the JavaScript engine is not.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DocFold {
     schemas: SchemaCache,
     configs: ConfigCache,
     scripts: Scripts,
     applied: AppliedHeads,
+    /// Bodies whose JSON is at least this long are parsed beside the fold (see
+    /// [`DocFold::set_decode_beside_from`]).
+    decode_beside_from: usize,
+    /// The thread that does it, once a body needed it.
+    parser: Option<Parser>,
+}
+
+impl Default for DocFold {
+    fn default() -> Self {
+        Self::with_js_config(JsConfig::default())
+    }
 }
 
 impl DocFold {
@@ -79,7 +93,16 @@ impl DocFold {
             configs: ConfigCache::default(),
             scripts: Scripts::with_config(config),
             applied: AppliedHeads::default(),
+            decode_beside_from: DECODE_BESIDE_FROM,
+            parser: None,
         }
+    }
+
+    /// Sets the JSON length from which a record body is parsed on a second thread while its
+    /// first events are applied ([`DECODE_BESIDE_FROM`] by default; `usize::MAX`: never). The
+    /// outcome is the same either way; only the time differs.
+    pub fn set_decode_beside_from(&mut self, bytes: usize) {
+        self.decode_beside_from = bytes;
     }
 
     /// The fold's JavaScript engine (also usable to run read filters on the same thread).
@@ -152,8 +175,12 @@ impl Fold for DocFold {
         record: &RecordInfo,
         body: &[u8],
     ) -> Result<Outcome, ApplyError> {
-        let batch = match Batch::decode(body) {
-            Ok(b) => b,
+        if body.len() > event::MAX_BATCH_LEN {
+            let len = body.len();
+            return Ok(Outcome::Rejected(BatchError::TooLarge { len }.to_string()));
+        }
+        let json = match body::open(body) {
+            Ok(json) => json,
             Err(e) => return Ok(Outcome::Rejected(e.to_string())),
         };
         let mut cx = Cx {
@@ -168,63 +195,31 @@ impl Fold for DocFold {
             seen: BTreeMap::new(),
             stored: None,
         };
-        let mut stored = Vec::new();
-        for (i, event) in batch.events.iter().enumerate() {
-            let collection_event = matches!(
-                event,
-                DbEvent::CreateCollection(_)
-                    | DbEvent::UpdateCollection(_)
-                    | DbEvent::DeleteCollection { .. }
-            );
-            if collection_event {
-                cx.collection_event();
+        let mut run = Run::default();
+        let mut feed = |event| run.feed(&mut cx, event);
+        if json.len() >= self.decode_beside_from && self.parser.is_none() {
+            self.parser = Parser::start();
+        }
+        let read = match &mut self.parser {
+            Some(parser) if json.len() >= self.decode_beside_from => {
+                parser.decode(json.into_owned(), feed)
             }
-            let result = match event {
-                DbEvent::CreateCollection(c) => cx.create_collection(c),
-                DbEvent::UpdateCollection(c) => cx.update_collection(c),
-                DbEvent::DeleteCollection { name } => cx.delete_collection(name),
-                DbEvent::Create {
-                    collection,
-                    id,
-                    instance,
-                } => cx.create(collection, id, instance),
-                DbEvent::Save {
-                    collection,
-                    id,
-                    patch,
-                } => cx.save(collection, id, patch),
-                DbEvent::Delete { collection, id } => cx.delete(collection, id),
-            };
-            if collection_event {
-                cx.collection_event();
-            }
-            match result {
-                Ok(()) => {
-                    if matches!(
-                        event,
-                        DbEvent::Create { .. } | DbEvent::Save { .. } | DbEvent::Delete { .. }
-                    ) {
-                        stored.push(cx.stored.take());
-                    }
-                }
-                Err(Fail::Reject(reason)) => {
-                    return Ok(Outcome::Rejected(format!(
-                        "event {i} ({} on \"{}\"): {reason}",
-                        event.kind(),
-                        schema::clip(event.collection())
-                    )));
-                }
-                Err(Fail::Store(e)) => return Err(e.into()),
-                Err(Fail::Script(e)) => {
-                    return Err(ApplyError::Component {
-                        component: "javascript engine",
-                        reason: e.to_string(),
-                    });
-                }
+            _ => event::decode_events(&json, &mut feed),
+        };
+        match (read, run.failure) {
+            (_, Some(Failure::Machine(e))) => Err(e),
+            (Err(e), _) => Ok(Outcome::Rejected(e.to_string())),
+            (Ok(_), Some(Failure::Reject(reason))) => Ok(Outcome::Rejected(reason)),
+            // The reader stops early only on a machine failure.
+            (Ok(false), None) => Err(ApplyError::Component {
+                component: "batch reader",
+                reason: "stopped before the end of the body".into(),
+            }),
+            (Ok(true), None) => {
+                self.applied
+                    .keep(&record.thread, &record.order, run.events, run.stored);
+                Ok(Outcome::Applied)
             }
         }
-        self.applied
-            .keep(&record.thread, &record.order, batch, stored);
-        Ok(Outcome::Applied)
     }
 }
