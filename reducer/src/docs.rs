@@ -698,7 +698,7 @@ impl<S: Store> Documents<S> {
             return Ok(());
         }
         // Each event's head, and what it stored when the fold kept that (`None`: read it).
-        let events: Vec<(db::event::EventHead, Option<Option<Vec<u8>>>)> = match applied {
+        let events: Vec<(db::event::EventHead, Option<Option<Box<RawValue>>>)> = match applied {
             Some(events) => events
                 .into_iter()
                 .map(|e| (e.head, Some(e.stored)))
@@ -737,10 +737,8 @@ impl<S: Store> Documents<S> {
             };
             let instance = match stored {
                 _ if !exists => None,
-                // The fold serialized it: valid JSON (the check is only a parse, no copy).
-                Some(json) => json
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|text| RawValue::from_string(text).ok()),
+                // The fold serialized it: handed over as it is.
+                Some(json) => json,
                 None => db::read::read_instance_json(&txn, &keys, &collection, &id)
                     .ok()
                     .flatten(),

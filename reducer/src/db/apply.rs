@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use threads_protocol::store::{Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError, WriteTxn};
 
 use super::configs::{ConfigCache, Parsed};
@@ -62,7 +63,7 @@ pub(crate) struct Cx<'a> {
     pub seen: BTreeMap<String, Arc<Parsed>>,
     /// The JSON the current instance event stored (set by creates and saves; the fold takes
     /// it after each instance event, so after a delete it is `None`), kept for publishing.
-    pub stored: Option<Vec<u8>>,
+    pub stored: Option<Box<RawValue>>,
 }
 
 impl Cx<'_> {
@@ -162,6 +163,13 @@ fn storable(key: &[u8], what: &dyn Fn() -> String) -> Result<(), Fail> {
 pub fn canonical(v: &Value) -> Vec<u8> {
     // Serializing a `Value` to a Vec cannot fail.
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// [`canonical`] as a [`RawValue`]: the same bytes, which publishing hands to listeners
+/// without parsing them again.
+pub fn canonical_raw(v: &Value) -> Box<RawValue> {
+    // Serializing a `Value` cannot fail; `null` keeps the type total.
+    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {

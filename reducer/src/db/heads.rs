@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 
+use serde_json::value::RawValue;
 use threads_protocol::id::ThreadId;
 
 use super::event::{DbEvent, EventHead};
@@ -29,13 +30,22 @@ const KEPT_BYTES: usize = 32 << 20;
 
 /// An instance event the fold applied: its head, and what it left under the instance's key
 /// (the JSON the fold stored, `None` after a delete).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct AppliedEvent {
     /// Kind, collection and instance ID.
     pub head: EventHead,
     /// The instance as the event left it, as stored.
-    pub stored: Option<Vec<u8>>,
+    pub stored: Option<Box<RawValue>>,
 }
+
+impl PartialEq for AppliedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        let json = |e: &Self| e.stored.as_ref().map(|s| s.get().to_owned());
+        self.head == other.head && json(self) == json(other)
+    }
+}
+
+impl Eq for AppliedEvent {}
 
 /// The instance events of recently applied records, newest last.
 #[derive(Debug, Default)]
@@ -51,7 +61,7 @@ pub(super) struct AppliedHeads {
 fn json_bytes(events: &[AppliedEvent]) -> usize {
     events
         .iter()
-        .map(|e| e.stored.as_ref().map_or(0, Vec::len))
+        .map(|e| e.stored.as_ref().map_or(0, |s| s.get().len()))
         .sum()
 }
 
@@ -65,7 +75,7 @@ impl AppliedHeads {
         thread: &ThreadId,
         order: &OrderKey,
         events: Vec<DbEvent>,
-        stored: Vec<Option<Vec<u8>>>,
+        stored: Vec<Option<Box<RawValue>>>,
     ) {
         let heads: Vec<EventHead> = events.into_iter().filter_map(instance_head).collect();
         if heads.len() != stored.len() {
@@ -145,9 +155,9 @@ mod tests {
     }
 
     /// What the fold stores for `creates(n)`: one JSON text per instance event.
-    fn stored(n: usize) -> Vec<Option<Vec<u8>>> {
+    fn stored(n: usize) -> Vec<Option<Box<RawValue>>> {
         (0..n)
-            .map(|i| Some(format!(r#"{{"_id":"i{i}"}}"#).into_bytes()))
+            .map(|i| RawValue::from_string(format!(r#"{{"_id":"i{i}"}}"#)).ok())
             .collect()
     }
 
@@ -178,7 +188,10 @@ mod tests {
         assert_eq!(heads[2].head.kind, "create");
         assert_eq!(heads[2].head.collection.as_deref(), Some("c"));
         assert_eq!(heads[2].head.id.as_deref(), Some("i2"));
-        assert_eq!(heads[2].stored.as_deref(), Some(&br#"{"_id":"i2"}"#[..]));
+        assert_eq!(
+            heads[2].stored.as_ref().map(|s| s.get()),
+            Some(r#"{"_id":"i2"}"#)
+        );
         assert_eq!(kept.take(&b, &order(1)), None, "taken once");
         assert_eq!(kept.take(&a, &order(1)).map(|h| h.len()), Some(2));
         assert_eq!((kept.heads, kept.bytes), (0, 0));
@@ -199,7 +212,9 @@ mod tests {
         assert!(kept.take(&a, &order(1 << 40)).is_some());
         // And by bytes: a record over the bound on its own is not kept, and a large one
         // drops older ones until it fits.
-        let big = |len: usize| vec![Some(vec![b' '; len])];
+        // A JSON string of `len` bytes.
+        let big =
+            |len: usize| vec![RawValue::from_string(format!("\"{}\"", "a".repeat(len - 2))).ok()];
         kept.keep(&a, &order(7), creates(1), big(KEPT_BYTES + 1));
         assert_eq!(kept.take(&a, &order(7)), None);
         kept.keep(&a, &order(8), creates(1), big(KEPT_BYTES / 2));

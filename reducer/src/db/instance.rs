@@ -3,7 +3,7 @@
 use serde_json::Value;
 use threads_protocol::store::MAX_KEY_LEN;
 
-use super::apply::{Cx, Fail, canonical, reject};
+use super::apply::{Cx, Fail, canonical_raw, reject};
 use super::configs::Parsed;
 use super::event::CollectionConfig;
 use super::merge;
@@ -31,10 +31,12 @@ impl Cx<'_> {
             }
         }
         let key = self.keys.instance(collection, id);
-        let json = canonical(instance);
+        let json = canonical_raw(instance);
         // Written first, in the one look-up that proves the ID new: a check below that
         // rejects the event rejects its record, whose writes the fold then rolls back.
-        if !self.put_new(&key, &json, &|| format!("instance id \"{id}\""))? {
+        if !self.put_new(&key, json.get().as_bytes(), &|| {
+            format!("instance id \"{id}\"")
+        })? {
             let again = self.created.contains(&key);
             return reject(if again {
                 format!(
@@ -124,8 +126,10 @@ impl Cx<'_> {
 
     fn write_instance(&mut self, collection: &str, id: &str, doc: &Value) -> Result<(), Fail> {
         let key = self.keys.instance(collection, id);
-        let json = canonical(doc);
-        self.put(&key, &json, &|| format!("instance id \"{id}\""))?;
+        let json = canonical_raw(doc);
+        self.put(&key, json.get().as_bytes(), &|| {
+            format!("instance id \"{id}\"")
+        })?;
         self.stored = Some(json);
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use std::sync::mpsc;
 
+use serde_json::value::RawValue;
 use threads_protocol::engine::ApplyError;
 
 use super::apply::{Cx, Fail};
@@ -36,7 +37,7 @@ pub(super) struct Run {
     /// The events applied, in order.
     pub events: Vec<DbEvent>,
     /// What each instance event stored (see `Cx::stored`), in order.
-    pub stored: Vec<Option<Vec<u8>>>,
+    pub stored: Vec<Option<Box<RawValue>>>,
     /// Events read, applied or not.
     read: usize,
     /// The first failure; events read after it are dropped.
