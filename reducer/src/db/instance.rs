@@ -1,6 +1,7 @@
 //! Instance events: create, save (merge patch, upsert) and delete.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use threads_protocol::store::MAX_KEY_LEN;
 
 use super::apply::{Cx, Fail, canonical_raw, reject};
@@ -12,8 +13,15 @@ use crate::js::{Denied, JsError, PatchType, validator_event};
 use crate::query::ID_FIELD;
 
 impl Cx<'_> {
-    /// `create`: a new instance with the full document.
-    pub fn create(&mut self, collection: &str, id: &str, instance: &Value) -> Result<(), Fail> {
+    /// `create`: a new instance with the full document (`json`: its canonical JSON, if
+    /// already made).
+    pub fn create(
+        &mut self,
+        collection: &str,
+        id: &str,
+        instance: &Value,
+        json: Option<Box<RawValue>>,
+    ) -> Result<(), Fail> {
         let parsed = self.config(collection)?;
         let config = &parsed.config;
         self.check_id(collection, id)?;
@@ -31,7 +39,7 @@ impl Cx<'_> {
             }
         }
         let key = self.keys.instance(collection, id);
-        let json = canonical_raw(instance);
+        let json = json.unwrap_or_else(|| canonical_raw(instance));
         // Written first, in the one look-up that proves the ID new: a check below that
         // rejects the event rejects its record, whose writes the fold then rolls back.
         if !self.put_new(&key, json.get().as_bytes(), &|| {

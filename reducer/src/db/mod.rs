@@ -196,7 +196,7 @@ impl Fold for DocFold {
             stored: None,
         };
         let mut run = Run::default();
-        let mut feed = |event| run.feed(&mut cx, event);
+        let mut feed = |event, json| run.feed(&mut cx, event, json);
         if json.len() >= self.decode_beside_from && self.parser.is_none() {
             self.parser = Parser::start();
         }
@@ -204,7 +204,7 @@ impl Fold for DocFold {
             Some(parser) if json.len() >= self.decode_beside_from => {
                 parser.decode(json.into_owned(), feed)
             }
-            _ => event::decode_events(&json, &mut feed),
+            _ => event::decode_events(&json, &mut |event| feed(event, None)),
         };
         match (read, run.failure) {
             (_, Some(Failure::Machine(e))) => Err(e),

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use serde_json::value::RawValue;
 use threads_protocol::engine::ApplyError;
 
-use super::apply::{Cx, Fail};
+use super::apply::{Cx, Fail, canonical_raw};
 use super::event::{BatchError, DbEvent, decode_events};
 use super::schema;
 
@@ -45,10 +45,11 @@ pub(super) struct Run {
 }
 
 impl Run {
-    /// Applies the next event of the body, unless an earlier one failed. Returns whether to
-    /// go on reading: after a rejection the rest is still read, because a malformed body is
+    /// Applies the next event of the body (`json`: the canonical JSON of a create's instance,
+    /// if the parser made it), unless an earlier one failed. Returns whether to go on
+    /// reading: after a rejection the rest is still read, because a malformed body is
     /// rejected as such whatever its events do; after a machine failure nothing more is.
-    pub fn feed(&mut self, cx: &mut Cx<'_>, event: DbEvent) -> bool {
+    pub fn feed(&mut self, cx: &mut Cx<'_>, event: DbEvent, json: Option<Box<RawValue>>) -> bool {
         let i = self.read;
         self.read += 1;
         if self.failure.is_some() {
@@ -71,7 +72,7 @@ impl Run {
                 collection,
                 id,
                 instance,
-            } => cx.create(collection, id, instance),
+            } => cx.create(collection, id, instance, json),
             DbEvent::Save {
                 collection,
                 id,
@@ -130,8 +131,8 @@ struct Job {
 
 /// What the parser hands over.
 enum Parsed {
-    /// The next events, in order.
-    Events(Vec<DbEvent>),
+    /// The next events, in order, each create with its instance's canonical JSON.
+    Events(Vec<(DbEvent, Option<Box<RawValue>>)>),
     /// The verdict of [`decode_events`]; nothing follows.
     Done(Result<bool, BatchError>),
 }
@@ -146,7 +147,12 @@ impl Parser {
                 for Job { json, out } in queue {
                     let mut chunk = Vec::with_capacity(CHUNK);
                     let result = decode_events(&json, &mut |event| {
-                        chunk.push(event);
+                        // Serialized here too, off the fold's thread.
+                        let json = match &event {
+                            DbEvent::Create { instance, .. } => Some(canonical_raw(instance)),
+                            _ => None,
+                        };
+                        chunk.push((event, json));
                         chunk.len() < CHUNK
                             || out
                                 .send(Parsed::Events(std::mem::replace(
@@ -169,11 +175,12 @@ impl Parser {
     }
 
     /// [`decode_events`] on the parser's thread, handing the events to `feed` on this one as
-    /// they are read: the same result as `decode_events(&json, feed)`.
+    /// they are read, each create with its instance's canonical JSON: the same result as
+    /// `decode_events(&json, feed)`.
     pub fn decode(
         &mut self,
         json: Vec<u8>,
-        mut feed: impl FnMut(DbEvent) -> bool,
+        mut feed: impl FnMut(DbEvent, Option<Box<RawValue>>) -> bool,
     ) -> Result<bool, BatchError> {
         let (out, parsed) = mpsc::sync_channel(CHUNKS_AHEAD);
         let job = Job { json, out };
@@ -183,13 +190,13 @@ impl Parser {
         };
         if let Err(mpsc::SendError(job)) = sent {
             // The thread is gone (it can only have panicked): read the body here.
-            return decode_events(&job.json, &mut feed);
+            return decode_events(&job.json, &mut |event| feed(event, None));
         }
         for message in &parsed {
             match message {
                 Parsed::Events(events) => {
-                    for event in events {
-                        if !feed(event) {
+                    for (event, json) in events {
+                        if !feed(event, json) {
                             // The parser stops at its next hand-over.
                             return Ok(false);
                         }
