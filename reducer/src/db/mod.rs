@@ -58,8 +58,10 @@ use schema::SchemaCache;
 /// The document database as a [`Fold`]: wrap it in [`crate::fold::Convergent`].
 ///
 /// It keeps caches only (parsed configs, compiled schemas, the JavaScript engine and compiled
-/// validators) and, for publishing, the event heads of the records it applied lately, none of
-/// which can change an outcome. Not `Send`, because the JavaScript engine is not.
+/// validators), for publishing the event heads of the records it applied lately, and, once a
+/// large body came, a thread that parses large bodies while the fold applies their first
+/// events (`spec/documents.md` §2); none of these can change an outcome. Not `Send`, because
+/// the JavaScript engine is not.
 #[derive(Debug)]
 pub struct DocFold {
     schemas: SchemaCache,
