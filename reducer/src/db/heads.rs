@@ -40,7 +40,9 @@ pub struct AppliedEvent {
 
 impl PartialEq for AppliedEvent {
     fn eq(&self, other: &Self) -> bool {
-        let json = |e: &Self| e.stored.as_ref().map(|s| s.get().to_owned());
+        fn json(e: &AppliedEvent) -> Option<&str> {
+            e.stored.as_deref().map(RawValue::get)
+        }
         self.head == other.head && json(self) == json(other)
     }
 }

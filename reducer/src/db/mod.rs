@@ -199,13 +199,12 @@ impl Fold for DocFold {
         };
         let mut run = Run::default();
         let mut feed = |event, json| run.feed(&mut cx, event, json);
-        if json.len() >= self.decode_beside_from && self.parser.is_none() {
+        let beside = json.len() >= self.decode_beside_from;
+        if beside && self.parser.is_none() {
             self.parser = Parser::start();
         }
         let read = match &mut self.parser {
-            Some(parser) if json.len() >= self.decode_beside_from => {
-                parser.decode(json.into_owned(), feed)
-            }
+            Some(parser) if beside => parser.decode(json.into_owned(), feed),
             _ => event::decode_events(&json, &mut |event| feed(event, None)),
         };
         match (read, run.failure) {
