@@ -10,6 +10,7 @@ pub mod people;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod pipeline;
+pub mod stack;
 
 use threads_protocol::counter::{LamportClock, LogCounter};
 use threads_protocol::id::{ThreadId, Variant};

@@ -4,14 +4,10 @@
 //! [`RecordSignature`]), both measured in the same run, interleaved in rounds so that machine
 //! noise hits both alike.
 //!
-//! Both are timed at [`STACK_POSITIONS`] depths of the stack, rounds `2k` and `2k + 1` (one
-//! with the check first, one with the bare check first) at position `k % STACK_POSITIONS`. Why:
-//! curve25519-dalek's AVX2 multiply, most of either figure, runs up to ~19 % slower at some
-//! stack addresses than at others (measured on this 2-core AMD VM: the record check of one
-//! binary took 44.7 µs at some depths and 53.3 µs at others while the bare check beside it
-//! stayed at 41.8 µs). Timed at one depth, the ratio is decided by where address-space
-//! randomisation happened to put the stack (1.07× in one process, 1.27× in the next); over
-//! positions spread across a 4 KiB page it describes the code.
+//! Both are timed at [`STACK_POSITIONS`] depths of the stack ([`threads_benches::stack`]: at
+//! one depth the ratio is decided by where address-space randomisation put the stack, 1.07×
+//! in one process and 1.27× in the next), rounds `2k` and `2k + 1` (one with the check first,
+//! one with the bare check first) at position `k % STACK_POSITIONS`.
 //!
 //! Prints one JSON line per body size (64 B, 256 B, 1 KiB):
 //! `{"bench":"record_check","body_bytes":..,"record_check_us":..,"bare_verify_strict_us":..,
@@ -24,28 +20,12 @@
 
 use std::hint::black_box;
 use std::time::Instant;
+use threads_benches::stack::{self, POSITIONS as STACK_POSITIONS};
 use threads_benches::{RecordFixture, RecordSignature, body};
 use threads_protocol::record::{self, RecordBundle};
 
 const SIZES: [usize; 3] = [64, 256, 1024];
 const GOAL: f64 = 1.2;
-/// Stack depths each figure is timed at.
-const STACK_POSITIONS: usize = 16;
-/// Bytes of padding per frame of [`deeper`]: 16 frames of a bit over 256 bytes span a page.
-const PAD: usize = 256;
-
-/// Runs `f` `depth` frames of [`deeper`] below the caller, each holding [`PAD`] bytes.
-#[inline(never)]
-fn deeper(depth: usize, f: &mut dyn FnMut()) {
-    let pad = [0u8; PAD];
-    black_box(&pad);
-    if depth == 0 {
-        f()
-    } else {
-        deeper(depth - 1, f)
-    }
-    black_box(&pad);
-}
 
 /// Median of a list of figures.
 fn median(mut v: Vec<f64>) -> f64 {
@@ -93,7 +73,7 @@ fn main() {
         for round in 0..rounds {
             let time = |f: &dyn Fn()| {
                 let mut us = 0.0;
-                deeper(round / 2 % STACK_POSITIONS, &mut || {
+                stack::at_depth(round / 2 % STACK_POSITIONS, &mut || {
                     let started = Instant::now();
                     for _ in 0..per_round {
                         f();
