@@ -56,8 +56,9 @@ pub(crate) struct Cx<'a> {
     pub configs: &'a mut ConfigCache,
     /// Validator engine.
     pub scripts: &'a mut Scripts,
-    /// Instances created by earlier events of this record: their keys.
-    pub created: foldhash::HashSet<Vec<u8>>,
+    /// Instances created by earlier events of this record: their keys, in order. Only a
+    /// rejected create searches it (to say whether the record itself created the ID).
+    pub created: Vec<Vec<u8>>,
     /// Configs read by earlier events of this record, since its last collection event (see
     /// [`Cx::config`]).
     pub seen: BTreeMap<String, Arc<Parsed>>,

@@ -68,18 +68,19 @@ fn json_bytes(events: &[AppliedEvent]) -> usize {
 }
 
 impl AppliedHeads {
-    /// Keeps the instance events of `events`, the body of the record at `order`, with what each
-    /// stored (`stored`: one entry per instance event, in order). The same record applied
+    /// Keeps the heads of the instance events of `events`, the body of the record at `order`,
+    /// with what each stored (`stored`: one entry per instance event, in order). The heads take
+    /// the events' collection names and IDs, leaving empty strings; the caller drops the rest. The same record applied
     /// again (redone, or retried after a failed commit) stores the same, so an older entry for
     /// it is as good as a newer one.
     pub(super) fn keep(
         &mut self,
         thread: &ThreadId,
         order: &OrderKey,
-        events: Vec<DbEvent>,
+        events: &mut [DbEvent],
         stored: Vec<Option<Box<RawValue>>>,
     ) {
-        let heads: Vec<EventHead> = events.into_iter().filter_map(instance_head).collect();
+        let heads: Vec<EventHead> = events.iter_mut().filter_map(instance_head).collect();
         if heads.len() != stored.len() {
             return; // not what the fold produced: the publisher reads the record instead
         }
@@ -126,7 +127,7 @@ impl AppliedHeads {
 
 /// The head of an instance event (`None` for collection events, which publish nothing); it
 /// takes the event's own collection name and ID rather than copies.
-fn instance_head(event: DbEvent) -> Option<EventHead> {
+fn instance_head(event: &mut DbEvent) -> Option<EventHead> {
     let kind = event.kind().to_owned();
     let (collection, id) = match event {
         DbEvent::Create { collection, id, .. }
@@ -136,8 +137,8 @@ fn instance_head(event: DbEvent) -> Option<EventHead> {
     };
     Some(EventHead {
         kind,
-        collection: Some(collection),
-        id: Some(id),
+        collection: Some(std::mem::take(collection)),
+        id: Some(std::mem::take(id)),
     })
 }
 
@@ -181,8 +182,8 @@ mod tests {
             ThreadId::random(Variant::Raw, &mut seeded(2)),
         );
         let mut kept = AppliedHeads::default();
-        kept.keep(&a, &order(1), creates(2), stored(2));
-        kept.keep(&b, &order(1), creates(3), stored(3));
+        kept.keep(&a, &order(1), &mut creates(2), stored(2));
+        kept.keep(&b, &order(1), &mut creates(3), stored(3));
         assert_eq!(kept.take(&a, &order(2)), None);
         let heads = kept.take(&b, &order(1)).expect("kept");
         // Instance events only, in order.
@@ -199,7 +200,7 @@ mod tests {
         assert_eq!((kept.heads, kept.bytes), (0, 0));
         // Past the bounds the oldest go first, by records and by heads.
         for n in 0..KEPT_RECORDS as u64 + 5 {
-            kept.keep(&a, &order(n), creates(1), stored(1));
+            kept.keep(&a, &order(n), &mut creates(1), stored(1));
         }
         assert_eq!(kept.records.len(), KEPT_RECORDS);
         assert_eq!(kept.take(&a, &order(4)), None);
@@ -207,7 +208,7 @@ mod tests {
         kept.keep(
             &a,
             &order(1 << 40),
-            creates(KEPT_HEADS - 100),
+            &mut creates(KEPT_HEADS - 100),
             stored(KEPT_HEADS - 100),
         );
         assert!(kept.heads <= KEPT_HEADS);
@@ -217,15 +218,15 @@ mod tests {
         // A JSON string of `len` bytes.
         let big =
             |len: usize| vec![RawValue::from_string(format!("\"{}\"", "a".repeat(len - 2))).ok()];
-        kept.keep(&a, &order(7), creates(1), big(KEPT_BYTES + 1));
+        kept.keep(&a, &order(7), &mut creates(1), big(KEPT_BYTES + 1));
         assert_eq!(kept.take(&a, &order(7)), None);
-        kept.keep(&a, &order(8), creates(1), big(KEPT_BYTES / 2));
-        kept.keep(&a, &order(9), creates(1), big(KEPT_BYTES / 2 + 1));
+        kept.keep(&a, &order(8), &mut creates(1), big(KEPT_BYTES / 2));
+        kept.keep(&a, &order(9), &mut creates(1), big(KEPT_BYTES / 2 + 1));
         assert!(kept.bytes <= KEPT_BYTES);
         assert_eq!(kept.take(&a, &order(8)), None);
         assert!(kept.take(&a, &order(9)).is_some());
         // Events and what they stored must pair up, or nothing is kept.
-        kept.keep(&a, &order(10), creates(2), stored(1));
+        kept.keep(&a, &order(10), &mut creates(2), stored(1));
         assert_eq!(kept.take(&a, &order(10)), None);
     }
 }

@@ -24,7 +24,7 @@ impl Cx<'_> {
     ) -> Result<(), Fail> {
         let parsed = self.config(collection)?;
         let config = &parsed.config;
-        self.check_id(collection, id)?;
+        let key = self.instance_key(collection, id)?;
         let Value::Object(members) = instance else {
             return reject("invalid instance: the instance must be a JSON object");
         };
@@ -38,13 +38,13 @@ impl Cx<'_> {
                 ));
             }
         }
-        let key = self.keys.instance(collection, id);
         let json = json.unwrap_or_else(|| canonical_raw(instance));
         // Written first, in the one look-up that proves the ID new: a check below that
         // rejects the event rejects its record, whose writes the fold then rolls back.
         if !self.put_new(&key, json.get().as_bytes(), &|| {
             format!("instance id \"{id}\"")
         })? {
+            // A linear search, on this rare path only: a record stops at its first rejection.
             let again = self.created.contains(&key);
             return reject(if again {
                 format!(
@@ -58,7 +58,7 @@ impl Cx<'_> {
         self.check_schema(&parsed, instance)?;
         self.run_validator(config, PatchType::Create, id, Some(instance), None)?;
         self.add_entries(&parsed, id, instance)?;
-        self.created.insert(key);
+        self.created.push(key);
         self.stored = Some(json);
         Ok(())
     }
@@ -67,7 +67,7 @@ impl Cx<'_> {
     pub fn save(&mut self, collection: &str, id: &str, patch: &Value) -> Result<(), Fail> {
         let parsed = self.config(collection)?;
         let config = &parsed.config;
-        self.check_id(collection, id)?;
+        self.instance_key(collection, id)?;
         let prev = self.instance(collection, id)?;
         let mut doc = prev
             .clone()
@@ -111,12 +111,13 @@ impl Cx<'_> {
         Ok(())
     }
 
-    /// Rejects an empty ID and one too long to be stored.
-    fn check_id(&self, collection: &str, id: &str) -> Result<(), Fail> {
+    /// The instance's key; rejects an empty ID and one too long to be stored.
+    fn instance_key(&self, collection: &str, id: &str) -> Result<Vec<u8>, Fail> {
         if id.is_empty() {
             return reject("invalid instance: empty _id");
         }
-        let len = self.keys.instance(collection, id).len();
+        let key = self.keys.instance(collection, id);
+        let len = key.len();
         if len > MAX_KEY_LEN {
             return reject(format!(
                 "invalid instance: _id of {} bytes is too long (its storage key would be {len} \
@@ -124,7 +125,7 @@ impl Cx<'_> {
                 id.len()
             ));
         }
-        Ok(())
+        Ok(key)
     }
 
     fn check_schema(&mut self, parsed: &Parsed, doc: &Value) -> Result<(), Fail> {

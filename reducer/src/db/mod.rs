@@ -38,7 +38,7 @@ pub use read::{DbError, JsonRow, Row};
 pub use run::DECODE_BESIDE_FROM;
 pub use scripts::Scripts;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use threads_protocol::engine::ApplyError;
@@ -193,7 +193,7 @@ impl Fold for DocFold {
             schemas: &mut self.schemas,
             configs: &mut self.configs,
             scripts: &mut self.scripts,
-            created: HashSet::default(),
+            created: Vec::new(),
             seen: BTreeMap::new(),
             stored: None,
         };
@@ -217,8 +217,13 @@ impl Fold for DocFold {
                 reason: "stopped before the end of the body".into(),
             }),
             (Ok(true), None) => {
+                let mut events = run.events;
                 self.applied
-                    .keep(&record.thread, &record.order, run.events, run.stored);
+                    .keep(&record.thread, &record.order, &mut events, run.stored);
+                match &self.parser {
+                    Some(parser) => parser.discard(events),
+                    None => drop(events),
+                }
                 Ok(Outcome::Applied)
             }
         }

@@ -123,10 +123,16 @@ pub(super) struct Parser {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// One body to parse, and where its events go.
-struct Job {
-    json: Vec<u8>,
-    out: mpsc::SyncSender<Parsed>,
+/// What the parser thread is asked to do.
+enum Job {
+    /// Parse one body and hand its events to `out`.
+    Parse {
+        json: Vec<u8>,
+        out: mpsc::SyncSender<Parsed>,
+    },
+    /// Drop events the fold is done with: their documents were allocated on the parser's
+    /// thread, where freeing them is cheapest, and the fold's thread has better things to do.
+    Drop(Vec<DbEvent>),
 }
 
 /// What the parser hands over.
@@ -144,7 +150,14 @@ impl Parser {
         let thread = std::thread::Builder::new()
             .name("batch-parser".into())
             .spawn(move || {
-                for Job { json, out } in queue {
+                for job in queue {
+                    let (json, out) = match job {
+                        Job::Parse { json, out } => (json, out),
+                        Job::Drop(events) => {
+                            drop(events);
+                            continue;
+                        }
+                    };
                     let mut chunk = Vec::with_capacity(CHUNK);
                     let result = decode_events(&json, &mut |event| {
                         // Serialized here too, off the fold's thread.
@@ -174,6 +187,13 @@ impl Parser {
         })
     }
 
+    /// Drops `events` on the parser's thread (here if it is gone).
+    pub fn discard(&self, events: Vec<DbEvent>) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job::Drop(events));
+        }
+    }
+
     /// [`decode_events`] on the parser's thread, handing the events to `feed` on this one as
     /// they are read, each create with its instance's canonical JSON: the same result as
     /// `decode_events(&json, feed)`.
@@ -183,14 +203,14 @@ impl Parser {
         mut feed: impl FnMut(DbEvent, Option<Box<RawValue>>) -> bool,
     ) -> Result<bool, BatchError> {
         let (out, parsed) = mpsc::sync_channel(CHUNKS_AHEAD);
-        let job = Job { json, out };
+        let job = Job::Parse { json, out };
         let sent = match &self.jobs {
             Some(jobs) => jobs.send(job),
             None => Err(mpsc::SendError(job)),
         };
-        if let Err(mpsc::SendError(job)) = sent {
+        if let Err(mpsc::SendError(Job::Parse { json, .. })) = sent {
             // The thread is gone (it can only have panicked): read the body here.
-            return decode_events(&job.json, &mut |event| feed(event, None));
+            return decode_events(&json, &mut |event| feed(event, None));
         }
         for message in &parsed {
             match message {

@@ -165,6 +165,8 @@ pub struct Convergent<F> {
     /// (`false`: a store written before footprints existed; such a thread is folded with
     /// [`Strategy::WholeTail`]).
     tracked: BTreeMap<ThreadId, bool>,
+    /// The last run's emptied key map, for the next run.
+    spare_keys: tracking::KeyMap,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -189,6 +191,7 @@ impl<F: Fold> Convergent<F> {
             strategy,
             pending: BTreeMap::new(),
             tracked: BTreeMap::new(),
+            spare_keys: tracking::KeyMap::default(),
         }
     }
 
@@ -449,9 +452,10 @@ impl<F: Fold> Convergent<F> {
         body: &[u8],
     ) -> Result<(Outcome, Footprint), ApplyError> {
         self.stats.applied += 1;
-        let mut tracked = TrackingTxn::new(txn);
+        let mut tracked = TrackingTxn::reusing(txn, std::mem::take(&mut self.spare_keys));
         let outcome = self.fold.apply(&mut tracked, info, body)?;
-        let run = tracked.into_tracked();
+        let mut run = tracked.into_tracked();
+        self.spare_keys = std::mem::take(&mut run.spare);
         let footprint = self.footprint(&info.thread, &run);
         let undo = run.undo;
         let rejected = keyed(TAG_REJECTED, &info.thread, &info.order);

@@ -4,6 +4,7 @@
 
 use super::UndoLog;
 use foldhash::HashMap;
+use std::collections::hash_map::Entry;
 use std::cell::RefCell;
 use std::ops::Bound;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn};
@@ -25,9 +26,24 @@ pub struct TrackingTxn<'a> {
 /// What the run did with each key, and the ranges it scanned.
 #[derive(Default)]
 struct Seen {
-    keys: HashMap<Vec<u8>, KeyUse>,
+    keys: KeyMap,
     scans: Vec<OwnedRange>,
 }
+
+/// Each key a run touched, with its use; emptied after a run and handed to the next one
+/// ([`TrackingTxn::reusing`]), so that a large record's map does not grow through every
+/// doubling again.
+#[derive(Default)]
+pub(crate) struct KeyMap(HashMap<Vec<u8>, KeyUse>);
+
+impl std::fmt::Debug for KeyMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyMap({} keys, room for {})", self.0.len(), self.0.capacity())
+    }
+}
+
+/// A map that held more keys than this is not kept for the next run (its memory is freed).
+const KEPT_MAP_KEYS: usize = 1 << 16;
 
 /// One key's part in a run.
 struct KeyUse {
@@ -62,21 +78,33 @@ pub(crate) struct Reads {
 pub(crate) struct Tracked {
     pub undo: UndoLog,
     pub reads: Reads,
+    /// The run's key map, emptied, for the next run.
+    pub spare: KeyMap,
 }
 
 impl<'a> TrackingTxn<'a> {
     /// Wraps the engine's transaction.
     pub fn new(inner: &'a mut dyn WriteTxn) -> Self {
+        Self::reusing(inner, KeyMap::default())
+    }
+
+    /// Wraps the engine's transaction, tracking keys in `spare` (an earlier run's emptied map,
+    /// see [`Tracked::spare`]).
+    pub(crate) fn reusing(inner: &'a mut dyn WriteTxn, spare: KeyMap) -> Self {
+        debug_assert!(spare.0.is_empty(), "a spare key map comes empty");
         TrackingTxn {
             inner,
-            seen: RefCell::new(Seen::default()),
+            seen: RefCell::new(Seen {
+                keys: spare,
+                scans: Vec::new(),
+            }),
         }
     }
 
     /// Records the value `key` holds before the run's first write of it, if this is that
     /// first write.
     fn remember(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        let keys = &mut self.seen.get_mut().keys;
+        let keys = &mut self.seen.get_mut().keys.0;
         match keys.get_mut(key) {
             Some(k) => {
                 if k.before.is_none() {
@@ -104,10 +132,10 @@ impl<'a> TrackingTxn<'a> {
     }
 
     pub(crate) fn into_tracked(self) -> Tracked {
-        let seen = self.seen.into_inner();
+        let mut seen = self.seen.into_inner();
         let mut undo = Vec::new();
         let mut gets = Vec::new();
-        for (key, used) in seen.keys {
+        for (key, used) in seen.keys.0.drain() {
             match (used.got, used.before) {
                 (true, Some(old)) => {
                     gets.push(key.clone());
@@ -129,12 +157,18 @@ impl<'a> TrackingTxn<'a> {
                 )
             })
             .collect();
+        let spare = if seen.keys.0.capacity() > KEPT_MAP_KEYS {
+            KeyMap::default()
+        } else {
+            seen.keys
+        };
         Tracked {
             undo,
             reads: Reads {
                 gets,
                 scans: seen.scans,
             },
+            spare,
         }
     }
 }
@@ -143,12 +177,12 @@ impl ReadTxn for TrackingTxn<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let value = self.inner.get(key)?;
         let mut seen = self.seen.borrow_mut();
-        match seen.keys.get_mut(key) {
+        match seen.keys.0.get_mut(key) {
             // Touched before: if it was written first, it is not known absent whatever it
             // holds now, so only `got` changes.
             Some(k) => k.got = true,
             None => {
-                seen.keys.insert(
+                seen.keys.0.insert(
                     key.to_vec(),
                     KeyUse {
                         got: true,
@@ -178,18 +212,19 @@ impl ReadTxn for TrackingTxn<'_> {
 
 impl WriteTxn for TrackingTxn<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let keys = &mut self.seen.get_mut().keys;
-        if keys.contains_key(key) {
-            self.remember(key)?;
-        } else {
-            // A key the run has not touched: most are new (a create's instance and index
-            // entries), which one no-overwrite put writes and proves absent together.
-            let old = self.inner.put_if_absent(key, value)?;
-            let written = old.is_none();
-            keys.insert(key.to_vec(), KeyUse::written(old));
-            if written {
-                return Ok(());
+        let TrackingTxn { inner, seen } = self;
+        match seen.get_mut().keys.0.entry(key.to_vec()) {
+            Entry::Vacant(vacant) => {
+                // A key the run has not touched: most are new (a create's instance and index
+                // entries), which one no-overwrite put writes and proves absent together.
+                let old = inner.put_if_absent(key, value)?;
+                let written = old.is_none();
+                vacant.insert(KeyUse::written(old));
+                if written {
+                    return Ok(());
+                }
             }
+            Entry::Occupied(_) => self.remember(key)?,
         }
         self.inner.put(key, value)
     }
@@ -197,7 +232,7 @@ impl WriteTxn for TrackingTxn<'_> {
     /// A key the run has not touched takes one no-overwrite put of the store, as in `put`;
     /// a held value counts as got (the run read it), a write as any first write.
     fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if self.seen.get_mut().keys.contains_key(key) {
+        if self.seen.get_mut().keys.0.contains_key(key) {
             return match self.get(key)? {
                 Some(held) => Ok(Some(held)),
                 None => self.put(key, value).map(|()| None),
@@ -212,7 +247,7 @@ impl WriteTxn for TrackingTxn<'_> {
                 before: None,
             },
         };
-        self.seen.get_mut().keys.insert(key.to_vec(), used);
+        self.seen.get_mut().keys.0.insert(key.to_vec(), used);
         Ok(held)
     }
 
