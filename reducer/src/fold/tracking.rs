@@ -4,8 +4,8 @@
 
 use super::UndoLog;
 use foldhash::HashMap;
-use std::collections::hash_map::Entry;
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::ops::Bound;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn};
 
@@ -38,7 +38,12 @@ pub(crate) struct KeyMap(HashMap<Vec<u8>, KeyUse>);
 
 impl std::fmt::Debug for KeyMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyMap({} keys, room for {})", self.0.len(), self.0.capacity())
+        write!(
+            f,
+            "KeyMap({} keys, room for {})",
+            self.0.len(),
+            self.0.capacity()
+        )
     }
 }
 
