@@ -46,7 +46,7 @@
 //! `--hold-reader` is a diagnostic, not a measurement of a goal: it keeps a read transaction
 //! of the LMDB store open through the run, so LMDB reuses none of the pages a commit frees and
 //! every commit writes its pages at the end of the file, side by side, where otherwise they
-//! land in the free pages scattered through it (`spec/storage.md` §4.1). The file grows by
+//! land in the free pages scattered through it (`spec/storage.md` §4.2). The file grows by
 //! every page every commit writes (~1.3 GB at 1M instances). Its lines carry
 //! `"held_reader": true` and no `ok`.
 //!

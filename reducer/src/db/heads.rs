@@ -70,9 +70,9 @@ fn json_bytes(events: &[AppliedEvent]) -> usize {
 impl AppliedHeads {
     /// Keeps the heads of the instance events of `events`, the body of the record at `order`,
     /// with what each stored (`stored`: one entry per instance event, in order). The heads take
-    /// the events' collection names and IDs, leaving empty strings; the caller drops the rest. The same record applied
-    /// again (redone, or retried after a failed commit) stores the same, so an older entry for
-    /// it is as good as a newer one.
+    /// the events' collection names and IDs, leaving empty strings; the caller drops the rest.
+    /// The same record applied again (redone, or retried after a failed commit) stores the
+    /// same, so an older entry for it is as good as a newer one.
     pub(super) fn keep(
         &mut self,
         thread: &ThreadId,
