@@ -15,7 +15,7 @@ pub const POSITIONS: usize = 16;
 /// Bytes of padding per frame of [`at_depth`]: 16 frames of a bit over 256 bytes span a page.
 const PAD: usize = 256;
 
-/// Runs `f` `depth` frames below the caller, each frame holding [`PAD`] bytes.
+/// Runs `f` `depth` frames below the caller, each frame holding `PAD` (256) bytes.
 #[inline(never)]
 pub fn at_depth(depth: usize, f: &mut dyn FnMut()) {
     let pad = [0u8; PAD];
