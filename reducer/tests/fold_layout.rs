@@ -4,7 +4,7 @@
 use threads_protocol::engine::{Config, Time};
 use threads_protocol::rng::seeded;
 use threads_protocol::store::memory::MemoryStore;
-use threads_protocol::store::{ReadTxn, Store, WriteTxn, content_digest};
+use threads_protocol::store::{ReadTxn, Store, WriteTxn, content_digest, scan_prefix_collect};
 use threads_reducer::docs::{DocsError, Documents};
 use threads_reducer::fold::{LAYOUT_VERSION, LayoutError, TAG_LAYOUT, TAG_OPS, check_layout};
 
@@ -41,6 +41,25 @@ fn a_store_of_the_old_layout_is_refused_unchanged() {
     let msg = err.to_string();
     assert!(msg.contains("version 1") && msg.contains("export"), "{msg}");
     assert_eq!(content_digest(&store.read().unwrap()).unwrap(), before);
+}
+
+#[test]
+fn a_store_of_layout_two_is_converted_by_its_version_key_alone() {
+    let store = MemoryStore::new();
+    let mut txn = store.write().unwrap();
+    txn.put(&[TAG_LAYOUT], &2u32.to_be_bytes()).unwrap();
+    txn.put(&[TAG_OPS, 1, 2, 3], b"x").unwrap();
+    txn.commit().unwrap();
+    let others = |store: &MemoryStore| {
+        let txn = store.read().unwrap();
+        scan_prefix_collect(&txn, &[TAG_OPS], usize::MAX).unwrap()
+    };
+    let before = others(&store);
+    assert_eq!(check_layout(&store).unwrap(), Ok(()));
+    let v = store.read().unwrap().get(&[TAG_LAYOUT]).unwrap();
+    assert_eq!(v, Some(LAYOUT_VERSION.to_be_bytes().to_vec()));
+    assert_eq!(LAYOUT_VERSION, 3);
+    assert_eq!(others(&store), before);
 }
 
 #[test]

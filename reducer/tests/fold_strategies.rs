@@ -13,10 +13,11 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use threads_protocol::id::ThreadId;
 use threads_protocol::store::memory::MemoryStore;
-use threads_protocol::store::{Store, WriteTxn};
+use threads_protocol::store::{ReadTxn, Store, WriteTxn};
 use threads_reducer::db::{Batch, CollectionConfig, DbEvent, DocFold, Scripts, read};
 use threads_reducer::fold::{
-    Convergent, FoldStats, Outcome, RecordInfo, Strategy as FoldStrategy, fold_digest, rejection,
+    Convergent, FoldStats, ORDER_KEY_LEN, OrderKey, Outcome, RecordInfo, SETTLE_SHIFT,
+    Strategy as FoldStrategy, TAG_DEPENDENTS, TAG_THREAD_NAME, fold_digest, rejection,
     state_digest,
 };
 use threads_reducer::query::Query;
@@ -168,9 +169,15 @@ struct Folded {
     stats: FoldStats,
 }
 
-fn fold_batches(strategy: FoldStrategy, batches: &[Vec<(RecordInfo, Vec<u8>)>]) -> Folded {
+/// Folds `batches` with `strategy`, one transaction each, records settling into the dependency
+/// index in blocks of 2^`shift` clocks.
+fn fold_settling(
+    strategy: FoldStrategy,
+    shift: u8,
+    batches: &[Vec<(RecordInfo, Vec<u8>)>],
+) -> Folded {
     let store = MemoryStore::new();
-    let mut fold = Convergent::with_strategy(DocFold::new(), strategy);
+    let mut fold = Convergent::with_strategy(DocFold::new(), strategy).with_settle_shift(shift);
     let mut verdicts = Vec::new();
     for batch in batches {
         let mut txn = store.write().unwrap();
@@ -204,16 +211,26 @@ fn answers(store: &MemoryStore, thread: &ThreadId) -> Vec<String> {
     out
 }
 
-fn check(steps: Gen, picks: Vec<(u8, u8)>, offline: (usize, usize)) -> Result<(), TestCaseError> {
+/// Folds one history, arriving as `picks` say, with every strategy and from scratch, records
+/// settling in blocks of 2^`shift` clocks (histories are short: small shifts put most records
+/// in the dependency index, the default none), and compares every key the fold keeps.
+fn check(
+    steps: Gen,
+    picks: Vec<(u8, u8)>,
+    offline: (usize, usize),
+    shift: u8,
+) -> Result<(), TestCaseError> {
     let t = thread();
     let logs = history(&t, &steps, offline);
     let batches = arrival(&logs, &picks);
-    let reference = fold_batches(FoldStrategy::Reference, &batches);
-    let whole = fold_batches(FoldStrategy::WholeTail, &batches);
-    let deps = fold_batches(FoldStrategy::Dependencies, &batches);
+    let reference = fold_settling(FoldStrategy::Reference, shift, &batches);
+    let whole = fold_settling(FoldStrategy::WholeTail, shift, &batches);
+    let deps = fold_settling(FoldStrategy::Dependencies, shift, &batches);
     let mut all: Vec<(RecordInfo, Vec<u8>)> = logs.concat();
     all.sort_by_key(|(i, _)| i.order);
-    let scratch = fold_batches(FoldStrategy::Reference, &[all]);
+    let scratch = fold_settling(FoldStrategy::Reference, shift, &[all]);
+    // Another shift indexes other records, and folds the same state.
+    let unsettled = fold_settling(FoldStrategy::Dependencies, 63, &batches);
 
     let digest = |f: &Folded| fold_digest(&f.store.read().unwrap(), &t).unwrap();
     prop_assert_eq!(digest(&reference), digest(&scratch));
@@ -221,6 +238,8 @@ fn check(steps: Gen, picks: Vec<(u8, u8)>, offline: (usize, usize)) -> Result<()
     prop_assert_eq!(digest(&deps), digest(&reference));
     let state = |f: &Folded| state_digest(&f.store.read().unwrap(), &t).unwrap();
     prop_assert_eq!(state(&deps), state(&scratch));
+    prop_assert_eq!(state(&unsettled), state(&scratch));
+    prop_assert_eq!(&unsettled.verdicts, &reference.verdicts);
     prop_assert_eq!(&whole.verdicts, &reference.verdicts);
     prop_assert_eq!(&deps.verdicts, &reference.verdicts);
     let want = answers(&reference.store, &t);
@@ -250,8 +269,9 @@ proptest! {
         steps in steps(),
         picks in proptest::collection::vec((0u8..3, any::<u8>()), 0..30),
         offline in (0usize..20, 0usize..50),
+        shift in prop_oneof![0u8..4, Just(SETTLE_SHIFT)],
     ) {
-        check(steps, picks, (offline.0, offline.0 + offline.1))?;
+        check(steps, picks, (offline.0, offline.0 + offline.1), shift)?;
     }
 }
 
@@ -453,4 +473,103 @@ fn a_store_folded_without_footprints_is_folded_whole_tail() {
     );
     let s = |st: &MemoryStore| state_digest(&st.read().unwrap(), &t).unwrap();
     assert_eq!(s(&store), s(&reference));
+}
+
+/// The clocks of the records that have entries in the dependency index of `t`.
+fn indexed_clocks(store: &MemoryStore, t: &ThreadId) -> std::collections::BTreeSet<u64> {
+    use threads_protocol::store::scan_prefix_collect;
+    let p = threads_reducer::fold::prefix(TAG_DEPENDENTS, t);
+    let txn = store.read().unwrap();
+    scan_prefix_collect(&txn, &p, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(k, _)| {
+            OrderKey::from_bytes(&k[k.len() - ORDER_KEY_LEN..])
+                .unwrap()
+                .clock
+        })
+        .collect()
+}
+
+#[test]
+fn records_settle_into_the_index_a_block_at_a_time() {
+    let t = thread();
+    // Clocks 1..=42; blocks of 4 clocks.
+    let records = base(&t, 40);
+    let store = MemoryStore::new();
+    let mut fold = Convergent::new(DocFold::new()).with_settle_shift(2);
+    for (n, record) in records.iter().enumerate() {
+        let mut txn = store.write().unwrap();
+        fold.fold_batch(&mut txn, std::slice::from_ref(record))
+            .unwrap();
+        txn.commit().unwrap();
+        let highest = n as u64 + 1;
+        let settled: std::collections::BTreeSet<u64> = (1..highest & !3).collect();
+        assert_eq!(
+            indexed_clocks(&store, &t),
+            settled,
+            "highest clock {highest}"
+        );
+    }
+    // A late record before the settled ones, with more records after it than are read one by
+    // one: what it conflicts with is found on both sides (i3's create at clock 6 is settled,
+    // its save at clock 43 recent), and the bytes are the reference's.
+    let mut later = records.clone();
+    later.push((
+        info(&t, 1, 43, 43),
+        body(vec![save("people", "i3", json!({"name": "second"}))]),
+    ));
+    let late = [(
+        info(&t, 2, 5, 1),
+        body(vec![save("people", "i3", json!({"name": "first"}))]),
+    )];
+    let shifted = |strategy| {
+        let store = MemoryStore::new();
+        let mut fold = Convergent::with_strategy(DocFold::new(), strategy).with_settle_shift(2);
+        for batch in [&later[..], &late[..]] {
+            let mut txn = store.write().unwrap();
+            fold.fold_batch(&mut txn, batch).unwrap();
+            txn.commit().unwrap();
+        }
+        (store, fold.stats())
+    };
+    let (deps, stats) = shifted(FoldStrategy::Dependencies);
+    let (reference, _) = shifted(FoldStrategy::Reference);
+    let d = |s: &MemoryStore| fold_digest(&s.read().unwrap(), &t).unwrap();
+    assert_eq!(d(&deps), d(&reference));
+    assert_eq!(indexed_clocks(&deps, &t), (1..40).collect());
+    // The late save undoes the create of i3 (clock 6, settled) and its save (43, recent), and
+    // nothing else.
+    assert_eq!(stats.late, 1);
+    assert_eq!(stats.undone, 2, "{stats:?}");
+}
+
+#[test]
+fn a_thread_first_folded_by_layout_two_keeps_every_record_in_the_index() {
+    let t = thread();
+    let records = base(&t, 10);
+    let store = MemoryStore::new();
+    // The owner of the thread's tag as layout 2 wrote it: the id alone, no settle shift.
+    let mut txn = store.write().unwrap();
+    let mut key = vec![TAG_THREAD_NAME];
+    key.extend_from_slice(&threads_reducer::fold::thread_tag(&t));
+    txn.put(&key, t.as_bytes()).unwrap();
+    let mut fold = Convergent::new(DocFold::new()).with_settle_shift(0);
+    fold.fold_batch(&mut txn, &records).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(indexed_clocks(&store, &t), (1..=12).collect());
+    assert_eq!(
+        store.read().unwrap().get(&key).unwrap().unwrap(),
+        t.as_bytes()
+    );
+    // A new thread gets the shift, stored beside its id.
+    let u = ThreadId::new(threads_protocol::id::Variant::Raw, &[9; 32]).unwrap();
+    let mut txn = store.write().unwrap();
+    fold.fold_batch(&mut txn, &base(&u, 3)).unwrap();
+    txn.commit().unwrap();
+    let mut key = vec![TAG_THREAD_NAME];
+    key.extend_from_slice(&threads_reducer::fold::thread_tag(&u));
+    let owner = store.read().unwrap().get(&key).unwrap().unwrap();
+    assert_eq!(owner, [u.as_bytes(), &[0]].concat());
+    assert_eq!(indexed_clocks(&store, &u), (1..5).collect());
 }

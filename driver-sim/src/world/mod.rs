@@ -142,9 +142,14 @@ pub(crate) struct Acked {
 /// The application every simulated host runs: the real document database fold.
 pub type App = Convergent<DocFold>;
 
+/// Settle shift of the simulated hosts' threads: blocks of 8 clocks, so that a run of a few
+/// hundred records has settled records (in the dependency index) and recent ones (found by
+/// their footprints), and moves the frontier often. The daemon's default is 256 clocks.
+pub const SIM_SETTLE_SHIFT: u8 = 3;
+
 /// A fresh application.
 pub fn app() -> App {
-    Convergent::new(DocFold::new())
+    Convergent::new(DocFold::new()).with_settle_shift(SIM_SETTLE_SHIFT)
 }
 
 /// The whole simulation state of one run.

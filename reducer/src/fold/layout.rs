@@ -9,20 +9,27 @@ use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, WriteTxn
 
 /// The fold's layout version: the single key `20` → `u32be(`[`LAYOUT_VERSION`]`)`.
 pub const TAG_LAYOUT: u8 = 0x20;
-/// Owners of thread tags: `26 ‖ thread tag` → thread id bytes.
+/// Owners of thread tags: `26 ‖ thread tag` → thread id bytes, followed (threads first folded
+/// with layout 3) by one byte: the thread's settle shift ([`super::SETTLE_SHIFT`]).
 pub const TAG_THREAD_NAME: u8 = 0x26;
 /// Length of a thread's short name in the fold's keys ([`thread_tag`]).
 pub const THREAD_TAG_LEN: usize = 8;
 /// Version of the fold's key layout. 1 (never written down): keys held `bytes(thread id)`;
 /// 2: keys hold [`thread_tag`], undo logs are compact, bulk footprints are summarized, the
-/// operation log keeps no copy of bodies the engine stores.
-pub const LAYOUT_VERSION: u32 = 2;
+/// operation log keeps no copy of bodies the engine stores; 3: a thread's most recent records
+/// are left out of the dependency index until they settle (`spec/convergence.md` §3.2).
+/// A store of version 2 is converted at open by writing the new version: its threads keep
+/// every record in the index, as version 2 did.
+pub const LAYOUT_VERSION: u32 = 3;
+
+/// The layout version that [`check_layout`] converts in place (by writing [`LAYOUT_VERSION`]).
+const CONVERTIBLE_VERSION: u32 = 2;
 
 /// Why a store cannot be used by this version of the fold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "the document state of this repository uses fold layout version {found}, this build reads \
-     only version {expected}: open it with the release that wrote it and export the data, or \
+     version {expected} (and converts version 2): open it with the release that wrote it and export the data, or \
      move it aside and let the databases sync again from peers into an empty repository"
 )]
 pub struct LayoutError {
@@ -32,45 +39,58 @@ pub struct LayoutError {
     pub expected: u32,
 }
 
-/// Checks (and on a store without fold state, writes) the fold's layout version. A store
-/// holding fold keys of another layout is refused with [`LayoutError`]; nothing is changed.
+/// Checks (and on a store without fold state, writes) the fold's layout version. A store of
+/// version 2 is converted (the version key is rewritten; its threads' values in
+/// [`TAG_THREAD_NAME`] carry no settle shift, which keeps every record of them in the index).
+/// A store holding fold keys of another layout is refused with [`LayoutError`]; nothing is
+/// changed.
 pub fn check_layout<S: threads_protocol::store::Store>(
     store: &S,
 ) -> Result<Result<(), LayoutError>, StoreError> {
     let key = [TAG_LAYOUT];
-    {
-        let txn = store.read()?;
-        if let Some(v) = txn.get(&key)? {
+    let txn = store.read()?;
+    match txn.get(&key)? {
+        Some(v) => {
             let found = <[u8; 4]>::try_from(v.as_slice())
                 .map(u32::from_be_bytes)
                 .map_err(|_| corrupt("fold layout version", "not 4 bytes"))?;
-            return Ok(if found == LAYOUT_VERSION {
-                Ok(())
-            } else {
-                Err(LayoutError {
+            if found == LAYOUT_VERSION {
+                return Ok(Ok(()));
+            }
+            if found != CONVERTIBLE_VERSION {
+                return Ok(Err(LayoutError {
                     found,
                     expected: LAYOUT_VERSION,
-                })
-            });
+                }));
+            }
+            tracing::info!(
+                from = found,
+                to = LAYOUT_VERSION,
+                "converting the fold layout (the version key only: existing threads keep \
+                 every record in the dependency index)"
+            );
         }
-        let mut any = false;
-        let start = [TAG_LAYOUT + 1];
-        let end = [TAG_STATE + 1];
-        txn.scan(
-            KeyRange::between(&start, &end),
-            Direction::Forward,
-            &mut |_, _| {
-                any = true;
-                ControlFlow::Break(())
-            },
-        )?;
-        if any {
-            return Ok(Err(LayoutError {
-                found: 1,
-                expected: LAYOUT_VERSION,
-            }));
+        None => {
+            let mut any = false;
+            let start = [TAG_LAYOUT + 1];
+            let end = [TAG_STATE + 1];
+            txn.scan(
+                KeyRange::between(&start, &end),
+                Direction::Forward,
+                &mut |_, _| {
+                    any = true;
+                    ControlFlow::Break(())
+                },
+            )?;
+            if any {
+                return Ok(Err(LayoutError {
+                    found: 1,
+                    expected: LAYOUT_VERSION,
+                }));
+            }
         }
     }
+    drop(txn);
     let mut txn = store.write()?;
     txn.put(&key, &LAYOUT_VERSION.to_be_bytes())?;
     txn.commit()?;
@@ -100,21 +120,41 @@ std::thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-/// Checks that the short name of `thread` belongs to it, and records it the first time.
+/// Checks that the short name of `thread` belongs to it, and records it the first time with
+/// `shift`. Returns the thread's settle shift: `None` for a thread first folded by layout 2
+/// (every record of it is indexed).
 pub(crate) fn claim_thread_tag(
     txn: &mut dyn WriteTxn,
     thread: &ThreadId,
-) -> Result<(), StoreError> {
+    shift: u8,
+) -> Result<Option<u8>, StoreError> {
     let key = KeyBuf::new(TAG_THREAD_NAME)
         .fixed(&thread_tag(thread))
         .into_vec();
+    let id = thread.as_bytes();
     match txn.get(&key)? {
-        Some(owner) if owner == thread.as_bytes() => Ok(()),
+        Some(owner) if owner == id => Ok(None),
+        Some(owner) if owner.len() == id.len() + 1 && owner.starts_with(id) => {
+            match owner[id.len()] {
+                s @ 0..=MAX_SETTLE_SHIFT => Ok(Some(s)),
+                s => Err(corrupt(
+                    "settle shift of a thread",
+                    format_args!("{s} is over {MAX_SETTLE_SHIFT}"),
+                )),
+            }
+        }
         Some(_) => Err(StoreError::Corrupt(format!(
             "thread {thread} has the same short key prefix as another thread of this store \
              (a 64-bit hash collision); its records cannot be folded here: use another \
              repository for it"
         ))),
-        None => txn.put(&key, thread.as_bytes()),
+        None => {
+            let shift = shift.min(MAX_SETTLE_SHIFT);
+            txn.put(&key, &[id, &[shift]].concat())?;
+            Ok(Some(shift))
+        }
     }
 }
+
+/// Largest settle shift: records settle in blocks of up to 2^63 clocks.
+pub const MAX_SETTLE_SHIFT: u8 = 63;

@@ -36,13 +36,14 @@ mod keys;
 mod layout;
 mod oplog;
 mod order;
+mod settle;
 mod tracking;
 mod undo;
 
 pub use dependency::{Access, Dependency, Usage};
 pub use digest::{fold_digest, state_digest};
 pub use footprint::{Footprint, MAX_FOOTPRINT_TOKENS, TOKEN_HASH_LEN};
-use footprint::{load_footprint, store_footprint};
+use footprint::{conflicts_after, index_entry, load_footprint, store_footprint};
 pub use keys::{
     TAG_DEPENDENTS, TAG_FOOTPRINT, TAG_OPS, TAG_REJECTED, TAG_STATE, TAG_UNDO, op_key, prefix,
     state_prefix,
@@ -50,11 +51,13 @@ pub use keys::{
 use keys::{dependents_prefix, keyed, orders_after};
 use layout::claim_thread_tag;
 pub use layout::{
-    LAYOUT_VERSION, LayoutError, TAG_LAYOUT, TAG_THREAD_NAME, THREAD_TAG_LEN, check_layout,
-    thread_tag,
+    LAYOUT_VERSION, LayoutError, MAX_SETTLE_SHIFT, TAG_LAYOUT, TAG_THREAD_NAME, THREAD_TAG_LEN,
+    check_layout, thread_tag,
 };
 pub use oplog::{OpEntry, record_body};
 pub use order::{ORDER_KEY_LEN, OrderKey};
+pub use settle::SETTLE_SHIFT;
+use settle::{Frontier, settle};
 pub use tracking::TrackingTxn;
 
 use serde::Serialize;
@@ -167,6 +170,11 @@ pub struct Convergent<F> {
     tracked: BTreeMap<ThreadId, bool>,
     /// The last run's emptied key map, for the next run.
     spare_keys: tracking::KeyMap,
+    /// The settle shift given to threads whose first record this wrapper folds.
+    settle_shift: u8,
+    /// The settle frontier of each thread the open batch folds records of (read from the
+    /// store when the batch first meets the thread, raised as records are added).
+    frontiers: BTreeMap<ThreadId, Frontier>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -192,7 +200,19 @@ impl<F: Fold> Convergent<F> {
             pending: BTreeMap::new(),
             tracked: BTreeMap::new(),
             spare_keys: tracking::KeyMap::default(),
+            settle_shift: SETTLE_SHIFT,
+            frontiers: BTreeMap::new(),
         }
+    }
+
+    /// Gives threads whose first record this wrapper folds the settle shift `shift` (at most
+    /// [`MAX_SETTLE_SHIFT`]) instead of [`SETTLE_SHIFT`]: their records enter the dependency
+    /// index in blocks of 2^`shift` clocks. A thread keeps the shift it was first folded with
+    /// (it is stored with its tag), so wrappers of one store may differ. Tests use small
+    /// shifts to exercise settled and recent records with short histories.
+    pub fn with_settle_shift(mut self, shift: u8) -> Self {
+        self.settle_shift = shift.min(MAX_SETTLE_SHIFT);
+        self
     }
 
     /// The strategy in use.
@@ -237,8 +257,9 @@ impl<F: Fold> Convergent<F> {
     ) -> Result<Outcome, ApplyError> {
         let _span = fold_span(info);
         self.finish(txn)?;
-        claim_thread_tag(txn, &info.thread)?;
         let thread = &info.thread;
+        self.frontiers.remove(thread);
+        self.frontier(txn, thread)?;
         let own = keyed(TAG_OPS, thread, &info.order);
         // Records already applied after this one, in order.
         let later = orders_after(txn, &prefix(TAG_OPS, thread), &info.order)?;
@@ -250,11 +271,13 @@ impl<F: Fold> Convergent<F> {
         }
         let (outcome, _) = self.run(txn, info, body)?;
         txn.put(&own, &encode(&self.entry(info, body, stored)))?;
+        self.raise(txn, thread, info.order.clock)?;
         for order in later {
             self.stats.redone += 1;
             let (redo, body) = self.load(txn, thread, order)?;
             self.run(txn, &redo, &body)?;
         }
+        self.frontiers.clear();
         Ok(outcome)
     }
 
@@ -288,7 +311,11 @@ impl<F: Fold> Convergent<F> {
             return self.fold_in_with(txn, info, body, stored);
         }
         let thread = info.thread;
-        claim_thread_tag(txn, &thread)?;
+        // Read again for every record: a dropped transaction may have left a stale one.
+        if self.pending.get(&thread).is_none_or(|p| p.is_empty()) {
+            self.frontiers.remove(&thread);
+        }
+        self.frontier(txn, &thread)?;
         self.tracked(txn, &thread)?;
         // Everything before this record must stand before it runs.
         while let Some(o) = self.first_pending(&thread, Some(&info.order)) {
@@ -307,6 +334,7 @@ impl<F: Fold> Convergent<F> {
         }
         let outcome = self.place(txn, info, body)?;
         txn.put(&own, &encode(&self.entry(info, body, stored)))?;
+        self.raise(txn, &thread, info.order.clock)?;
         Ok(outcome)
     }
 
@@ -319,6 +347,7 @@ impl<F: Fold> Convergent<F> {
             }
         }
         self.pending.clear();
+        self.frontiers.clear();
         Ok(())
     }
 
@@ -339,6 +368,42 @@ impl<F: Fold> Convergent<F> {
     /// Forgets the open batch (its transaction was dropped).
     pub fn abandon(&mut self) {
         self.pending.clear();
+        self.frontiers.clear();
+    }
+
+    /// The settle frontier of `thread` in the open batch; the first time, the thread's tag is
+    /// claimed (with this wrapper's shift if it is new) and its highest clock read.
+    fn frontier(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        thread: &ThreadId,
+    ) -> Result<Frontier, ApplyError> {
+        if let Some(f) = self.frontiers.get(thread) {
+            return Ok(*f);
+        }
+        let shift = claim_thread_tag(txn, thread, self.settle_shift)?;
+        let f = Frontier::load(txn, thread, shift)?;
+        self.frontiers.insert(*thread, f);
+        Ok(f)
+    }
+
+    /// Records that a record of `clock` is now in the operation log of `thread`; when that
+    /// moves the frontier, the records it passed settle into the dependency index.
+    fn raise(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        thread: &ThreadId,
+        clock: u64,
+    ) -> Result<(), ApplyError> {
+        let before = self.frontier(txn, thread)?;
+        let after = before.with(clock);
+        if let (Some(from), Some(to)) = (before.start(), after.start())
+            && to > from
+        {
+            settle(txn, thread, from, to)?;
+        }
+        self.frontiers.insert(*thread, after);
+        Ok(())
     }
 
     /// Whether the dependency index of `thread` covers every applied record: its earliest
@@ -430,7 +495,8 @@ impl<F: Fold> Convergent<F> {
             if !later {
                 return Ok(outcome);
             }
-            let seeds = self.conflicts_after(txn, &thread, &info.order, &footprint)?;
+            let frontier = self.frontier(txn, &thread)?;
+            let seeds = conflicts_after(txn, &thread, &info.order, &footprint, frontier)?;
             if seeds.is_empty() {
                 return Ok(outcome);
             }
@@ -439,7 +505,7 @@ impl<F: Fold> Convergent<F> {
             self.stats.retried += 1;
             self.undo(txn, &thread, &info.order)?;
             self.stats.undone -= 1; // not a record made room for: its own discarded run
-            self.undo_closure(txn, &thread, seeds)?;
+            self.undo_closure(txn, &thread, seeds, frontier)?;
         }
     }
 
@@ -471,7 +537,8 @@ impl<F: Fold> Convergent<F> {
                 txn.put(&rejected, reason.as_bytes())?;
             }
         }
-        store_footprint(txn, &info.thread, &info.order, &footprint)?;
+        let settled = self.frontier(txn, &info.thread)?.settled(info.order.clock);
+        store_footprint(txn, &info.thread, &info.order, &footprint, settled)?;
         Ok((outcome, footprint))
     }
 
@@ -490,11 +557,10 @@ impl<F: Fold> Convergent<F> {
             txn.delete(&undo_key)?;
         }
         txn.delete(&keyed(TAG_REJECTED, thread, order))?;
-        let footprint = load_footprint(txn, thread, order)?;
-        for (usage, hash) in &footprint {
-            let mut k = dependents_prefix(thread, *usage, hash);
-            k.extend_from_slice(&order.to_bytes());
-            txn.delete(&k)?;
+        if self.frontier(txn, thread)?.settled(order.clock) {
+            for (usage, hash) in &load_footprint(txn, thread, order)? {
+                txn.delete(&index_entry(thread, *usage, hash, order))?;
+            }
         }
         txn.delete(&keyed(TAG_FOOTPRINT, thread, order))?;
         Ok(())

@@ -1,0 +1,141 @@
+//! Settling: a thread's most recent records stay out of the dependency index and enter it a
+//! block of clocks at a time (`spec/convergence.md` §3.2). A write then adds its footprint
+//! next to the thread's other recent footprints instead of one index entry per token at
+//! random places of the index, which on LMDB is a page (and a separate disk write) each.
+
+use super::footprint::{Footprint, index_entry};
+use super::keys::{TAG_FOOTPRINT, TAG_OPS, prefix};
+use super::{OrderKey, corrupt};
+use std::ops::{Bound, ControlFlow};
+use threads_protocol::id::ThreadId;
+use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, WriteTxn};
+
+/// The settle shift of new threads: records settle in blocks of 2^8 = 256 clocks.
+pub const SETTLE_SHIFT: u8 = 8;
+
+/// Which of a thread's records are in the dependency index: those whose clock is below the
+/// thread's highest clock rounded down to a multiple of 2^shift (the *settled* ones). A
+/// function of the records held, so every replica and strategy indexes the same records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Frontier {
+    /// The thread's settle shift; `None` for a thread first folded by layout 2, whose records
+    /// are all indexed.
+    shift: Option<u8>,
+    /// The highest clock in the thread's operation log (records applied, rejected or pending).
+    highest: Option<u64>,
+}
+
+impl Frontier {
+    /// A frontier of this shift and highest clock.
+    pub(super) fn of(shift: Option<u8>, highest: Option<u64>) -> Frontier {
+        Frontier { shift, highest }
+    }
+
+    /// The frontier of `thread` as stored: its highest clock is read from the operation log.
+    pub(super) fn load(
+        txn: &dyn ReadTxn,
+        thread: &ThreadId,
+        shift: Option<u8>,
+    ) -> Result<Frontier, StoreError> {
+        let ops = prefix(TAG_OPS, thread);
+        let mut highest = Ok(None);
+        txn.scan(KeyRange::prefix(&ops), Direction::Reverse, &mut |k, _| {
+            highest = OrderKey::from_bytes(&k[ops.len()..])
+                .map(|o| Some(o.clock))
+                .ok_or_else(|| corrupt("order key", "malformed"));
+            ControlFlow::Break(())
+        })?;
+        Ok(Frontier::of(shift, highest?))
+    }
+
+    /// The first clock that is not settled; `None` when every record is indexed.
+    pub(super) fn start(&self) -> Option<u64> {
+        let shift = self.shift?;
+        Some(self.highest.map_or(0, |h| (h >> shift) << shift))
+    }
+
+    /// Whether a record of this clock is in the dependency index.
+    pub(super) fn settled(&self, clock: u64) -> bool {
+        self.start().is_none_or(|start| clock < start)
+    }
+
+    /// The frontier once a record of `clock` is in the operation log.
+    pub(super) fn with(self, clock: u64) -> Frontier {
+        Frontier {
+            highest: Some(self.highest.map_or(clock, |h| h.max(clock))),
+            ..self
+        }
+    }
+}
+
+/// Puts in the dependency index the entries of every stored footprint of `thread` whose clock is
+/// in `from..to`: the block of records that settled.
+pub(super) fn settle(
+    txn: &mut dyn WriteTxn,
+    thread: &ThreadId,
+    from: u64,
+    to: u64,
+) -> Result<(), StoreError> {
+    let footprints = prefix(TAG_FOOTPRINT, thread);
+    let at = |clock: u64| [footprints.as_slice(), &clock.to_be_bytes()].concat();
+    let (start, end) = (at(from), at(to));
+    let mut block = Vec::new();
+    txn.try_scan(
+        KeyRange::new(Bound::Included(&start), Bound::Excluded(&end)),
+        Direction::Forward,
+        &mut |k, v| {
+            let order = OrderKey::from_bytes(&k[footprints.len()..])
+                .ok_or_else(|| corrupt("order key", "malformed"))?;
+            let footprint: Footprint =
+                serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
+            block.push((order, footprint));
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    tracing::debug!(
+        records = block.len(),
+        from,
+        to,
+        "records settle into the dependency index"
+    );
+    for (order, footprint) in &block {
+        for (usage, hash) in footprint {
+            txn.put(&index_entry(thread, *usage, hash, order), &[])?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frontier(shift: Option<u8>, highest: Option<u64>) -> Frontier {
+        Frontier::of(shift, highest)
+    }
+
+    #[test]
+    fn records_below_the_highest_block_are_settled() {
+        let f = frontier(Some(8), Some(600));
+        assert_eq!(f.start(), Some(512));
+        assert!(f.settled(511) && !f.settled(512) && !f.settled(600) && !f.settled(9000));
+        assert_eq!(f.with(700).start(), Some(512));
+        assert_eq!(f.with(768).start(), Some(768));
+        assert_eq!(f.with(3).start(), Some(512), "a late record moves nothing");
+        // Nothing held yet: nothing settled.
+        assert_eq!(frontier(Some(8), None).start(), Some(0));
+        assert!(!frontier(Some(8), None).settled(0));
+        // Shift 0: everything below the highest clock.
+        assert_eq!(frontier(Some(0), Some(5)).start(), Some(5));
+        // The largest shift and the largest clock.
+        assert_eq!(frontier(Some(63), Some(u64::MAX)).start(), Some(1 << 63));
+        assert_eq!(frontier(Some(0), Some(u64::MAX)).start(), Some(u64::MAX));
+    }
+
+    #[test]
+    fn a_thread_of_layout_two_indexes_everything() {
+        let f = frontier(None, Some(600));
+        assert_eq!(f.start(), None);
+        assert!(f.settled(600) && f.settled(u64::MAX) && f.with(10_000).settled(10_000));
+    }
+}
