@@ -530,12 +530,17 @@ impl<S: Store> Documents<S> {
             let Some(text) = change.instance.take() else {
                 continue; // gone again since: a later change reports it
             };
-            let config =
-                self.host.store().read().ok().and_then(|t| {
-                    db::read::collection_info(&t, &change.db, &change.collection).ok()
-                });
-            let Some(config) = config else { continue };
-            let seen = if config.read_filter.is_empty() {
+            let bytes = self.host.store().read().ok().and_then(|t| {
+                db::read::collection_config_bytes(&t, &change.db, &change.collection)
+                    .ok()
+                    .flatten()
+            });
+            let filter = bytes.and_then(|b| {
+                let fold = self.host.app_mut().fold_mut();
+                fold.read_filter(&change.collection, b).ok()
+            });
+            let Some(filter) = filter else { continue };
+            let seen = if filter.is_empty() {
                 Some(text)
             } else {
                 // The feed checked the text as JSON when it took it from the store.
@@ -544,7 +549,7 @@ impl<S: Store> Documents<S> {
                 };
                 let scripts = self.host.app_mut().fold_mut().scripts();
                 scripts
-                    .filter(&config.read_filter, reader, &doc)
+                    .filter(&filter, reader, &doc)
                     .and_then(|v| serde_json::value::to_raw_value(&v).ok())
             };
             if let Some(text) = seen {
@@ -730,7 +735,7 @@ impl<S: Store> Documents<S> {
             let exists = match collections.iter().find(|(c, _)| *c == collection) {
                 Some((_, e)) => *e,
                 None => {
-                    let e = db::read::collection_info(&txn, thread, &collection).is_ok();
+                    let e = db::read::collection_exists(&txn, thread, &collection).unwrap_or(false);
                     collections.push((collection.clone(), e));
                     e
                 }

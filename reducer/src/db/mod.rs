@@ -43,7 +43,7 @@ use std::ops::Bound;
 
 use threads_protocol::engine::ApplyError;
 use threads_protocol::id::ThreadId;
-use threads_protocol::store::{KeyRange, WriteTxn};
+use threads_protocol::store::{KeyRange, StoreError, WriteTxn};
 
 use crate::fold::{Access, Dependency, Fold, OrderKey, Outcome, RecordInfo, Usage};
 use crate::js::JsConfig;
@@ -105,6 +105,13 @@ impl DocFold {
     /// outcome is the same either way; only the time differs.
     pub fn set_decode_beside_from(&mut self, bytes: usize) {
         self.decode_beside_from = bytes;
+    }
+
+    /// The read filter (empty when there is none) of collection `name`, whose config is
+    /// stored as `bytes` ([`read::collection_config_bytes`]). The parsed config is reused from
+    /// the fold's cache when it was parsed from the same bytes.
+    pub fn read_filter(&mut self, name: &str, bytes: Vec<u8>) -> Result<String, StoreError> {
+        Ok(self.configs.get(name, bytes)?.config.read_filter.clone())
     }
 
     /// The fold's JavaScript engine (also usable to run read filters on the same thread).
@@ -220,9 +227,11 @@ impl Fold for DocFold {
                 let mut events = run.events;
                 self.applied
                     .keep(&record.thread, &record.order, &mut events, run.stored);
+                // A large body's events are freed on the parser's thread, which allocated
+                // them; a small one's here: handing them over costs more than freeing them.
                 match &self.parser {
-                    Some(parser) => parser.discard(events),
-                    None => drop(events),
+                    Some(parser) if beside => parser.discard(events),
+                    _ => drop(events),
                 }
                 Ok(Outcome::Applied)
             }

@@ -61,6 +61,35 @@ pub fn collection_info(
         .ok_or_else(|| DbError::CollectionNotFound(name.to_owned()))
 }
 
+/// The stored config of collection `name`, unparsed (`None` when there is no such
+/// collection).
+pub fn collection_config_bytes(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    name: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let key = Keys::new(thread).collection(name);
+    if key.len() > MAX_KEY_LEN {
+        return Ok(None);
+    }
+    txn.get(&key)
+}
+
+/// Whether collection `name` exists (its config is not parsed).
+pub fn collection_exists(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let key = Keys::new(thread).collection(name);
+    if key.len() > MAX_KEY_LEN {
+        return Ok(false);
+    }
+    let mut found = false;
+    txn.get_with(&key, &mut |v| found = v.is_some())?;
+    Ok(found)
+}
+
 /// Every collection's definition, by name.
 pub fn list_collections(
     txn: &dyn ReadTxn,
@@ -88,7 +117,9 @@ pub fn stored(
     collection: &str,
     id: &str,
 ) -> Result<Option<Value>, DbError> {
-    collection_info(txn, thread, collection)?;
+    if !collection_exists(txn, thread, collection)? {
+        return Err(DbError::CollectionNotFound(collection.to_owned()));
+    }
     Ok(read_instance(txn, &Keys::new(thread), collection, id)?)
 }
 
