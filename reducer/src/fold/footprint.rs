@@ -2,6 +2,7 @@
 //! finding the later records a run conflicts with (through the index for settled records, by
 //! reading the footprints of recent ones), to undo only those.
 
+use super::recent::{READS_BEFORE_KEEPING, RecentSlot, RecentTokens};
 use super::settle::Frontier;
 use super::{
     Access, Convergent, Dependency, Fold, OrderKey, TAG_FOOTPRINT, Usage, corrupt,
@@ -150,7 +151,8 @@ impl<F: Fold> Convergent<F> {
                 continue;
             }
             let footprint = load_footprint(txn, thread, &o)?;
-            for c in conflicts_after(txn, thread, &o, &footprint, frontier)? {
+            let recent = self.recent.entry(*thread).or_default();
+            for c in conflicts_after(txn, thread, &o, &footprint, frontier, recent)? {
                 if !closure.contains(&c) {
                     queue.push(c);
                 }
@@ -167,12 +169,17 @@ impl<F: Fold> Convergent<F> {
 /// The applied records after `order` whose footprint conflicts with `footprint`: the settled
 /// ones through the dependency index, the recent ones (from `frontier` on) by reading their
 /// footprints; all of them by reading footprints when only a few follow.
+///
+/// `recent` is what the open batch knows of the thread's recent footprints: after
+/// [`READS_BEFORE_KEEPING`] look-ups that read them from the store, they are kept in it (the
+/// caller keeps them up to date, or drops them).
 pub(super) fn conflicts_after(
     txn: &dyn ReadTxn,
     thread: &ThreadId,
     order: &OrderKey,
     footprint: &Footprint,
     frontier: Frontier,
+    recent: &mut RecentSlot,
 ) -> Result<BTreeSet<OrderKey>, ApplyError> {
     let mine = usages(footprint)?;
     if let Some(found) = conflicts_in_later_footprints(txn, thread, order, &mine)? {
@@ -181,20 +188,33 @@ pub(super) fn conflicts_after(
     let Some(start) = frontier.start() else {
         return conflicts_in_index(txn, thread, order, footprint);
     };
-    let footprints = super::keys::prefix(TAG_FOOTPRINT, thread);
-    let after = keyed(TAG_FOOTPRINT, thread, order);
-    if order.clock >= start {
-        // Every record after this one is recent: none is in the index.
-        return conflicts_in_footprints(txn, &footprints, Bound::Excluded(&after), &mine);
+    // Every record after this one is recent when it is itself: none is in the index.
+    let mut out = if order.clock >= start {
+        BTreeSet::new()
+    } else {
+        conflicts_in_index(txn, thread, order, footprint)?
+    };
+    if recent.tokens.as_ref().is_some_and(|t| t.start() != start) {
+        recent.tokens = None;
     }
-    let mut out = conflicts_in_index(txn, thread, order, footprint)?;
-    let recent = [footprints.as_slice(), &start.to_be_bytes()].concat();
-    out.extend(conflicts_in_footprints(
-        txn,
-        &footprints,
-        Bound::Included(&recent),
-        &mine,
-    )?);
+    if recent.tokens.is_none() && recent.reads >= READS_BEFORE_KEEPING {
+        recent.tokens = Some(RecentTokens::read(txn, thread, start)?);
+    }
+    match &recent.tokens {
+        Some(tokens) => tokens.conflicts_after(order, &mine, &mut out),
+        None => {
+            recent.reads += 1;
+            let footprints = super::keys::prefix(TAG_FOOTPRINT, thread);
+            let after = keyed(TAG_FOOTPRINT, thread, order);
+            let first = [footprints.as_slice(), &start.to_be_bytes()].concat();
+            let from = if order.clock >= start {
+                Bound::Excluded(after.as_slice())
+            } else {
+                Bound::Included(first.as_slice())
+            };
+            out.extend(conflicts_in_footprints(txn, &footprints, from, &mine)?);
+        }
+    }
     Ok(out)
 }
 
@@ -309,10 +329,29 @@ fn conflicts_in_footprints(
 }
 
 /// Whether a stored footprint (its bytes) shares a token with `mine` in a conflicting use.
-/// Reads only the canonical encoding of a footprint (a list of `[usage, 16-byte hash]`, one
-/// byte per usage) and returns `None` for anything else, which its caller decodes in full
-/// rather than judge bytes another way than `load_footprint` would.
+/// Reads only the canonical encoding of a footprint ([`canonical_each`]) and returns `None`
+/// for anything else, which its caller decodes in full rather than judge bytes another way
+/// than `load_footprint` would.
 fn footprint_conflicts(mine: &[(Usage, &[u8])], stored: &[u8]) -> Option<bool> {
+    let mut conflict = false;
+    canonical_each(stored, |theirs, hash| {
+        conflict |= mine.iter().any(|(u, h)| *h == hash && u.conflicts(theirs));
+    })?;
+    Some(conflict)
+}
+
+/// The entries of a stored footprint in its canonical encoding ([`canonical_each`]); `None`
+/// for any other.
+pub(super) fn canonical_entries(stored: &[u8]) -> Option<Vec<(Usage, &[u8])>> {
+    let mut out = Vec::new();
+    canonical_each(stored, |usage, hash| out.push((usage, hash)))?;
+    Some(out)
+}
+
+/// Hands `each` the entries of a footprint in its canonical encoding: a DAG-CBOR list (of at
+/// most 255 entries) of `[usage, 16-byte hash]`, one byte per usage. `None`, possibly after
+/// some entries, for any other bytes.
+fn canonical_each<'a>(stored: &'a [u8], mut each: impl FnMut(Usage, &'a [u8])) -> Option<()> {
     const HASH_HEAD: u8 = 0x40 | TOKEN_HASH_LEN as u8;
     let (&head, mut rest) = stored.split_first()?;
     let n = match head {
@@ -327,17 +366,16 @@ fn footprint_conflicts(mine: &[(Usage, &[u8])], stored: &[u8]) -> Option<bool> {
         }
         _ => return None,
     };
-    let mut conflict = false;
     for _ in 0..n {
         let [0x82, usage, HASH_HEAD, r @ ..] = rest else {
             return None;
         };
-        let theirs = Usage::from_u8(*usage)?;
+        let usage = Usage::from_u8(*usage)?;
         let (hash, r) = r.split_at_checked(TOKEN_HASH_LEN)?;
         rest = r;
-        conflict |= mine.iter().any(|(u, h)| *h == hash && u.conflicts(theirs));
+        each(usage, hash);
     }
-    rest.is_empty().then_some(conflict)
+    rest.is_empty().then_some(())
 }
 
 #[cfg(test)]
@@ -415,8 +453,23 @@ mod tests {
             let txn = store.read().unwrap();
             let mine = footprint(&mine);
             let want = expected(&stored, &mine, at);
-            let found = conflicts_after(&txn, &t, &order(at), &mine, frontier).unwrap();
+            // Read from the store, and kept in memory (the first look-up of a batch reads).
+            let mut slot = RecentSlot::default();
+            let found = conflicts_after(&txn, &t, &order(at), &mine, frontier, &mut slot).unwrap();
             prop_assert_eq!(&found, &want);
+            slot.reads = READS_BEFORE_KEEPING;
+            let kept = conflicts_after(&txn, &t, &order(at), &mine, frontier, &mut slot).unwrap();
+            prop_assert_eq!(&kept, &want);
+            // Kept up to date: a recent record's footprint removed and stored again.
+            if let (Some(tokens), Some(last)) = (slot.tokens.as_mut(), stored.last()) {
+                let o = order(stored.len() as u64 - 1);
+                if !frontier.settled(o.clock) {
+                    tokens.remove(&o, last);
+                    tokens.add(&o, last).unwrap();
+                }
+            }
+            let again = conflicts_after(&txn, &t, &order(at), &mine, frontier, &mut slot).unwrap();
+            prop_assert_eq!(&again, &want);
             let by_index = conflicts_in_index(&txn, &t, &order(at), &mine).unwrap();
             let settled: BTreeSet<OrderKey> =
                 want.into_iter().filter(|o| frontier.settled(o.clock)).collect();

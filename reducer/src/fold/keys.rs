@@ -19,7 +19,8 @@ pub const TAG_REJECTED: u8 = 0x23;
 /// rejected).
 pub const TAG_FOOTPRINT: u8 = 0x24;
 /// Key space of the dependency index: `25 ‖ tag(thread) ‖ usage ‖ token hash ‖ order key` →
-/// empty, one entry per token of every stored [`Footprint`](super::Footprint).
+/// empty, one entry per token of every stored [`Footprint`](super::Footprint) of a settled
+/// record (recent records have none until they settle: `spec/convergence.md` §3.2).
 pub const TAG_DEPENDENTS: u8 = 0x25;
 /// Key space of the folded state: `30 ‖ thread tag ‖ ...`, owned by the [`Fold`](super::Fold).
 pub const TAG_STATE: u8 = 0x30;

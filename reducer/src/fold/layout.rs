@@ -29,8 +29,9 @@ const CONVERTIBLE_VERSION: u32 = 2;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "the document state of this repository uses fold layout version {found}, this build reads \
-     version {expected} (and converts version 2): open it with the release that wrote it and export the data, or \
-     move it aside and let the databases sync again from peers into an empty repository"
+     version {expected} (and converts version 2): open it with the release that wrote it and \
+     export the data, or move it aside and let the databases sync again from peers into an \
+     empty repository"
 )]
 pub struct LayoutError {
     /// The version found (1 for stores written before the version key existed).

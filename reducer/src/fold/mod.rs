@@ -16,9 +16,12 @@
 //!   the tail and one redo, in merged order.
 //! * [`Strategy::Dependencies`] (the default): one rewind per batch, and only the records whose
 //!   run can depend on the late ones are undone and redone. Every run's *footprint* (which state
-//!   it read and wrote, mapped to dependency tokens by [`Fold::dependencies`]) is stored with an
-//!   index from tokens to records, so the records to undo are found by look-ups, not scans.
-//!   The rule and the argument for byte-identical results are in `spec/convergence.md`.
+//!   it read and wrote, mapped to dependency tokens by [`Fold::dependencies`]) is stored, and
+//!   indexed from tokens to records once the record has *settled* (the thread's clock has moved
+//!   a block past it, see [`Convergent::with_settle_shift`]): the records to undo are found by
+//!   look-ups in the index and by reading the footprints of the few recent records, not by
+//!   scans of the tail. The rule and the argument for byte-identical results are in
+//!   `spec/convergence.md`.
 //!
 //! A record the fold rejects has no effect at all: its writes are rolled back at once, and the
 //! rejection is remembered under its order key. Rejections are re-decided on redo, because a
@@ -26,8 +29,8 @@
 //!
 //! This module holds the fold's contract and the [`Convergent`] wrapper's undo and redo; the
 //! submodules hold the key spaces (`keys`), the operation log (`oplog`), footprints and the
-//! dependency index (`footprint`), dependency tokens, order keys, run tracking, undo logs,
-//! the layout version and digests.
+//! dependency index (`footprint`), which records are in the index (`settle`), dependency
+//! tokens, order keys, run tracking, undo logs, the layout version and digests.
 
 mod dependency;
 mod digest;
@@ -36,6 +39,7 @@ mod keys;
 mod layout;
 mod oplog;
 mod order;
+mod recent;
 mod settle;
 mod tracking;
 mod undo;
@@ -175,6 +179,8 @@ pub struct Convergent<F> {
     /// The settle frontier of each thread the open batch folds records of (read from the
     /// store when the batch first meets the thread, raised as records are added).
     frontiers: BTreeMap<ThreadId, Frontier>,
+    /// What the open batch keeps of each thread's recent footprints.
+    recent: BTreeMap<ThreadId, recent::RecentSlot>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -202,6 +208,7 @@ impl<F: Fold> Convergent<F> {
             spare_keys: tracking::KeyMap::default(),
             settle_shift: SETTLE_SHIFT,
             frontiers: BTreeMap::new(),
+            recent: BTreeMap::new(),
         }
     }
 
@@ -278,6 +285,7 @@ impl<F: Fold> Convergent<F> {
             self.run(txn, &redo, &body)?;
         }
         self.frontiers.clear();
+        self.recent.clear();
         Ok(outcome)
     }
 
@@ -348,6 +356,7 @@ impl<F: Fold> Convergent<F> {
         }
         self.pending.clear();
         self.frontiers.clear();
+        self.recent.clear();
         Ok(())
     }
 
@@ -369,6 +378,7 @@ impl<F: Fold> Convergent<F> {
     pub fn abandon(&mut self) {
         self.pending.clear();
         self.frontiers.clear();
+        self.recent.clear();
     }
 
     /// The settle frontier of `thread` in the open batch; the first time, the thread's tag is
@@ -387,6 +397,11 @@ impl<F: Fold> Convergent<F> {
         Ok(f)
     }
 
+    /// The recent footprints of `thread` the open batch keeps in memory, if it does.
+    fn kept_recent(&mut self, thread: &ThreadId) -> Option<&mut recent::RecentTokens> {
+        self.recent.get_mut(thread)?.tokens.as_mut()
+    }
+
     /// Records that a record of `clock` is now in the operation log of `thread`; when that
     /// moves the frontier, the records it passed settle into the dependency index.
     fn raise(
@@ -401,6 +416,7 @@ impl<F: Fold> Convergent<F> {
             && to > from
         {
             settle(txn, thread, from, to)?;
+            self.recent.remove(thread);
         }
         self.frontiers.insert(*thread, after);
         Ok(())
@@ -496,7 +512,8 @@ impl<F: Fold> Convergent<F> {
                 return Ok(outcome);
             }
             let frontier = self.frontier(txn, &thread)?;
-            let seeds = conflicts_after(txn, &thread, &info.order, &footprint, frontier)?;
+            let recent = self.recent.entry(thread).or_default();
+            let seeds = conflicts_after(txn, &thread, &info.order, &footprint, frontier, recent)?;
             if seeds.is_empty() {
                 return Ok(outcome);
             }
@@ -539,6 +556,9 @@ impl<F: Fold> Convergent<F> {
         }
         let settled = self.frontier(txn, &info.thread)?.settled(info.order.clock);
         store_footprint(txn, &info.thread, &info.order, &footprint, settled)?;
+        if !settled && let Some(tokens) = self.kept_recent(&info.thread) {
+            tokens.add(&info.order, &footprint)?;
+        }
         Ok((outcome, footprint))
     }
 
@@ -560,6 +580,11 @@ impl<F: Fold> Convergent<F> {
         if self.frontier(txn, thread)?.settled(order.clock) {
             for (usage, hash) in &load_footprint(txn, thread, order)? {
                 txn.delete(&index_entry(thread, *usage, hash, order))?;
+            }
+        } else if self.kept_recent(thread).is_some() {
+            let footprint = load_footprint(txn, thread, order)?;
+            if let Some(tokens) = self.kept_recent(thread) {
+                tokens.remove(order, &footprint);
             }
         }
         txn.delete(&keyed(TAG_FOOTPRINT, thread, order))?;
