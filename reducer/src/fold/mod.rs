@@ -319,10 +319,7 @@ impl<F: Fold> Convergent<F> {
             return self.fold_in_with(txn, info, body, stored);
         }
         let thread = info.thread;
-        // Read again for every record: a dropped transaction may have left a stale one.
-        if self.pending.get(&thread).is_none_or(|p| p.is_empty()) {
-            self.frontiers.remove(&thread);
-        }
+        // Read once per batch (`finish` and `abandon` forget it).
         self.frontier(txn, &thread)?;
         self.tracked(txn, &thread)?;
         // Everything before this record must stand before it runs.

@@ -3,7 +3,7 @@
 //! next to the thread's other recent footprints instead of one index entry per token at
 //! random places of the index, which on LMDB is a page (and a separate disk write) each.
 
-use super::footprint::{Footprint, index_entry};
+use super::footprint::{Footprint, canonical_entries, index_entry};
 use super::keys::{TAG_FOOTPRINT, TAG_OPS, prefix};
 use super::{OrderKey, corrupt};
 use std::ops::{Bound, ControlFlow};
@@ -86,22 +86,35 @@ pub(super) fn settle(
         &mut |k, v| {
             let order = OrderKey::from_bytes(&k[footprints.len()..])
                 .ok_or_else(|| corrupt("order key", "malformed"))?;
-            let footprint: Footprint =
-                serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
-            block.push((order, footprint));
+            match canonical_entries(v) {
+                Some(entries) => block.extend(
+                    entries
+                        .into_iter()
+                        .map(|(usage, hash)| index_entry(thread, usage as u8, hash, &order)),
+                ),
+                None => {
+                    let footprint: Footprint =
+                        serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
+                    block.extend(
+                        footprint
+                            .iter()
+                            .map(|(usage, hash)| index_entry(thread, *usage, hash, &order)),
+                    );
+                }
+            }
             Ok(ControlFlow::Continue(()))
         },
     )?;
     tracing::debug!(
-        records = block.len(),
+        entries = block.len(),
         from,
         to,
         "records settle into the dependency index"
     );
-    for (order, footprint) in &block {
-        for (usage, hash) in footprint {
-            txn.put(&index_entry(thread, *usage, hash, order), &[])?;
-        }
+    // In key order: neighbouring entries share their pages.
+    block.sort_unstable();
+    for entry in &block {
+        txn.put(entry, &[])?;
     }
     Ok(())
 }
