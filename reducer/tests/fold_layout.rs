@@ -6,7 +6,10 @@ use threads_protocol::rng::seeded;
 use threads_protocol::store::memory::MemoryStore;
 use threads_protocol::store::{ReadTxn, Store, WriteTxn, content_digest, scan_prefix_collect};
 use threads_reducer::docs::{DocsError, Documents};
-use threads_reducer::fold::{LAYOUT_VERSION, LayoutError, TAG_LAYOUT, TAG_OPS, check_layout};
+use threads_reducer::fold::{
+    LAYOUT_VERSION, LayoutError, ORDER_KEY_LEN, TAG_FOOTPRINT, TAG_LAYOUT, TAG_OPS, TAG_REJECTED,
+    TAG_UNDO, check_layout,
+};
 
 fn open(store: MemoryStore) -> Result<Documents<MemoryStore>, DocsError> {
     Documents::open(Config::default(), store, seeded(1), None, Time(0))
@@ -44,22 +47,45 @@ fn a_store_of_the_old_layout_is_refused_unchanged() {
 }
 
 #[test]
-fn a_store_of_layout_two_is_converted_by_its_version_key_alone() {
+fn a_store_of_layout_two_is_converted() {
+    let store = MemoryStore::new();
+    let tag = [7u8; 8];
+    let order = [3u8; ORDER_KEY_LEN];
+    let at = |space: u8| [&[space][..], &tag, &order].concat();
+    let mut txn = store.write().unwrap();
+    txn.put(&[TAG_LAYOUT], &2u32.to_be_bytes()).unwrap();
+    txn.put(&at(TAG_OPS), b"entry").unwrap();
+    txn.put(&at(TAG_UNDO), b"undo").unwrap();
+    txn.put(&at(TAG_FOOTPRINT), b"footprint").unwrap();
+    txn.put(&at(TAG_REJECTED), b"reason").unwrap();
+    txn.commit().unwrap();
+    assert_eq!(check_layout(&store).unwrap(), Ok(()));
+    let txn = store.read().unwrap();
+    let v = txn.get(&[TAG_LAYOUT]).unwrap();
+    assert_eq!(v, Some(LAYOUT_VERSION.to_be_bytes().to_vec()));
+    // Undo log and footprint beside the operation-log entry; the rest where it was.
+    let all = scan_prefix_collect(&txn, &[], usize::MAX).unwrap();
+    let beside = |kind: u8| [at(TAG_OPS), vec![kind]].concat();
+    assert_eq!(
+        all,
+        vec![
+            (vec![TAG_LAYOUT], LAYOUT_VERSION.to_be_bytes().to_vec()),
+            (at(TAG_OPS), b"entry".to_vec()),
+            (beside(TAG_UNDO), b"undo".to_vec()),
+            (beside(TAG_FOOTPRINT), b"footprint".to_vec()),
+            (at(TAG_REJECTED), b"reason".to_vec()),
+        ]
+    );
+    drop(txn);
+    // A key of layout 2 of another length is refused, and nothing changes.
     let store = MemoryStore::new();
     let mut txn = store.write().unwrap();
     txn.put(&[TAG_LAYOUT], &2u32.to_be_bytes()).unwrap();
-    txn.put(&[TAG_OPS, 1, 2, 3], b"x").unwrap();
+    txn.put(&[TAG_UNDO, 1, 2], b"x").unwrap();
     txn.commit().unwrap();
-    let others = |store: &MemoryStore| {
-        let txn = store.read().unwrap();
-        scan_prefix_collect(&txn, &[TAG_OPS], usize::MAX).unwrap()
-    };
-    let before = others(&store);
-    assert_eq!(check_layout(&store).unwrap(), Ok(()));
-    let v = store.read().unwrap().get(&[TAG_LAYOUT]).unwrap();
-    assert_eq!(v, Some(LAYOUT_VERSION.to_be_bytes().to_vec()));
-    assert_eq!(LAYOUT_VERSION, 3);
-    assert_eq!(others(&store), before);
+    let before = content_digest(&store.read().unwrap()).unwrap();
+    assert!(check_layout(&store).is_err());
+    assert_eq!(content_digest(&store.read().unwrap()).unwrap(), before);
 }
 
 #[test]

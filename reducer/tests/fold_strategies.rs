@@ -17,8 +17,8 @@ use threads_protocol::store::{ReadTxn, Store, WriteTxn};
 use threads_reducer::db::{Batch, CollectionConfig, DbEvent, DocFold, Scripts, read};
 use threads_reducer::fold::{
     Convergent, FoldStats, ORDER_KEY_LEN, OrderKey, Outcome, RecordInfo, SETTLE_SHIFT,
-    Strategy as FoldStrategy, TAG_DEPENDENTS, TAG_THREAD_NAME, fold_digest, rejection,
-    state_digest,
+    Strategy as FoldStrategy, TAG_DEPENDENTS, TAG_FOOTPRINT, TAG_OPS, TAG_THREAD_NAME, fold_digest,
+    rejection, state_digest,
 };
 use threads_reducer::query::Query;
 
@@ -455,11 +455,16 @@ fn a_store_folded_without_footprints_is_folded_whole_tail() {
     let mut fold = Convergent::with_strategy(DocFold::new(), FoldStrategy::Reference);
     let mut txn = store.write().unwrap();
     fold.fold_batch(&mut txn, &first).unwrap();
-    for tag in [0x24u8, 0x25] {
-        let p = threads_reducer::fold::prefix(tag, &t);
-        for (k, _) in scan_prefix_collect(&txn, &p, usize::MAX).unwrap() {
+    // Footprints (`21 ‖ tag ‖ order key ‖ 24`) and the dependency index.
+    let records = threads_reducer::fold::prefix(TAG_OPS, &t);
+    for (k, _) in scan_prefix_collect(&txn, &records, usize::MAX).unwrap() {
+        if k.len() == records.len() + ORDER_KEY_LEN + 1 && k.last() == Some(&TAG_FOOTPRINT) {
             txn.delete(&k).unwrap();
         }
+    }
+    let p = threads_reducer::fold::prefix(TAG_DEPENDENTS, &t);
+    for (k, _) in scan_prefix_collect(&txn, &p, usize::MAX).unwrap() {
+        txn.delete(&k).unwrap();
     }
     txn.commit().unwrap();
     let mut deps = Convergent::with_strategy(DocFold::new(), FoldStrategy::Dependencies);

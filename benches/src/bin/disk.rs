@@ -77,10 +77,13 @@ fn space_of(key: &[u8]) -> String {
         0x07 => "engine_identity_log",
         0x08 => "engine_cid_journal",
         0x09..=0x1f => "engine_other",
-        0x21 => "fold_ops",
-        0x22 => "fold_undo",
+        // `21 ‖ thread tag (8) ‖ order key (54)`, then 22 for an undo log, 24 a footprint.
+        0x21 => match (key.len(), key.last()) {
+            (64, Some(0x22)) => "fold_undo",
+            (64, Some(0x24)) => "fold_footprint",
+            _ => "fold_ops",
+        },
         0x23 => "fold_rejected",
-        0x24 => "fold_footprint",
         0x25 => "fold_dependents",
         0x20 => "fold_layout",
         0x26 => "fold_thread_tags",

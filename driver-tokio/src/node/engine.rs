@@ -357,10 +357,9 @@ impl EngineTask {
         self.docs.host_mut().delete_thread(now, id)?;
         let mut txn = self.docs.host().store().write()?;
         for tag in [
+            // The records space holds the undo logs and footprints too.
             threads_reducer::fold::TAG_OPS,
-            threads_reducer::fold::TAG_UNDO,
             threads_reducer::fold::TAG_REJECTED,
-            threads_reducer::fold::TAG_FOOTPRINT,
             threads_reducer::fold::TAG_DEPENDENTS,
             threads_reducer::fold::TAG_STATE,
         ] {

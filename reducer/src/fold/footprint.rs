@@ -2,11 +2,12 @@
 //! finding the later records a run conflicts with (through the index for settled records, by
 //! reading the footprints of recent ones), to undo only those.
 
+use super::keys::{after_record, scan_footprints};
 use super::recent::{READS_BEFORE_KEEPING, RecentSlot, RecentTokens};
 use super::settle::Frontier;
 use super::{
-    Access, Convergent, Dependency, Fold, OrderKey, TAG_FOOTPRINT, Usage, corrupt,
-    dependents_prefix, keyed, orders_after, tracking,
+    Access, Convergent, Dependency, Fold, ORDER_KEY_LEN, OrderKey, TAG_FOOTPRINT, TAG_OPS, Usage,
+    corrupt, dependents_prefix, keyed, orders_after, tracking,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -204,15 +205,18 @@ pub(super) fn conflicts_after(
         Some(tokens) => tokens.conflicts_after(order, &mine, &mut out),
         None => {
             recent.reads += 1;
-            let footprints = super::keys::prefix(TAG_FOOTPRINT, thread);
-            let after = keyed(TAG_FOOTPRINT, thread, order);
-            let first = [footprints.as_slice(), &start.to_be_bytes()].concat();
+            let after = after_record(thread, order);
+            let first = [
+                super::keys::prefix(TAG_OPS, thread).as_slice(),
+                &start.to_be_bytes(),
+            ]
+            .concat();
             let from = if order.clock >= start {
                 Bound::Excluded(after.as_slice())
             } else {
                 Bound::Included(first.as_slice())
             };
-            out.extend(conflicts_in_footprints(txn, &footprints, from, &mine)?);
+            out.extend(conflicts_in_footprints(txn, thread, from, &mine)?);
         }
     }
     Ok(out)
@@ -265,66 +269,64 @@ fn conflicts_in_later_footprints(
     order: &OrderKey,
     mine: &[(Usage, &[u8])],
 ) -> Result<Option<BTreeSet<OrderKey>>, ApplyError> {
-    let footprints = super::keys::prefix(TAG_FOOTPRINT, thread);
-    let start = keyed(TAG_FOOTPRINT, thread, order);
-    let whole = KeyRange::prefix(&footprints);
-    // Counted first, without reading them: when many records follow (a writer back from a
-    // long time offline), reading the first few footprints would be work thrown away.
-    let mut count = 0;
+    let records = super::keys::prefix(TAG_OPS, thread);
+    let after = after_record(thread, order);
+    let whole = KeyRange::prefix(&records);
+    // Counted first, keys only: when many records follow (a writer back from a long time
+    // offline), reading the first few footprints would be work thrown away. A record has up
+    // to three keys; records undone in this batch have one, so the keys visited are bounded
+    // too, and past the bound the index is asked, which is always right.
+    let (mut footprints, mut keys) = (0, 0);
     txn.scan(
-        KeyRange::new(Bound::Excluded(start.as_slice()), whole.end()),
+        KeyRange::new(Bound::Excluded(after.as_slice()), whole.end()),
         Direction::Forward,
         &mut |k, _| {
-            if !k.starts_with(&footprints) || count > LATER_FOOTPRINTS_MAX {
+            if !k.starts_with(&records) {
                 return ControlFlow::Break(());
             }
-            count += 1;
+            keys += 1;
+            if k.last() == Some(&TAG_FOOTPRINT) && k.len() == records.len() + ORDER_KEY_LEN + 1 {
+                footprints += 1;
+            }
+            if footprints > LATER_FOOTPRINTS_MAX || keys > 4 * LATER_FOOTPRINTS_MAX {
+                return ControlFlow::Break(());
+            }
             ControlFlow::Continue(())
         },
     )?;
-    if count > LATER_FOOTPRINTS_MAX {
+    if footprints > LATER_FOOTPRINTS_MAX || keys > 4 * LATER_FOOTPRINTS_MAX {
         return Ok(None);
     }
-    conflicts_in_footprints(txn, &footprints, Bound::Excluded(&start), mine).map(Some)
+    conflicts_in_footprints(txn, thread, Bound::Excluded(&after), mine).map(Some)
 }
 
-/// The records whose footprint (under `footprints`, the thread's footprint prefix, from
-/// `from` to its end) conflicts with `mine`.
+/// The records whose footprint (of `thread`, from `from`, a key of its records space, on)
+/// conflicts with `mine`.
 fn conflicts_in_footprints(
     txn: &dyn ReadTxn,
-    footprints: &[u8],
+    thread: &ThreadId,
     from: Bound<&[u8]>,
     mine: &[(Usage, &[u8])],
 ) -> Result<BTreeSet<OrderKey>, ApplyError> {
-    let whole = KeyRange::prefix(footprints);
     let mut out = BTreeSet::new();
-    txn.try_scan(
-        KeyRange::new(from, whole.end()),
-        Direction::Forward,
-        &mut |k, v| {
-            let Some(rest) = k.strip_prefix(footprints) else {
-                return Ok(ControlFlow::Break(()));
-            };
-            let later =
-                OrderKey::from_bytes(rest).ok_or_else(|| corrupt("order key", "malformed"))?;
-            let conflict = match footprint_conflicts(mine, v) {
-                Some(c) => c,
-                // Not in the canonical form the fast path reads: decoded as `load_footprint`
-                // would.
-                None => {
-                    let theirs: Footprint =
-                        serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
-                    usages(&theirs)?
-                        .iter()
-                        .any(|(u, h)| mine.iter().any(|(m, mh)| mh == h && m.conflicts(*u)))
-                }
-            };
-            if conflict {
-                out.insert(later);
+    scan_footprints(txn, thread, from, &mut |later, v| {
+        let conflict = match footprint_conflicts(mine, v) {
+            Some(c) => c,
+            // Not in the canonical form the fast path reads: decoded as `load_footprint`
+            // would.
+            None => {
+                let theirs: Footprint =
+                    serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
+                usages(&theirs)?
+                    .iter()
+                    .any(|(u, h)| mine.iter().any(|(m, mh)| mh == h && m.conflicts(*u)))
             }
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+        };
+        if conflict {
+            out.insert(later);
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
     Ok(out)
 }
 

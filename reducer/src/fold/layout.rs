@@ -1,6 +1,6 @@
 //! The fold's layout version and thread tags (`spec/convergence.md` §3, §3.1).
 
-use super::{TAG_STATE, corrupt};
+use super::{ORDER_KEY_LEN, TAG_FOOTPRINT, TAG_OPS, TAG_STATE, TAG_UNDO, corrupt};
 use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
 use threads_protocol::id::ThreadId;
@@ -16,10 +16,10 @@ pub const TAG_THREAD_NAME: u8 = 0x26;
 pub const THREAD_TAG_LEN: usize = 8;
 /// Version of the fold's key layout. 1 (never written down): keys held `bytes(thread id)`;
 /// 2: keys hold [`thread_tag`], undo logs are compact, bulk footprints are summarized, the
-/// operation log keeps no copy of bodies the engine stores; 3: a thread's most recent records
-/// are left out of the dependency index until they settle (`spec/convergence.md` §3.2).
-/// A store of version 2 is converted at open by writing the new version: its threads keep
-/// every record in the index, as version 2 did.
+/// operation log keeps no copy of bodies the engine stores; 3: a record's undo log and
+/// footprint lie beside its operation-log entry, and a thread's most recent records are left
+/// out of the dependency index until they settle (`spec/convergence.md` §3, §3.2). A store of
+/// version 2 is converted at open ([`check_layout`]).
 pub const LAYOUT_VERSION: u32 = 3;
 
 /// The layout version that [`check_layout`] converts in place (by writing [`LAYOUT_VERSION`]).
@@ -41,10 +41,10 @@ pub struct LayoutError {
 }
 
 /// Checks (and on a store without fold state, writes) the fold's layout version. A store of
-/// version 2 is converted (the version key is rewritten; its threads' values in
-/// [`TAG_THREAD_NAME`] carry no settle shift, which keeps every record of them in the index).
-/// A store holding fold keys of another layout is refused with [`LayoutError`]; nothing is
-/// changed.
+/// version 2 is converted in one transaction (its undo logs and footprints move; its threads'
+/// values in [`TAG_THREAD_NAME`] carry no settle shift, which keeps every record of them in
+/// the index). A store holding fold keys of another layout is refused with [`LayoutError`];
+/// nothing is changed.
 pub fn check_layout<S: threads_protocol::store::Store>(
     store: &S,
 ) -> Result<Result<(), LayoutError>, StoreError> {
@@ -64,12 +64,9 @@ pub fn check_layout<S: threads_protocol::store::Store>(
                     expected: LAYOUT_VERSION,
                 }));
             }
-            tracing::info!(
-                from = found,
-                to = LAYOUT_VERSION,
-                "converting the fold layout (the version key only: existing threads keep \
-                 every record in the dependency index)"
-            );
+            drop(txn);
+            convert_from_2(store)?;
+            return Ok(Ok(()));
         }
         None => {
             let mut any = false;
@@ -96,6 +93,59 @@ pub fn check_layout<S: threads_protocol::store::Store>(
     txn.put(&key, &LAYOUT_VERSION.to_be_bytes())?;
     txn.commit()?;
     Ok(Ok(()))
+}
+
+/// Converts a store of layout 2 to layout 3, in one transaction: undo logs and footprints
+/// move beside their operation-log entries (`22 ‖ tag ‖ order key` → `21 ‖ tag ‖ order key ‖
+/// 22`, footprints alike with `24`), and the version key is rewritten. The threads of the
+/// store keep every record in the dependency index: their tag owners (`26`) hold no settle
+/// shift. Logs its progress; nothing is changed if it fails.
+fn convert_from_2<S: threads_protocol::store::Store>(store: &S) -> Result<(), StoreError> {
+    /// Keys moved per scan of what is left.
+    const CHUNK: usize = 4096;
+    tracing::info!(from = 2, to = LAYOUT_VERSION, "converting the fold layout");
+    let mut txn = store.write()?;
+    let mut moved = 0u64;
+    for kind in [TAG_UNDO, TAG_FOOTPRINT] {
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            txn.scan(
+                KeyRange::prefix(&[kind]),
+                Direction::Forward,
+                &mut |k, v| {
+                    chunk.push((k.to_vec(), v.to_vec()));
+                    if chunk.len() == CHUNK {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            )?;
+            if chunk.is_empty() {
+                break;
+            }
+            for (key, value) in &chunk {
+                if key.len() != 1 + THREAD_TAG_LEN + ORDER_KEY_LEN {
+                    return Err(corrupt(
+                        "fold key of layout 2",
+                        format_args!("{} bytes under tag {kind:02x}", key.len()),
+                    ));
+                }
+                let moved_key = [&[TAG_OPS][..], &key[1..], &[kind]].concat();
+                txn.put(&moved_key, value)?;
+                txn.delete(key)?;
+            }
+            moved += chunk.len() as u64;
+            tracing::info!(
+                moved,
+                "converting the fold layout: undo logs and footprints moved"
+            );
+        }
+    }
+    txn.put(&[TAG_LAYOUT], &LAYOUT_VERSION.to_be_bytes())?;
+    txn.commit()?;
+    tracing::info!(moved, "fold layout converted");
+    Ok(())
 }
 
 /// The short name of a thread in the fold's keys: the first [`THREAD_TAG_LEN`] bytes of the

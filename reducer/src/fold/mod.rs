@@ -66,7 +66,7 @@ pub use tracking::TrackingTxn;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::ControlFlow;
+use std::ops::{Bound, ControlFlow};
 use threads_protocol::engine::{Application, ApplyError, Verdict};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
@@ -328,11 +328,16 @@ impl<F: Fold> Convergent<F> {
         }
         let own = keyed(TAG_OPS, &thread, &info.order);
         let ops = prefix(TAG_OPS, &thread);
+        let after = keys::after_record(&thread, &info.order);
         let mut later = false;
-        txn.scan(KeyRange::after(&own), Direction::Forward, &mut |k, _| {
-            later = k.starts_with(&ops);
-            ControlFlow::Break(())
-        })?;
+        txn.scan(
+            KeyRange::new(Bound::Excluded(after.as_slice()), Bound::Unbounded),
+            Direction::Forward,
+            &mut |k, _| {
+                later = k.starts_with(&ops);
+                ControlFlow::Break(())
+            },
+        )?;
         if later {
             self.stats.late += 1;
             tracing::debug!("late record: later records are undone as far as they depend on it");
@@ -489,19 +494,18 @@ impl<F: Fold> Convergent<F> {
             self.pending.entry(thread).or_default().extend(later);
             return Ok(self.run(txn, info, body)?.0);
         }
-        // Dependency-index entries exist only for records with a footprint (`run` writes both,
-        // `undo` removes both): with no footprint after this record, no later record can
-        // conflict with its run, and one look-up replaces a scan per token and use.
-        let footprints = prefix(TAG_FOOTPRINT, &thread);
-        let own_footprint = keyed(TAG_FOOTPRINT, &thread, &info.order);
+        // Only a record after this one can conflict with its run: when the thread holds none
+        // (a record appended at the end, the usual case), one look-up replaces the search.
+        let records = prefix(TAG_OPS, &thread);
+        let after = keys::after_record(&thread, &info.order);
         loop {
             let (outcome, footprint) = self.run(txn, info, body)?;
             let mut later = false;
             txn.scan(
-                KeyRange::after(&own_footprint),
+                KeyRange::new(Bound::Excluded(after.as_slice()), Bound::Unbounded),
                 Direction::Forward,
                 &mut |k, _| {
-                    later = k.starts_with(&footprints);
+                    later = k.starts_with(&records);
                     ControlFlow::Break(())
                 },
             )?;

@@ -3,12 +3,12 @@
 //! again (a writer back from offline brings hundreds of records, each before all of them).
 
 use super::footprint::{Footprint, TOKEN_HASH_LEN, canonical_entries};
-use super::keys::{TAG_FOOTPRINT, prefix};
+use super::keys::{TAG_OPS, prefix, scan_footprints};
 use super::{OrderKey, Usage, corrupt};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::{Bound, ControlFlow};
 use threads_protocol::id::ThreadId;
-use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError};
+use threads_protocol::store::{ReadTxn, StoreError};
 
 /// Look-ups in one batch that read the recent footprints from the store before the batch keeps
 /// them in memory: a late record with a few dependents does not pay for building the map.
@@ -60,37 +60,27 @@ impl RecentTokens {
         thread: &ThreadId,
         start: u64,
     ) -> Result<RecentTokens, StoreError> {
-        let footprints = prefix(TAG_FOOTPRINT, thread);
-        let from = [footprints.as_slice(), &start.to_be_bytes()].concat();
-        let whole = KeyRange::prefix(&footprints);
+        let records = prefix(TAG_OPS, thread);
+        let from = [records.as_slice(), &start.to_be_bytes()].concat();
         let mut tokens = RecentTokens {
             start,
             by_hash: HashMap::new(),
         };
-        txn.try_scan(
-            KeyRange::new(Bound::Included(from.as_slice()), whole.end()),
-            Direction::Forward,
-            &mut |k, v| {
-                let Some(rest) = k.strip_prefix(footprints.as_slice()) else {
-                    return Ok(ControlFlow::Break(()));
-                };
-                let order =
-                    OrderKey::from_bytes(rest).ok_or_else(|| corrupt("order key", "malformed"))?;
-                match canonical_entries(v) {
-                    Some(entries) => {
-                        for (usage, hash) in entries {
-                            tokens.insert(order, usage, hash)?;
-                        }
-                    }
-                    None => {
-                        let footprint: Footprint = serde_ipld_dagcbor::from_slice(v)
-                            .map_err(|e| corrupt("footprint", e))?;
-                        tokens.add(&order, &footprint)?;
+        scan_footprints(txn, thread, Bound::Included(&from), &mut |order, v| {
+            match canonical_entries(v) {
+                Some(entries) => {
+                    for (usage, hash) in entries {
+                        tokens.insert(order, usage, hash)?;
                     }
                 }
-                Ok(ControlFlow::Continue(()))
-            },
-        )?;
+                None => {
+                    let footprint: Footprint =
+                        serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
+                    tokens.add(&order, &footprint)?;
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(tokens)
     }
 

@@ -3,9 +3,9 @@
 //! next to the thread's other recent footprints instead of one index entry per token at
 //! random places of the index, which on LMDB is a page (and a separate disk write) each.
 
+use super::corrupt;
 use super::footprint::{Footprint, canonical_entries, index_entry};
-use super::keys::{TAG_FOOTPRINT, TAG_OPS, prefix};
-use super::{OrderKey, corrupt};
+use super::keys::{TAG_OPS, prefix, record_key, scan_footprints};
 use std::ops::{Bound, ControlFlow};
 use threads_protocol::id::ThreadId;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, WriteTxn};
@@ -40,8 +40,8 @@ impl Frontier {
         let ops = prefix(TAG_OPS, thread);
         let mut highest = Ok(None);
         txn.scan(KeyRange::prefix(&ops), Direction::Reverse, &mut |k, _| {
-            highest = OrderKey::from_bytes(&k[ops.len()..])
-                .map(|o| Some(o.clock))
+            highest = record_key(&k[ops.len()..])
+                .map(|(o, _)| Some(o.clock))
                 .ok_or_else(|| corrupt("order key", "malformed"));
             ControlFlow::Break(())
         })?;
@@ -76,35 +76,31 @@ pub(super) fn settle(
     from: u64,
     to: u64,
 ) -> Result<(), StoreError> {
-    let footprints = prefix(TAG_FOOTPRINT, thread);
-    let at = |clock: u64| [footprints.as_slice(), &clock.to_be_bytes()].concat();
-    let (start, end) = (at(from), at(to));
+    let records = prefix(TAG_OPS, thread);
+    let start = [records.as_slice(), &from.to_be_bytes()].concat();
     let mut block = Vec::new();
-    txn.try_scan(
-        KeyRange::new(Bound::Included(&start), Bound::Excluded(&end)),
-        Direction::Forward,
-        &mut |k, v| {
-            let order = OrderKey::from_bytes(&k[footprints.len()..])
-                .ok_or_else(|| corrupt("order key", "malformed"))?;
-            match canonical_entries(v) {
-                Some(entries) => block.extend(
-                    entries
-                        .into_iter()
-                        .map(|(usage, hash)| index_entry(thread, usage as u8, hash, &order)),
-                ),
-                None => {
-                    let footprint: Footprint =
-                        serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
-                    block.extend(
-                        footprint
-                            .iter()
-                            .map(|(usage, hash)| index_entry(thread, *usage, hash, &order)),
-                    );
-                }
+    scan_footprints(txn, thread, Bound::Included(&start), &mut |order, v| {
+        if order.clock >= to {
+            return Ok(ControlFlow::Break(()));
+        }
+        match canonical_entries(v) {
+            Some(entries) => block.extend(
+                entries
+                    .into_iter()
+                    .map(|(usage, hash)| index_entry(thread, usage as u8, hash, &order)),
+            ),
+            None => {
+                let footprint: Footprint =
+                    serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
+                block.extend(
+                    footprint
+                        .iter()
+                        .map(|(usage, hash)| index_entry(thread, *usage, hash, &order)),
+                );
             }
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
     tracing::debug!(
         entries = block.len(),
         from,
