@@ -74,6 +74,10 @@ pub(super) fn after_record(thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
     k
 }
 
+/// What [`scan_footprints`] hands each footprint to: its order key and bytes.
+pub(super) type FootprintVisitor<'a> =
+    dyn FnMut(OrderKey, &[u8]) -> Result<ControlFlow<()>, StoreError> + 'a;
+
 /// Visits the stored footprints of `thread` from `from` (a key of its records space) on, in
 /// order, skipping the operation-log entries and undo logs among them; `visit` gets each
 /// footprint's order key and bytes. Stops when `visit` breaks.
@@ -81,7 +85,7 @@ pub(super) fn scan_footprints(
     txn: &dyn ReadTxn,
     thread: &ThreadId,
     from: Bound<&[u8]>,
-    visit: &mut dyn FnMut(OrderKey, &[u8]) -> Result<ControlFlow<()>, StoreError>,
+    visit: &mut FootprintVisitor<'_>,
 ) -> Result<(), StoreError> {
     let records = prefix(TAG_OPS, thread);
     let whole = KeyRange::prefix(&records);
