@@ -53,15 +53,14 @@ pub use keys::{
     state_prefix,
 };
 use keys::{dependents_prefix, keyed, orders_after};
-use layout::claim_thread_tag;
 pub use layout::{
     LAYOUT_VERSION, LayoutError, MAX_SETTLE_SHIFT, TAG_LAYOUT, TAG_THREAD_NAME, THREAD_TAG_LEN,
     check_layout, thread_tag,
 };
 pub use oplog::{OpEntry, record_body};
 pub use order::{ORDER_KEY_LEN, OrderKey};
+use settle::Frontier;
 pub use settle::SETTLE_SHIFT;
-use settle::{Frontier, settle};
 pub use tracking::TrackingTxn;
 
 use serde::Serialize;
@@ -381,47 +380,6 @@ impl<F: Fold> Convergent<F> {
         self.pending.clear();
         self.frontiers.clear();
         self.recent.clear();
-    }
-
-    /// The settle frontier of `thread` in the open batch; the first time, the thread's tag is
-    /// claimed (with this wrapper's shift if it is new) and its highest clock read.
-    fn frontier(
-        &mut self,
-        txn: &mut dyn WriteTxn,
-        thread: &ThreadId,
-    ) -> Result<Frontier, ApplyError> {
-        if let Some(f) = self.frontiers.get(thread) {
-            return Ok(*f);
-        }
-        let shift = claim_thread_tag(txn, thread, self.settle_shift)?;
-        let f = Frontier::load(txn, thread, shift)?;
-        self.frontiers.insert(*thread, f);
-        Ok(f)
-    }
-
-    /// The recent footprints of `thread` the open batch keeps in memory, if it does.
-    fn kept_recent(&mut self, thread: &ThreadId) -> Option<&mut recent::RecentTokens> {
-        self.recent.get_mut(thread)?.tokens.as_mut()
-    }
-
-    /// Records that a record of `clock` is now in the operation log of `thread`; when that
-    /// moves the frontier, the records it passed settle into the dependency index.
-    fn raise(
-        &mut self,
-        txn: &mut dyn WriteTxn,
-        thread: &ThreadId,
-        clock: u64,
-    ) -> Result<(), ApplyError> {
-        let before = self.frontier(txn, thread)?;
-        let after = before.with(clock);
-        if let (Some(from), Some(to)) = (before.start(), after.start())
-            && to > from
-        {
-            settle(txn, thread, from, to)?;
-            self.recent.remove(thread);
-        }
-        self.frontiers.insert(*thread, after);
-        Ok(())
     }
 
     /// Whether the dependency index of `thread` covers every applied record: its earliest

@@ -2,11 +2,14 @@
 //! block of clocks at a time (`spec/convergence.md` §3.2). A write then adds its footprint
 //! next to the thread's other recent footprints instead of one index entry per token at
 //! random places of the index, which on LMDB is a page (and a separate disk write) each.
+//! [`Convergent`] keeps each thread's frontier for the open batch and raises it here.
 
-use super::corrupt;
 use super::footprint::{Footprint, canonical_entries, index_entry};
 use super::keys::{TAG_OPS, prefix, record_key, scan_footprints};
+use super::layout::claim_thread_tag;
+use super::{Convergent, Fold, corrupt, recent};
 use std::ops::{Bound, ControlFlow};
+use threads_protocol::engine::ApplyError;
 use threads_protocol::id::ThreadId;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, WriteTxn};
 
@@ -68,6 +71,49 @@ impl Frontier {
     }
 }
 
+impl<F: Fold> Convergent<F> {
+    /// The settle frontier of `thread` in the open batch; the first time, the thread's tag is
+    /// claimed (with this wrapper's shift if it is new) and its highest clock read.
+    pub(super) fn frontier(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        thread: &ThreadId,
+    ) -> Result<Frontier, ApplyError> {
+        if let Some(f) = self.frontiers.get(thread) {
+            return Ok(*f);
+        }
+        let shift = claim_thread_tag(txn, thread, self.settle_shift)?;
+        let f = Frontier::load(txn, thread, shift)?;
+        self.frontiers.insert(*thread, f);
+        Ok(f)
+    }
+
+    /// The recent footprints of `thread` the open batch keeps in memory, if it does.
+    pub(super) fn kept_recent(&mut self, thread: &ThreadId) -> Option<&mut recent::RecentTokens> {
+        self.recent.get_mut(thread)?.tokens.as_mut()
+    }
+
+    /// Records that a record of `clock` is now in the operation log of `thread`; when that
+    /// moves the frontier, the records it passed settle into the dependency index.
+    pub(super) fn raise(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        thread: &ThreadId,
+        clock: u64,
+    ) -> Result<(), ApplyError> {
+        let before = self.frontier(txn, thread)?;
+        let after = before.with(clock);
+        if let (Some(from), Some(to)) = (before.start(), after.start())
+            && to > from
+        {
+            settle(txn, thread, from, to)?;
+            self.recent.remove(thread);
+        }
+        self.frontiers.insert(*thread, after);
+        Ok(())
+    }
+}
+
 /// Puts in the dependency index the entries of every stored footprint of `thread` whose clock is
 /// in `from..to`: the block of records that settled.
 pub(super) fn settle(
@@ -119,7 +165,7 @@ pub(super) fn settle(
 mod tests {
     use super::*;
 
-    fn frontier(shift: Option<u8>, highest: Option<u64>) -> Frontier {
+    pub(super) fn frontier(shift: Option<u8>, highest: Option<u64>) -> Frontier {
         Frontier::of(shift, highest)
     }
 
