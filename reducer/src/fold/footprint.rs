@@ -315,11 +315,12 @@ fn conflicts_in_footprints(
             // Not in the canonical form the fast path reads: decoded as `load_footprint`
             // would.
             None => {
-                let theirs: Footprint =
-                    serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
-                usages(&theirs)?
-                    .iter()
-                    .any(|(u, h)| mine.iter().any(|(m, mh)| mh == h && m.conflicts(*u)))
+                let mut conflict = false;
+                each_entry(v, |theirs, hash| {
+                    conflict |= mine.iter().any(|(u, h)| *h == hash && u.conflicts(theirs));
+                    Ok(())
+                })?;
+                conflict
             }
         };
         if conflict {
@@ -342,12 +343,21 @@ fn footprint_conflicts(mine: &[(Usage, &[u8])], stored: &[u8]) -> Option<bool> {
     Some(conflict)
 }
 
-/// The entries of a stored footprint in its canonical encoding ([`canonical_each`]); `None`
-/// for any other.
-pub(super) fn canonical_entries(stored: &[u8]) -> Option<Vec<(Usage, &[u8])>> {
-    let mut out = Vec::new();
-    canonical_each(stored, |usage, hash| out.push((usage, hash)))?;
-    Some(out)
+/// Hands `each` the entries of a stored footprint: read in place when it is in the canonical
+/// encoding ([`canonical_each`]), else decoded as [`load_footprint`] would.
+pub(super) fn each_entry(
+    stored: &[u8],
+    mut each: impl FnMut(Usage, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut entries = Vec::new();
+    if canonical_each(stored, |usage, hash| entries.push((usage, hash))).is_some() {
+        return entries.into_iter().try_for_each(|(u, h)| each(u, h));
+    }
+    let footprint: Footprint =
+        serde_ipld_dagcbor::from_slice(stored).map_err(|e| corrupt("footprint", e))?;
+    usages(&footprint)?
+        .into_iter()
+        .try_for_each(|(u, h)| each(u, h))
 }
 
 /// Hands `each` the entries of a footprint in its canonical encoding: a DAG-CBOR list (of at
@@ -477,6 +487,36 @@ mod tests {
                 want.into_iter().filter(|o| frontier.settled(o.clock)).collect();
             prop_assert_eq!(by_index, settled);
         }
+    }
+
+    #[test]
+    fn entries_are_read_in_place_or_decoded() {
+        let entries = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            each_entry(bytes, |u, h| {
+                out.push((u, h.to_vec()));
+                Ok(())
+            })
+            .map(|()| out)
+        };
+        let stored = footprint(&[(b'x', 1), (b'y', 3)]);
+        let canonical = super::super::encode(&stored);
+        let want: Vec<(Usage, Vec<u8>)> = usages(&stored)
+            .unwrap()
+            .into_iter()
+            .map(|(u, h)| (u, h.to_vec()))
+            .collect();
+        assert_eq!(entries(&canonical).unwrap(), want);
+        // A 15-byte hash is not the form read in place: decoded, with the same result.
+        let short: Footprint = vec![(2, serde_bytes::ByteBuf::from(vec![1; 15]))];
+        assert_eq!(
+            entries(&super::super::encode(&short)).unwrap(),
+            vec![(Usage::Mark, vec![1; 15])]
+        );
+        // Bytes that are no footprint, and an unknown usage, are errors.
+        assert!(entries(&[0xff]).is_err());
+        let unknown: Footprint = vec![(9, serde_bytes::ByteBuf::from(vec![1; 16]))];
+        assert!(entries(&super::super::encode(&unknown)).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! batch folds many late records: each of them would otherwise read every recent footprint
 //! again (a writer back from offline brings hundreds of records, each before all of them).
 
-use super::footprint::{Footprint, TOKEN_HASH_LEN, canonical_entries};
+use super::footprint::{Footprint, TOKEN_HASH_LEN, each_entry};
 use super::keys::{TAG_OPS, prefix, scan_footprints};
 use super::{OrderKey, Usage, corrupt};
 use std::collections::{BTreeSet, HashMap};
@@ -67,18 +67,7 @@ impl RecentTokens {
             by_hash: HashMap::new(),
         };
         scan_footprints(txn, thread, Bound::Included(&from), &mut |order, v| {
-            match canonical_entries(v) {
-                Some(entries) => {
-                    for (usage, hash) in entries {
-                        tokens.insert(order, usage, hash)?;
-                    }
-                }
-                None => {
-                    let footprint: Footprint =
-                        serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
-                    tokens.add(&order, &footprint)?;
-                }
-            }
+            each_entry(v, |usage, hash| tokens.insert(order, usage, hash))?;
             Ok(ControlFlow::Continue(()))
         })?;
         Ok(tokens)

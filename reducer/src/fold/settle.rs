@@ -4,7 +4,7 @@
 //! random places of the index, which on LMDB is a page (and a separate disk write) each.
 //! [`Convergent`] keeps each thread's frontier for the open batch and raises it here.
 
-use super::footprint::{Footprint, canonical_entries, index_entry};
+use super::footprint::{each_entry, index_entry};
 use super::keys::{TAG_OPS, prefix, record_key, scan_footprints};
 use super::layout::claim_thread_tag;
 use super::{Convergent, Fold, corrupt, recent};
@@ -129,22 +129,10 @@ pub(super) fn settle(
         if order.clock >= to {
             return Ok(ControlFlow::Break(()));
         }
-        match canonical_entries(v) {
-            Some(entries) => block.extend(
-                entries
-                    .into_iter()
-                    .map(|(usage, hash)| index_entry(thread, usage as u8, hash, &order)),
-            ),
-            None => {
-                let footprint: Footprint =
-                    serde_ipld_dagcbor::from_slice(v).map_err(|e| corrupt("footprint", e))?;
-                block.extend(
-                    footprint
-                        .iter()
-                        .map(|(usage, hash)| index_entry(thread, *usage, hash, &order)),
-                );
-            }
-        }
+        each_entry(v, |usage, hash| {
+            block.push(index_entry(thread, usage as u8, hash, &order));
+            Ok(())
+        })?;
         Ok(ControlFlow::Continue(()))
     })?;
     tracing::debug!(
