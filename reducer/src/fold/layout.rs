@@ -22,7 +22,7 @@ pub const THREAD_TAG_LEN: usize = 8;
 /// version 2 is converted at open ([`check_layout`]).
 pub const LAYOUT_VERSION: u32 = 3;
 
-/// The layout version that [`check_layout`] converts in place (by writing [`LAYOUT_VERSION`]).
+/// The layout version that [`check_layout`] converts in place ([`convert_from_2`]).
 const CONVERTIBLE_VERSION: u32 = 2;
 
 /// Why a store cannot be used by this version of the fold.
