@@ -74,6 +74,26 @@ pub(super) fn after_record(thread: &ThreadId, order: &OrderKey) -> Vec<u8> {
     k
 }
 
+/// Whether the thread holds a record (applied, rejected or pending) after `order`.
+pub(super) fn any_record_after(
+    txn: &dyn ReadTxn,
+    thread: &ThreadId,
+    order: &OrderKey,
+) -> Result<bool, StoreError> {
+    let records = prefix(TAG_OPS, thread);
+    let after = after_record(thread, order);
+    let mut later = false;
+    txn.scan(
+        KeyRange::new(Bound::Excluded(after.as_slice()), Bound::Unbounded),
+        Direction::Forward,
+        &mut |k, _| {
+            later = k.starts_with(&records);
+            ControlFlow::Break(())
+        },
+    )?;
+    Ok(later)
+}
+
 /// What [`scan_footprints`] hands each footprint to: its order key and bytes.
 pub(super) type FootprintVisitor<'a> =
     dyn FnMut(OrderKey, &[u8]) -> Result<ControlFlow<()>, StoreError> + 'a;

@@ -65,7 +65,7 @@ pub use tracking::TrackingTxn;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::{Bound, ControlFlow};
+use std::ops::ControlFlow;
 use threads_protocol::engine::{Application, ApplyError, Verdict};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
@@ -326,18 +326,7 @@ impl<F: Fold> Convergent<F> {
             self.redo(txn, &thread, o)?;
         }
         let own = keyed(TAG_OPS, &thread, &info.order);
-        let ops = prefix(TAG_OPS, &thread);
-        let after = keys::after_record(&thread, &info.order);
-        let mut later = false;
-        txn.scan(
-            KeyRange::new(Bound::Excluded(after.as_slice()), Bound::Unbounded),
-            Direction::Forward,
-            &mut |k, _| {
-                later = k.starts_with(&ops);
-                ControlFlow::Break(())
-            },
-        )?;
-        if later {
+        if keys::any_record_after(txn, &thread, &info.order)? {
             self.stats.late += 1;
             tracing::debug!("late record: later records are undone as far as they depend on it");
         }
@@ -454,20 +443,9 @@ impl<F: Fold> Convergent<F> {
         }
         // Only a record after this one can conflict with its run: when the thread holds none
         // (a record appended at the end, the usual case), one look-up replaces the search.
-        let records = prefix(TAG_OPS, &thread);
-        let after = keys::after_record(&thread, &info.order);
         loop {
             let (outcome, footprint) = self.run(txn, info, body)?;
-            let mut later = false;
-            txn.scan(
-                KeyRange::new(Bound::Excluded(after.as_slice()), Bound::Unbounded),
-                Direction::Forward,
-                &mut |k, _| {
-                    later = k.starts_with(&records);
-                    ControlFlow::Break(())
-                },
-            )?;
-            if !later {
+            if !keys::any_record_after(txn, &thread, &info.order)? {
                 return Ok(outcome);
             }
             let frontier = self.frontier(txn, &thread)?;
