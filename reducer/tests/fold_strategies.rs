@@ -549,6 +549,40 @@ fn records_settle_into_the_index_a_block_at_a_time() {
     assert_eq!(stats.undone, 2, "{stats:?}");
 }
 
+/// A dependency-index entry whose record has no footprint (a damaged store) used to send the
+/// fold round and round, taking back nothing; now the batch fails with a typed error and
+/// changes nothing.
+#[test]
+fn a_conflict_that_cannot_be_taken_back_fails_instead_of_looping() {
+    let t = thread();
+    let records = base(&t, 40);
+    let store = MemoryStore::new();
+    let mut fold = Convergent::new(DocFold::new()).with_settle_shift(2);
+    let mut txn = store.write().unwrap();
+    fold.fold_batch(&mut txn, &records).unwrap();
+    txn.commit().unwrap();
+    // i3's create (clock 6) is settled: its footprint's tokens are in the index. Lose the
+    // footprint itself.
+    let create_i3 = info(&t, 1, 6, 6).order;
+    let mut footprint = threads_reducer::fold::op_key(&t, &create_i3);
+    footprint.push(threads_reducer::fold::TAG_FOOTPRINT);
+    let mut txn = store.write().unwrap();
+    assert!(txn.delete(&footprint).unwrap(), "the footprint was stored");
+    txn.commit().unwrap();
+    let before = fold_digest(&store.read().unwrap(), &t).unwrap();
+    // A late save of i3 conflicts with that create.
+    let late = [(
+        info(&t, 2, 5, 1),
+        body(vec![save("people", "i3", json!({"name": "first"}))]),
+    )];
+    let mut fold = Convergent::new(DocFold::new()).with_settle_shift(2);
+    let mut txn = store.write().unwrap();
+    let err = fold.fold_batch(&mut txn, &late).unwrap_err().to_string();
+    drop(txn);
+    assert!(err.contains("no stored footprint"), "{err}");
+    assert_eq!(fold_digest(&store.read().unwrap(), &t).unwrap(), before);
+}
+
 #[test]
 fn a_thread_first_folded_by_layout_two_keeps_every_record_in_the_index() {
     let t = thread();

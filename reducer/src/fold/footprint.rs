@@ -137,14 +137,15 @@ impl<F: Fold> Convergent<F> {
     }
 
     /// Undoes `seeds` and every applied record after one of them that conflicts with it,
-    /// transitively, newest first; they become pending.
+    /// transitively, newest first; they become pending. Returns how many of them the fold
+    /// held (had a footprint): 0 only when the stored state is inconsistent.
     pub(super) fn undo_closure(
         &mut self,
         txn: &mut dyn WriteTxn,
         thread: &ThreadId,
         seeds: BTreeSet<OrderKey>,
         frontier: Frontier,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<usize, ApplyError> {
         let mut closure = BTreeSet::new();
         let mut queue: Vec<OrderKey> = seeds.into_iter().collect();
         while let Some(o) = queue.pop() {
@@ -159,11 +160,12 @@ impl<F: Fold> Convergent<F> {
                 }
             }
         }
+        let mut taken_back = 0;
         for o in closure.iter().rev() {
-            self.undo(txn, thread, o)?;
+            taken_back += usize::from(self.undo(txn, thread, o)?);
         }
         self.pending.entry(*thread).or_default().extend(closure);
-        Ok(())
+        Ok(taken_back)
     }
 }
 

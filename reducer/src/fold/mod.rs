@@ -455,11 +455,23 @@ impl<F: Fold> Convergent<F> {
                 return Ok(outcome);
             }
             // The run may have seen writes of later records: take it back, undo them (and
-            // whatever depends on them), and run again.
+            // whatever depends on them), and run again. Each round takes back at least one
+            // later record, so the loop ends (spec/convergence.md §2.3); a round that takes
+            // back none would repeat forever, and means the stored state is inconsistent.
             self.stats.retried += 1;
             self.undo(txn, &thread, &info.order)?;
             self.stats.undone -= 1; // not a record made room for: its own discarded run
-            self.undo_closure(txn, &thread, seeds, frontier)?;
+            let seeds_found = seeds.len();
+            if self.undo_closure(txn, &thread, seeds, frontier)? == 0 {
+                return Err(ApplyError::Store(StoreError::Corrupt(format!(
+                    "folding record {}/{} of thread {thread}: the {seeds_found} later \
+                     record(s) its dependency look-up named as conflicting have no stored \
+                     footprint, so they cannot be taken back; the fold's dependency index and \
+                     footprints disagree (restore the repository from a backup, or re-fold the \
+                     thread)",
+                    info.order.clock, info.order.counter
+                ))));
+            }
         }
     }
 
@@ -499,13 +511,14 @@ impl<F: Fold> Convergent<F> {
         Ok((outcome, footprint))
     }
 
-    /// Reverts the writes of one applied (or rejected) record and forgets its footprint.
+    /// Reverts the writes of one applied (or rejected) record and forgets its footprint;
+    /// whether it had one (every record the fold holds has).
     fn undo(
         &mut self,
         txn: &mut dyn WriteTxn,
         thread: &ThreadId,
         order: &OrderKey,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<bool, ApplyError> {
         self.stats.undone += 1;
         let undo_key = keyed(TAG_UNDO, thread, order);
         if let Some(bytes) = txn.get(&undo_key)? {
@@ -524,8 +537,7 @@ impl<F: Fold> Convergent<F> {
                 tokens.remove(order, &footprint);
             }
         }
-        txn.delete(&keyed(TAG_FOOTPRINT, thread, order))?;
-        Ok(())
+        Ok(txn.delete(&keyed(TAG_FOOTPRINT, thread, order))?)
     }
 }
 
