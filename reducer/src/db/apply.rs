@@ -183,13 +183,19 @@ pub fn load_config(
     keys: &Keys,
     name: &str,
 ) -> Result<Option<CollectionConfig>, StoreError> {
-    let key = keys.collection(name);
-    if key.len() > MAX_KEY_LEN {
+    let Some(key) = config_key(keys, name) else {
         return Ok(None);
-    }
+    };
     txn.get(&key)?
         .map(|b| serde_json::from_slice(&b).map_err(|e| corrupt("collection config", e)))
         .transpose()
+}
+
+/// The key of collection `name`'s config; `None` when it would be too long for the store (no
+/// such collection can exist).
+pub(crate) fn config_key(keys: &Keys, name: &str) -> Option<Vec<u8>> {
+    let key = keys.collection(name);
+    (key.len() <= MAX_KEY_LEN).then_some(key)
 }
 
 /// Reads an instance by its key.

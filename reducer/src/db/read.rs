@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use threads_protocol::id::ThreadId;
 use threads_protocol::store::{Direction, KeyRange, MAX_KEY_LEN, ReadTxn, StoreError};
 
-use super::apply::{load_config, load_instance};
+use super::apply::{config_key, load_config, load_instance};
 use super::candidates::{Source, reads_index};
 use super::event::CollectionConfig;
 use super::keys::Keys;
@@ -68,11 +68,10 @@ pub fn collection_config_bytes(
     thread: &ThreadId,
     name: &str,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let key = Keys::new(thread).collection(name);
-    if key.len() > MAX_KEY_LEN {
-        return Ok(None);
+    match config_key(&Keys::new(thread), name) {
+        Some(key) => txn.get(&key),
+        None => Ok(None),
     }
-    txn.get(&key)
 }
 
 /// Whether collection `name` exists (its config is not parsed).
@@ -81,10 +80,9 @@ pub fn collection_exists(
     thread: &ThreadId,
     name: &str,
 ) -> Result<bool, StoreError> {
-    let key = Keys::new(thread).collection(name);
-    if key.len() > MAX_KEY_LEN {
+    let Some(key) = config_key(&Keys::new(thread), name) else {
         return Ok(false);
-    }
+    };
     let mut found = false;
     txn.get_with(&key, &mut |v| found = v.is_some())?;
     Ok(found)
