@@ -7,6 +7,8 @@
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::hint::black_box;
+// Linked for its global allocator: the figures are those of `threadsd`'s allocator (mimalloc).
+use threads_benches as _;
 use threads_protocol::id::{ThreadId, Variant};
 use threads_protocol::identity::PrivateKey;
 use threads_protocol::rng::seeded;

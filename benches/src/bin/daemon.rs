@@ -34,7 +34,10 @@
 //! s; Autobase two writers × 5k: 10–12 s; goals 0.45 s and 0.5 s) and the ratios to them.
 //!
 //! `cargo run --release -p threads-benches --bin daemon -- [--docs N] [--large]
-//! [--batch B] [--writer-batch W]` (defaults: N = 10000; `--large` adds the 100k catch-up).
+//! [--batch B] [--writer-batch W] [--writes-only] [--per-writer P]` (defaults: N = 10000;
+//! `--large` adds the 100k catch-up; P = 100 writes per concurrent writer, at most N / 16:
+//! 1,600 writes take ~0.2 s, so `--per-writer 1000` gives the figure more weight on a noisy
+//! machine).
 //! Engine timers are `threadsd`'s defaults. LMDB commits are synced.
 
 mod shared;
@@ -48,7 +51,7 @@ use threads_protocol::engine::ThreadInfo;
 use threads_protocol::id::ThreadId;
 
 const USAGE: &str = "usage: daemon [--docs N] [--large] [--batch B] [--writer-batch W] [--timeout SECS] \
-     [--writes-only]";
+     [--writes-only] [--per-writer P]";
 
 /// LMDB map size per node (address space only).
 const MAP_SIZE: usize = 16 << 30;
@@ -56,7 +59,7 @@ const MAP_SIZE: usize = 16 << 30;
 const LATENCY_WRITES: usize = 1000;
 /// Concurrent single-document writers.
 const WRITERS: usize = 16;
-/// Writes per concurrent writer.
+/// Writes per concurrent writer (`--per-writer`; at most `--docs` / [`WRITERS`]).
 const WRITES_PER_WRITER: usize = 100;
 /// Acknowledged durable writes per second to reach under [`WRITERS`] concurrent writers.
 const GROUP_COMMIT_GOAL_MIN: f64 = 10_000.0;
@@ -80,6 +83,8 @@ struct Args {
     timeout: Duration,
     /// Only the `writes` figures (latency, batches, concurrent writers).
     writes_only: bool,
+    /// Writes per concurrent writer: 100 takes ~0.2 s here, short on a noisy machine.
+    per_writer: usize,
 }
 
 fn parse_args() -> Args {
@@ -90,6 +95,7 @@ fn parse_args() -> Args {
         writer_batch: 100,
         timeout: Duration::from_secs(600),
         writes_only: false,
+        per_writer: WRITES_PER_WRITER,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -99,6 +105,7 @@ fn parse_args() -> Args {
             "--writes-only" => a.writes_only = true,
             "--batch" => a.batch = flag_value(&flag, args.next(), USAGE),
             "--writer-batch" => a.writer_batch = flag_value(&flag, args.next(), USAGE),
+            "--per-writer" => a.per_writer = flag_value(&flag, args.next(), USAGE),
             "--timeout" => a.timeout = Duration::from_secs(flag_value(&flag, args.next(), USAGE)),
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -110,8 +117,8 @@ fn parse_args() -> Args {
             }
         }
     }
-    if a.docs < 2 || a.batch == 0 || a.writer_batch == 0 {
-        eprintln!("--docs must be at least 2, batches at least 1\n{USAGE}");
+    if a.docs < 2 || a.batch == 0 || a.writer_batch == 0 || a.per_writer == 0 {
+        eprintln!("--docs must be at least 2, batches and --per-writer at least 1\n{USAGE}");
         std::process::exit(2)
     }
     a
@@ -447,7 +454,7 @@ async fn writes(args: &Args) {
 
 /// Writes per concurrent writer.
 fn per_writer(args: &Args) -> usize {
-    WRITES_PER_WRITER.min(args.docs.div_ceil(WRITERS))
+    args.per_writer.min(args.docs.div_ceil(WRITERS))
 }
 
 /// What one run of [`concurrent`] measured.

@@ -31,6 +31,8 @@
 //! 100 1000, memory).
 
 use std::time::Instant;
+// Linked for its global allocator: the figures are those of `threadsd`'s allocator (mimalloc).
+use threads_benches as _;
 
 use serde_json::{Value, json};
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};

@@ -1,8 +1,11 @@
-//! Helpers shared by the node benchmarks (`daemon`, `many_nodes`): nodes on 127.0.0.1 with
+//! Helpers shared by the node benchmarks (`daemon`, `many_nodes`, `api`): nodes on 127.0.0.1 with
 //! ephemeral ports, the benchmark collection and its ~200-byte documents, convergence checks
 //! and process figures.
 
 #![allow(dead_code)] // each binary uses its own subset
+
+// Linked for its global allocator: the figures are those of `threadsd`'s allocator (mimalloc).
+use threads_benches as _;
 
 use serde_json::{Value, json};
 use std::path::Path;
