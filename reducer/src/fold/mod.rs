@@ -464,11 +464,10 @@ impl<F: Fold> Convergent<F> {
             let seeds_found = seeds.len();
             if self.undo_closure(txn, &thread, seeds, frontier)? == 0 {
                 return Err(ApplyError::Store(StoreError::Corrupt(format!(
-                    "folding record {}/{} of thread {thread}: the {seeds_found} later \
+                    "folding the record at clock {} (counter {} of its log) of thread {thread}: the {seeds_found} later \
                      record(s) its dependency look-up named as conflicting have no stored \
                      footprint, so they cannot be taken back; the fold's dependency index and \
-                     footprints disagree (restore the repository from a backup, or re-fold the \
-                     thread)",
+                     footprints disagree (restore the repository from a backup)",
                     info.order.clock, info.order.counter
                 ))));
             }
