@@ -356,7 +356,7 @@ async fn writes(args: &Args) {
     eprintln!("writes: latency, batches, concurrent writers");
     // First the writers on a node alone, before the pair exists: nothing else runs.
     let per = per_writer(args);
-    let alone = {
+    let (alone, bare_p50_us) = {
         let dir = tempfile::tempdir().unwrap_or_else(|e| fail(&format!("temporary folder: {e}")));
         let node = start(&dir.path().join("alone"), Timers::daemon(), MAP_SIZE).await;
         let h = node.handle();
@@ -372,7 +372,6 @@ async fn writes(args: &Args) {
         }
         (r, percentile(&mut bare_us, 50.0))
     };
-    let (alone, bare_p50_us) = alone;
     let pair = Pair::start().await;
     let ha = pair.a.handle();
     let info = pair.shared_db(args.timeout).await;
