@@ -6,10 +6,12 @@ use common::*;
 use std::cell::RefCell;
 use std::rc::Rc;
 use threads_protocol::engine::loopback::Loopback;
+use threads_protocol::engine::signing::{Pending, Signer, SigningJob};
 use threads_protocol::engine::{
     Application, ApplyError, EngineError, Event, NewThread, Time, Verdict,
 };
-use threads_protocol::record::OpenedRecord;
+use threads_protocol::id::ThreadId;
+use threads_protocol::record::RecordView;
 use threads_protocol::store::WriteTxn;
 use threads_protocol::store::memory::{FaultOp, FaultyStore, MemoryStore};
 
@@ -31,7 +33,7 @@ impl Application for Recorder {
     fn apply(
         &mut self,
         txn: &mut dyn WriteTxn,
-        record: &OpenedRecord,
+        record: &RecordView<'_>,
     ) -> Result<Verdict, ApplyError> {
         if *self.fail.borrow() {
             return Err(ApplyError::Component {
@@ -39,11 +41,11 @@ impl Application for Recorder {
                 reason: "application is down".into(),
             });
         }
-        if record.body().starts_with(b"bad") {
+        if record.body.starts_with(b"bad") {
             return Ok(Verdict::Reject("bodies may not start with bad".into()));
         }
         let mut key = vec![0x20];
-        key.extend_from_slice(record.body());
+        key.extend_from_slice(record.body);
         txn.put(&key, b"applied")?;
         *self.open.borrow_mut() += 1;
         Ok(Verdict::Accept)
@@ -590,4 +592,129 @@ fn a_failing_finish_leaves_no_trace_and_the_batch_is_retried() {
     assert!(net.run_until(60_000, |n| converged(n, &[0, 1], &t)
         && total(n, 1, &t) == 1));
     assert!(applied(&stores[1], b"later"));
+}
+
+/// Builds each job on a thread of its own, or (`Lose`) drops it unanswered, or (`Short`) answers
+/// with one record fewer than asked for.
+#[derive(Clone, Copy)]
+enum TestSigner {
+    Thread,
+    Lose,
+    Short,
+}
+
+impl Signer for TestSigner {
+    fn start(&self, job: SigningJob) -> Pending {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let kind = *self;
+        std::thread::spawn(move || match kind {
+            TestSigner::Thread => {
+                let _ = tx.send(job.run());
+            }
+            TestSigner::Lose => drop((job, tx)),
+            TestSigner::Short => {
+                let _ = tx.send(job.run().map(|mut r| {
+                    r.pop();
+                    r
+                }));
+            }
+        });
+        Pending::Elsewhere(rx)
+    }
+}
+
+/// One host with a thread and its first record, signing with `signer` from then on.
+fn writer(signer: Option<TestSigner>) -> (Net, FaultyStore<MemoryStore>, Recorder, ThreadId) {
+    let (mut net, stores, apps) = pair();
+    let t = joined(&mut net);
+    net.hosts[0]
+        .create_record(Time(0), &t, None, b"first", 1)
+        .unwrap();
+    net.flush(100);
+    if let Some(s) = signer {
+        net.hosts[0].set_signer(Box::new(s));
+    }
+    (net, stores[0].clone(), apps[0].clone(), t)
+}
+
+fn bodies(names: &[&str]) -> Vec<Vec<u8>> {
+    names.iter().map(|n| n.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn records_signed_on_another_thread_are_the_ones_signed_inline() {
+    let (mut inline, inline_store, _, t) = writer(None);
+    let (mut other, other_store, apps, t2) = writer(Some(TestSigner::Thread));
+    assert_eq!(t, t2, "same seeds, same thread");
+    let group = bodies(&["one", "two", "three"]);
+    let a = inline.hosts[0]
+        .create_records(Time(0), &t, None, &group, 2)
+        .unwrap();
+    let b = other.hosts[0]
+        .create_records(Time(0), &t, None, &group, 2)
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(inline_store.inner().digest(), other_store.inner().digest());
+    for body in &group {
+        assert!(applied(&other_store, body));
+    }
+    assert_eq!(apps.batches.borrow().last(), Some(&3));
+    // The records reach the peer, which folds them like any other.
+    other.flush(100);
+    for body in &group {
+        assert!(applied(&stores_of(&other)[1], body));
+    }
+}
+
+fn stores_of(net: &Net) -> Vec<FaultyStore<MemoryStore>> {
+    net.hosts.iter().map(|h| h.store().clone()).collect()
+}
+
+#[test]
+fn a_refused_body_stores_nothing_though_its_records_were_signed() {
+    let (mut net, store, apps, t) = writer(Some(TestSigner::Thread));
+    let before = store.inner().digest();
+    let err = net.hosts[0]
+        .create_records(
+            Time(0),
+            &t,
+            None,
+            &bodies(&["fine", "bad one", "also fine"]),
+            2,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Rejected("bodies may not start with bad".into())
+    );
+    assert_eq!(store.inner().digest(), before);
+    assert_eq!(*apps.rollbacks.borrow(), 1);
+    net.collect();
+    assert!(net.in_flight.is_empty());
+    // The log's position is unchanged: the next group follows the first record.
+    let recs = net.hosts[0]
+        .create_records(Time(0), &t, None, &bodies(&["fine", "also fine"]), 3)
+        .unwrap();
+    assert_eq!(recs[0].counter().get(), 2);
+}
+
+#[test]
+fn a_signer_that_fails_its_job_fails_the_write_and_stores_nothing() {
+    for signer in [TestSigner::Lose, TestSigner::Short] {
+        let (mut net, store, apps, t) = writer(Some(signer));
+        let before = store.inner().digest();
+        let err = net.hosts[0]
+            .create_records(Time(0), &t, None, &bodies(&["one", "two"]), 2)
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Signer(_)), "{err:?}");
+        assert_eq!(store.inner().digest(), before);
+        assert_eq!(*apps.rollbacks.borrow(), 1);
+        net.collect();
+        assert!(net.in_flight.is_empty());
+        net.hosts[0].set_signer(Box::new(TestSigner::Thread));
+        net.hosts[0]
+            .create_records(Time(0), &t, None, &bodies(&["one", "two"]), 2)
+            .unwrap();
+        assert!(applied(&store, b"two"));
+    }
 }

@@ -12,6 +12,8 @@
 //! Inbound sync messages pass a verification stage first: proofs and record signatures are
 //! checked on tokio's blocking pool, several messages at once, and the engine thread gets them
 //! in arrival order, already verified, so that it only stores records (`verify_stage`).
+//! The records of local writes are signed on a `threads-signer` thread while the engine
+//! thread folds the same writes (`signer`), when the machine has a second core.
 //!
 //! Every queue between them is bounded. Reads run on LMDB read snapshots in blocking threads,
 //! never on the engine thread, so long writes do not stall queries and queries do not stall
@@ -26,6 +28,7 @@ mod net_engine;
 mod net_handle;
 pub mod net_threads;
 mod reader;
+mod signer;
 mod verify_stage;
 
 pub use command::{ChangeItem, OpOutput, WriteMode, WriteOp, WriteOutcome};
@@ -218,6 +221,10 @@ impl Node {
                         return engine_store;
                     }
                 };
+                let mut docs = docs;
+                if let Some(signer) = signer::ThreadSigner::start() {
+                    docs.host_mut().set_signer(Box::new(signer));
+                }
                 let identity = docs.host().identity().clone();
                 let _ = ready_tx.send(Ok(identity));
                 EngineTask::new(

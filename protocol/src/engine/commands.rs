@@ -3,6 +3,7 @@
 use super::cid_index::IndexChange;
 use super::ingest::Prepared;
 use super::message::Payload;
+use super::signing::SigningJob;
 use super::state::{LogState, SyncTimer, ThreadState};
 use super::{Application, EngineError, Host, PeerId, Time, as_read, layout};
 use crate::addr::ThreadAddr;
@@ -11,7 +12,8 @@ use crate::id::{ThreadId, Variant};
 use crate::identity::{PrivateKey, PublicKey};
 use crate::key::ThreadKey;
 use crate::log_id::LogId;
-use crate::record::{self, RecordBundle, RecordDraft, VerifiedRecord};
+use crate::record::{self, RecordBundle, RecordDraft, RecordView, VerifiedRecord};
+use crate::rng::{ProtocolRng, SeedableRng};
 use crate::store::{Direction, KeyRange, ReadTxn, Store, WriteTxn};
 use cid::Cid;
 use std::collections::{BTreeMap, BTreeSet};
@@ -370,36 +372,40 @@ impl<S: Store, A: Application> Host<S, A> {
             .key
             .clone()
             .ok_or_else(|| EngineError::NotLogOwner(log.to_string()))?;
-        let key = t.key.clone();
-        let mut prev = state.head;
-        let mut counter = state.height.next_counter();
-        let mut clock = LamportClock(t.clock.0.max(state.head_clock.0)).tick();
-        let mut records = Vec::with_capacity(bodies.len());
+        if bodies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let counter = state.height.next_counter();
+        let clock = LamportClock(t.clock.0.max(state.head_clock.0)).tick();
+        let job = SigningJob {
+            thread: *thread,
+            author,
+            log_key,
+            key: t.key.clone(),
+            prev: state.head,
+            counter,
+            clock,
+            time: unix_nanos,
+            bodies: bodies.to_vec(),
+            rng: ProtocolRng::from_rng(&mut self.rng),
+        };
+        let pending = self.signer.start(job);
+        let mut views = Vec::with_capacity(bodies.len());
+        let (mut counter, mut clock) = (counter, clock);
         for body in bodies {
-            let draft = RecordDraft {
+            views.push(RecordView {
                 thread,
+                log: &log,
                 author: &author,
-                prev,
                 counter,
                 clock,
                 time: unix_nanos,
                 body,
-            };
-            let opened = record::create(&draft, &log_key, &key, &mut self.rng)?;
-            prev = Some(opened.record().cid());
+            });
             counter = counter.next();
             clock = clock.tick();
-            records.push(opened);
         }
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = records.iter().map(|o| o.record().clone()).collect();
-        // Handed over opened: the hook gets the bodies without decrypting them again.
-        let prepared = records.into_iter().map(Prepared::Opened).collect();
-        self.commit_prepared(now, thread, &log, prepared, Origin::Local(None))
-            .map_err(|(_, e)| e)?;
-        Ok(out)
+        self.commit_local(now, thread, &log, &views, pending)
     }
 
     /// Adds a record signed elsewhere to a known log. It must be the next record of the log:

@@ -53,6 +53,10 @@ pub enum EngineError {
     /// The address does not name a peer.
     #[error("address has no /p2p/<peer id> component")]
     NoPeerInAddress,
+    /// The signer given to the host (`Host::set_signer`) failed to build a local write's
+    /// records; nothing was stored. A fault of the driver, not of the write: retrying may work.
+    #[error("the records of the write could not be built: {0}")]
+    Signer(&'static str),
 }
 
 /// Why the application hook could not decide on a record. This is a failure of the machine,

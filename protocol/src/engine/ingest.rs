@@ -4,13 +4,14 @@
 use super::commands::{NewLog, Origin};
 use super::message::Payload;
 use super::output::{Event, Misbehaviour};
+use super::signing::Pending;
 use super::state::LogState;
 use super::verify::Checked;
 use super::{Application, EngineError, Host, PeerId, Time, Verdict, as_read, commands, layout};
 use crate::counter::{LamportClock, LogCounter, LogHeight};
 use crate::id::ThreadId;
 use crate::log_id::LogId;
-use crate::record::{self, OpenedRecord, RecordBundle, VerifiedRecord, wire};
+use crate::record::{self, OpenedRecord, RecordBundle, RecordView, VerifiedRecord, wire};
 use crate::store::{Store, WriteTxn};
 
 /// Records offered by a peer: the encoded bundles of a message, or bundles a
@@ -355,7 +356,31 @@ impl<S: Store, A: Application> Host<S, A> {
             }
         };
         records.truncate(n);
+        self.after_commit(now, thread, log, records, verdicts, origin);
+        match stopped {
+            Some(e) => Err((n, e)),
+            None => Ok(n),
+        }
+    }
+
+    /// What follows the commit of `records` (at least one): the log's and thread's state in
+    /// memory, the events, the push to peers.
+    fn after_commit(
+        &mut self,
+        now: Time,
+        thread: &ThreadId,
+        log: &LogId,
+        records: Vec<Prepared>,
+        verdicts: Vec<Option<String>>,
+        origin: Origin<'_>,
+    ) {
         let committed = &records[..];
+        let n = committed.len();
+        let new_log = match &origin {
+            Origin::Local(new) => new.as_deref(),
+            _ => None,
+        };
+        let local = matches!(origin, Origin::Local(_));
         self.dirty.remove(thread);
         if let Some(t) = self.threads.get_mut(thread) {
             let last = committed[n - 1].record();
@@ -400,10 +425,98 @@ impl<S: Store, A: Application> Host<S, A> {
             self.send_push(thread, log, &peers, bundles);
         }
         self.touch(thread, now);
-        match stopped {
-            Some(e) => Err((n, e)),
-            None => Ok(n),
+    }
+
+    /// Stores the records of a local write to an existing log, folded while `pending` builds
+    /// them (see [`super::signing`]): one transaction with the fold, all or nothing. The
+    /// application's first refusal is the error.
+    pub(super) fn commit_local(
+        &mut self,
+        now: Time,
+        thread: &ThreadId,
+        log: &LogId,
+        views: &[RecordView<'_>],
+        pending: Pending,
+    ) -> Result<Vec<VerifiedRecord>, EngineError> {
+        let _span = tracing::debug_span!(
+            "commit_local",
+            thread = %thread,
+            log = %log,
+            records = views.len()
+        )
+        .entered();
+        let mut pending = Some(pending);
+        let result = self.try_commit_local(thread, log, views, &mut pending);
+        // Waited for in every case, so a job never outlives the write it belongs to.
+        if let Some(p) = pending {
+            let _ = p.wait();
         }
+        match result {
+            Ok(records) => {
+                let out = records.iter().map(|o| o.record().clone()).collect();
+                let verdicts = vec![None; records.len()];
+                let prepared = records.into_iter().map(Prepared::Opened).collect();
+                self.after_commit(now, thread, log, prepared, verdicts, Origin::Local(None));
+                Ok(out)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "transaction dropped");
+                self.app.rolled_back();
+                Err(e)
+            }
+        }
+    }
+
+    /// The transaction of [`Self::commit_local`]: every body folded, then the records once
+    /// built, then the log's and thread's rows; committed.
+    fn try_commit_local(
+        &mut self,
+        thread: &ThreadId,
+        log: &LogId,
+        views: &[RecordView<'_>],
+        pending: &mut Option<Pending>,
+    ) -> Result<Vec<OpenedRecord>, EngineError> {
+        let t = self
+            .threads
+            .get(thread)
+            .ok_or(EngineError::ThreadNotFound)?;
+        let mut state = t.logs.get(log).cloned().ok_or(EngineError::LogNotFound)?;
+        let mut row = t.row();
+        let mut txn = self.store.write()?;
+        for view in views {
+            if let Verdict::Reject(reason) = self.app.apply(&mut txn, view)? {
+                return Err(EngineError::Rejected(reason));
+            }
+        }
+        let records = pending
+            .take()
+            .and_then(Pending::wait)
+            .ok_or(EngineError::Signer("the signer stopped without an answer"))??;
+        let matches =
+            records.len() == views.len() && records.iter().zip(views).all(|(r, v)| r.view() == *v);
+        if !matches {
+            return Err(EngineError::Signer(
+                "the signer built records other than those folded",
+            ));
+        }
+        let mut cids = Vec::with_capacity(records.len());
+        for rec in &records {
+            let r = rec.record();
+            let counter = r.counter();
+            txn.put(&layout::record(thread, log, counter), &r.bundle().encode())?;
+            cids.push((r.cid(), layout::cid_target(thread, log, counter)));
+            state.height = LogHeight::of(counter);
+            state.head = Some(r.cid());
+            state.head_clock = r.clock();
+            row.clock = row.clock.max(r.clock().0);
+        }
+        let index_change = self.cids.add(&mut txn, cids)?;
+        self.app.finish_batch(&mut txn)?;
+        txn.put(&layout::log(thread, log), &wire::encode(&state.row()))?;
+        txn.put(&layout::thread(thread), &wire::encode(&row))?;
+        txn.commit()?;
+        self.cids.committed(index_change);
+        Ok(records)
     }
 
     /// One attempt at storing `records`; returns each record's rejection reason, if any.
@@ -463,7 +576,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 let outcome = match opened {
                     Ok(opened) => self
                         .app
-                        .apply(&mut txn, &opened)
+                        .apply(&mut txn, &opened.view())
                         .map_err(|e| at(e.into()))?,
                     Err(e) => Verdict::Reject(format!("cannot open record: {e}")),
                 };
@@ -505,7 +618,7 @@ impl<S: Store, A: Application> Host<S, A> {
                 let mut txn = self.store.write()?;
                 for rec in records {
                     if let Ok(opened) = record::open(rec.record().clone(), read) {
-                        let _ = self.app.apply(&mut txn, &opened);
+                        let _ = self.app.apply(&mut txn, &opened.view());
                     }
                 }
                 txn.commit()?;

@@ -38,6 +38,7 @@ pub mod layout;
 pub mod loopback;
 pub mod message;
 pub mod output;
+pub mod signing;
 pub mod state;
 mod sync;
 pub mod verify;
@@ -56,7 +57,7 @@ pub use verify::{
 use crate::id::ThreadId;
 use crate::identity::PrivateKey;
 use crate::log_id::LogId;
-use crate::record::OpenedRecord;
+use crate::record::RecordView;
 use crate::rng::ProtocolRng;
 use crate::store::{ReadTxn, Store, WriteTxn};
 use state::ThreadState;
@@ -96,11 +97,14 @@ pub enum Verdict {
 /// [`Application::rolled_back`] is called.
 pub trait Application {
     /// Applies one opened record through `txn`. `Err` only for a failure of the machine (see
-    /// [`ApplyError`]); a record the application refuses is `Ok(Verdict::Reject(..))`.
+    /// [`ApplyError`]); a record the application refuses is `Ok(Verdict::Reject(..))`. A
+    /// record from a peer is stored in `txn` before it is applied; the records of a local
+    /// write are applied first and stored after them, in the same transaction (their
+    /// signatures are made meanwhile, see [`signing`]).
     fn apply(
         &mut self,
         txn: &mut dyn WriteTxn,
-        record: &OpenedRecord,
+        record: &RecordView<'_>,
     ) -> Result<Verdict, ApplyError>;
 
     /// Completes the batch of records applied since the last commit, in `txn`, just before the
@@ -123,7 +127,7 @@ pub trait Application {
 pub struct AcceptAll;
 
 impl Application for AcceptAll {
-    fn apply(&mut self, _: &mut dyn WriteTxn, _: &OpenedRecord) -> Result<Verdict, ApplyError> {
+    fn apply(&mut self, _: &mut dyn WriteTxn, _: &RecordView<'_>) -> Result<Verdict, ApplyError> {
         Ok(Verdict::Accept)
     }
 }
@@ -156,6 +160,9 @@ pub struct Host<S: Store, A: Application> {
     store: S,
     app: A,
     rng: ProtocolRng,
+    /// Builds and signs the records of local writes ([`signing::Inline`] unless a driver sets
+    /// another with [`Host::set_signer`]).
+    signer: Box<dyn signing::Signer>,
     identity: PrivateKey,
     peer_id: PeerId,
     threads: BTreeMap<ThreadId, ThreadState>,
@@ -214,6 +221,7 @@ impl<S: Store, A: Application> Host<S, A> {
             store,
             app,
             rng,
+            signer: Box::new(signing::Inline),
             identity,
             peer_id,
             threads: BTreeMap::new(),
@@ -248,6 +256,12 @@ impl<S: Store, A: Application> Host<S, A> {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Runs the building and signing of local records with `signer` from now on (see
+    /// [`signing`]); a driver with a spare core gives one that uses it.
+    pub fn set_signer(&mut self, signer: Box<dyn signing::Signer>) {
+        self.signer = signer;
     }
 
     /// The store.

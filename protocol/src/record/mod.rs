@@ -195,4 +195,37 @@ impl OpenedRecord {
     pub fn body(&self) -> &[u8] {
         &self.body
     }
+    /// What an application folds of this record.
+    pub fn view(&self) -> RecordView<'_> {
+        RecordView {
+            thread: self.record.thread(),
+            log: self.record.log(),
+            author: self.record.author(),
+            counter: self.record.counter(),
+            clock: self.record.clock(),
+            time: self.time,
+            body: &self.body,
+        }
+    }
+}
+
+/// A record's place and its decrypted body: what an application needs to fold it. It holds
+/// neither the CID nor the signature, so the engine can fold a local record while its
+/// signature is still being made (see [`crate::engine::signing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// The thread.
+    pub thread: &'a ThreadId,
+    /// The log.
+    pub log: &'a LogId,
+    /// The writer's identity.
+    pub author: &'a PublicKey,
+    /// Position in the log.
+    pub counter: LogCounter,
+    /// Lamport clock.
+    pub clock: LamportClock,
+    /// The writer's clock at creation, Unix nanoseconds (not trusted for ordering).
+    pub time: u64,
+    /// The decrypted body.
+    pub body: &'a [u8],
 }

@@ -70,7 +70,7 @@ use threads_protocol::engine::{Application, ApplyError, Verdict};
 use threads_protocol::id::ThreadId;
 use threads_protocol::identity::PublicKey;
 use threads_protocol::log_id::LogId;
-use threads_protocol::record::OpenedRecord;
+use threads_protocol::record::RecordView;
 use threads_protocol::store::{Direction, KeyRange, ReadTxn, StoreError, WriteTxn};
 
 /// What a fold learns about the record it applies.
@@ -568,18 +568,22 @@ impl<F: Fold> Application for Convergent<F> {
     fn apply(
         &mut self,
         txn: &mut dyn WriteTxn,
-        record: &OpenedRecord,
+        record: &RecordView<'_>,
     ) -> Result<Verdict, ApplyError> {
-        let r = record.record();
         let info = RecordInfo {
-            thread: *r.thread(),
-            order: OrderKey::of(r),
-            log: *r.log(),
-            author: *r.author(),
-            time: record.time(),
+            thread: *record.thread,
+            order: OrderKey {
+                clock: record.clock.0,
+                log: *record.log.as_bytes(),
+                counter: record.counter.get(),
+            },
+            log: *record.log,
+            author: *record.author,
+            time: record.time,
         };
-        // The engine stored the record in this transaction, before calling the hook.
-        match self.add_with(txn, &info, record.body(), true) {
+        // The engine stores the record in the same transaction (a peer's before this call, a
+        // local write's after it), so the operation-log entry refers to it.
+        match self.add_with(txn, &info, record.body, true) {
             Ok(Outcome::Applied) => Ok(Verdict::Accept),
             Ok(Outcome::Rejected(reason)) => Ok(Verdict::Reject(reason)),
             Err(e) => Err(e),
