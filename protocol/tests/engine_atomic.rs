@@ -671,31 +671,28 @@ fn stores_of(net: &Net) -> Vec<FaultyStore<MemoryStore>> {
 }
 
 #[test]
-fn a_refused_body_stores_nothing_though_its_records_were_signed() {
-    let (mut net, store, apps, t) = writer(Some(TestSigner::Thread));
-    let before = store.inner().digest();
-    let err = net.hosts[0]
-        .create_records(
-            Time(0),
-            &t,
-            None,
-            &bodies(&["fine", "bad one", "also fine"]),
-            2,
-        )
-        .unwrap_err();
-    assert_eq!(
-        err,
-        EngineError::Rejected("bodies may not start with bad".into())
-    );
-    assert_eq!(store.inner().digest(), before);
-    assert_eq!(*apps.rollbacks.borrow(), 1);
-    net.collect();
-    assert!(net.in_flight.is_empty());
-    // The log's position is unchanged: the next group follows the first record.
-    let recs = net.hosts[0]
-        .create_records(Time(0), &t, None, &bodies(&["fine", "also fine"]), 3)
-        .unwrap();
-    assert_eq!(recs[0].counter().get(), 2);
+fn a_refused_body_stores_nothing_whichever_signer_builds_the_records() {
+    for signer in [None, Some(TestSigner::Thread)] {
+        let (mut net, store, apps, t) = writer(signer);
+        let before = store.inner().digest();
+        let group = bodies(&["fine", "bad one", "also fine"]);
+        let err = net.hosts[0]
+            .create_records(Time(0), &t, None, &group, 2)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            EngineError::Rejected("bodies may not start with bad".into())
+        );
+        assert_eq!(store.inner().digest(), before);
+        assert_eq!(*apps.rollbacks.borrow(), 1);
+        net.collect();
+        assert!(net.in_flight.is_empty());
+        // The log's position is unchanged: the next group follows the first record.
+        let recs = net.hosts[0]
+            .create_records(Time(0), &t, None, &bodies(&["fine", "also fine"]), 3)
+            .unwrap();
+        assert_eq!(recs[0].counter().get(), 2);
+    }
 }
 
 #[test]

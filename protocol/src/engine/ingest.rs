@@ -447,9 +447,8 @@ impl<S: Store, A: Application> Host<S, A> {
         .entered();
         let mut pending = Some(pending);
         let result = self.try_commit_local(thread, log, views, &mut pending);
-        // Waited for in every case, so a job never outlives the write it belongs to.
         if let Some(p) = pending {
-            let _ = p.wait();
+            p.discard();
         }
         match result {
             Ok(records) => {

@@ -87,6 +87,14 @@ impl Pending {
             Pending::Elsewhere(rx) => rx.recv().ok(),
         }
     }
+
+    /// Gives up the records (the write failed): a job not started is dropped, one running
+    /// elsewhere is waited for, so that no job outlives the write it belongs to.
+    pub fn discard(self) {
+        if let Pending::Elsewhere(rx) = self {
+            let _ = rx.recv();
+        }
+    }
 }
 
 /// Runs the [`SigningJob`]s of local writes.
