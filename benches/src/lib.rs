@@ -131,3 +131,17 @@ pub fn thread_cpu_ns() -> u64 {
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Bytes this process handed to `write`/`pwrite` and how many such calls it made
+/// (`/proc/self/io`; LMDB writes every dirty page with its own `pwrite` unless pages are
+/// adjacent, and the 120-byte meta page last).
+pub fn io_written() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("wchar:"), field("syscw:"))
+}

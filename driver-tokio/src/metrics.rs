@@ -38,6 +38,9 @@ pub struct Metrics {
     pub commit_micros_total: AtomicU64,
     /// Largest commit latency seen, in microseconds.
     pub commit_micros_max: AtomicU64,
+    /// Time the engine waited for writers it had just answered to join the next group commit,
+    /// in microseconds.
+    pub group_wait_micros: AtomicU64,
     /// Records peers reported that this node does not hold yet, over all threads (gauge).
     pub sync_lag: AtomicU64,
     /// The threads with a sync lag, and theirs (at most [`MAX_LAG_LABELS`]).
@@ -67,7 +70,7 @@ impl Metrics {
         self.commit_micros_max.fetch_max(micros, Ordering::Relaxed);
     }
 
-    fn all(&self) -> [(&'static str, &'static str, &'static str, u64); 16] {
+    fn all(&self) -> [(&'static str, &'static str, &'static str, u64); 17] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             (
@@ -155,6 +158,12 @@ impl Metrics {
                 g(&self.commit_micros_max),
             ),
             (
+                "threads_group_wait_seconds_sum",
+                "counter",
+                "Time spent waiting for answered writers to join the next group commit.",
+                g(&self.group_wait_micros),
+            ),
+            (
                 "threads_sync_messages_refused_total",
                 "counter",
                 "Inbound sync messages refused while the engine was behind.",
@@ -220,6 +229,7 @@ mod tests {
         let m = Metrics::default();
         m.add(&m.records_ingested, 3);
         m.observe_commit(Duration::from_micros(1500));
+        m.add(&m.group_wait_micros, 250);
         let text = m.prometheus();
         assert!(
             text.contains("threads_records_ingested_total 3\n"),
@@ -229,7 +239,11 @@ mod tests {
             text.contains("threads_commit_seconds_sum 0.0015\n"),
             "{text}"
         );
-        assert_eq!(text.matches("# TYPE").count(), 16);
+        assert!(
+            text.contains("threads_group_wait_seconds_sum 0.00025\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("# TYPE").count(), 17);
         *m.lagging.lock().unwrap() = vec![("bafk".into(), 7)];
         assert!(
             m.prometheus()

@@ -216,6 +216,26 @@ async fn concurrent_writes_get_their_own_verdicts() {
     a.shutdown().await.unwrap();
 }
 
+/// A writer that waits for each answer before its next write is never held back for writers
+/// that are not there: its group answered one write, so the engine does not wait for more (the
+/// wait for answered writers, spec/daemon.md §4, happens only when fewer writes are queued
+/// than the last group answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_writer_is_not_held_for_a_group() {
+    use std::sync::atomic::Ordering;
+
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path()).await;
+    let h = a.handle();
+    let db = people_db(&h).await;
+    for i in 0..40 {
+        write_one(&h, db, &format!("lone{i}")).await;
+    }
+    assert_eq!(h.metrics().group_wait_micros.load(Ordering::Relaxed), 0);
+    assert_eq!(all_people(&h, db).await.len(), 40);
+    a.shutdown().await.unwrap();
+}
+
 /// An address the handle acknowledged is in the repository even when the node stops at once
 /// (a join is acknowledged only after its peer's address is saved; a daemon restarted right
 /// after must still dial that peer).

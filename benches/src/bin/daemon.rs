@@ -49,6 +49,7 @@ use serde_json::{Value, json};
 use shared::*;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use threads_benches::io_written;
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_driver_tokio::{Node, NodeHandle};
 use threads_protocol::engine::ThreadInfo;
@@ -447,6 +448,9 @@ async fn writes(args: &Args) {
         "writes_per_commit": round((WRITERS * per) as f64 / alone.commits.max(1) as f64, 2),
         "engine_cpu_us_per_write": alone.engine_cpu_s.last().map(|c| round(c * 1e6 / (WRITERS * per) as f64, 1)),
         "process_cpu_us_per_write": round(alone.cpu_s * 1e6 / (WRITERS * per) as f64, 1),
+        "pages_written_per_commit": round(alone.written.0 as f64 / 4096.0 / alone.commits.max(1) as f64, 1),
+        "write_calls_per_commit": round(alone.written.1 as f64 / alone.commits.max(1) as f64, 1),
+        "group_wait_us_per_commit": round(alone.group_wait_us as f64 / alone.commits.max(1) as f64, 1),
         "goal_min": GROUP_COMMIT_GOAL_MIN,
         "ok": acked >= GROUP_COMMIT_GOAL_MIN,
         "bare_commit_p50_us": round(bare_p50_us, 1),
@@ -510,6 +514,11 @@ struct Concurrent {
     engine_cpu_s: Vec<f64>,
     /// CPU seconds of the whole process during the run.
     cpu_s: f64,
+    /// Bytes this process wrote with `write`-family calls during the run, and how many calls
+    /// ([`io_written`]; on a node alone, its LMDB commits).
+    written: (u64, u64),
+    /// Microseconds the writing node's engine waited for answered writers to join a group.
+    group_wait_us: u64,
 }
 
 impl Concurrent {
@@ -563,7 +572,9 @@ fn cpu_between(before: &[(u64, String, u64)], after: &[(u64, String, u64)]) -> (
 /// [`WRITERS`] tasks each writing `per` single-document transactions at once through `h`.
 async fn concurrent(h: &NodeHandle, db: ThreadId, per: usize) -> Concurrent {
     let commits_before = h.metrics().commits.load(Ordering::Relaxed);
+    let wait_before = h.metrics().group_wait_micros.load(Ordering::Relaxed);
     let cpu_before = thread_cpu();
+    let io_before = io_written();
     let t = Instant::now();
     let tasks: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -585,6 +596,7 @@ async fn concurrent(h: &NodeHandle, db: ThreadId, per: usize) -> Concurrent {
     }
     let secs = t.elapsed().as_secs_f64();
     let (engine_cpu_s, cpu_s) = cpu_between(&cpu_before, &thread_cpu());
+    let io_after = io_written();
     Concurrent {
         per,
         secs,
@@ -593,6 +605,8 @@ async fn concurrent(h: &NodeHandle, db: ThreadId, per: usize) -> Concurrent {
         commits: h.metrics().commits.load(Ordering::Relaxed) - commits_before,
         engine_cpu_s,
         cpu_s,
+        written: (io_after.0 - io_before.0, io_after.1 - io_before.1),
+        group_wait_us: h.metrics().group_wait_micros.load(Ordering::Relaxed) - wait_before,
     }
 }
 

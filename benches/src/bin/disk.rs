@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use threads_benches::people::{BATCH, COLLECTION, NANOS, People, collection, percentile, round};
-use threads_benches::thread_cpu_ns;
+use threads_benches::{io_written, thread_cpu_ns};
 use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
 use threads_protocol::engine::{Config, NewThread, Time};
 use threads_protocol::id::ThreadId;
@@ -269,20 +269,6 @@ fn main() {
         }
     }
     println!("{line}");
-}
-
-/// Bytes this process handed to `write`/`pwrite` and how many such calls it made
-/// (`/proc/self/io`; LMDB writes every dirty page with its own `pwrite` unless pages are
-/// adjacent, and the 120-byte meta page last).
-fn io_written() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("wchar:"), field("syscw:"))
 }
 
 /// Totals over the timed write transactions (or the bare commits).

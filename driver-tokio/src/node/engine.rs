@@ -30,6 +30,11 @@ const LOG_EVERY: u64 = 10;
 /// Most write transactions committed together (group commit).
 pub const MAX_GROUP: usize = 128;
 
+/// How long after answering a group of writers the engine waits for them to send their next
+/// writes, so that they join the next group instead of each making a commit of their own (see
+/// [`EngineTask::commands`]).
+pub const GROUP_WAIT: Duration = Duration::from_micros(200);
+
 /// Shortest time between two rebuilds of the verification stage's map.
 const VERIFIERS_EVERY: Duration = Duration::from_millis(200);
 
@@ -62,6 +67,8 @@ pub(crate) struct EngineTask {
     verifiers_synced: Option<Instant>,
     listeners: Vec<Listener>,
     listeners_blocked: bool,
+    /// The last group of writes: how many writers it answered, and when.
+    answered: Option<(usize, Instant)>,
     reports: u64,
 }
 
@@ -109,6 +116,7 @@ impl EngineTask {
             verifiers_synced: None,
             listeners: Vec::new(),
             listeners_blocked: false,
+            answered: None,
             reports: 0,
         }
     }
@@ -242,26 +250,62 @@ impl EngineTask {
 
     /// Handles `first` and, when it is a write, every write already queued behind it (up to
     /// [`MAX_GROUP`]) in one group commit; a non-write found while gathering runs after them.
+    ///
+    /// Writers that wait for each answer before their next write (a closed loop) otherwise
+    /// settle into cohorts: the writers answered by one commit send their next writes while
+    /// the next commit runs with the writes queued meanwhile, so two or more commits, each
+    /// paying the disk's fixed cost, serve what one could. So while fewer writes are queued
+    /// than the last group answered, the engine gives those writers until [`GROUP_WAIT`] after
+    /// their answers to join (spec/daemon.md §4). A lone sequential writer never waits: the
+    /// group that answered it was one write, and its next write is that one.
     fn commands(&mut self, first: Command) {
         if !matches!(first, Command::Write { .. }) {
             return self.command(first);
         }
         let mut writes = vec![first];
-        let mut after = None;
-        while writes.len() < MAX_GROUP {
-            match self.cmds.try_recv() {
-                Ok(cmd @ Command::Write { .. }) => writes.push(cmd),
-                Ok(other) => {
-                    after = Some(other);
-                    break;
-                }
-                Err(_) => break,
-            }
+        let mut after = self.gather(&mut writes, None);
+        if after.is_none()
+            && let Some((count, at)) = self.answered
+            && writes.len() < count
+        {
+            let waited = Instant::now();
+            after = self.gather(&mut writes, Some((count, at + GROUP_WAIT)));
+            self.metrics.add(
+                &self.metrics.group_wait_micros,
+                waited.elapsed().as_micros() as u64,
+            );
         }
+        let count = writes.len();
         self.write_group(writes);
+        self.answered = Some((count, Instant::now()));
         if let Some(cmd) = after {
             self.command(cmd);
         }
+    }
+
+    /// Moves queued writes into `writes` (up to [`MAX_GROUP`]) and returns the first command
+    /// that is not a write. Without `until`, stops at an empty queue; with `until = (n,
+    /// deadline)`, keeps looking (yielding the core in between) until `n` writes are gathered
+    /// or the deadline passes.
+    fn gather(
+        &mut self,
+        writes: &mut Vec<Command>,
+        until: Option<(usize, Instant)>,
+    ) -> Option<Command> {
+        while writes.len() < MAX_GROUP {
+            match self.cmds.try_recv() {
+                Ok(cmd @ Command::Write { .. }) => writes.push(cmd),
+                Ok(other) => return Some(other),
+                Err(mpsc::error::TryRecvError::Empty) => match until {
+                    Some((n, deadline)) if writes.len() < n && Instant::now() < deadline => {
+                        std::thread::yield_now()
+                    }
+                    _ => break,
+                },
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        }
+        None
     }
 
     fn command(&mut self, cmd: Command) {

@@ -572,11 +572,7 @@ impl<F: Fold> Application for Convergent<F> {
     ) -> Result<Verdict, ApplyError> {
         let info = RecordInfo {
             thread: *record.thread,
-            order: OrderKey {
-                clock: record.clock.0,
-                log: *record.log.as_bytes(),
-                counter: record.counter.get(),
-            },
+            order: OrderKey::of_view(record),
             log: *record.log,
             author: *record.author,
             time: record.time,

@@ -1,7 +1,7 @@
 //! The total order of a thread's records: (Lamport clock, log id, counter).
 
 use threads_protocol::log_id::LogId;
-use threads_protocol::record::VerifiedRecord;
+use threads_protocol::record::{RecordView, VerifiedRecord};
 
 /// Length of an encoded [`OrderKey`]: 8 + 38 + 8 bytes.
 pub const ORDER_KEY_LEN: usize = 8 + LogId::LEN + 8;
@@ -25,6 +25,16 @@ impl OrderKey {
             clock: record.clock().0,
             log: *record.log().as_bytes(),
             counter: record.counter().get(),
+        }
+    }
+
+    /// The position of the record a view shows (a local record is folded from its view before
+    /// it is signed).
+    pub fn of_view(record: &RecordView<'_>) -> Self {
+        OrderKey {
+            clock: record.clock.0,
+            log: *record.log.as_bytes(),
+            counter: record.counter.get(),
         }
     }
 
