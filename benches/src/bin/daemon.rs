@@ -27,7 +27,10 @@
 //!   figures). Also the anchor on the same disk: a bare one-key durable commit timed 100
 //!   times before and 100 times after the writers (`bare_commit_p50_us`), and the rate as
 //!   writes acknowledged per bare commit's time (`writes_per_bare_commit`) beside the goal's
-//!   0.8 (10k/s where the bare commit took 0.08 ms). `ok` is the absolute goal.
+//!   0.8 (10k/s where the bare commit took 0.08 ms). `ok` is the absolute goal. Per
+//!   commit of the node alone: the 4 KiB pages and write calls it handed to the kernel
+//!   (`/proc/self/io`) and the time its engine waited for answered writers to join the group
+//!   (spec/daemon.md §4).
 //! * `rss`: resident memory of the process (`VmRSS`, `VmHWM` in `/proc/self/status`). Both
 //!   nodes run in this one process, so the figure covers two nodes; every line carries the
 //!   RSS at the time it was printed.
