@@ -5,13 +5,14 @@ use super::commands::{NewLog, Origin};
 use super::message::Payload;
 use super::output::{Event, Misbehaviour};
 use super::signing::Pending;
+use super::staged::Staged;
 use super::state::LogState;
 use super::verify::Checked;
 use super::{Application, EngineError, Host, PeerId, Time, Verdict, as_read, commands, layout};
 use crate::counter::{LamportClock, LogCounter, LogHeight};
 use crate::id::ThreadId;
 use crate::log_id::LogId;
-use crate::record::{self, OpenedRecord, RecordBundle, RecordView, VerifiedRecord, wire};
+use crate::record::{self, OpenedRecord, RecordBundle, RecordView, VerifiedRecord};
 use crate::store::{Store, WriteTxn};
 
 /// Records offered by a peer: the encoded bundles of a message, or bundles a
@@ -479,8 +480,8 @@ impl<S: Store, A: Application> Host<S, A> {
             .threads
             .get(thread)
             .ok_or(EngineError::ThreadNotFound)?;
-        let mut state = t.logs.get(log).cloned().ok_or(EngineError::LogNotFound)?;
-        let mut row = t.row();
+        let state = t.logs.get(log).cloned().ok_or(EngineError::LogNotFound)?;
+        let mut staged = Staged::new(thread, log, state, t.row(), views.len());
         let mut txn = self.store.write()?;
         for view in views {
             if let Verdict::Reject(reason) = self.app.apply(&mut txn, view)? {
@@ -498,22 +499,10 @@ impl<S: Store, A: Application> Host<S, A> {
                 "the signer built records other than those folded",
             ));
         }
-        let mut cids = Vec::with_capacity(records.len());
         for rec in &records {
-            let r = rec.record();
-            let counter = r.counter();
-            txn.put(&layout::record(thread, log, counter), &r.bundle().encode())?;
-            cids.push((r.cid(), layout::cid_target(thread, log, counter)));
-            state.height = LogHeight::of(counter);
-            state.head = Some(r.cid());
-            state.head_clock = r.clock();
-            row.clock = row.clock.max(r.clock().0);
+            staged.store(&mut txn, rec.record())?;
         }
-        let index_change = self.cids.add(&mut txn, cids)?;
-        self.app.finish_batch(&mut txn)?;
-        txn.put(&layout::log(thread, log), &wire::encode(&state.row()))?;
-        txn.put(&layout::thread(thread), &wire::encode(&row))?;
-        txn.commit()?;
+        let index_change = staged.commit(txn, &self.cids, &mut self.app)?;
         self.cids.committed(index_change);
         Ok(records)
     }
@@ -532,29 +521,23 @@ impl<S: Store, A: Application> Host<S, A> {
             .get(thread)
             .ok_or((0, EngineError::ThreadNotFound))?;
         let key = t.key.clone();
-        let mut state = t
+        let state = t
             .logs
             .get(log)
             .cloned()
             .unwrap_or_else(|| LogState::empty(new_log.map(|l| l.key.clone())));
-        let mut thread_state_row = t.row();
+        let mut staged = Staged::new(thread, log, state, t.row(), records.len());
         let mut txn = self.store.write().map_err(|e| (0, e.into()))?;
         if let Some(l) = new_log {
             txn.put(&layout::identity_log(thread, &l.identity), log.as_bytes())
                 .map_err(|e| (0, e.into()))?;
         }
         let mut verdicts = Vec::with_capacity(records.len());
-        let mut cids = Vec::with_capacity(records.len());
         for (i, prepared) in records.iter().enumerate() {
             let at = |e: EngineError| (i, e);
             let rec = prepared.record();
             let counter = rec.counter();
-            txn.put(
-                &layout::record(thread, log, counter),
-                &rec.bundle().encode(),
-            )
-            .map_err(|e| at(e.into()))?;
-            cids.push((rec.cid(), layout::cid_target(thread, log, counter)));
+            staged.store(&mut txn, rec).map_err(|e| at(e.into()))?;
             let mut verdict = None;
             #[cfg(feature = "buggify")]
             let read_key = if self.config.bugs.split_dispatch {
@@ -589,24 +572,11 @@ impl<S: Store, A: Application> Host<S, A> {
                 }
             }
             verdicts.push(verdict);
-            state.height = LogHeight::of(counter);
-            state.head = Some(rec.cid());
-            state.head_clock = rec.clock();
-            thread_state_row.clock = thread_state_row.clock.max(rec.clock().0);
         }
         let last = records.len().saturating_sub(1);
-        let index_change = self
-            .cids
-            .add(&mut txn, cids)
-            .map_err(|e| (last, e.into()))?;
-        self.app
-            .finish_batch(&mut txn)
-            .map_err(|e| (last, e.into()))?;
-        txn.put(&layout::log(thread, log), &wire::encode(&state.row()))
-            .map_err(|e| (last, e.into()))?;
-        txn.put(&layout::thread(thread), &wire::encode(&thread_state_row))
-            .map_err(|e| (last, e.into()))?;
-        txn.commit().map_err(|e| (last, e.into()))?;
+        let index_change = staged
+            .commit(txn, &self.cids, &mut self.app)
+            .map_err(|e| (last, e))?;
         self.cids.committed(index_change);
         #[cfg(feature = "buggify")]
         if self.config.bugs.split_dispatch

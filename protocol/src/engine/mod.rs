@@ -39,6 +39,7 @@ pub mod loopback;
 pub mod message;
 pub mod output;
 pub mod signing;
+mod staged;
 pub mod state;
 mod sync;
 pub mod verify;
