@@ -10,9 +10,13 @@ use threads_protocol::store::{
     Direction, KeyRange, ReadTxn, Store, StoreError, WriteTxn, content_digest, scan_collect,
 };
 
+/// The suite's harness: each store in its own folder, opened with `opts`; `crash` reopens
+/// without the checkpoint of a clean close, so the write-ahead log is read back.
 #[derive(Default)]
 struct Lmdb {
     dirs: Vec<TempDir>,
+    opts: Option<LmdbOptions>,
+    crash: bool,
 }
 
 fn small() -> LmdbOptions {
@@ -23,18 +27,40 @@ fn small() -> LmdbOptions {
     }
 }
 
+impl Lmdb {
+    fn opts(&self) -> LmdbOptions {
+        self.opts.clone().unwrap_or_else(small)
+    }
+}
+
 impl Harness for Lmdb {
     type S = LmdbStore;
     fn open(&mut self) -> LmdbStore {
         let dir = tempfile::tempdir().unwrap();
-        let store = LmdbStore::open(dir.path(), &small()).unwrap();
+        let store = LmdbStore::open(dir.path(), &self.opts()).unwrap();
         self.dirs.push(dir);
         store
     }
     fn reopen(&mut self, store: LmdbStore) -> LmdbStore {
         let path: PathBuf = store.path().to_path_buf();
-        store.close();
-        LmdbStore::open(&path, &small()).unwrap()
+        if self.crash {
+            store.close_without_checkpoint();
+        } else {
+            store.close();
+        }
+        LmdbStore::open(&path, &self.opts()).unwrap()
+    }
+}
+
+/// A log of 600 bytes: a checkpoint every few commits, and every reopen reads frames back.
+fn tiny_log_crashing() -> Lmdb {
+    Lmdb {
+        opts: Some(LmdbOptions {
+            log_bytes: 600,
+            ..small()
+        }),
+        crash: true,
+        ..Lmdb::default()
     }
 }
 
@@ -44,9 +70,29 @@ fn lmdb_store_passes_conformance() {
 }
 
 #[test]
+fn lmdb_store_passes_conformance_without_the_log() {
+    conformance::run_all(&mut Lmdb {
+        opts: Some(LmdbOptions {
+            log_bytes: 0,
+            ..small()
+        }),
+        ..Lmdb::default()
+    });
+}
+
+#[test]
+fn lmdb_store_passes_conformance_with_a_tiny_log_and_crashes() {
+    conformance::run_all(&mut tiny_log_crashing());
+}
+
+#[test]
 fn lmdb_store_randomized_more_seeds() {
     let mut h = Lmdb::default();
     for seed in 1..=4u64 {
+        conformance::randomized_model(&mut h, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 40);
+    }
+    let mut h = tiny_log_crashing();
+    for seed in 5..=8u64 {
         conformance::randomized_model(&mut h, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 40);
     }
 }
@@ -160,8 +206,15 @@ fn a_read_txn_gives_siblings_until_a_later_commit() {
             });
         }
     });
-    assert!(r.sibling().is_none(), "a sibling after a later commit");
+    // The commit went to the write-ahead log: LMDB's snapshot is unchanged, so a sibling
+    // (the same snapshot and the same logged changes over it) still sees what `r` sees.
+    let late = r.sibling().expect("a logged commit leaves LMDB's snapshot as it was");
+    assert!(late.get(&7u32.to_be_bytes()).unwrap().is_some());
+    // A checkpoint moves the commit into LMDB: a later snapshot, so no sibling.
+    s.checkpoint().unwrap();
+    assert!(r.sibling().is_none(), "a sibling after a checkpoint");
     assert!(r.get(&7u32.to_be_bytes()).unwrap().is_some());
+    assert!(s.read().unwrap().get(&7u32.to_be_bytes()).unwrap().is_none());
 }
 
 #[test]
@@ -180,4 +233,82 @@ fn open_reports_unusable_path() {
     };
     let err = LmdbStore::open(dir.path().join("x"), &bad_size).unwrap_err();
     assert!(matches!(err, StoreError::Backend(_)), "{err}");
+}
+
+#[test]
+fn logged_commits_are_read_back_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    fill(&s, 10);
+    let mut w = s.write().unwrap();
+    assert!(w.delete(&3u32.to_be_bytes()).unwrap());
+    w.put(b"late", b"value").unwrap();
+    w.commit().unwrap();
+    let c = s.counters();
+    assert_eq!((c.commits, c.checkpoints), (2, 0), "both commits went to the log");
+    let digest = content_digest(&s.read().unwrap()).unwrap();
+    s.close_without_checkpoint();
+
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    assert_eq!(s.counters().frames_replayed, 2);
+    assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
+    assert!(s.read().unwrap().get(&3u32.to_be_bytes()).unwrap().is_none());
+    // After a checkpoint the log has nothing left to read back.
+    s.checkpoint().unwrap();
+    s.close_without_checkpoint();
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    assert_eq!(s.counters().frames_replayed, 0);
+    assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
+}
+
+#[test]
+fn a_large_transaction_goes_to_lmdb_with_the_logged_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    fill(&s, 10);
+    let mut w = s.write().unwrap();
+    let value = vec![9u8; 1000];
+    for i in 0..1000u32 {
+        w.put(&(1_000_000 + i).to_be_bytes(), &value).unwrap();
+    }
+    // Reads in the transaction see its changes, the logged commit and LMDB's state.
+    assert_eq!(w.get(&5u32.to_be_bytes()).unwrap(), Some(5u32.to_le_bytes().repeat(3)));
+    assert_eq!(w.get(&1_000_999u32.to_be_bytes()).unwrap(), Some(value.clone()));
+    w.commit().unwrap();
+    assert_eq!(s.counters().checkpoints, 1, "1 MB of changes is written into LMDB directly");
+    let digest = content_digest(&s.read().unwrap()).unwrap();
+    s.close_without_checkpoint();
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    assert_eq!(s.counters().frames_replayed, 0);
+    assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
+    assert_eq!(s.read().unwrap().get(&7u32.to_be_bytes()).unwrap(), Some(7u32.to_le_bytes().repeat(3)));
+}
+
+#[test]
+fn a_torn_last_frame_is_left_out_and_the_rest_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    fill(&s, 10);
+    let before = content_digest(&s.read().unwrap()).unwrap();
+    let mut w = s.write().unwrap();
+    w.put(b"torn", b"never acknowledged").unwrap();
+    w.commit().unwrap();
+    s.close_without_checkpoint();
+    // Cut the second frame short, as a crash in the middle of its write would.
+    let log = dir.path().join("threads.wal");
+    let bytes = std::fs::read(&log).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap();
+    std::fs::write(&log, &bytes[..end]).unwrap();
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    assert_eq!(s.counters().frames_replayed, 1);
+    assert_eq!(content_digest(&s.read().unwrap()).unwrap(), before);
+    // The store goes on from there.
+    let mut w = s.write().unwrap();
+    w.put(b"next", b"1").unwrap();
+    w.commit().unwrap();
+    s.close_without_checkpoint();
+    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    assert_eq!(s.counters().frames_replayed, 2);
+    assert!(s.read().unwrap().get(b"torn").unwrap().is_none());
+    assert_eq!(s.read().unwrap().get(b"next").unwrap(), Some(b"1".to_vec()));
 }

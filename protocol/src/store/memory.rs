@@ -13,8 +13,11 @@ use super::{
     WriterTicket, check_key, check_value, content_digest,
 };
 
+mod changes;
 mod map_key;
 mod tree;
+
+pub use self::changes::{ChangeMap, Changes, Layered};
 
 /// The committed map. Values are shared slices: a write transaction's first change to a B-tree
 /// node copies the node (path copying keeps snapshots cheap), and copying an `Arc` costs a

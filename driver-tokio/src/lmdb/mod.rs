@@ -1,8 +1,17 @@
-//! The on-disk [`Store`]: one LMDB environment per repository folder, through `heed`.
+//! The on-disk [`Store`]: one LMDB environment per repository folder, through `heed`, with a
+//! write-ahead log beside it.
 //!
-//! Durability: LMDB's defaults, so a successful [`WriteTxn::commit`] has been synced to disk
-//! (data and meta page) before it returns; a crash, even `kill -9` or power loss, keeps every
-//! committed transaction and nothing of an uncommitted one.
+//! Durability: a successful [`WriteTxn::commit`] is on disk before it returns; a crash, even
+//! `kill -9` or power loss, keeps every committed transaction and nothing of an uncommitted
+//! one. A commit appends the transaction's changes to the write-ahead log (`threads.wal`, one
+//! sequential write and one `fdatasync`) and adds them to the changes every reader sees over
+//! LMDB's snapshot; a *checkpoint* writes those changes into LMDB in one durable commit when
+//! the log is full, at [`LmdbStore::close`] and at [`LmdbStore::checkpoint`]. Opening the
+//! repository reads back the frames not yet checkpointed. Why: on this project's disks an
+//! LMDB commit of a few documents writes dozens of pages scattered through the file, each a
+//! request of its own, while a log frame is one sequential write (spec/storage.md §4.3).
+//! A transaction that outgrows what the log can hold is written into LMDB directly.
+//! [`LmdbOptions::log_bytes`] = 0 turns the log off: every commit is an LMDB commit.
 //!
 //! Threads: the environment is opened without thread-local reader slots (heed's `WithoutTls`),
 //! so read transactions are `Send`, several can be open on one thread, and a thread may read
@@ -12,18 +21,30 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, WithoutTls};
+use threads_protocol::store::memory::{ChangeMap, Layered};
 use threads_protocol::store::{
-    Direction, KeyRange, MAX_KEY_LEN, ReadTxn, Store, StoreError, Visit, WriteTxn, WriterGate,
-    WriterTicket, check_key, check_value,
+    Direction, KeyRange, MAX_KEY_LEN, ReadTxn, Store, StoreError, Visit, WriterGate, check_key,
 };
+
+mod wal;
+mod write;
+
+pub use write::LmdbWrite;
 
 /// The named LMDB database holding every key of the store.
 const DB_NAME: &str = "threads";
+/// The named LMDB database holding the store's own rows: the number of the last log frame
+/// checkpointed.
+const META_DB_NAME: &str = "threads-meta";
+/// Key of the last checkpointed frame's number (`u64` BE) in [`META_DB_NAME`].
+const CHECKPOINT_KEY: &[u8] = b"wal-checkpoint";
+/// Default [`LmdbOptions::log_bytes`].
+pub const DEFAULT_LOG_BYTES: u64 = 4 << 20;
 
 /// Default map size: 64 GiB of address space on 64-bit targets.
 #[cfg(target_pointer_width = "64")]
@@ -42,6 +63,12 @@ pub struct LmdbOptions {
     /// Most read transactions open at once, across all processes using the repository.
     /// Default: 256.
     pub max_readers: u32,
+    /// Capacity of the write-ahead log (`threads.wal`, created at this size): the most bytes
+    /// of commits acknowledged from the log before a checkpoint writes them into LMDB. Larger
+    /// means fewer checkpoints and more memory for the changes held until then. 0 turns the
+    /// log off (every commit is an LMDB commit; a log left by an earlier run is still read
+    /// back). Default: [`DEFAULT_LOG_BYTES`] (4 MiB).
+    pub log_bytes: u64,
 }
 
 impl Default for LmdbOptions {
@@ -49,6 +76,7 @@ impl Default for LmdbOptions {
         LmdbOptions {
             map_size: DEFAULT_MAP_SIZE,
             max_readers: 256,
+            log_bytes: DEFAULT_LOG_BYTES,
         }
     }
 }
@@ -61,8 +89,24 @@ impl Default for LmdbOptions {
 pub struct LmdbStore {
     env: Env<WithoutTls>,
     db: Database<'static, Bytes, Bytes>,
+    meta: Database<'static, Bytes, Bytes>,
     gate: Arc<WriterGate>,
     counters: Arc<Counters>,
+    shared: Arc<Shared>,
+}
+
+/// What the clones of one [`LmdbStore`] share besides the environment.
+#[derive(Debug)]
+struct Shared {
+    /// Committed changes not yet checkpointed into LMDB. Readers take a snapshot of it and
+    /// open their LMDB transaction under this lock; a checkpoint holds it from its LMDB commit
+    /// until it empties the map, so no reader sees LMDB's new state with the old changes.
+    pending: Mutex<ChangeMap>,
+    /// The log (`None` when turned off). Taken by the writer only, lock order: `log`, then
+    /// `pending`.
+    log: Mutex<Option<wal::Wal>>,
+    /// [`LmdbOptions::log_bytes`].
+    log_bytes: u64,
 }
 
 /// Running totals of write transactions, shared by the clones of one [`LmdbStore`].
@@ -70,17 +114,26 @@ pub struct LmdbStore {
 struct Counters {
     write_txns: AtomicU64,
     commits: AtomicU64,
+    checkpoints: AtomicU64,
+    frames_replayed: AtomicU64,
 }
 
 /// How many write transactions an [`LmdbStore`] began and how many it committed (each commit
-/// is durable: one `fdatasync` of the data file and one synchronous write of the meta page).
-/// The difference are scratch transactions dropped without committing (no I/O).
+/// is durable: one synced log frame, or one LMDB commit with its `fdatasync` of the data file
+/// and synchronous write of the meta page). The difference are scratch transactions dropped
+/// without committing (no I/O).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LmdbCounters {
     /// Write transactions begun.
     pub write_txns: u64,
     /// Write transactions committed.
     pub commits: u64,
+    /// LMDB commits: checkpoints of the log, and commits too large for it or made with the
+    /// log turned off.
+    pub checkpoints: u64,
+    /// Log frames read back when the repository was opened (commits of an earlier run that
+    /// were not checkpointed).
+    pub frames_replayed: u64,
 }
 
 impl fmt::Debug for LmdbStore {
@@ -124,7 +177,8 @@ fn map_err(context: &str, err: heed::Error) -> StoreError {
 }
 
 impl LmdbStore {
-    /// Opens (creating if needed) the repository at folder `path`.
+    /// Opens (creating if needed) the repository at folder `path`, reading back the commits
+    /// its write-ahead log holds beyond the last checkpoint.
     pub fn open(path: impl AsRef<Path>, options: &LmdbOptions) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let at = |what: &str| format!("{what} at {}", path.display());
@@ -153,19 +207,50 @@ impl LmdbStore {
             .map_err(|e| map_err(&at("opening the setup transaction"), e))?;
         let created = env
             .create_databases_and_commit(wtxn, |opener, wtxn| {
-                opener
-                    .create_database::<Bytes, Bytes>(wtxn, Some(DB_NAME))
-                    .map(CommitOrAbort::<_, ()>::Commit)
+                let db = opener.create_database::<Bytes, Bytes>(wtxn, Some(DB_NAME))?;
+                let meta = opener.create_database::<Bytes, Bytes>(wtxn, Some(META_DB_NAME))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((db, meta)))
             })
             .map_err(|e| map_err(&at("creating the key-value database"), e))?;
-        let db = created.commit().ok_or_else(|| {
+        let (db, meta) = created.commit().ok_or_else(|| {
             StoreError::Backend(at("creating the key-value database: setup was aborted"))
         })?;
+        let checkpointed = {
+            let txn = env
+                .read_txn()
+                .map_err(|e| map_err(&at("reading the last checkpoint"), e))?;
+            match meta
+                .get(&txn, CHECKPOINT_KEY)
+                .map_err(|e| map_err(&at("reading the last checkpoint"), e))?
+            {
+                None => 0,
+                Some(v) => u64::from_be_bytes(v.try_into().map_err(|_| {
+                    StoreError::Corrupt(at("the last checkpoint's number is malformed"))
+                })?),
+            }
+        };
+        let counters = Counters::default();
+        let (log, pending) =
+            if options.log_bytes > 0 || path.join(wal::FILE_NAME).exists() {
+                let opened = wal::Wal::open(path, options.log_bytes, checkpointed)?;
+                counters
+                    .frames_replayed
+                    .store(opened.frames, Ordering::Relaxed);
+                (Some(opened.wal), opened.replay)
+            } else {
+                (None, ChangeMap::new())
+            };
         Ok(LmdbStore {
             env,
             db,
+            meta,
             gate: Arc::new(WriterGate::new()),
-            counters: Arc::default(),
+            counters: Arc::new(counters),
+            shared: Arc::new(Shared {
+                pending: Mutex::new(pending),
+                log: Mutex::new(log),
+                log_bytes: options.log_bytes,
+            }),
         })
     }
 
@@ -202,23 +287,55 @@ impl LmdbStore {
     /// Write transactions begun and committed through this environment's handles so far (for
     /// benchmarks: commits, hence syncs, per write).
     pub fn counters(&self) -> LmdbCounters {
+        let c = &self.counters;
         LmdbCounters {
-            write_txns: self.counters.write_txns.load(Ordering::Relaxed),
-            commits: self.counters.commits.load(Ordering::Relaxed),
+            write_txns: c.write_txns.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
+            frames_replayed: c.frames_replayed.load(Ordering::Relaxed),
         }
     }
 
-    /// Drops this handle and blocks until the environment is closed, i.e. until every clone
-    /// of this handle is dropped too. Afterwards the folder can be opened again.
+    /// Writes the commits held in the write-ahead log into LMDB now (one durable LMDB commit;
+    /// nothing when there are none), so that `data.mdb` alone holds every commit: before a
+    /// backup that copies only `data.mdb`, or to measure its size. Waits for the write
+    /// transaction like [`Store::write`].
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let _ticket = self.gate.enter()?;
+        let mut log = lock(&self.shared.log);
+        if lock(&self.shared.pending).is_empty() {
+            return Ok(());
+        }
+        write::checkpoint(self, &mut log, None)
+    }
+
+    /// Checkpoints ([`checkpoint`](Self::checkpoint); a failure is logged and the commits stay
+    /// in the log, read back at the next open), drops this handle and blocks until the
+    /// environment is closed, i.e. until every clone of this handle is dropped too. Afterwards
+    /// the folder can be opened again.
     pub fn close(self) {
-        let LmdbStore {
-            env,
-            db: _,
-            gate: _,
-            counters: _,
-        } = self;
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "checkpoint at close failed; the write-ahead log keeps the commits");
+        }
+        let LmdbStore { env, .. } = self;
         env.prepare_for_closing().wait();
     }
+}
+
+impl LmdbStore {
+    /// Closes without a checkpoint, as a crash would: the commits held in the write-ahead log
+    /// stay there and the next open reads them back. For tests of recovery; otherwise
+    /// [`close`](Self::close).
+    pub fn close_without_checkpoint(self) {
+        let LmdbStore { env, .. } = self;
+        env.prepare_for_closing().wait();
+    }
+}
+
+/// Locks `m`; the values behind the store's locks are replaced whole, never left half-changed,
+/// so a poisoned lock still holds a consistent value.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What [`LmdbStore::stat`] reports: LMDB's page counts of the database holding every key.
@@ -240,36 +357,21 @@ pub struct LmdbStat {
     pub file_bytes: u64,
 }
 
-/// A read transaction of [`LmdbStore`]: a snapshot, `Send`.
+/// A read transaction of [`LmdbStore`]: a snapshot (LMDB's, and the committed changes not yet
+/// checkpointed over it), `Send`.
 pub struct LmdbRead<'a> {
     txn: RoTxn<'a, WithoutTls>,
     db: Database<'static, Bytes, Bytes>,
+    pending: ChangeMap,
     /// The environment, to open siblings on the same snapshot.
     env: &'a Env<WithoutTls>,
-}
-
-/// The write transaction of [`LmdbStore`]. Not `Send`: LMDB requires the thread that began
-/// a write transaction to end it.
-pub struct LmdbWrite<'a> {
-    // Field order matters: the LMDB transaction ends before the gate admits the next writer.
-    txn: RwTxn<'a>,
-    db: Database<'static, Bytes, Bytes>,
-    counters: &'a Counters,
-    _ticket: WriterTicket<'a>,
 }
 
 impl fmt::Debug for LmdbRead<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LmdbRead")
             .field("id", &self.txn.id())
-            .finish()
-    }
-}
-
-impl fmt::Debug for LmdbWrite<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LmdbWrite")
-            .field("id", &self.txn.id())
+            .field("pending", &self.pending.len())
             .finish()
     }
 }
@@ -279,6 +381,7 @@ impl Store for LmdbStore {
     type Write<'a> = LmdbWrite<'a>;
 
     fn read(&self) -> Result<LmdbRead<'_>, StoreError> {
+        let pending = lock(&self.shared.pending);
         let txn = self
             .env
             .read_txn()
@@ -286,53 +389,51 @@ impl Store for LmdbStore {
         Ok(LmdbRead {
             txn,
             db: self.db,
+            pending: pending.clone(),
             env: &self.env,
         })
     }
 
     fn write(&self) -> Result<LmdbWrite<'_>, StoreError> {
-        let ticket = self.gate.enter()?;
-        let txn = self
-            .env
-            .write_txn()
-            .map_err(|e| map_err("opening the write transaction", e))?;
-        self.counters.write_txns.fetch_add(1, Ordering::Relaxed);
-        Ok(LmdbWrite {
-            txn,
-            db: self.db,
-            counters: &self.counters,
-            _ticket: ticket,
-        })
+        LmdbWrite::begin(self)
     }
+}
+
+/// The value of `key` seen through `layers` (upper first) over LMDB's snapshot `txn`.
+fn get_with<'t>(
+    db: &Database<'static, Bytes, Bytes>,
+    txn: &'t RoTxn<'_>,
+    layers: &[&'t ChangeMap],
+    key: &[u8],
+    read: &mut dyn FnMut(Option<&[u8]>),
+) -> Result<(), StoreError> {
+    check_key(key)?;
+    for layer in layers {
+        if let Some(change) = layer.get(key) {
+            read(change);
+            return Ok(());
+        }
+    }
+    read(db.get(txn, key).map_err(|e| map_err("reading a key", e))?);
+    Ok(())
 }
 
 fn get(
     db: &Database<'static, Bytes, Bytes>,
     txn: &RoTxn<'_>,
+    layers: &[&ChangeMap],
     key: &[u8],
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    check_key(key)?;
-    Ok(db
-        .get(txn, key)
-        .map_err(|e| map_err("reading a key", e))?
-        .map(<[u8]>::to_vec))
+    let mut out = None;
+    get_with(db, txn, layers, key, &mut |v| out = v.map(<[u8]>::to_vec))?;
+    Ok(out)
 }
 
-/// [`ReadTxn::get_with`]: the value is lent from LMDB's map.
-fn get_with(
-    db: &Database<'static, Bytes, Bytes>,
-    txn: &RoTxn<'_>,
-    key: &[u8],
-    read: &mut dyn FnMut(Option<&[u8]>),
-) -> Result<(), StoreError> {
-    check_key(key)?;
-    read(db.get(txn, key).map_err(|e| map_err("reading a key", e))?);
-    Ok(())
-}
-
+/// A scan of LMDB's snapshot `txn` with `layers` (upper first) over it.
 fn scan(
     db: &Database<'static, Bytes, Bytes>,
     txn: &RoTxn<'_>,
+    layers: &[&ChangeMap],
     range: &KeyRange<'_>,
     dir: Direction,
     visit: &mut Visit<'_>,
@@ -342,44 +443,53 @@ fn scan(
         return Ok(());
     };
     let fail = |e| map_err("scanning keys", e);
-    match dir {
-        Direction::Forward => {
-            for item in db.range(txn, &bounds).map_err(fail)? {
-                let (k, v) = item.map_err(fail)?;
-                if visit(k, v).is_break() {
-                    break;
-                }
-            }
+    let mut failure = None;
+    let base: Box<dyn Iterator<Item = heed::Result<(&[u8], &[u8])>>> = match dir {
+        Direction::Forward => Box::new(db.range(txn, &bounds).map_err(fail)?),
+        Direction::Reverse => Box::new(db.rev_range(txn, &bounds).map_err(fail)?),
+    };
+    let base = base.map_while(|item| match item {
+        Ok((k, v)) => Some((k, Some(v))),
+        Err(e) => {
+            failure = Some(e);
+            None
         }
-        Direction::Reverse => {
-            for item in db.rev_range(txn, &bounds).map_err(fail)? {
-                let (k, v) = item.map_err(fail)?;
-                if visit(k, v).is_break() {
-                    break;
-                }
-            }
+    });
+    let forward = dir == Direction::Forward;
+    let mut merged: Box<dyn Iterator<Item = (&[u8], Option<&[u8]>)>> = Box::new(base);
+    for layer in layers.iter().rev().filter(|l| !l.is_empty()) {
+        merged = Box::new(Layered::new(layer.range(bounds, dir), merged, forward));
+    }
+    for (k, v) in merged {
+        // Deletions of the layers hide LMDB's pairs and are not visited.
+        if let Some(v) = v
+            && visit(k, v).is_break()
+        {
+            break;
         }
     }
-    Ok(())
+    failure.map_or(Ok(()), |e| Err(fail(e)))
 }
 
 impl ReadTxn for LmdbRead<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        get(&self.db, &self.txn, key)
+        get(&self.db, &self.txn, &[&self.pending], key)
     }
 
     fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
-        get_with(&self.db, &self.txn, key, read)
+        get_with(&self.db, &self.txn, &[&self.pending], key, read)
     }
 
     /// LMDB cannot open a read transaction on an older snapshot: a new one that sees the same
-    /// last commit (the same transaction ID) is the sibling; after a later commit there is none.
+    /// last LMDB commit (the same transaction ID) is the sibling, with the same changes over
+    /// it; after a later checkpoint there is none.
     fn sibling(&self) -> Option<Box<dyn ReadTxn + Send + '_>> {
         let txn = self.env.read_txn().ok()?;
         (txn.id() == self.txn.id()).then(|| {
             Box::new(LmdbRead {
                 txn,
                 db: self.db,
+                pending: self.pending.clone(),
                 env: self.env,
             }) as Box<dyn ReadTxn + Send + '_>
         })
@@ -391,65 +501,6 @@ impl ReadTxn for LmdbRead<'_> {
         dir: Direction,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
-        scan(&self.db, &self.txn, &range, dir, visit)
-    }
-}
-
-impl ReadTxn for LmdbWrite<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        get(&self.db, &self.txn, key)
-    }
-
-    fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
-        get_with(&self.db, &self.txn, key, read)
-    }
-
-    fn scan(
-        &self,
-        range: KeyRange<'_>,
-        dir: Direction,
-        visit: &mut Visit<'_>,
-    ) -> Result<(), StoreError> {
-        scan(&self.db, &self.txn, &range, dir, visit)
-    }
-}
-
-impl WriteTxn for LmdbWrite<'_> {
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        check_key(key)?;
-        check_value(value)?;
-        self.db
-            .put(&mut self.txn, key, value)
-            .map_err(|e| map_err("writing a key", e))
-    }
-
-    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        check_key(key)?;
-        check_value(value)?;
-        let old = self
-            .db
-            .get_or_put(&mut self.txn, key, value)
-            .map_err(|e| map_err("writing a new key", e))?;
-        Ok(old.map(<[u8]>::to_vec))
-    }
-
-    fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
-        check_key(key)?;
-        self.db
-            .delete(&mut self.txn, key)
-            .map_err(|e| map_err("deleting a key", e))
-    }
-
-    fn commit(self) -> Result<(), StoreError> {
-        let LmdbWrite {
-            txn,
-            db: _,
-            counters,
-            _ticket,
-        } = self;
-        txn.commit()
-            .map_err(|e| map_err("committing the write transaction", e))?;
-        counters.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        scan(&self.db, &self.txn, &[&self.pending], &range, dir, visit)
     }
 }
