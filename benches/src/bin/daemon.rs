@@ -365,7 +365,12 @@ async fn writes(args: &Args) {
         let node = start(&dir.path().join("alone"), Timers::daemon(), MAP_SIZE).await;
         let h = node.handle();
         let info = new_db(&h).await;
-        let bare = LmdbStore::open(dir.path().join("bare"), &LmdbOptions::default())
+        // The anchor is LMDB's own durable commit: no write-ahead log.
+        let bare_options = LmdbOptions {
+            log_bytes: 0,
+            ..LmdbOptions::default()
+        };
+        let bare = LmdbStore::open(dir.path().join("bare"), &bare_options)
             .unwrap_or_else(|e| fail(&format!("bare store: {e}")));
         let mut bare_us = bare_commits(&bare, BARE_COMMITS);
         let r = concurrent(&h, info.id, per).await;

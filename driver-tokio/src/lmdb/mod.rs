@@ -44,7 +44,7 @@ const META_DB_NAME: &str = "threads-meta";
 /// Key of the last checkpointed frame's number (`u64` BE) in [`META_DB_NAME`].
 const CHECKPOINT_KEY: &[u8] = b"wal-checkpoint";
 /// Default [`LmdbOptions::log_bytes`].
-pub const DEFAULT_LOG_BYTES: u64 = 4 << 20;
+pub const DEFAULT_LOG_BYTES: u64 = 16 << 20;
 
 /// Default map size: 64 GiB of address space on 64-bit targets.
 #[cfg(target_pointer_width = "64")]
@@ -67,7 +67,7 @@ pub struct LmdbOptions {
     /// of commits acknowledged from the log before a checkpoint writes them into LMDB. Larger
     /// means fewer checkpoints and more memory for the changes held until then. 0 turns the
     /// log off (every commit is an LMDB commit; a log left by an earlier run is still read
-    /// back). Default: [`DEFAULT_LOG_BYTES`] (4 MiB).
+    /// back). Default: [`DEFAULT_LOG_BYTES`] (16 MiB).
     pub log_bytes: u64,
 }
 

@@ -67,7 +67,9 @@ impl Timers {
     }
 }
 
-/// A node config: TCP on 127.0.0.1 with a free port, no QUIC, the given timers.
+/// A node config: TCP on 127.0.0.1 with a free port, no QUIC, the given timers. The
+/// environment variable `BENCH_LOG_BYTES` sets the write-ahead log's capacity
+/// (`LmdbOptions::log_bytes`; 0 turns it off), for comparisons.
 pub fn config(repo: &Path, timers: Timers, map_size: usize) -> NodeConfig {
     let mut c = NodeConfig::new(
         repo,
@@ -82,6 +84,12 @@ pub fn config(repo: &Path, timers: Timers, map_size: usize) -> NodeConfig {
     c.engine.pull_timeout_ms = timers.pull_timeout_ms;
     c.engine.page_max_records = timers.page_max_records;
     c.lmdb.map_size = map_size;
+    if let Some(bytes) = std::env::var("BENCH_LOG_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        c.lmdb.log_bytes = bytes;
+    }
     c
 }
 
