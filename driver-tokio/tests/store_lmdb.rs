@@ -120,6 +120,7 @@ fn map_full_is_reported_and_leaves_no_trace() {
     let dir = tempfile::tempdir().unwrap();
     let opts = LmdbOptions {
         map_size: 1 << 20,
+        log_bytes: 0,
         ..LmdbOptions::default()
     };
     let s = LmdbStore::open(dir.path(), &opts).unwrap();
@@ -141,6 +142,40 @@ fn map_full_is_reported_and_leaves_no_trace() {
     let mut w = s.write().unwrap();
     w.put(b"fits", b"yes").unwrap();
     w.commit().unwrap();
+}
+
+/// With the log, a commit LMDB cannot hold is durable in the log; the checkpoint that would
+/// move it into LMDB reports the full map, changes nothing, and succeeds once the map is
+/// larger.
+#[test]
+fn a_checkpoint_into_a_full_map_fails_and_keeps_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LmdbOptions {
+        map_size: 1 << 20,
+        ..LmdbOptions::default()
+    };
+    let s = LmdbStore::open(dir.path(), &opts).unwrap();
+    fill(&s, 10);
+    let mut w = s.write().unwrap();
+    let value = vec![7u8; 64 << 10];
+    for i in 0..32u8 {
+        w.put(&[b'x', i], &value).unwrap();
+    }
+    w.commit().unwrap();
+    let digest = content_digest(&s.read().unwrap()).unwrap();
+    let err = s.checkpoint().unwrap_err();
+    assert!(matches!(err, StoreError::Full(_)), "{err}");
+    assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
+    assert_eq!(s.counters().checkpoints, 0);
+    s.close_without_checkpoint();
+    let bigger = LmdbOptions {
+        map_size: 64 << 20,
+        ..LmdbOptions::default()
+    };
+    let s = LmdbStore::open(dir.path(), &bigger).unwrap();
+    assert_eq!(s.counters().frames_replayed, 2);
+    s.checkpoint().unwrap();
+    assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
 }
 
 #[test]
@@ -261,24 +296,35 @@ fn logged_commits_are_read_back_after_a_crash() {
     assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
 }
 
+/// Commits through a 64 KiB log: a logged commit, then one too large for the log (a
+/// checkpoint at its commit), then one past four logs (moved into LMDB while it is written).
 #[test]
-fn a_large_transaction_goes_to_lmdb_with_the_logged_ones() {
+fn large_transactions_go_to_lmdb_with_the_logged_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    let opts = LmdbOptions {
+        log_bytes: 64 << 10,
+        ..small()
+    };
+    let s = LmdbStore::open(dir.path(), &opts).unwrap();
     fill(&s, 10);
-    let mut w = s.write().unwrap();
+    assert_eq!(s.counters().checkpoints, 0);
     let value = vec![9u8; 1000];
-    for i in 0..1000u32 {
-        w.put(&(1_000_000 + i).to_be_bytes(), &value).unwrap();
+    for (round, count) in [(1u32, 100u32), (2, 1000)] {
+        let mut w = s.write().unwrap();
+        for i in 0..count {
+            w.put(&(round * 1_000_000 + i).to_be_bytes(), &value).unwrap();
+        }
+        // Reads in the transaction see its changes, the logged commit and LMDB's state.
+        assert_eq!(w.get(&5u32.to_be_bytes()).unwrap(), Some(5u32.to_le_bytes().repeat(3)));
+        assert_eq!(w.get(&(round * 1_000_000 + count - 1).to_be_bytes()).unwrap(), Some(value.clone()));
+        let direct = format!("{w:?}").contains("direct");
+        assert_eq!(direct, round == 2, "{w:?}");
+        w.commit().unwrap();
+        assert_eq!(s.counters().checkpoints, u64::from(round));
     }
-    // Reads in the transaction see its changes, the logged commit and LMDB's state.
-    assert_eq!(w.get(&5u32.to_be_bytes()).unwrap(), Some(5u32.to_le_bytes().repeat(3)));
-    assert_eq!(w.get(&1_000_999u32.to_be_bytes()).unwrap(), Some(value.clone()));
-    w.commit().unwrap();
-    assert_eq!(s.counters().checkpoints, 1, "1 MB of changes is written into LMDB directly");
     let digest = content_digest(&s.read().unwrap()).unwrap();
     s.close_without_checkpoint();
-    let s = LmdbStore::open(dir.path(), &small()).unwrap();
+    let s = LmdbStore::open(dir.path(), &opts).unwrap();
     assert_eq!(s.counters().frames_replayed, 0);
     assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
     assert_eq!(s.read().unwrap().get(&7u32.to_be_bytes()).unwrap(), Some(7u32.to_le_bytes().repeat(3)));

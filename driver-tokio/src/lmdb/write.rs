@@ -14,10 +14,15 @@ use threads_protocol::store::{
 
 use super::{CHECKPOINT_KEY, LmdbStore, get, get_with, lock, map_err, scan, wal::Wal};
 
-/// A transaction whose changes pass this many bytes goes to LMDB directly: a batch that large
-/// dirties enough pages for LMDB's commit to pay for itself, and holding it in memory twice
-/// (transaction, then the changes awaiting a checkpoint) would cost more than the log saves.
-const DIRECT_BYTES: usize = 256 << 10;
+/// A transaction whose changes pass this many times the log's capacity (64 MiB with the
+/// default log) moves into an LMDB write transaction, so that a bulk import does not hold all
+/// its changes in memory. Below it a transaction stays
+/// in memory to its commit, even one too large for the log (it then commits as a checkpoint):
+/// LMDB fills its pages best when a transaction's changes reach it in key order (measured:
+/// leaves 94 % full after 20k creates checkpointed at once; 78 % inserted in the fold's
+/// order; 59 % when the first 256 KiB of each 1,000-document batch went in sorted and the rest
+/// in the fold's order).
+const DIRECT_LOGS: u64 = 4;
 
 /// The write transaction of [`LmdbStore`]. Not `Send`: LMDB requires the thread that began
 /// a write transaction to end it.
@@ -144,7 +149,7 @@ impl<'a> LmdbWrite<'a> {
         })
     }
 
-    /// Moves a buffered transaction into LMDB (it grew past [`DIRECT_BYTES`]).
+    /// Moves a buffered transaction into LMDB (it grew past [`DIRECT_LOGS`] logs).
     fn go_direct(&mut self) -> Result<(), StoreError> {
         let Mode::Buffered { base, changes, .. } = std::mem::replace(&mut self.mode, Mode::Moving)
         else {
@@ -231,7 +236,7 @@ impl WriteTxn for LmdbWrite<'_> {
         match &mut self.mode {
             Mode::Buffered { changes, .. } => {
                 changes.set(key, Some(value));
-                if changes.bytes() > DIRECT_BYTES {
+                if changes.bytes() as u64 > self.store.shared.log_bytes.saturating_mul(DIRECT_LOGS) {
                     self.go_direct()?;
                 }
                 Ok(())
