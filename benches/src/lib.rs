@@ -145,3 +145,25 @@ pub fn io_written() -> (u64, u64) {
     };
     (field("wchar:"), field("syscw:"))
 }
+
+/// LMDB settings for a benchmark's store: the defaults, with the write-ahead log's capacity
+/// (`LmdbOptions::log_bytes`) taken from the environment variable `BENCH_LOG_BYTES` when it
+/// is set (0 turns the log off), for comparisons.
+pub fn lmdb_options() -> threads_driver_tokio::lmdb::LmdbOptions {
+    let mut options = threads_driver_tokio::lmdb::LmdbOptions::default();
+    if let Some(bytes) = std::env::var("BENCH_LOG_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.log_bytes = bytes;
+    }
+    options
+}
+
+/// LMDB settings for a bare-commit anchor: LMDB's own durable commit, no write-ahead log.
+pub fn bare_lmdb_options() -> threads_driver_tokio::lmdb::LmdbOptions {
+    threads_driver_tokio::lmdb::LmdbOptions {
+        log_bytes: 0,
+        ..Default::default()
+    }
+}

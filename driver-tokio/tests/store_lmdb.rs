@@ -243,13 +243,21 @@ fn a_read_txn_gives_siblings_until_a_later_commit() {
     });
     // The commit went to the write-ahead log: LMDB's snapshot is unchanged, so a sibling
     // (the same snapshot and the same logged changes over it) still sees what `r` sees.
-    let late = r.sibling().expect("a logged commit leaves LMDB's snapshot as it was");
+    let late = r
+        .sibling()
+        .expect("a logged commit leaves LMDB's snapshot as it was");
     assert!(late.get(&7u32.to_be_bytes()).unwrap().is_some());
     // A checkpoint moves the commit into LMDB: a later snapshot, so no sibling.
     s.checkpoint().unwrap();
     assert!(r.sibling().is_none(), "a sibling after a checkpoint");
     assert!(r.get(&7u32.to_be_bytes()).unwrap().is_some());
-    assert!(s.read().unwrap().get(&7u32.to_be_bytes()).unwrap().is_none());
+    assert!(
+        s.read()
+            .unwrap()
+            .get(&7u32.to_be_bytes())
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -280,14 +288,24 @@ fn logged_commits_are_read_back_after_a_crash() {
     w.put(b"late", b"value").unwrap();
     w.commit().unwrap();
     let c = s.counters();
-    assert_eq!((c.commits, c.checkpoints), (2, 0), "both commits went to the log");
+    assert_eq!(
+        (c.commits, c.checkpoints),
+        (2, 0),
+        "both commits went to the log"
+    );
     let digest = content_digest(&s.read().unwrap()).unwrap();
     s.close_without_checkpoint();
 
     let s = LmdbStore::open(dir.path(), &small()).unwrap();
     assert_eq!(s.counters().frames_replayed, 2);
     assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
-    assert!(s.read().unwrap().get(&3u32.to_be_bytes()).unwrap().is_none());
+    assert!(
+        s.read()
+            .unwrap()
+            .get(&3u32.to_be_bytes())
+            .unwrap()
+            .is_none()
+    );
     // After a checkpoint the log has nothing left to read back.
     s.checkpoint().unwrap();
     s.close_without_checkpoint();
@@ -312,11 +330,19 @@ fn large_transactions_go_to_lmdb_with_the_logged_ones() {
     for (round, count) in [(1u32, 100u32), (2, 1000)] {
         let mut w = s.write().unwrap();
         for i in 0..count {
-            w.put(&(round * 1_000_000 + i).to_be_bytes(), &value).unwrap();
+            w.put(&(round * 1_000_000 + i).to_be_bytes(), &value)
+                .unwrap();
         }
         // Reads in the transaction see its changes, the logged commit and LMDB's state.
-        assert_eq!(w.get(&5u32.to_be_bytes()).unwrap(), Some(5u32.to_le_bytes().repeat(3)));
-        assert_eq!(w.get(&(round * 1_000_000 + count - 1).to_be_bytes()).unwrap(), Some(value.clone()));
+        assert_eq!(
+            w.get(&5u32.to_be_bytes()).unwrap(),
+            Some(5u32.to_le_bytes().repeat(3))
+        );
+        assert_eq!(
+            w.get(&(round * 1_000_000 + count - 1).to_be_bytes())
+                .unwrap(),
+            Some(value.clone())
+        );
         let direct = format!("{w:?}").contains("direct");
         assert_eq!(direct, round == 2, "{w:?}");
         w.commit().unwrap();
@@ -327,7 +353,10 @@ fn large_transactions_go_to_lmdb_with_the_logged_ones() {
     let s = LmdbStore::open(dir.path(), &opts).unwrap();
     assert_eq!(s.counters().frames_replayed, 0);
     assert_eq!(content_digest(&s.read().unwrap()).unwrap(), digest);
-    assert_eq!(s.read().unwrap().get(&7u32.to_be_bytes()).unwrap(), Some(7u32.to_le_bytes().repeat(3)));
+    assert_eq!(
+        s.read().unwrap().get(&7u32.to_be_bytes()).unwrap(),
+        Some(7u32.to_le_bytes().repeat(3))
+    );
 }
 
 #[test]

@@ -53,7 +53,7 @@ use shared::*;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use threads_benches::io_written;
-use threads_driver_tokio::lmdb::{LmdbOptions, LmdbStore};
+use threads_driver_tokio::lmdb::LmdbStore;
 use threads_driver_tokio::{Node, NodeHandle};
 use threads_protocol::engine::ThreadInfo;
 use threads_protocol::id::ThreadId;
@@ -366,12 +366,11 @@ async fn writes(args: &Args) {
         let h = node.handle();
         let info = new_db(&h).await;
         // The anchor is LMDB's own durable commit: no write-ahead log.
-        let bare_options = LmdbOptions {
-            log_bytes: 0,
-            ..LmdbOptions::default()
-        };
-        let bare = LmdbStore::open(dir.path().join("bare"), &bare_options)
-            .unwrap_or_else(|e| fail(&format!("bare store: {e}")));
+        let bare = LmdbStore::open(
+            dir.path().join("bare"),
+            &threads_benches::bare_lmdb_options(),
+        )
+        .unwrap_or_else(|e| fail(&format!("bare store: {e}")));
         let mut bare_us = bare_commits(&bare, BARE_COMMITS);
         let r = concurrent(&h, info.id, per).await;
         bare_us.extend(bare_commits(&bare, BARE_COMMITS));

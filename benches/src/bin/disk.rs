@@ -151,13 +151,7 @@ fn main() {
     }
     let data = People::new(n, &mut seeded(1));
     let dir = tempfile::tempdir().expect("temporary folder");
-    let mut options = LmdbOptions::default();
-    if let Some(bytes) = std::env::var("BENCH_LOG_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        options.log_bytes = bytes;
-    }
+    let options = threads_benches::lmdb_options();
     let store = LmdbStore::open(dir.path().join("docs"), &options).expect("open LMDB");
     let config = Config {
         sync_interval_min_ms: 100,
@@ -330,8 +324,8 @@ fn durable_writes(
     eprintln!("timing {writes} single-document write transactions");
     // The anchor is LMDB's own durable commit: no write-ahead log.
     let bare_options = LmdbOptions {
-        log_bytes: 0,
-        ..options.clone()
+        map_size: options.map_size,
+        ..threads_benches::bare_lmdb_options()
     };
     let bare = LmdbStore::open(dir.join("bare"), &bare_options).expect("open LMDB");
     let mut total = Cost::default();

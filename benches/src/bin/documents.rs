@@ -606,11 +606,12 @@ fn main() {
                 }
                 Kind::Lmdb => {
                     let dir = tempfile::tempdir().expect("temporary folder");
-                    let options = LmdbOptions::default();
-                    let open = |name: &str| {
-                        LmdbStore::open(dir.path().join(name), &options).expect("open LMDB")
+                    let options = threads_benches::lmdb_options();
+                    let open = |name: &str, options: &LmdbOptions| {
+                        LmdbStore::open(dir.path().join(name), options).expect("open LMDB")
                     };
-                    let bare = open("bare");
+                    // The anchor is LMDB's own durable commit: no write-ahead log.
+                    let bare = open("bare", &threads_benches::bare_lmdb_options());
                     let bare_commit = || {
                         let started = Instant::now();
                         let mut txn = bare.write().expect("write");
@@ -619,7 +620,7 @@ fn main() {
                         txn.commit().expect("commit");
                         us(started.elapsed())
                     };
-                    let docs = open("docs");
+                    let docs = open("docs", &options);
                     let holder = docs.clone();
                     let held = HOLD_READER
                         .load(Ordering::Relaxed)
@@ -627,7 +628,7 @@ fn main() {
                     documents_bench(kind, &data, docs, parts, Some(&bare_commit));
                     drop(held);
                     if parts == Parts::All {
-                        fold_bench(kind, &data, open("fold"));
+                        fold_bench(kind, &data, open("fold", &options));
                     }
                 }
             }

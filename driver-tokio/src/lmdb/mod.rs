@@ -230,16 +230,15 @@ impl LmdbStore {
             }
         };
         let counters = Counters::default();
-        let (log, pending) =
-            if options.log_bytes > 0 || path.join(wal::FILE_NAME).exists() {
-                let opened = wal::Wal::open(path, options.log_bytes, checkpointed)?;
-                counters
-                    .frames_replayed
-                    .store(opened.frames, Ordering::Relaxed);
-                (Some(opened.wal), opened.replay)
-            } else {
-                (None, ChangeMap::new())
-            };
+        let (log, pending) = if options.log_bytes > 0 || path.join(wal::FILE_NAME).exists() {
+            let opened = wal::Wal::open(path, options.log_bytes, checkpointed)?;
+            counters
+                .frames_replayed
+                .store(opened.frames, Ordering::Relaxed);
+            (Some(opened.wal), opened.replay)
+        } else {
+            (None, ChangeMap::new())
+        };
         Ok(LmdbStore {
             env,
             db,
@@ -429,6 +428,11 @@ fn get(
     Ok(out)
 }
 
+/// LMDB's pairs in a range, each possibly an error.
+type PairsOrErrors<'t> = dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't;
+/// Pairs and deletions, merged from layers.
+type ChangeStream<'t> = dyn Iterator<Item = (&'t [u8], Option<&'t [u8]>)> + 't;
+
 /// A scan of LMDB's snapshot `txn` with `layers` (upper first) over it.
 fn scan(
     db: &Database<'static, Bytes, Bytes>,
@@ -444,7 +448,7 @@ fn scan(
     };
     let fail = |e| map_err("scanning keys", e);
     let mut failure = None;
-    let base: Box<dyn Iterator<Item = heed::Result<(&[u8], &[u8])>>> = match dir {
+    let base: Box<PairsOrErrors<'_>> = match dir {
         Direction::Forward => Box::new(db.range(txn, &bounds).map_err(fail)?),
         Direction::Reverse => Box::new(db.rev_range(txn, &bounds).map_err(fail)?),
     };
@@ -456,7 +460,7 @@ fn scan(
         }
     });
     let forward = dir == Direction::Forward;
-    let mut merged: Box<dyn Iterator<Item = (&[u8], Option<&[u8]>)>> = Box::new(base);
+    let mut merged: Box<ChangeStream<'_>> = Box::new(base);
     for layer in layers.iter().rev().filter(|l| !l.is_empty()) {
         merged = Box::new(Layered::new(layer.range(bounds, dir), merged, forward));
     }

@@ -279,7 +279,10 @@ mod tests {
     fn frames_come_back_in_order_until_a_torn_one() {
         let dir = tempfile::tempdir().unwrap();
         let mut wal = Wal::open(dir.path(), 1 << 16, 0).unwrap().wal;
-        assert!(wal.append(&changes(&[(b"a", Some(b"1")), (b"b", None)])).unwrap());
+        assert!(
+            wal.append(&changes(&[(b"a", Some(b"1")), (b"b", None)]))
+                .unwrap()
+        );
         assert!(wal.append(&changes(&[(b"a", Some(b"2"))])).unwrap());
         let end = wal.offset;
         assert!(wal.append(&changes(&[(b"c", Some(b"3"))])).unwrap());
@@ -312,7 +315,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut wal = Wal::open(dir.path(), 1 << 16, 0).unwrap().wal;
         for i in 0..5u8 {
-            assert!(wal.append(&changes(&[(&[b'k', i], Some(&[i; 40]))])).unwrap());
+            assert!(
+                wal.append(&changes(&[(&[b'k', i], Some(&[i; 40]))]))
+                    .unwrap()
+            );
         }
         wal.reset();
         assert!(wal.append(&changes(&[(b"new", Some(b"x"))])).unwrap());
@@ -321,7 +327,10 @@ mod tests {
         // the first epoch's frames (numbers 2..=5) lie after it and must be ignored.
         let opened = Wal::open(dir.path(), 1 << 16, 5).unwrap();
         assert_eq!(opened.frames, 1);
-        assert_eq!(dump(&opened.replay), vec![(b"new".to_vec(), Some(b"x".to_vec()))]);
+        assert_eq!(
+            dump(&opened.replay),
+            vec![(b"new".to_vec(), Some(b"x".to_vec()))]
+        );
         // A data file that lost frames the log needs is reported, not silently skipped.
         let err = Wal::open(dir.path(), 1 << 16, 3).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err}");

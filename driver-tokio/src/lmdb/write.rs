@@ -8,8 +8,7 @@ use heed::types::Bytes;
 use heed::{Database, RoTxn, RwTxn, WithoutTls};
 use threads_protocol::store::memory::ChangeMap;
 use threads_protocol::store::{
-    Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn, WriterTicket, check_key,
-    check_value,
+    Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn, WriterTicket, check_key, check_value,
 };
 
 use super::{CHECKPOINT_KEY, LmdbStore, get, get_with, lock, map_err, scan, wal::Wal};
@@ -236,7 +235,8 @@ impl WriteTxn for LmdbWrite<'_> {
         match &mut self.mode {
             Mode::Buffered { changes, .. } => {
                 changes.set(key, Some(value));
-                if changes.bytes() as u64 > self.store.shared.log_bytes.saturating_mul(DIRECT_LOGS) {
+                if changes.bytes() as u64 > self.store.shared.log_bytes.saturating_mul(DIRECT_LOGS)
+                {
                     self.go_direct()?;
                 }
                 Ok(())

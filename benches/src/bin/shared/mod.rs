@@ -83,13 +83,8 @@ pub fn config(repo: &Path, timers: Timers, map_size: usize) -> NodeConfig {
     c.engine.sync_interval_max_ms = timers.sync_max_ms;
     c.engine.pull_timeout_ms = timers.pull_timeout_ms;
     c.engine.page_max_records = timers.page_max_records;
+    c.lmdb = threads_benches::lmdb_options();
     c.lmdb.map_size = map_size;
-    if let Some(bytes) = std::env::var("BENCH_LOG_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        c.lmdb.log_bytes = bytes;
-    }
     c
 }
 

@@ -222,8 +222,14 @@ mod tests {
         }
         let keys = |b: Bounds<'_>, d| m.range(b, d).map(|(k, _)| k.to_vec()).collect::<Vec<_>>();
         let b = (Bound::Included(&b"b"[..]), Bound::Excluded(&b"d"[..]));
-        assert_eq!(keys(b, Direction::Forward), vec![b"b".to_vec(), b"c".to_vec()]);
-        assert_eq!(keys(b, Direction::Reverse), vec![b"c".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            keys(b, Direction::Forward),
+            vec![b"b".to_vec(), b"c".to_vec()]
+        );
+        assert_eq!(
+            keys(b, Direction::Reverse),
+            vec![b"c".to_vec(), b"b".to_vec()]
+        );
     }
 
     #[test]
