@@ -120,21 +120,26 @@ impl Wal {
     /// back the frames after checkpoint `checkpointed`.
     pub(super) fn open(dir: &Path, capacity: u64, checkpointed: u64) -> Result<Opened, StoreError> {
         let path = dir.join(FILE_NAME);
-        let exists = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| io_err(&path, "opening the write-ahead log", e))?;
-        if !exists || file.metadata().map(|m| m.len()).unwrap_or(0) < HEADER {
-            Self::create(&mut file, &path, capacity)?;
+        let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() < HEADER);
+        if fresh {
+            // Written whole under another name, then renamed: a crash while creating the log
+            // leaves no half-written log behind.
+            let tmp = dir.join(format!("{FILE_NAME}.new"));
+            let mut file =
+                File::create(&tmp).map_err(|e| io_err(&tmp, "creating the write-ahead log", e))?;
+            Self::create(&mut file, &tmp, capacity)?;
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| io_err(&path, "creating the write-ahead log", e))?;
             if let Ok(d) = File::open(dir) {
-                // Makes the new file's name durable; not possible on every platform.
+                // Makes the new name durable; not possible on every platform.
                 let _ = d.sync_all();
             }
         }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, "opening the write-ahead log", e))?;
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.read_to_end(&mut bytes))

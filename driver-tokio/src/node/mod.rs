@@ -175,6 +175,13 @@ impl Node {
                 repo: config.repo.clone(),
                 error: e.to_string(),
             })?;
+        let replayed = store.counters().frames_replayed;
+        if replayed > 0 {
+            tracing::info!(
+                commits = replayed,
+                "read back commits from the write-ahead log (the last stop was not clean)"
+            );
+        }
         let book = AddressBook::load(&store.read()?)?;
         let metrics = Arc::new(Metrics::default());
         let (stop_tx, stop_rx) = watch::channel(false);
