@@ -303,10 +303,7 @@ impl WriteTxn for LmdbWrite<'_> {
                 } else if let Some(wal) = log.as_mut() {
                     match wal.append(&changes) {
                         Ok(true) => {
-                            let mut pending = lock(&store.shared.pending);
-                            for (k, v) in changes.iter() {
-                                pending.set(k, v);
-                            }
+                            lock(&store.shared.pending).absorb(&changes);
                         }
                         Ok(false) => checkpoint(store, &mut log, Some(&changes))?,
                         Err(e) => {

@@ -72,21 +72,31 @@ impl ChangeMap {
 
     /// Records that `key` now holds `value` (`None`: deleted), replacing an earlier change.
     pub fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
-        let mut stored = Vec::with_capacity(1 + value.map_or(0, <[u8]>::len));
-        match value {
-            Some(v) => {
-                stored.push(PUT);
-                stored.extend_from_slice(v);
-            }
-            None => stored.push(DELETED),
-        }
-        let added = key.len() + stored.len() - 1;
-        match self.tree.insert(MapKey::from(key), Bytes::from(stored)) {
-            Some(old) => self.bytes = self.bytes + added - (key.len() + old.len() - 1),
+        // One allocation: the mark and the value go straight into the shared slice.
+        let stored: Bytes = match value {
+            Some(v) => std::iter::once(PUT).chain(v.iter().copied()).collect(),
+            None => Bytes::from([DELETED]),
+        };
+        self.insert(MapKey::from(key), stored);
+    }
+
+    fn insert(&mut self, key: MapKey, stored: Bytes) {
+        let added = key.as_slice().len() + stored.len() - 1;
+        let klen = key.as_slice().len();
+        match self.tree.insert(key, stored) {
+            Some(old) => self.bytes = self.bytes + added - (klen + old.len() - 1),
             None => {
                 self.len += 1;
                 self.bytes += added;
             }
+        }
+    }
+
+    /// Adds every change of `newer` over this map's (the later change of a key wins), sharing
+    /// the changes' bytes instead of copying them.
+    pub fn absorb(&mut self, newer: &ChangeMap) {
+        for (k, stored) in newer.tree.range_from(Bound::Unbounded, true) {
+            self.insert(MapKey::from(k), stored.clone());
         }
     }
 
@@ -212,6 +222,26 @@ mod tests {
             all(&m, Direction::Reverse),
             vec![(b"b".to_vec(), None), (b"a".to_vec(), None)]
         );
+    }
+
+    #[test]
+    fn absorbing_keeps_the_newer_change() {
+        let mut older = ChangeMap::new();
+        older.set(b"a", Some(b"1"));
+        older.set(b"b", Some(b"2"));
+        let mut newer = ChangeMap::new();
+        newer.set(b"b", None);
+        newer.set(b"c", Some(b"33"));
+        older.absorb(&newer);
+        assert_eq!(
+            all(&older, Direction::Forward),
+            vec![
+                (b"a".to_vec(), Some(b"1".to_vec())),
+                (b"b".to_vec(), None),
+                (b"c".to_vec(), Some(b"33".to_vec()))
+            ]
+        );
+        assert_eq!((older.len(), older.bytes()), (3, 6));
     }
 
     #[test]
