@@ -1,16 +1,17 @@
 //! The on-disk [`Store`]: one LMDB environment per repository folder, through `heed`, with a
 //! write-ahead log beside it.
 //!
-//! Durability: a successful [`WriteTxn::commit`] is on disk before it returns; a crash, even
-//! `kill -9` or power loss, keeps every committed transaction and nothing of an uncommitted
-//! one. A commit appends the transaction's changes to the write-ahead log (`threads.wal`, one
+//! Durability: a successful [`WriteTxn::commit`](threads_protocol::store::WriteTxn::commit)
+//! is on disk before it returns; a crash, even `kill -9` or power loss, keeps every committed
+//! transaction and nothing of an uncommitted one. A commit appends the transaction's changes to the write-ahead log (`threads.wal`, one
 //! sequential write and one `fdatasync`) and adds them to the changes every reader sees over
 //! LMDB's snapshot; a *checkpoint* writes those changes into LMDB in one durable commit when
 //! the log is full, at [`LmdbStore::close`] and at [`LmdbStore::checkpoint`]. Opening the
 //! repository reads back the frames not yet checkpointed. Why: on this project's disks an
 //! LMDB commit of a few documents writes dozens of pages scattered through the file, each a
 //! request of its own, while a log frame is one sequential write (spec/storage.md §4.3).
-//! A transaction that outgrows what the log can hold is written into LMDB directly.
+//! A transaction too large for the room left in the log commits as a checkpoint, together
+//! with the logged ones.
 //! [`LmdbOptions::log_bytes`] = 0 turns the log off: every commit is an LMDB commit.
 //!
 //! Threads: the environment is opened without thread-local reader slots (heed's `WithoutTls`),
@@ -84,7 +85,9 @@ impl Default for LmdbOptions {
 /// A [`Store`] in an LMDB environment. Cloning gives another handle on the same environment.
 ///
 /// The environment closes when the last handle is dropped; [`close`](Self::close) waits for
-/// that. One process may open a given folder only once at a time.
+/// that. One process may open a given folder only once at a time, and only one process may
+/// write it: the committed changes still in the log live in this process's memory (`threadsd`
+/// holds a lock file for that).
 #[derive(Clone)]
 pub struct LmdbStore {
     env: Env<WithoutTls>,
@@ -259,7 +262,8 @@ impl LmdbStore {
     }
 
     /// Page counts of the key-value database and the size of the data file, for benchmarks
-    /// and operators who want to know where the bytes on disk go.
+    /// and operators who want to know where the bytes on disk go. Commits still in the
+    /// write-ahead log are not in them: [`checkpoint`](Self::checkpoint) first.
     pub fn stat(&self) -> Result<LmdbStat, StoreError> {
         let txn = self
             .env
