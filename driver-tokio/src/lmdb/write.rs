@@ -74,9 +74,9 @@ fn apply(
     Ok(())
 }
 
-/// Commits `txn` (which holds every change not yet checkpointed, and `extra` changes to add
-/// first) as a checkpoint: records the log's last frame with it, then empties the committed
-/// changes and rewinds the log. Called with the writer's gate and the log's lock held.
+/// Commits `txn`, which holds every committed change not yet checkpointed, as a checkpoint:
+/// records the log's last frame with it, then empties the committed changes and rewinds the
+/// log. Called with the writer's gate and the log's lock held.
 fn commit_checkpoint(
     store: &LmdbStore,
     log: &mut Option<Wal>,
