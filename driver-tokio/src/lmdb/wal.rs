@@ -165,7 +165,8 @@ impl Wal {
         while let Some(head) = bytes.get(at..at + FRAME_HEAD) {
             let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
             let seq = u64::from_be_bytes(head[4..12].try_into().unwrap_or_default());
-            let Some(payload) = bytes.get(at + FRAME_HEAD..at + FRAME_HEAD + len as usize) else {
+            let end = (at + FRAME_HEAD).saturating_add(len as usize);
+            let Some(payload) = bytes.get(at + FRAME_HEAD..end) else {
                 break;
             };
             if head[12..20] != check(len, seq, payload) {
@@ -190,7 +191,7 @@ impl Wal {
             }
             frames += 1;
             next += 1;
-            at += FRAME_HEAD + len as usize;
+            at = end;
         }
         let wal = Wal {
             file,
