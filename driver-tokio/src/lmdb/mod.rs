@@ -3,11 +3,15 @@
 //!
 //! Durability: a successful [`WriteTxn::commit`](threads_protocol::store::WriteTxn::commit)
 //! is on disk before it returns; a crash, even `kill -9` or power loss, keeps every committed
-//! transaction and nothing of an uncommitted one. A commit appends the transaction's changes to the write-ahead log (`threads.wal`, one
-//! sequential write and one `fdatasync`) and adds them to the changes every reader sees over
-//! LMDB's snapshot; a *checkpoint* writes those changes into LMDB in one durable commit when
-//! the log is full, at [`LmdbStore::close`] and at [`LmdbStore::checkpoint`]. Opening the
-//! repository reads back the frames not yet checkpointed. Why: on this project's disks an
+//! transaction and nothing of an uncommitted one. A commit appends the transaction's changes
+//! to the write-ahead log (`threads.wal`, one sequential write and one `fdatasync`) and adds
+//! them to the changes every reader sees over LMDB's snapshot; a *checkpoint* writes those
+//! changes into LMDB in one durable commit. The log has two halves: when the one being
+//! written is full, a `threads-checkpoint` thread writes its changes into LMDB while commits
+//! go on in the other half (a commit waits only when that half fills up before the
+//! checkpoint is done). Checkpoints also run at [`LmdbStore::close`] and
+//! [`LmdbStore::checkpoint`]. Opening the repository reads back the frames not yet
+//! checkpointed. Why: on this project's disks an
 //! LMDB commit of a few documents writes dozens of pages scattered through the file, each a
 //! request of its own, while a log frame is one sequential write (spec/storage.md §4.3).
 //! A transaction too large for the room left in the log commits as a checkpoint, together
@@ -24,6 +28,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, WithoutTls};
@@ -101,15 +106,40 @@ pub struct LmdbStore {
 /// What the clones of one [`LmdbStore`] share besides the environment.
 #[derive(Debug)]
 struct Shared {
-    /// Committed changes not yet checkpointed into LMDB. Readers take a snapshot of it and
+    /// Committed changes not yet checkpointed into LMDB. Readers take a snapshot of them and
     /// open their LMDB transaction under this lock; a checkpoint holds it from its LMDB commit
-    /// until it empties the map, so no reader sees LMDB's new state with the old changes.
-    pending: Mutex<ChangeMap>,
-    /// The log (`None` when turned off). Taken by the writer only, lock order: `log`, then
-    /// `pending`.
+    /// until it empties what it wrote, so no reader sees LMDB's new state with the old changes.
+    committed: Mutex<Committed>,
+    /// The log (`None` when turned off). Taken by writers only, lock order: `log`, then
+    /// `committed`.
     log: Mutex<Option<wal::Wal>>,
+    /// The background checkpoint running or last run, if not yet waited for: `true` when it
+    /// committed. Joined with the log's lock held.
+    background: Mutex<Option<JoinHandle<bool>>>,
     /// [`LmdbOptions::log_bytes`].
     log_bytes: u64,
+}
+
+/// The committed changes not yet in LMDB, in two layers (the newer first).
+#[derive(Debug, Clone, Default)]
+struct Committed {
+    /// Changes of the frames in the half of the log being written (and of every frame read
+    /// back at open).
+    recent: ChangeMap,
+    /// Changes of the other half's frames, while a background checkpoint writes them into
+    /// LMDB (or after it failed, until a checkpoint succeeds); empty otherwise.
+    frozen: ChangeMap,
+}
+
+impl Committed {
+    /// The layers, the newer first.
+    fn layers(&self) -> [&ChangeMap; 2] {
+        [&self.recent, &self.frozen]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.recent.is_empty() && self.frozen.is_empty()
+    }
 }
 
 /// Running totals of write transactions, shared by the clones of one [`LmdbStore`].
@@ -118,6 +148,7 @@ struct Counters {
     write_txns: AtomicU64,
     commits: AtomicU64,
     checkpoints: AtomicU64,
+    background_checkpoints: AtomicU64,
     frames_replayed: AtomicU64,
 }
 
@@ -134,6 +165,9 @@ pub struct LmdbCounters {
     /// LMDB commits: checkpoints of the log, and commits too large for it or made with the
     /// log turned off.
     pub checkpoints: u64,
+    /// Of those, checkpoints made on a thread of their own while commits went on (one half
+    /// of the log written into LMDB while the other took frames).
+    pub background_checkpoints: u64,
     /// Log frames read back when the repository was opened (commits of an earlier run that
     /// were not checkpointed).
     pub frames_replayed: u64,
@@ -233,7 +267,7 @@ impl LmdbStore {
             }
         };
         let counters = Counters::default();
-        let (log, pending) = if options.log_bytes > 0 || path.join(wal::FILE_NAME).exists() {
+        let (log, recent) = if options.log_bytes > 0 || path.join(wal::FILE_NAME).exists() {
             let opened = wal::Wal::open(path, options.log_bytes, checkpointed)?;
             counters
                 .frames_replayed
@@ -249,8 +283,12 @@ impl LmdbStore {
             gate: Arc::new(WriterGate::new()),
             counters: Arc::new(counters),
             shared: Arc::new(Shared {
-                pending: Mutex::new(pending),
+                committed: Mutex::new(Committed {
+                    recent,
+                    frozen: ChangeMap::new(),
+                }),
                 log: Mutex::new(log),
+                background: Mutex::new(None),
                 log_bytes: options.log_bytes,
             }),
         })
@@ -295,6 +333,7 @@ impl LmdbStore {
             write_txns: c.write_txns.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
+            background_checkpoints: c.background_checkpoints.load(Ordering::Relaxed),
             frames_replayed: c.frames_replayed.load(Ordering::Relaxed),
         }
     }
@@ -306,7 +345,8 @@ impl LmdbStore {
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         let _ticket = self.gate.enter()?;
         let mut log = lock(&self.shared.log);
-        if lock(&self.shared.pending).is_empty() {
+        write::finish_background(self, &mut log);
+        if lock(&self.shared.committed).is_empty() {
             return Ok(());
         }
         write::checkpoint(self, &mut log, None)
@@ -330,6 +370,7 @@ impl LmdbStore {
     /// stay there and the next open reads them back. For tests of recovery; otherwise
     /// [`close`](Self::close).
     pub fn close_without_checkpoint(self) {
+        write::finish_background(&self, &mut lock(&self.shared.log));
         let LmdbStore { env, .. } = self;
         env.prepare_for_closing().wait();
     }
@@ -365,7 +406,7 @@ pub struct LmdbStat {
 pub struct LmdbRead<'a> {
     txn: RoTxn<'a, WithoutTls>,
     db: Database<'static, Bytes, Bytes>,
-    pending: ChangeMap,
+    committed: Committed,
     /// The environment, to open siblings on the same snapshot.
     env: &'a Env<WithoutTls>,
 }
@@ -374,7 +415,8 @@ impl fmt::Debug for LmdbRead<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LmdbRead")
             .field("id", &self.txn.id())
-            .field("pending", &self.pending.len())
+            .field("recent", &self.committed.recent.len())
+            .field("frozen", &self.committed.frozen.len())
             .finish()
     }
 }
@@ -384,7 +426,7 @@ impl Store for LmdbStore {
     type Write<'a> = LmdbWrite<'a>;
 
     fn read(&self) -> Result<LmdbRead<'_>, StoreError> {
-        let pending = lock(&self.shared.pending);
+        let committed = lock(&self.shared.committed);
         let txn = self
             .env
             .read_txn()
@@ -392,7 +434,7 @@ impl Store for LmdbStore {
         Ok(LmdbRead {
             txn,
             db: self.db,
-            pending: pending.clone(),
+            committed: committed.clone(),
             env: &self.env,
         })
     }
@@ -481,11 +523,11 @@ fn scan(
 
 impl ReadTxn for LmdbRead<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        get(&self.db, &self.txn, &[&self.pending], key)
+        get(&self.db, &self.txn, &self.committed.layers(), key)
     }
 
     fn get_with(&self, key: &[u8], read: &mut dyn FnMut(Option<&[u8]>)) -> Result<(), StoreError> {
-        get_with(&self.db, &self.txn, &[&self.pending], key, read)
+        get_with(&self.db, &self.txn, &self.committed.layers(), key, read)
     }
 
     /// LMDB cannot open a read transaction on an older snapshot: a new one that sees the same
@@ -497,7 +539,7 @@ impl ReadTxn for LmdbRead<'_> {
             Box::new(LmdbRead {
                 txn,
                 db: self.db,
-                pending: self.pending.clone(),
+                committed: self.committed.clone(),
                 env: self.env,
             }) as Box<dyn ReadTxn + Send + '_>
         })
@@ -509,6 +551,13 @@ impl ReadTxn for LmdbRead<'_> {
         dir: Direction,
         visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
-        scan(&self.db, &self.txn, &[&self.pending], &range, dir, visit)
+        scan(
+            &self.db,
+            &self.txn,
+            &self.committed.layers(),
+            &range,
+            dir,
+            visit,
+        )
     }
 }

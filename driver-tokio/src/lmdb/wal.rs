@@ -1,15 +1,22 @@
-//! The write-ahead log of [`LmdbStore`](super::LmdbStore): a file of fixed capacity in the
-//! environment's folder (`threads.wal`), written from its start again after each checkpoint.
+//! The write-ahead log of [`LmdbStore`](super::LmdbStore): a file of fixed size in the
+//! environment's folder (`threads.wal`) split into two halves, written in turns. While frames
+//! go to one half, the changes of the other half's frames are written into LMDB by a
+//! background checkpoint; a half is written from its start again only after that checkpoint
+//! committed.
 //!
 //! Layout (spec/storage.md §4.3): a 16-byte header (`threads-wal\0`, version `u32` BE), then
-//! frames, each `len: u32 BE ‖ seq: u64 BE ‖ check: 8 bytes ‖ payload` where `check` is the
-//! first 8 bytes of SHA-256 over `len ‖ seq ‖ payload` and the payload is the transaction's
-//! changes in key order, each `key_len: u16 BE ‖ value_len: u32 BE (u32::MAX: deleted) ‖ key
-//! ‖ value`. Sequence numbers grow by one per frame for the life of the repository; the last
-//! one applied to LMDB is stored in LMDB with the data it covers. So after a crash the frames
-//! to replay are the run that starts at the header with the checkpoint's number plus one, up
-//! to the first frame that is torn (its check fails) or stale (its number does not follow).
+//! two halves of frames, the second starting at the middle of what follows the header. Each
+//! frame is `len: u32 BE ‖ seq: u64 BE ‖ check: 8 bytes ‖ payload` where `check` is the first
+//! 8 bytes of SHA-256 over `len ‖ seq ‖ payload` and the payload is the transaction's changes
+//! in key order, each `key_len: u16 BE ‖ value_len: u32 BE (u32::MAX: deleted) ‖ key ‖
+//! value`. Sequence numbers grow by one per frame for the life of the repository; the last one
+//! applied to LMDB is stored in LMDB with the data it covers. So after a crash the frames to
+//! replay are those numbered past the checkpoint in the two runs that start at each half's
+//! start, each run ending at the first frame that is torn (its check fails) or stale (its
+//! number does not follow); together they must count up from the checkpoint's number plus one.
+//! Version 1 (one area from the header on) is read the same way and rewritten as version 2.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +28,9 @@ use threads_protocol::store::memory::ChangeMap;
 /// The log's file name in the environment folder.
 pub(super) const FILE_NAME: &str = "threads.wal";
 const MAGIC: &[u8; 12] = b"threads-wal\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Versions this build reads (1: one area; its frames are found by the same reader).
+const READS: [u32; 2] = [1, 2];
 const HEADER: u64 = 16;
 /// `len ‖ seq ‖ check`.
 const FRAME_HEAD: usize = 4 + 8 + 8;
@@ -33,10 +42,16 @@ const DELETED: u32 = u32::MAX;
 pub(super) struct Wal {
     file: File,
     path: PathBuf,
-    /// End of the last frame written since the last checkpoint.
+    /// Where the next frame goes.
     offset: u64,
-    /// Most bytes of frames (after the header) before a checkpoint must make room.
-    capacity: u64,
+    /// The half frames are appended to: 0 from the header to [`Self::middle`], 1 from there to
+    /// [`Self::end`].
+    half: u8,
+    middle: u64,
+    end: u64,
+    /// The other half holds frames whose changes may not be in LMDB yet: it cannot be
+    /// written until a checkpoint covers them.
+    pub(super) other_live: bool,
     /// The next frame's sequence number.
     pub(super) next_seq: u64,
 }
@@ -114,10 +129,39 @@ fn decode(payload: &[u8], into: &mut ChangeMap) -> bool {
     true
 }
 
+/// A frame found in the file: where it starts and ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Found {
+    start: usize,
+    end: usize,
+}
+
+/// The frames from `at` on whose checks pass and whose numbers count up by one, by number.
+fn run(bytes: &[u8], mut at: usize, into: &mut BTreeMap<u64, Found>) {
+    let mut last: Option<u64> = None;
+    while let Some(head) = bytes.get(at..at + FRAME_HEAD) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let seq = u64::from_be_bytes(head[4..12].try_into().unwrap_or_default());
+        let end = (at + FRAME_HEAD).saturating_add(len as usize);
+        let Some(payload) = bytes.get(at + FRAME_HEAD..end) else {
+            break;
+        };
+        if head[12..20] != check(len, seq, payload)
+            || last.is_some_and(|l| l.checked_add(1) != Some(seq))
+        {
+            break;
+        }
+        into.insert(seq, Found { start: at, end });
+        last = Some(seq);
+        at = end;
+    }
+}
+
 impl Wal {
     /// Opens (creating, with `capacity` bytes written as zeros so that later frames overwrite
     /// allocated blocks and a sync writes no file-system metadata) the log in `dir`, and reads
-    /// back the frames after checkpoint `checkpointed`.
+    /// back the frames after checkpoint `checkpointed`. An existing log keeps the size it was
+    /// created with.
     pub(super) fn open(dir: &Path, capacity: u64, checkpointed: u64) -> Result<Opened, StoreError> {
         let path = dir.join(FILE_NAME);
         let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() < HEADER);
@@ -152,38 +196,40 @@ impl Wal {
             )));
         }
         let version = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-        if version != VERSION {
+        if !READS.contains(&version) {
             return Err(StoreError::Corrupt(format!(
-                "{} has log version {version}; this build reads version {VERSION}",
+                "{} has log version {version}; this build reads versions 1 and {VERSION}",
                 path.display()
             )));
         }
+        let end = bytes.len() as u64;
+        let middle = HEADER + (end - HEADER) / 2;
+        // Both halves' runs, merged by number. A frame of the first half's run that reaches
+        // the middle (a version 1 log, or a half filled to its last byte) is found again by
+        // the second half's run at the same place.
+        let mut found = BTreeMap::new();
+        run(&bytes, HEADER as usize, &mut found);
+        run(&bytes, middle as usize, &mut found);
         let mut replay = ChangeMap::new();
-        let mut at = HEADER as usize;
         let mut next = checkpointed + 1;
         let mut frames = 0;
-        while let Some(head) = bytes.get(at..at + FRAME_HEAD) {
-            let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-            let seq = u64::from_be_bytes(head[4..12].try_into().unwrap_or_default());
-            let end = (at + FRAME_HEAD).saturating_add(len as usize);
-            let Some(payload) = bytes.get(at + FRAME_HEAD..end) else {
-                break;
-            };
-            if head[12..20] != check(len, seq, payload) {
-                break;
-            }
+        let mut at = None;
+        for (&seq, &f) in found.range(next..) {
             if seq != next {
-                if frames == 0 && seq > next {
-                    return Err(StoreError::Corrupt(format!(
-                        "{} starts at transaction {seq} but the data file holds transactions \
-                         up to {checkpointed} only: frames are missing; restore the \
-                         repository from a backup",
-                        path.display()
-                    )));
-                }
-                break;
+                return Err(StoreError::Corrupt(format!(
+                    "{}: {}: frames are missing; restore the repository from a backup",
+                    path.display(),
+                    if frames == 0 {
+                        format!(
+                            "the log starts at transaction {seq} but the data file holds \
+                             transactions up to {checkpointed} only"
+                        )
+                    } else {
+                        format!("transaction {seq} follows transaction {}", next - 1)
+                    }
+                )));
             }
-            if !decode(payload, &mut replay) {
+            if !decode(&bytes[f.start + FRAME_HEAD..f.end], &mut replay) {
                 return Err(StoreError::Corrupt(format!(
                     "{}: frame {seq} passed its check but does not decode",
                     path.display()
@@ -191,13 +237,31 @@ impl Wal {
             }
             frames += 1;
             next += 1;
-            at = end;
+            at = Some(f);
         }
+        if version != VERSION {
+            // The reader above finds version 1's frames; an older build must not read the
+            // halves written from now on.
+            (&file)
+                .seek(SeekFrom::Start(12))
+                .and_then(|_| (&file).write_all(&VERSION.to_be_bytes()))
+                .and_then(|_| file.sync_data())
+                .map_err(|e| io_err(&path, "upgrading the write-ahead log", e))?;
+        }
+        let (offset, half) = match at {
+            None => (HEADER, 0),
+            Some(f) => (f.end as u64, u8::from(f.start as u64 >= middle)),
+        };
         let wal = Wal {
             file,
             path,
-            offset: at as u64,
-            capacity: capacity.max(HEADER),
+            offset,
+            half,
+            middle,
+            end,
+            // Where the replayed frames lie matters no more: the next time a half fills up,
+            // one checkpoint covers them all.
+            other_live: frames > 0,
             next_seq: next,
         };
         Ok(Opened {
@@ -227,23 +291,46 @@ impl Wal {
         result.map_err(|e| io_err(path, "creating the write-ahead log", e))
     }
 
-    /// Appends and syncs the frame of `changes`; `Ok(false)` when it does not fit before a
-    /// checkpoint (nothing written). On error the frame's number is used up, so that what
-    /// may have reached the disk of a failed frame is never replayed after the checkpoint the
-    /// caller must make next.
-    pub(super) fn append(&mut self, changes: &ChangeMap) -> Result<bool, StoreError> {
-        let frame = encode(self.next_seq, changes);
-        if self.offset - HEADER + frame.len() as u64 > self.capacity {
-            return Ok(false);
-        }
+    /// The frame of `changes`, numbered to be the next one written.
+    pub(super) fn encode(&self, changes: &ChangeMap) -> Vec<u8> {
+        encode(self.next_seq, changes)
+    }
+
+    /// Whether `frame` fits in what is left of the current half.
+    pub(super) fn fits(&self, frame: &[u8]) -> bool {
+        let limit = if self.half == 0 {
+            self.middle
+        } else {
+            self.end
+        };
+        self.offset.saturating_add(frame.len() as u64) <= limit
+    }
+
+    /// Whether `frame` fits in an empty half.
+    pub(super) fn fits_a_half(&self, frame: &[u8]) -> bool {
+        frame.len() as u64 <= (self.middle - HEADER).min(self.end - self.middle)
+    }
+
+    /// Writes and syncs `frame` (from [`Self::encode`], checked with [`Self::fits`]). On error
+    /// the frame's number is used up, so that what may have reached the disk of a failed
+    /// frame is never replayed after the checkpoint the caller must make next.
+    pub(super) fn write(&mut self, frame: &[u8]) -> Result<(), StoreError> {
         self.next_seq += 1;
         (&self.file)
             .seek(SeekFrom::Start(self.offset))
-            .and_then(|_| (&self.file).write_all(&frame))
+            .and_then(|_| (&self.file).write_all(frame))
             .and_then(|_| self.file.sync_data())
             .map_err(|e| io_err(&self.path, "appending to the write-ahead log", e))?;
         self.offset += frame.len() as u64;
-        Ok(true)
+        Ok(())
+    }
+
+    /// Moves on to the other half (free: see [`Self::other_live`]); the half left holds frames
+    /// that a checkpoint must cover before it is written again.
+    pub(super) fn switch(&mut self) {
+        self.half ^= 1;
+        self.offset = if self.half == 0 { HEADER } else { self.middle };
+        self.other_live = true;
     }
 
     /// The number of the last frame, which a checkpoint records in the data file.
@@ -254,12 +341,24 @@ impl Wal {
     /// Starts writing from the header again, after a checkpoint covering every frame.
     pub(super) fn reset(&mut self) {
         self.offset = HEADER;
+        self.half = 0;
+        self.other_live = false;
     }
 
-    /// Bytes of frames since the last checkpoint.
+    /// Appends `changes` when they fit in the current half.
+    #[cfg(test)]
+    fn append(&mut self, changes: &ChangeMap) -> Result<bool, StoreError> {
+        let frame = self.encode(changes);
+        if !self.fits(&frame) {
+            return Ok(false);
+        }
+        self.write(&frame).map(|()| true)
+    }
+
+    /// Bytes of frames in the current half.
     #[cfg(test)]
     fn used(&self) -> u64 {
-        self.offset - HEADER
+        self.offset - if self.half == 0 { HEADER } else { self.middle }
     }
 }
 
@@ -350,5 +449,122 @@ mod tests {
         assert_eq!((wal.used(), wal.next_seq), (0, 1));
         assert!(wal.append(&changes(&[(b"k", Some(&[0; 20]))])).unwrap());
         assert_eq!(wal.next_seq, 2);
+    }
+
+    /// Fills the current half with one-key frames; returns their keys.
+    fn fill_half(wal: &mut Wal, tag: u8) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        for i in 0u8.. {
+            let key = vec![tag, i];
+            if !wal.append(&changes(&[(&key, Some(&[i; 30]))])).unwrap() {
+                break;
+            }
+            keys.push(key);
+        }
+        keys
+    }
+
+    #[test]
+    fn both_halves_are_read_back_in_number_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), 1000, 0).unwrap().wal;
+        let first = fill_half(&mut wal, b'a');
+        let k = wal.last_seq();
+        wal.switch();
+        let second = fill_half(&mut wal, b'b');
+        let m = wal.last_seq();
+        assert!(!first.is_empty() && !second.is_empty());
+        assert_eq!(m, (first.len() + second.len()) as u64);
+        drop(wal);
+        // Nothing checkpointed: both halves, the first half's frames first.
+        let opened = Wal::open(dir.path(), 1000, 0).unwrap();
+        assert_eq!(opened.frames, m);
+        assert_eq!(opened.replay.len(), first.len() + second.len());
+        assert_eq!((opened.wal.half, opened.wal.next_seq), (1, m + 1));
+        assert!(opened.wal.other_live);
+        // The first half checkpointed (a background checkpoint committed): the second only.
+        let mut opened = Wal::open(dir.path(), 1000, k).unwrap();
+        assert_eq!(opened.frames, m - k);
+        assert!(opened.replay.get(&first[0]).is_none());
+        assert!(opened.replay.get(&second[0]).is_some());
+        // Round the ring: the second half checkpointed too, frames in the first half again;
+        // its stale frames of the first round (numbers up to k) are not read back.
+        opened.wal.other_live = false;
+        opened.wal.switch();
+        assert!(
+            opened
+                .wal
+                .append(&changes(&[(b"c", Some(b"new"))]))
+                .unwrap()
+        );
+        drop(opened);
+        let opened = Wal::open(dir.path(), 1000, m).unwrap();
+        assert_eq!(opened.frames, 1);
+        assert_eq!(
+            dump(&opened.replay),
+            vec![(b"c".to_vec(), Some(b"new".to_vec()))]
+        );
+        // With the second half not yet checkpointed: its frames, then the first half's.
+        let opened = Wal::open(dir.path(), 1000, k).unwrap();
+        assert_eq!(opened.frames, m - k + 1);
+        assert_eq!((opened.wal.half, opened.wal.next_seq), (0, m + 2));
+        assert_eq!(opened.replay.get(b"c"), Some(Some(&b"new"[..])));
+    }
+
+    #[test]
+    fn a_gap_between_the_halves_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), 1000, 0).unwrap().wal;
+        fill_half(&mut wal, b'a');
+        wal.switch();
+        let start = wal.offset as usize;
+        fill_half(&mut wal, b'b');
+        drop(wal);
+        // The second half's first frame torn: its run is empty, nothing is missing.
+        let path = dir.path().join(FILE_NAME);
+        let good = std::fs::read(&path).unwrap();
+        let mut bytes = good.clone();
+        bytes[start + FRAME_HEAD] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(Wal::open(dir.path(), 1000, 0).is_ok());
+        // The first half's last frame torn while the second half's frames follow it: the
+        // frames in between are lost, which is reported, not skipped.
+        let mut bytes = good;
+        let last_a = {
+            let mut found = BTreeMap::new();
+            run(&bytes, HEADER as usize, &mut found);
+            found.values().last().unwrap().start
+        };
+        bytes[last_a + FRAME_HEAD] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Wal::open(dir.path(), 1000, 0).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    }
+
+    #[test]
+    fn a_version_1_log_is_read_back_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        drop(Wal::open(dir.path(), 400, 0).unwrap());
+        // Version 1 wrote frames from the header on, across the middle.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[12..16].copy_from_slice(&1u32.to_be_bytes());
+        let mut at = HEADER as usize;
+        for seq in 1..=5u64 {
+            let frame = encode(seq, &changes(&[(&[b'v', seq as u8], Some(&[7; 40]))]));
+            bytes[at..at + frame.len()].copy_from_slice(&frame);
+            at += frame.len();
+        }
+        assert!(at as u64 > HEADER + 200, "the frames cross the middle");
+        std::fs::write(&path, &bytes).unwrap();
+        let opened = Wal::open(dir.path(), 400, 0).unwrap();
+        assert_eq!((opened.frames, opened.wal.next_seq), (5, 6));
+        assert_eq!(opened.wal.offset, at as u64);
+        // Frames go on after them; the halves are used only after a checkpoint of them all.
+        assert!(opened.wal.other_live);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes[12..16], VERSION.to_be_bytes());
+        let opened = Wal::open(dir.path(), 400, 0).unwrap();
+        assert_eq!(opened.frames, 5);
     }
 }

@@ -11,7 +11,7 @@ use threads_protocol::store::{
     Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn, WriterTicket, check_key, check_value,
 };
 
-use super::{CHECKPOINT_KEY, LmdbStore, get, get_with, lock, map_err, scan, wal::Wal};
+use super::{CHECKPOINT_KEY, Committed, LmdbStore, get, get_with, lock, map_err, scan, wal::Wal};
 
 /// A transaction whose changes pass this many times the log's capacity (64 MiB with the
 /// default log) moves into an LMDB write transaction, so that a bulk import does not hold all
@@ -37,7 +37,7 @@ enum Mode<'a> {
     /// In memory, over the committed changes and LMDB's snapshot: committed through the log.
     Buffered {
         base: RoTxn<'a, WithoutTls>,
-        pending: ChangeMap,
+        committed: Committed,
         changes: ChangeMap,
     },
     /// In an LMDB write transaction that already holds the committed changes not yet
@@ -76,7 +76,8 @@ fn apply(
 
 /// Commits `txn`, which holds every committed change not yet checkpointed, as a checkpoint:
 /// records the log's last frame with it, then empties the committed changes and rewinds the
-/// log. Called with the writer's gate and the log's lock held.
+/// log. Called with the writer's gate and the log's lock held, no background checkpoint
+/// running.
 fn commit_checkpoint(
     store: &LmdbStore,
     log: &mut Option<Wal>,
@@ -90,11 +91,11 @@ fn commit_checkpoint(
     }
     // Readers open their snapshots under this lock: none sees the new LMDB state with the
     // old changes over it.
-    let mut pending = lock(&store.shared.pending);
+    let mut committed = lock(&store.shared.committed);
     txn.commit()
         .map_err(|e| map_err("committing the write transaction", e))?;
-    *pending = ChangeMap::new();
-    drop(pending);
+    *committed = Committed::default();
+    drop(committed);
     if let Some(wal) = log.as_mut() {
         wal.reset();
     }
@@ -103,23 +104,138 @@ fn commit_checkpoint(
 }
 
 /// Writes the committed changes not yet checkpointed, then `extra`, into LMDB in one durable
-/// commit. Called with the writer's gate and the log's lock held.
+/// commit, after waiting for a background checkpoint still running. Called with the writer's
+/// gate and the log's lock held.
 pub(super) fn checkpoint(
     store: &LmdbStore,
     log: &mut Option<Wal>,
     extra: Option<&ChangeMap>,
 ) -> Result<(), StoreError> {
+    finish_background(store, log);
     let mut txn = store
         .env
         .write_txn()
         .map_err(|e| map_err("opening the checkpoint's transaction", e))?;
-    let pending = lock(&store.shared.pending).clone();
-    apply(&store.db, &mut txn, &pending)?;
-    drop(pending);
+    let committed = lock(&store.shared.committed).clone();
+    // The older layer first: the newer one's values win.
+    apply(&store.db, &mut txn, &committed.frozen)?;
+    apply(&store.db, &mut txn, &committed.recent)?;
+    drop(committed);
     if let Some(extra) = extra {
         apply(&store.db, &mut txn, extra)?;
     }
     commit_checkpoint(store, log, txn)
+}
+
+/// Waits for the background checkpoint, if one ran since the last wait; when it committed,
+/// the half of the log it covered is free again. Called with the log's lock held (`log`).
+pub(super) fn finish_background(store: &LmdbStore, log: &mut Option<Wal>) {
+    let Some(handle) = lock(&store.shared.background).take() else {
+        return;
+    };
+    // A panic in the checkpoint counts as a failure: its changes stay in the frozen layer.
+    if handle.join().unwrap_or(false)
+        && let Some(wal) = log.as_mut()
+    {
+        wal.other_live = false;
+    }
+}
+
+/// The current half of the log is full: when the other half is free, hands the changes of
+/// the full one to a background checkpoint and moves on to the other; `false` when it is not
+/// free (its checkpoint failed, or it holds frames read back at open), then the caller
+/// checkpoints everything at once.
+fn switch_half(store: &LmdbStore, log: &mut Option<Wal>) -> bool {
+    finish_background(store, log);
+    let Some(wal) = log.as_mut() else {
+        return false;
+    };
+    if wal.other_live {
+        return false;
+    }
+    let seq = wal.last_seq();
+    let frozen = {
+        let mut committed = lock(&store.shared.committed);
+        debug_assert!(
+            committed.frozen.is_empty(),
+            "no checkpoint left the frozen layer"
+        );
+        committed.frozen = std::mem::take(&mut committed.recent);
+        committed.frozen.clone()
+    };
+    wal.switch();
+    let bg = store.clone();
+    let started = std::thread::Builder::new()
+        .name("threads-checkpoint".into())
+        .spawn(move || match checkpoint_frozen(&bg, &frozen, seq) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "background checkpoint failed; the next one covers its changes");
+                false
+            }
+        });
+    match started {
+        Ok(handle) => *lock(&store.shared.background) = Some(handle),
+        // The half left stays live (`other_live`): the next switch checkpoints everything.
+        Err(e) => tracing::warn!(error = %e, "no thread for a background checkpoint"),
+    }
+    true
+}
+
+/// The background checkpoint: writes `frozen` (every change of frames up to `seq` not yet in
+/// LMDB) into LMDB with `seq` recorded, then drops the frozen layer.
+fn checkpoint_frozen(store: &LmdbStore, frozen: &ChangeMap, seq: u64) -> Result<(), StoreError> {
+    let mut txn = store
+        .env
+        .write_txn()
+        .map_err(|e| map_err("opening the background checkpoint's transaction", e))?;
+    apply(&store.db, &mut txn, frozen)?;
+    store
+        .meta
+        .put(&mut txn, CHECKPOINT_KEY, &seq.to_be_bytes())
+        .map_err(|e| map_err("recording the checkpoint", e))?;
+    let mut committed = lock(&store.shared.committed);
+    txn.commit()
+        .map_err(|e| map_err("committing the background checkpoint", e))?;
+    committed.frozen = ChangeMap::new();
+    drop(committed);
+    store.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    store
+        .counters
+        .background_checkpoints
+        .fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Commits `changes` through the log: one frame in the current half, or in the other half
+/// after handing the full one to a background checkpoint, or, when neither can take it, a
+/// checkpoint of everything with `changes`. Called with the writer's gate and the log's lock
+/// held.
+fn log_commit(
+    store: &LmdbStore,
+    log: &mut Option<Wal>,
+    changes: &ChangeMap,
+) -> Result<(), StoreError> {
+    let Some(wal) = log.as_ref() else {
+        return checkpoint(store, log, Some(changes));
+    };
+    let frame = wal.encode(changes);
+    if !wal.fits(&frame) && !(wal.fits_a_half(&frame) && switch_half(store, log)) {
+        return checkpoint(store, log, Some(changes));
+    }
+    let Some(wal) = log.as_mut() else {
+        return checkpoint(store, log, Some(changes));
+    };
+    if let Err(e) = wal.write(&frame) {
+        // The failed frame's number is used up; checkpointing now records it, so that
+        // nothing of the frame is read back at the next open.
+        if let Err(again) = checkpoint(store, log, None) {
+            tracing::error!(error = %again, "checkpoint after a failed log write failed too");
+        }
+        return Err(e);
+    }
+    lock(&store.shared.committed).recent.absorb(changes);
+    Ok(())
 }
 
 impl<'a> LmdbWrite<'a> {
@@ -127,14 +243,14 @@ impl<'a> LmdbWrite<'a> {
     pub(super) fn begin(store: &'a LmdbStore) -> Result<Self, StoreError> {
         let ticket = store.gate.enter()?;
         let mode = if store.shared.log_bytes > 0 && lock(&store.shared.log).is_some() {
-            let pending = lock(&store.shared.pending);
+            let committed = lock(&store.shared.committed);
             let base = store
                 .env
                 .read_txn()
                 .map_err(|e| map_err("opening the write transaction", e))?;
             Mode::Buffered {
                 base,
-                pending: pending.clone(),
+                committed: committed.clone(),
                 changes: ChangeMap::new(),
             }
         } else {
@@ -166,15 +282,24 @@ impl<'a> LmdbWrite<'a> {
     }
 }
 
-/// An LMDB write transaction holding the committed changes not yet checkpointed.
+/// An LMDB write transaction holding the committed changes not yet checkpointed (after
+/// waiting for a background checkpoint still running, which would otherwise write older
+/// changes after them).
 fn direct(store: &LmdbStore) -> Result<RwTxn<'_>, StoreError> {
+    finish_background(store, &mut lock(&store.shared.log));
     let mut txn = store
         .env
         .write_txn()
         .map_err(|e| map_err("opening the write transaction", e))?;
-    let pending = lock(&store.shared.pending).clone();
-    apply(&store.db, &mut txn, &pending)?;
+    let committed = lock(&store.shared.committed).clone();
+    apply(&store.db, &mut txn, &committed.frozen)?;
+    apply(&store.db, &mut txn, &committed.recent)?;
     Ok(txn)
+}
+
+/// A buffered transaction's layers over LMDB's snapshot, the newest first.
+fn layers<'t>(changes: &'t ChangeMap, committed: &'t Committed) -> [&'t ChangeMap; 3] {
+    [changes, &committed.recent, &committed.frozen]
 }
 
 /// A transaction left in [`Mode::Moving`] by a failure: it can only be dropped.
@@ -189,9 +314,9 @@ impl ReadTxn for LmdbWrite<'_> {
         match &self.mode {
             Mode::Buffered {
                 base,
-                pending,
+                committed,
                 changes,
-            } => get(self.db(), base, &[changes, pending], key),
+            } => get(self.db(), base, &layers(changes, committed), key),
             Mode::Direct(txn) => get(self.db(), txn, &[], key),
             Mode::Moving => Err(broken()),
         }
@@ -201,9 +326,9 @@ impl ReadTxn for LmdbWrite<'_> {
         match &self.mode {
             Mode::Buffered {
                 base,
-                pending,
+                committed,
                 changes,
-            } => get_with(self.db(), base, &[changes, pending], key, read),
+            } => get_with(self.db(), base, &layers(changes, committed), key, read),
             Mode::Direct(txn) => get_with(self.db(), txn, &[], key, read),
             Mode::Moving => Err(broken()),
         }
@@ -218,9 +343,16 @@ impl ReadTxn for LmdbWrite<'_> {
         match &self.mode {
             Mode::Buffered {
                 base,
-                pending,
+                committed,
                 changes,
-            } => scan(self.db(), base, &[changes, pending], &range, dir, visit),
+            } => scan(
+                self.db(),
+                base,
+                &layers(changes, committed),
+                &range,
+                dir,
+                visit,
+            ),
             Mode::Direct(txn) => scan(self.db(), txn, &[], &range, dir, visit),
             Mode::Moving => Err(broken()),
         }
@@ -281,8 +413,9 @@ impl WriteTxn for LmdbWrite<'_> {
     }
 
     /// Buffered: appends the changes to the log and syncs it, then adds them to the committed
-    /// changes; when the log has no room left, a checkpoint writes everything into LMDB
-    /// instead. Direct: a checkpoint.
+    /// changes (when the half of the log being written is full, after handing it to a
+    /// background checkpoint; when nothing can take them, a checkpoint writes everything into
+    /// LMDB instead). Direct: a checkpoint.
     fn commit(mut self) -> Result<(), StoreError> {
         let store = self.store;
         let mut log = lock(&store.shared.log);
@@ -291,32 +424,15 @@ impl WriteTxn for LmdbWrite<'_> {
             Mode::Moving => return Err(broken()),
             Mode::Buffered {
                 base,
-                pending,
+                committed,
                 changes,
             } => {
                 // Release the snapshots first: LMDB can then reuse the pages they held, and
                 // the committed changes have one owner and are changed in place.
                 drop(base);
-                drop(pending);
-                if changes.is_empty() {
-                    // Nothing to make durable.
-                } else if let Some(wal) = log.as_mut() {
-                    match wal.append(&changes) {
-                        Ok(true) => {
-                            lock(&store.shared.pending).absorb(&changes);
-                        }
-                        Ok(false) => checkpoint(store, &mut log, Some(&changes))?,
-                        Err(e) => {
-                            // The failed frame's number is used up; checkpointing now records
-                            // it, so that nothing of the frame is read back at the next open.
-                            if let Err(again) = checkpoint(store, &mut log, None) {
-                                tracing::error!(error = %again, "checkpoint after a failed log write failed too");
-                            }
-                            return Err(e);
-                        }
-                    }
-                } else {
-                    checkpoint(store, &mut log, Some(&changes))?;
+                drop(committed);
+                if !changes.is_empty() {
+                    log_commit(store, &mut log, &changes)?;
                 }
             }
         }
