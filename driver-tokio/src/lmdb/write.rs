@@ -220,7 +220,8 @@ fn log_commit(
         return checkpoint(store, log, Some(changes));
     };
     let frame = wal.encode(changes);
-    if !wal.fits(&frame) && !(wal.fits_a_half(&frame) && switch_half(store, log)) {
+    let room = wal.fits(&frame) || (wal.fits_a_half(&frame) && switch_half(store, log));
+    if !room {
         return checkpoint(store, log, Some(changes));
     }
     let Some(wal) = log.as_mut() else {
