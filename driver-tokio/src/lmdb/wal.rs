@@ -52,6 +52,8 @@ pub(super) struct Wal {
     /// The other half holds frames whose changes may not be in LMDB yet: it cannot be
     /// written until a checkpoint covers them.
     pub(super) other_live: bool,
+    /// The number of the first frame written in the current half.
+    half_first: u64,
     /// The next frame's sequence number.
     pub(super) next_seq: u64,
 }
@@ -105,6 +107,11 @@ fn encode(seq: u64, changes: &ChangeMap) -> Vec<u8> {
 
 /// Adds a frame's changes to `into`; `false` when the payload is malformed.
 fn decode(payload: &[u8], into: &mut ChangeMap) -> bool {
+    each_change(payload, &mut |k, v| into.set(k, v))
+}
+
+/// Calls `f` with each of a frame's changes, in order; `false` when the payload is malformed.
+fn each_change(payload: &[u8], f: &mut dyn FnMut(&[u8], Option<&[u8]>)) -> bool {
     let mut rest = payload;
     while !rest.is_empty() {
         let Some((head, tail)) = rest.split_at_checked(6) else {
@@ -116,13 +123,13 @@ fn decode(payload: &[u8], into: &mut ChangeMap) -> bool {
             return false;
         };
         if vlen == DELETED {
-            into.set(key, None);
+            f(key, None);
             rest = tail;
         } else {
             let Some((value, tail)) = tail.split_at_checked(vlen as usize) else {
                 return false;
             };
-            into.set(key, Some(value));
+            f(key, Some(value));
             rest = tail;
         }
     }
@@ -262,6 +269,7 @@ impl Wal {
             // Where the replayed frames lie matters no more: the next time a half fills up,
             // one checkpoint covers them all.
             other_live: frames > 0,
+            half_first: next,
             next_seq: next,
         };
         Ok(Opened {
@@ -329,8 +337,25 @@ impl Wal {
     /// that a checkpoint must cover before it is written again.
     pub(super) fn switch(&mut self) {
         self.half ^= 1;
-        self.offset = if self.half == 0 { HEADER } else { self.middle };
+        self.offset = self.half_start();
         self.other_live = true;
+        self.half_first = self.next_seq;
+    }
+
+    fn half_start(&self) -> u64 {
+        if self.half == 0 { HEADER } else { self.middle }
+    }
+
+    /// Where the current half's frames are, to read them again in the order they were
+    /// written ([`read_frames`]).
+    pub(super) fn current_frames(&self) -> Frames {
+        Frames {
+            path: self.path.clone(),
+            start: self.half_start(),
+            end: self.offset,
+            first: self.half_first,
+            last: self.last_seq(),
+        }
     }
 
     /// The number of the last frame, which a checkpoint records in the data file.
@@ -343,6 +368,7 @@ impl Wal {
         self.offset = HEADER;
         self.half = 0;
         self.other_live = false;
+        self.half_first = self.next_seq;
     }
 
     /// Appends `changes` when they fit in the current half.
@@ -358,8 +384,67 @@ impl Wal {
     /// Bytes of frames in the current half.
     #[cfg(test)]
     fn used(&self) -> u64 {
-        self.offset - if self.half == 0 { HEADER } else { self.middle }
+        self.offset - self.half_start()
     }
+}
+
+/// The frames of one half: bytes `start..end` of the log at `path`, numbered `first..=last`.
+#[derive(Debug, Clone)]
+pub(super) struct Frames {
+    path: PathBuf,
+    start: u64,
+    end: u64,
+    first: u64,
+    last: u64,
+}
+
+impl Frames {
+    /// The number of the last frame.
+    pub(super) fn last(&self) -> u64 {
+        self.last
+    }
+}
+
+/// Reads `frames` from the file again and calls `f` with their changes in the order they were
+/// committed; nothing when any of them is not found intact (an I/O error, a torn or missing
+/// frame), then `false`. Checkpoints write changes into LMDB in this order: LMDB fills its
+/// pages better than with all of them in key order (spec/storage.md §4.3).
+pub(super) fn read_frames(frames: &Frames, f: &mut dyn FnMut(&[u8], Option<&[u8]>)) -> bool {
+    let Ok(len) = usize::try_from(frames.end.saturating_sub(frames.start)) else {
+        return false;
+    };
+    let mut bytes = vec![0; len];
+    let read = File::open(&frames.path).and_then(|mut file| {
+        file.seek(SeekFrom::Start(frames.start))?;
+        file.read_exact(&mut bytes)
+    });
+    if read.is_err() {
+        return false;
+    }
+    let mut payloads = Vec::new();
+    let mut at = 0;
+    for seq in frames.first..=frames.last {
+        let Some(head) = bytes.get(at..at + FRAME_HEAD) else {
+            return false;
+        };
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let end = (at + FRAME_HEAD).saturating_add(len as usize);
+        let Some(payload) = bytes.get(at + FRAME_HEAD..end) else {
+            return false;
+        };
+        if head[4..12] != seq.to_be_bytes() || head[12..20] != check(len, seq, payload) {
+            return false;
+        }
+        payloads.push(payload);
+        at = end;
+    }
+    if at != bytes.len() || !payloads.iter().all(|p| each_change(p, &mut |_, _| ())) {
+        return false;
+    }
+    for payload in payloads {
+        each_change(payload, f);
+    }
+    true
 }
 
 #[cfg(test)]
@@ -566,5 +651,47 @@ mod tests {
         assert_eq!(bytes[12..16], VERSION.to_be_bytes());
         let opened = Wal::open(dir.path(), 400, 0).unwrap();
         assert_eq!(opened.frames, 5);
+    }
+
+    #[test]
+    fn a_half_is_read_again_in_commit_order_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), 1000, 0).unwrap().wal;
+        assert!(
+            wal.append(&changes(&[(b"b", Some(b"1")), (b"c", Some(b"1"))]))
+                .unwrap()
+        );
+        assert!(
+            wal.append(&changes(&[(b"a", Some(b"2")), (b"b", None)]))
+                .unwrap()
+        );
+        let frames = wal.current_frames();
+        let mut seen = Vec::new();
+        assert!(read_frames(&frames, &mut |k, v| seen
+            .push((k.to_vec(), v.map(<[u8]>::to_vec)))));
+        let p = |k: &[u8], v: Option<&[u8]>| (k.to_vec(), v.map(<[u8]>::to_vec));
+        assert_eq!(
+            seen,
+            vec![
+                p(b"b", Some(b"1")),
+                p(b"c", Some(b"1")),
+                p(b"a", Some(b"2")),
+                p(b"b", None)
+            ]
+        );
+        // The second half's frames are numbered on from there.
+        wal.switch();
+        assert!(wal.append(&changes(&[(b"d", Some(b"3"))])).unwrap());
+        let mut seen = Vec::new();
+        assert!(read_frames(&wal.current_frames(), &mut |k, _| seen.push(k.to_vec())));
+        assert_eq!(seen, vec![b"d".to_vec()]);
+        // A damaged frame: nothing is handed out.
+        let path = dir.path().join(FILE_NAME);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER as usize + FRAME_HEAD + 2] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut calls = 0;
+        assert!(!read_frames(&frames, &mut |_, _| calls += 1));
+        assert_eq!(calls, 0);
     }
 }

@@ -11,7 +11,8 @@ use threads_protocol::store::{
     Direction, KeyRange, ReadTxn, StoreError, Visit, WriteTxn, WriterTicket, check_key, check_value,
 };
 
-use super::{CHECKPOINT_KEY, Committed, LmdbStore, get, get_with, lock, map_err, scan, wal::Wal};
+use super::wal::{self, Frames, Wal};
+use super::{CHECKPOINT_KEY, Committed, LmdbStore, get, get_with, lock, map_err, scan};
 
 /// A transaction whose changes pass this many times the log's capacity (64 MiB with the
 /// default log) moves into an LMDB write transaction, so that a bulk import does not hold all
@@ -153,7 +154,7 @@ fn switch_half(store: &LmdbStore, log: &mut Option<Wal>) -> bool {
     if wal.other_live {
         return false;
     }
-    let seq = wal.last_seq();
+    let frames = wal.current_frames();
     let frozen = {
         let mut committed = lock(&store.shared.committed);
         debug_assert!(
@@ -167,7 +168,7 @@ fn switch_half(store: &LmdbStore, log: &mut Option<Wal>) -> bool {
     let bg = store.clone();
     let started = std::thread::Builder::new()
         .name("threads-checkpoint".into())
-        .spawn(move || match checkpoint_frozen(&bg, &frozen, seq) {
+        .spawn(move || match checkpoint_frozen(&bg, &frozen, &frames) {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "background checkpoint failed; the next one covers its changes");
@@ -182,17 +183,43 @@ fn switch_half(store: &LmdbStore, log: &mut Option<Wal>) -> bool {
     true
 }
 
-/// The background checkpoint: writes `frozen` (every change of frames up to `seq` not yet in
-/// LMDB) into LMDB with `seq` recorded, then drops the frozen layer.
-fn checkpoint_frozen(store: &LmdbStore, frozen: &ChangeMap, seq: u64) -> Result<(), StoreError> {
+/// The background checkpoint: writes the changes of the half of the log `frames` (in
+/// `frozen`, every change not yet in LMDB up to its last frame) into LMDB, in the order they
+/// were committed, with the last frame's number recorded, then drops the frozen layer.
+fn checkpoint_frozen(
+    store: &LmdbStore,
+    frozen: &ChangeMap,
+    frames: &Frames,
+) -> Result<(), StoreError> {
     let mut txn = store
         .env
         .write_txn()
         .map_err(|e| map_err("opening the background checkpoint's transaction", e))?;
-    apply(&store.db, &mut txn, frozen)?;
+    let mut failed = None;
+    let in_order = wal::read_frames(frames, &mut |k, v| {
+        if failed.is_some() {
+            return;
+        }
+        let done = match v {
+            Some(v) => store.db.put(&mut txn, k, v).map(|()| true),
+            None => store.db.delete(&mut txn, k),
+        };
+        failed = done.err();
+    });
+    if let Some(e) = failed {
+        return Err(map_err("checkpointing the write-ahead log", e));
+    }
+    if !in_order {
+        // The frames cannot be read again (they were read when written, so this is the disk
+        // failing): the same changes in key order.
+        tracing::warn!(
+            "background checkpoint: the log's frames could not be read again; writing the changes from memory"
+        );
+        apply(&store.db, &mut txn, frozen)?;
+    }
     store
         .meta
-        .put(&mut txn, CHECKPOINT_KEY, &seq.to_be_bytes())
+        .put(&mut txn, CHECKPOINT_KEY, &frames.last().to_be_bytes())
         .map_err(|e| map_err("recording the checkpoint", e))?;
     let mut committed = lock(&store.shared.committed);
     txn.commit()
