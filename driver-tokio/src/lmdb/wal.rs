@@ -85,23 +85,40 @@ fn check(len: u32, seq: u64, payload: &[u8]) -> [u8; 8] {
     out
 }
 
-/// The frame for `changes` with number `seq`.
-fn encode(seq: u64, changes: &ChangeMap) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(FRAME_HEAD + changes.bytes() + 6 * changes.len());
-    frame.resize(FRAME_HEAD, 0);
-    for (k, v) in changes.iter() {
-        // Keys are at most MAX_KEY_LEN (511) bytes and values fit LMDB's u32 sizes: checked
-        // by the transaction's put.
-        frame.extend_from_slice(&(k.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&v.map_or(DELETED, |v| v.len() as u32).to_be_bytes());
-        frame.extend_from_slice(k);
-        frame.extend_from_slice(v.unwrap_or_default());
-    }
+/// A frame to fill with [`push_change`] and finish with [`Wal::seal`]: room for its head.
+pub(super) fn new_frame() -> Vec<u8> {
+    vec![0; FRAME_HEAD]
+}
+
+/// Adds one change to a frame's payload. A transaction adds its changes in the order it makes
+/// them, so that checkpoints can write them into LMDB in that order (a key changed twice is
+/// there twice; the later change wins).
+pub(super) fn push_change(frame: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+    // Keys are at most MAX_KEY_LEN (511) bytes and values fit LMDB's u32 sizes: checked by
+    // the transaction's put.
+    frame.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&value.map_or(DELETED, |v| v.len() as u32).to_be_bytes());
+    frame.extend_from_slice(key);
+    frame.extend_from_slice(value.unwrap_or_default());
+}
+
+/// Fills in the head of `frame` (from [`new_frame`]) for number `seq`.
+fn seal(seq: u64, frame: &mut [u8]) {
     let len = (frame.len() - FRAME_HEAD) as u32;
     let sum = check(len, seq, &frame[FRAME_HEAD..]);
     frame[..4].copy_from_slice(&len.to_be_bytes());
     frame[4..12].copy_from_slice(&seq.to_be_bytes());
     frame[12..20].copy_from_slice(&sum);
+}
+
+/// The frame for `changes` (in key order) with number `seq`.
+#[cfg(test)]
+fn encode(seq: u64, changes: &ChangeMap) -> Vec<u8> {
+    let mut frame = new_frame();
+    for (k, v) in changes.iter() {
+        push_change(&mut frame, k, v);
+    }
+    seal(seq, &mut frame);
     frame
 }
 
@@ -299,9 +316,9 @@ impl Wal {
         result.map_err(|e| io_err(path, "creating the write-ahead log", e))
     }
 
-    /// The frame of `changes`, numbered to be the next one written.
-    pub(super) fn encode(&self, changes: &ChangeMap) -> Vec<u8> {
-        encode(self.next_seq, changes)
+    /// Numbers `frame` (from [`new_frame`], its changes pushed) to be the next one written.
+    pub(super) fn seal(&self, frame: &mut [u8]) {
+        seal(self.next_seq, frame);
     }
 
     /// Whether `frame` fits in what is left of the current half.
@@ -319,7 +336,7 @@ impl Wal {
         frame.len() as u64 <= (self.middle - HEADER).min(self.end - self.middle)
     }
 
-    /// Writes and syncs `frame` (from [`Self::encode`], checked with [`Self::fits`]). On error
+    /// Writes and syncs `frame` (sealed by [`Self::seal`], checked with [`Self::fits`]). On error
     /// the frame's number is used up, so that what may have reached the disk of a failed
     /// frame is never replayed after the checkpoint the caller must make next.
     pub(super) fn write(&mut self, frame: &[u8]) -> Result<(), StoreError> {
@@ -374,7 +391,7 @@ impl Wal {
     /// Appends `changes` when they fit in the current half.
     #[cfg(test)]
     fn append(&mut self, changes: &ChangeMap) -> Result<bool, StoreError> {
-        let frame = self.encode(changes);
+        let frame = encode(self.next_seq, changes);
         if !self.fits(&frame) {
             return Ok(false);
         }

@@ -40,6 +40,8 @@ enum Mode<'a> {
         base: RoTxn<'a, WithoutTls>,
         committed: Committed,
         changes: ChangeMap,
+        /// The log frame: the same changes in the order they were made.
+        frame: Vec<u8>,
     },
     /// In an LMDB write transaction that already holds the committed changes not yet
     /// checkpointed: committed as a checkpoint.
@@ -234,19 +236,20 @@ fn checkpoint_frozen(
     Ok(())
 }
 
-/// Commits `changes` through the log: one frame in the current half, or in the other half
-/// after handing the full one to a background checkpoint, or, when neither can take it, a
-/// checkpoint of everything with `changes`. Called with the writer's gate and the log's lock
-/// held.
+/// Commits `changes` through the log as `frame` (the same changes in the order they were
+/// made): in the current half, or in the other half after handing the full one to a
+/// background checkpoint, or, when neither can take it, a checkpoint of everything with
+/// `changes`. Called with the writer's gate and the log's lock held.
 fn log_commit(
     store: &LmdbStore,
     log: &mut Option<Wal>,
     changes: &ChangeMap,
+    mut frame: Vec<u8>,
 ) -> Result<(), StoreError> {
     let Some(wal) = log.as_ref() else {
         return checkpoint(store, log, Some(changes));
     };
-    let frame = wal.encode(changes);
+    wal.seal(&mut frame);
     let room = wal.fits(&frame) || (wal.fits_a_half(&frame) && switch_half(store, log));
     if !room {
         return checkpoint(store, log, Some(changes));
@@ -280,6 +283,7 @@ impl<'a> LmdbWrite<'a> {
                 base,
                 committed: committed.clone(),
                 changes: ChangeMap::new(),
+                frame: wal::new_frame(),
             }
         } else {
             Mode::Direct(direct(store)?)
@@ -344,6 +348,7 @@ impl ReadTxn for LmdbWrite<'_> {
                 base,
                 committed,
                 changes,
+                ..
             } => get(self.db(), base, &layers(changes, committed), key),
             Mode::Direct(txn) => get(self.db(), txn, &[], key),
             Mode::Moving => Err(broken()),
@@ -356,6 +361,7 @@ impl ReadTxn for LmdbWrite<'_> {
                 base,
                 committed,
                 changes,
+                ..
             } => get_with(self.db(), base, &layers(changes, committed), key, read),
             Mode::Direct(txn) => get_with(self.db(), txn, &[], key, read),
             Mode::Moving => Err(broken()),
@@ -373,6 +379,7 @@ impl ReadTxn for LmdbWrite<'_> {
                 base,
                 committed,
                 changes,
+                ..
             } => scan(
                 self.db(),
                 base,
@@ -393,8 +400,9 @@ impl WriteTxn for LmdbWrite<'_> {
         check_value(value)?;
         let db = self.store.db;
         match &mut self.mode {
-            Mode::Buffered { changes, .. } => {
+            Mode::Buffered { changes, frame, .. } => {
                 changes.set(key, Some(value));
+                wal::push_change(frame, key, Some(value));
                 if changes.bytes() as u64 > self.store.shared.log_bytes.saturating_mul(DIRECT_LOGS)
                 {
                     self.go_direct()?;
@@ -434,8 +442,9 @@ impl WriteTxn for LmdbWrite<'_> {
         }
         let mut existed = false;
         self.get_with(key, &mut |v| existed = v.is_some())?;
-        if existed && let Mode::Buffered { changes, .. } = &mut self.mode {
+        if existed && let Mode::Buffered { changes, frame, .. } = &mut self.mode {
             changes.set(key, None);
+            wal::push_change(frame, key, None);
         }
         Ok(existed)
     }
@@ -454,13 +463,14 @@ impl WriteTxn for LmdbWrite<'_> {
                 base,
                 committed,
                 changes,
+                frame,
             } => {
                 // Release the snapshots first: LMDB can then reuse the pages they held, and
                 // the committed changes have one owner and are changed in place.
                 drop(base);
                 drop(committed);
                 if !changes.is_empty() {
-                    log_commit(store, &mut log, &changes)?;
+                    log_commit(store, &mut log, &changes, frame)?;
                 }
             }
         }
