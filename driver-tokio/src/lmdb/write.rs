@@ -16,12 +16,9 @@ use super::{CHECKPOINT_KEY, Committed, LmdbStore, get, get_with, lock, map_err, 
 
 /// A transaction whose changes pass this many times the log's capacity (64 MiB with the
 /// default log) moves into an LMDB write transaction, so that a bulk import does not hold all
-/// its changes in memory. Below it a transaction stays
-/// in memory to its commit, even one too large for the log (it then commits as a checkpoint):
-/// LMDB fills its pages best when a transaction's changes reach it in key order (measured:
-/// leaves 94 % full after 20k creates checkpointed at once; 78 % inserted in the fold's
-/// order; 59 % when the first 256 KiB of each 1,000-document batch went in sorted and the rest
-/// in the fold's order).
+/// its changes in memory. Below it a transaction stays in memory to its commit, even one too
+/// large for half the log (it then commits as a checkpoint, in key order: measured, leaves
+/// 94 % full after 20k creates checkpointed at once, 78 % inserted in the fold's order).
 const DIRECT_LOGS: u64 = 4;
 
 /// The write transaction of [`LmdbStore`]. Not `Send`: LMDB requires the thread that began
@@ -212,8 +209,8 @@ fn checkpoint_frozen(
         return Err(map_err("checkpointing the write-ahead log", e));
     }
     if !in_order {
-        // The frames cannot be read again (they were read when written, so this is the disk
-        // failing): the same changes in key order.
+        // The frames cannot be read again (they were whole when written, so this is the
+        // disk failing): the same changes from memory, in key order.
         tracing::warn!(
             "background checkpoint: the log's frames could not be read again; writing the changes from memory"
         );
