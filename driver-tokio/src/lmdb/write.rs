@@ -81,25 +81,37 @@ fn apply(
 fn commit_checkpoint(
     store: &LmdbStore,
     log: &mut Option<Wal>,
-    mut txn: RwTxn<'_>,
+    txn: RwTxn<'_>,
 ) -> Result<(), StoreError> {
-    if let Some(wal) = log.as_ref() {
+    let seq = log.as_ref().map(Wal::last_seq);
+    commit_recording(store, txn, seq, |c| *c = Committed::default())?;
+    if let Some(wal) = log.as_mut() {
+        wal.reset();
+    }
+    store.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Records `seq` (the last frame the changes in `txn` cover, if any) in `txn`, commits it, and
+/// empties with `written` what of the committed changes LMDB now holds.
+fn commit_recording(
+    store: &LmdbStore,
+    mut txn: RwTxn<'_>,
+    seq: Option<u64>,
+    written: impl FnOnce(&mut Committed),
+) -> Result<(), StoreError> {
+    if let Some(seq) = seq {
         store
             .meta
-            .put(&mut txn, CHECKPOINT_KEY, &wal.last_seq().to_be_bytes())
+            .put(&mut txn, CHECKPOINT_KEY, &seq.to_be_bytes())
             .map_err(|e| map_err("recording the checkpoint", e))?;
     }
     // Readers open their snapshots under this lock: none sees the new LMDB state with the
     // old changes over it.
     let mut committed = lock(&store.shared.committed);
     txn.commit()
-        .map_err(|e| map_err("committing the write transaction", e))?;
-    *committed = Committed::default();
-    drop(committed);
-    if let Some(wal) = log.as_mut() {
-        wal.reset();
-    }
-    store.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        .map_err(|e| map_err("committing the checkpoint", e))?;
+    written(&mut committed);
     Ok(())
 }
 
@@ -216,15 +228,9 @@ fn checkpoint_frozen(
         );
         apply(&store.db, &mut txn, frozen)?;
     }
-    store
-        .meta
-        .put(&mut txn, CHECKPOINT_KEY, &frames.last().to_be_bytes())
-        .map_err(|e| map_err("recording the checkpoint", e))?;
-    let mut committed = lock(&store.shared.committed);
-    txn.commit()
-        .map_err(|e| map_err("committing the background checkpoint", e))?;
-    committed.frozen = ChangeMap::new();
-    drop(committed);
+    commit_recording(store, txn, Some(frames.last()), |c| {
+        c.frozen = ChangeMap::new()
+    })?;
     store.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
     store
         .counters
