@@ -2,6 +2,10 @@
 //! one repository. Every write it acknowledged must be there afterwards, and the repository
 //! must still sync to a peer.
 //!
+//! The writer's write-ahead log is small ([`LOG_BYTES`]): its halves fill up every few writes,
+//! so kills also land while a background checkpoint writes a half into LMDB and while the
+//! first commit after a restart checkpoints the frames read back.
+//!
 //! `KILL9_ROUNDS` sets the number of kills (default 200); `scripts/kill9.sh` runs a longer
 //! campaign. The seed of the kill moments is printed (`KILL9_SEED` replays it).
 
@@ -27,11 +31,16 @@ impl Moments {
     }
 }
 
+/// The writer's log: 32 KiB halves, a few document writes each.
+const LOG_BYTES: u64 = 64 << 10;
+
 /// One writer life: returns the DB line (if printed) and the acknowledged ids.
 fn run_and_kill(repo: &std::path::Path, moments: &mut Moments) -> (Option<String>, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_threads-crash-writer"))
         .arg("--repo")
         .arg(repo)
+        .arg("--log-bytes")
+        .arg(LOG_BYTES.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -2,7 +2,9 @@
 //! `people` collection, prints `DB <thread id> <thread key>`, then writes one document per
 //! durable write transaction and prints `ACK <instance id>` after each one is acknowledged,
 //! until killed or after `--max-writes` writes. The kill -9 test kills it at random moments and
-//! checks that every acknowledged id survived.
+//! checks that every acknowledged id survived. `--log-bytes N` sets the size of the store's
+//! write-ahead log when the repository is created (a small one makes kills land during
+//! background checkpoints).
 
 use serde_json::json;
 use std::io::Write;
@@ -25,7 +27,7 @@ fn arg(name: &str) -> Option<String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let Some(repo) = arg("--repo").map(PathBuf::from) else {
-        eprintln!("usage: threads-crash-writer --repo DIR [--max-writes N]");
+        eprintln!("usage: threads-crash-writer --repo DIR [--max-writes N] [--log-bytes N]");
         return std::process::ExitCode::FAILURE;
     };
     let max_writes: u64 = arg("--max-writes")
@@ -33,6 +35,9 @@ async fn main() -> std::process::ExitCode {
         .unwrap_or(100_000);
     let mut config = NodeConfig::new(&repo, vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")]);
     config.lmdb.map_size = 1 << 30;
+    if let Some(bytes) = arg("--log-bytes").and_then(|n| n.parse().ok()) {
+        config.lmdb.log_bytes = bytes;
+    }
     let node = match Node::start(config).await {
         Ok(n) => n,
         Err(e) => {
